@@ -1,0 +1,35 @@
+# The README's two commands: `make demo` and `make test`.
+# Both install what is missing on a Debian 12 machine (as root), then run.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEB_PKGS := mosquitto influxdb chromium
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup deb lint
+
+deb:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@# the packaged services are not used: PulseGate starts its own on free ports
+	@-systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all]'
+	touch $(STAMP)
+
+setup: deb $(STAMP)
+
+demo: setup
+	$(VENV)/bin/pulsegate demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(PY) -m pytest -q -p no:cacheprovider

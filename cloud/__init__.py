@@ -1,0 +1,1 @@
+"""Cloud: ingest workers, InfluxDB store, REST API + dashboard, training + model registry."""

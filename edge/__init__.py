@@ -1,0 +1,1 @@
+"""Gateway daemon: sources -> pipeline -> alarms; uplink; model slots; nurse page."""

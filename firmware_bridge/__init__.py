@@ -1,0 +1,1 @@
+"""Device protocols: sans-IO codecs, async transports, device emulators."""

@@ -1,0 +1,75 @@
+"""The ``pulsegate`` console script.
+
+Each area registers its own commands from a small ``cli.py`` of its own
+(edge/cli.py, cloud/cli.py, firmware_bridge/cli.py, pulsegate/demo_cli.py).
+Those modules import heavy libraries (OpenCV, TensorFlow, LiteRT) only inside
+the command handlers, so ``pulsegate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pulsegate import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+COMMAND_MODULES = (
+    "pulsegate.config_cli",
+    "pulsegate.demo_cli",
+    "edge.cli",
+    "cloud.cli",
+    "firmware_bridge.cli",
+)
+
+
+@dataclass
+class Commands:
+    """Subparser groups an area may add commands to. Set ``handler=`` defaults."""
+
+    top: argparse._SubParsersAction[argparse.ArgumentParser]
+    bench: argparse._SubParsersAction[argparse.ArgumentParser]
+    model: argparse._SubParsersAction[argparse.ArgumentParser]
+    emulate: argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pulsegate", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"pulsegate {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    bench = top.add_parser("bench", help="benchmarks that print figures").add_subparsers(
+        dest="bench", metavar="WHAT", required=True
+    )
+    model = top.add_parser("model", help="model registry: keys, signing, evaluation").add_subparsers(
+        dest="model_cmd", metavar="ACTION", required=True
+    )
+    emulate = top.add_parser("emulate", help="run a device emulator").add_subparsers(
+        dest="device", metavar="DEVICE", required=True
+    )
+    cmds = Commands(top=top, bench=bench, model=model, emulate=emulate)
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # area not installed in this deployment (e.g. cloud on a gateway)
+            raise
+        mod.register(cmds)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,10 @@
+"""The edge-cloud contract: topics, message schemas, encoding and versions.
+
+Imported by both daemons (edge/ and cloud/); nothing here imports either of them.
+"""
+
+from wire.sample import PARAMETERS, Parameter, Quality, Sample
+
+WIRE_VERSION = 1
+
+__all__ = ["PARAMETERS", "Parameter", "Quality", "Sample", "WIRE_VERSION"]

@@ -1,0 +1,133 @@
+"""Message schemas of contract v1 (msgspec Structs, MessagePack on the wire).
+
+Every uplink message is one tagged Struct (tag field ``k``) carrying the
+contract version ``v``, the gateway id ``gw``, the stream and a per-stream
+sequence number ``seq``. (gateway, stream, seq) is the record's stable id: the
+outbox assigns it once and a replay carries the same id.
+
+Times are capture times in integer nanoseconds since the epoch (InfluxDB's
+native precision), taken where the data was captured and never rewritten.
+
+Patient references in these messages are always pseudonyms (HMAC, see
+edge/pseudonym.py); the key never leaves the gateway.
+
+Field names are short because the link is cellular: see docs/ARCHITECTURE.md
+("Encoding") for the measured sizes and speeds that chose MessagePack.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+VERSION = 1
+
+
+class _Msg(msgspec.Struct, tag_field="k", forbid_unknown_fields=True, omit_defaults=True):
+    v: int
+    gw: str
+    seq: int
+
+
+class SummaryItem(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """Per bed and parameter over one interval: count, min, max, mean, last."""
+
+    bed: str
+    patient: str  # pseudonym
+    param: str
+    t: int  # start of interval, ns
+    count: int
+    min: float
+    max: float
+    mean: float
+    last: float
+    invalid: int = 0  # samples with quality flags in the interval
+
+
+class Summary(_Msg, tag="sum"):
+    interval_s: float
+    items: list[SummaryItem]
+
+
+class Score(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    bed: str
+    patient: str
+    t: int
+    news2: int | None
+    anomaly: float | None
+
+
+class Scores(_Msg, tag="scr"):
+    items: list[Score]
+
+
+class Alarm(_Msg, tag="alm"):
+    alarm_id: str
+    bed: str
+    patient: str
+    t: int  # when the condition was raised (capture time of the triggering sample)
+    state: Literal["raised", "escalated", "acknowledged", "silenced", "cleared"]
+    priority: Literal["high", "medium", "low", "info"]
+    kind: Literal["physiological", "technical"]
+    source: str  # threshold | news2 | anomaly | device | finding
+    condition: str
+    score: float | None = None
+    value: float | None = None
+    param: str | None = None
+    by: str | None = None  # initials of whoever acknowledged
+    latency_ms: dict[str, float] = {}
+
+
+class Event(_Msg, tag="evt"):
+    t: int
+    kind: str
+    bed: str | None = None
+    detail: dict[str, str | int | float | bool | None] = {}
+
+
+class Gap(_Msg, tag="gap"):
+    """Records the gateway dropped (disk quota) so the cloud knows what is missing."""
+
+    t: int
+    stream: str
+    first_seq: int
+    last_seq: int
+    count: int
+    reason: str
+
+
+class Finding(_Msg, tag="fnd"):
+    """An endoscopy finding: no pixels, only geometry and confidence."""
+
+    t: int
+    room: str
+    present: bool
+    confidence: float
+    area: float  # fraction of the frame
+    box: tuple[float, float, float, float] | None = None  # x, y, w, h in frame fractions
+
+
+class Raw(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    bed: str
+    patient: str
+    param: str
+    t: int
+    value: float
+    quality: int
+
+
+class RawBatch(_Msg, tag="raw"):
+    items: list[Raw]
+
+
+class Status(_Msg, tag="sts"):
+    t: int
+    online: bool
+    backlog: int = 0
+    oldest_unsent_s: float = 0.0
+    software: str = ""
+    models: dict[str, str] = {}
+
+
+Message = Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status

@@ -1,0 +1,140 @@
+"""Model manifests and their Ed25519 signatures.
+
+A model ships as ``models/<name>/<version>/`` holding ``model.tflite``,
+``manifest.json`` (this schema), ``manifest.sig`` (raw 64-byte Ed25519
+signature over the exact bytes of manifest.json) and ``MODEL_CARD.md``.
+The manifest pins the model file by sha256, so signing the manifest signs the
+model. Gateways hold only public keys; the cloud's model registry holds the
+private key (``pulsegate model keygen`` / ``pulsegate model sign``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+
+class TensorSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    shape: list[int]  # -1 for a dynamic (batch) dimension
+    dtype: str  # float32 | int8 | uint8
+    scale: float = 0.0  # quantisation, 0 when not quantised
+    zero_point: int = 0
+
+
+class Manifest(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    version: str  # dotted integers, compared numerically
+    sha256: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    metrics: dict[str, float | int | str | None] = {}
+    training_data: str = ""
+    created: str = ""
+    notes: str = ""
+
+    def version_tuple(self) -> tuple[int, ...]:
+        return version_tuple(self.version)
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in version.split("."))
+    except ValueError:
+        raise ManifestError(f"version {version!r} is not dotted integers") from None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def encode_manifest(m: Manifest) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(m), indent=2) + b"\n"
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ManifestError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ManifestError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def generate_keypair(private_path: Path, public_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    private_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    private_path.chmod(0o600)
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def sign_model_dir(model_dir: Path, key: Ed25519PrivateKey) -> None:
+    """Re-hash model.tflite into manifest.json and write manifest.sig."""
+    manifest_path = model_dir / "manifest.json"
+    m = msgspec.json.decode(manifest_path.read_bytes(), type=Manifest)
+    m.sha256 = sha256_file(model_dir / "model.tflite")
+    body = encode_manifest(m)
+    manifest_path.write_bytes(body)
+    (model_dir / "manifest.sig").write_bytes(key.sign(body))
+
+
+def verify_model_dir(model_dir: Path, keys: list[Ed25519PublicKey]) -> Manifest:
+    """Verify signature and hash; return the manifest or raise ManifestError."""
+    try:
+        body = (model_dir / "manifest.json").read_bytes()
+        sig = (model_dir / "manifest.sig").read_bytes()
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{model_dir}: missing {Path(exc.filename).name}") from None
+    if not any(_verifies(k, sig, body) for k in keys):
+        raise ManifestError(f"{model_dir}: manifest signature does not verify with any trusted key")
+    try:
+        m = msgspec.json.decode(body, type=Manifest)
+    except msgspec.DecodeError as exc:
+        raise ManifestError(f"{model_dir}: manifest invalid: {exc}") from None
+    model_file = model_dir / "model.tflite"
+    if not model_file.exists():
+        raise ManifestError(f"{model_dir}: missing model.tflite")
+    digest = sha256_file(model_file)
+    if digest != m.sha256:
+        raise ManifestError(f"{model_dir}: model.tflite sha256 {digest[:12]} != manifest {m.sha256[:12]}")
+    version_tuple(m.version)
+    return m
+
+
+def _verifies(key: Ed25519PublicKey, sig: bytes, body: bytes) -> bool:
+    try:
+        key.verify(sig, body)
+    except InvalidSignature:
+        return False
+    return True

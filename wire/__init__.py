@@ -3,8 +3,8 @@
 Imported by both daemons (edge/ and cloud/); nothing here imports either of them.
 """
 
-from wire.sample import PARAMETERS, Parameter, Quality, Sample
+from wire.sample import PARAMETERS, DeviceEvent, Parameter, Quality, Sample
 
 WIRE_VERSION = 1
 
-__all__ = ["PARAMETERS", "Parameter", "Quality", "Sample", "WIRE_VERSION"]
+__all__ = ["PARAMETERS", "DeviceEvent", "Parameter", "Quality", "Sample", "WIRE_VERSION"]

@@ -85,3 +85,22 @@ class Sample:
     @property
     def valid(self) -> bool:
         return self.quality == Quality.VALID and not math.isnan(self.value)
+
+
+@dataclass(slots=True)
+class DeviceEvent:
+    """A technical condition of a device or link, raised by a transport or codec.
+
+    ``condition`` is one of: connected, disconnected, silent, sensor_off,
+    probe_fault, low_signal, and ``active`` says whether it starts or ends.
+    These feed technical alarms, never a clinical score.
+    """
+
+    bed: str
+    device: str
+    condition: str
+    active: bool
+    recv_mono: float
+    recv_wall: float
+    parameter: str = ""
+    detail: str = ""

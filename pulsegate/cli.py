@@ -19,11 +19,17 @@ from pulsegate import __version__
 Handler = Callable[[argparse.Namespace], int]
 
 COMMAND_MODULES = (
-    "pulsegate.config_cli",
-    "pulsegate.demo_cli",
-    "edge.cli",
-    "cloud.cli",
-    "firmware_bridge.cli",
+    "pulsegate.config_cli",  # check-config
+    "pulsegate.demo_cli",  # demo
+    "pulsegate.model_cli",  # model keygen/sign/verify
+    "edge.cli",  # edge run
+    "edge.clinical_cli",  # replay, bench edge
+    "edge.video.cli",  # bench video, model eval endoscopy-seg, video
+    "cloud.cli",  # cloud run
+    "cloud.reliability_cli",  # bench ingest, bench outage
+    "cloud.training.vitals_cli",  # model train vitals-anomaly
+    "cloud.training.endoscopy_cli",  # model train endoscopy-seg
+    "firmware_bridge.cli",  # emulate, bench codecs
 )
 
 
@@ -54,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             mod = importlib.import_module(name)
-        except ImportError as exc:
+        except ModuleNotFoundError as exc:
             if exc.name and name.startswith(exc.name):
                 continue  # area not installed in this deployment (e.g. cloud on a gateway)
             raise

@@ -8,7 +8,6 @@ gets a unique topic prefix / database from ``unique`` so tests never share state
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -73,8 +72,3 @@ def verify_cleanup() -> Iterator[None]:
         t.join(timeout=2)
     leaked = [t for t in leaked if t.is_alive()]
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"
-
-
-@pytest.fixture
-def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    return asyncio.DefaultEventLoopPolicy()

@@ -38,7 +38,7 @@ def decode(payload: bytes) -> Message:
         msg = _decoder.decode(payload)
     except msgspec.ValidationError as exc:
         raise WireError("schema", str(exc)[:300]) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError("malformed", str(exc)[:300]) from None
     if msg.v != VERSION:
         raise WireError("version", f"unsupported contract version {msg.v}")

@@ -1,0 +1,128 @@
+"""Per-bed, per-parameter summaries over fixed intervals: the default uplink.
+
+Intervals are aligned to wall-clock multiples of ``interval_s`` and stamped
+with the interval's start (capture time), so a replayed summary lands on the
+same InfluxDB point. Only valid samples enter count/min/max/mean/last;
+invalid ones are counted separately. Optional raw numerics go to the ``bulk``
+stream in batches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge.pseudonym import Pseudonymizer
+from wire.messages import VERSION, Message, Raw, RawBatch, Summary, SummaryItem
+from wire.sample import DeviceEvent, Sample
+
+Publish = Callable[[str, Message], None]
+
+
+@dataclass(slots=True)
+class _Acc:
+    patient: str
+    count: int = 0
+    min: float = math.inf
+    max: float = -math.inf
+    total: float = 0.0
+    last: float = math.nan
+    invalid: int = 0
+
+
+class Summarizer:
+    """A pipeline stage: accumulates samples, publishes one Summary per interval."""
+
+    def __init__(
+        self,
+        gateway: str,
+        publish: Publish,
+        pseudonyms: Pseudonymizer,
+        interval_s: float = 60.0,
+        raw: bool = False,
+        raw_batch: int = 500,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.gateway = gateway
+        self.publish = publish
+        self.pseudonyms = pseudonyms
+        self.interval_s = interval_s
+        self.raw = raw
+        self.raw_batch = raw_batch
+        self._bucket: int | None = None
+        self._acc: dict[tuple[str, str], _Acc] = {}
+        self._raw: list[Raw] = []
+        self.summaries_sent = 0
+
+    def on_sample(self, s: Sample) -> None:
+        bucket = int(s.recv_wall // self.interval_s)
+        if self._bucket is None:
+            self._bucket = bucket
+        elif bucket > self._bucket:
+            self._flush()
+            self._bucket = bucket
+        key = (s.bed, s.parameter)
+        acc = self._acc.get(key)
+        if acc is None:
+            acc = self._acc[key] = _Acc(self.pseudonyms.pseudonym(s.patient))
+        if s.quality or s.value != s.value:  # flags set, or NaN
+            acc.invalid += 1
+        else:
+            v = s.value
+            acc.count += 1
+            acc.total += v
+            acc.last = v
+            if v < acc.min:
+                acc.min = v
+            if v > acc.max:
+                acc.max = v
+        if self.raw:
+            self._raw.append(Raw(s.bed, acc.patient, s.parameter, int(s.recv_wall * 1e9), s.value, int(s.quality)))
+            if len(self._raw) >= self.raw_batch:
+                self._flush_raw()
+
+    def on_device_event(self, event: DeviceEvent) -> None:
+        pass
+
+    def tick(self, now_mono: float, now_wall: float) -> None:
+        if self._bucket is not None and int(now_wall // self.interval_s) > self._bucket:
+            self._flush()
+            self._bucket = None
+        if self._raw:
+            self._flush_raw()
+
+    def flush(self) -> None:
+        """Publish what has accumulated now (at shutdown)."""
+        self._flush()
+        self._flush_raw()
+
+    def _flush(self) -> None:
+        if not self._acc or self._bucket is None:
+            self._acc.clear()
+            return
+        t = int(self._bucket * self.interval_s * 1e9)
+        items = [
+            SummaryItem(
+                bed=bed,
+                patient=a.patient,
+                param=param,
+                t=t,
+                count=a.count,
+                min=a.min if a.count else math.nan,
+                max=a.max if a.count else math.nan,
+                mean=a.total / a.count if a.count else math.nan,
+                last=a.last,
+                invalid=a.invalid,
+            )
+            for (bed, param), a in self._acc.items()
+        ]
+        self._acc.clear()
+        self.publish("summaries", Summary(v=VERSION, gw=self.gateway, seq=0, interval_s=self.interval_s, items=items))
+        self.summaries_sent += 1
+
+    def _flush_raw(self) -> None:
+        if self._raw:
+            batch, self._raw = self._raw, []
+            self.publish("bulk", RawBatch(v=VERSION, gw=self.gateway, seq=0, items=batch))

@@ -1,0 +1,70 @@
+"""The gateway's TOML config: one frozen model, validated at start.
+
+Sections owned by other modules are imported from them (devices from
+firmware_bridge.config, uplink from edge.outbox/uplink, clinical from
+edge.alarms, video from edge.video.config) and composed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from pulsegate.configbase import Section
+from pulsegate.configload import load
+from wire.topics import TopicError, check_id
+
+
+class GatewaySection(Section):
+    id: str
+    site: str
+    state_dir: Path = Path("/var/lib/pulsegate")
+    pseudonym_key: str = Field(
+        description="file path or credential:NAME holding the HMAC key (>= 16 bytes); never the key itself"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("id", "site")
+    @classmethod
+    def _ids(cls, v: str) -> str:
+        try:
+            return check_id("gateway/site", v)
+        except TopicError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class HttpSection(Section):
+    listen: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class LocalBusSection(Section):
+    """The gateway's own broker (nurse call, pagers, BLE bridges)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+
+
+class SummariesSection(Section):
+    interval_s: float = Field(60.0, ge=1.0, le=3600.0)
+    raw: bool = False
+
+
+class ModelsSection(Section):
+    dir: Path = Path("models")
+    trusted_keys: list[Path] = []
+
+
+class EdgeConfig(Section):
+    gateway: GatewaySection
+    http: HttpSection = HttpSection()
+    local_bus: LocalBusSection = LocalBusSection()
+    summaries: SummariesSection = SummariesSection()
+    models: ModelsSection = ModelsSection()
+
+
+def load_edge_config(path: Path) -> EdgeConfig:
+    return load(path, EdgeConfig)

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "pulsegate.config_cli",  # check-config
     "pulsegate.demo_cli",  # demo
     "pulsegate.model_cli",  # model keygen/sign/verify
+    "pulsegate.wire_cli",  # bench wire
     "edge.cli",  # edge run
     "edge.clinical_cli",  # replay, bench edge
     "edge.video.cli",  # bench video, model eval endoscopy-seg, video

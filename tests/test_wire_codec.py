@@ -95,3 +95,34 @@ def test_topics() -> None:
             topics.parse_uplink(bad)
     with pytest.raises(topics.TopicError):
         topics.check_id("gateway", "gw/1")
+
+
+def test_large_messages_are_compressed_and_bounded() -> None:
+    import zlib
+
+    from wire.codec import COMPRESS_ABOVE, MAX_DECOMPRESSED, ZLIB_MARK
+
+    big = summary(50)
+    raw = msgspec.msgpack.encode(big)
+    assert len(raw) > COMPRESS_ABOVE
+    wire_bytes = encode(big)
+    assert wire_bytes[0] == ZLIB_MARK and len(wire_bytes) < len(raw) / 2
+    assert decode(wire_bytes) == big
+    small = Status(v=1, gw="gw1", seq=0, t=9, online=True)
+    assert encode(small)[0] != ZLIB_MARK
+    bomb = bytes([ZLIB_MARK]) + zlib.compress(b"\x00" * (MAX_DECOMPRESSED + 10))
+    with pytest.raises(WireError) as info:
+        decode(bomb)
+    assert info.value.reason == "oversize"
+    with pytest.raises(WireError) as info:
+        decode(wire_bytes[:-5])
+    assert info.value.reason == "malformed"
+
+
+def test_bench_wire_reports_contract_smaller_than_json() -> None:
+    from wire.bench import run
+
+    out = run(beds=8, n=5)
+    assert out["items"] == 48
+    assert out["contract_msgpack_zlib"]["bytes"] < out["json_stdlib"]["bytes"]
+    assert all(out[k]["encode_us"] > 0 for k in ("contract_msgpack_zlib", "json_msgspec", "json_stdlib"))

@@ -8,11 +8,16 @@ reason that the caller counts. Nothing else escapes.
 
 from __future__ import annotations
 
+import zlib
+
 import msgspec
 
 from wire.messages import VERSION, Message
 
-MAX_PAYLOAD = 256 * 1024  # bytes; a summary of 500 beds x 8 parameters is ~40 kB
+MAX_PAYLOAD = 256 * 1024  # bytes on the wire
+MAX_DECOMPRESSED = 4 * 1024 * 1024  # bytes after inflating; bounds a zip bomb
+COMPRESS_ABOVE = 1024  # bytes; smaller messages (alarms, status) go uncompressed
+ZLIB_MARK = 0xC1  # "never used" in MessagePack, so a marked payload cannot be confused with a plain one
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)  # type: ignore[arg-type]
@@ -28,12 +33,31 @@ class WireError(ValueError):
 
 
 def encode(msg: Message) -> bytes:
-    return _encoder.encode(msg)
+    """MessagePack; payloads over COMPRESS_ABOVE bytes are zlib-compressed behind ZLIB_MARK."""
+    body = _encoder.encode(msg)
+    if len(body) > COMPRESS_ABOVE:
+        return bytes((ZLIB_MARK,)) + zlib.compress(body, 6)
+    return body
+
+
+def _inflate(payload: bytes) -> bytes:
+    d = zlib.decompressobj()
+    try:
+        body = d.decompress(payload[1:], MAX_DECOMPRESSED)
+    except zlib.error as exc:
+        raise WireError("malformed", f"bad zlib stream: {exc}") from None
+    if d.unconsumed_tail:
+        raise WireError("oversize", f"inflates past {MAX_DECOMPRESSED} bytes")
+    if not d.eof:
+        raise WireError("malformed", "truncated zlib stream")
+    return body
 
 
 def decode(payload: bytes) -> Message:
     if len(payload) > MAX_PAYLOAD:
         raise WireError("oversize", f"{len(payload)} bytes > {MAX_PAYLOAD}")
+    if payload[:1] == b"\xc1":
+        payload = _inflate(payload)
     try:
         msg = _decoder.decode(payload)
     except msgspec.ValidationError as exc:

@@ -1,0 +1,31 @@
+"""The cloud daemon's TOML config (ingest, InfluxDB, API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from pulsegate.configbase import Section
+from pulsegate.configload import load
+
+
+class CloudSection(Section):
+    id: str = "cloud-1"
+    state_dir: Path = Path("/var/lib/pulsegate-cloud")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ApiSection(Section):
+    listen: str = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535)
+
+
+class CloudConfig(Section):
+    cloud: CloudSection
+    api: ApiSection = ApiSection()
+
+
+def load_cloud_config(path: Path) -> CloudConfig:
+    return load(path, CloudConfig)

@@ -1,0 +1,100 @@
+"""Config validation: unknown keys and wrong types name the key and the line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from edge.config import EdgeConfig
+from pulsegate.cli import main
+from pulsegate.configbase import SecretError, read_secret
+from pulsegate.configload import ConfigError, key_lines, loads
+from pulsegate.logs import JsonFormatter, get_logger
+
+GOOD = """
+[gateway]
+id = "ward7-gw1"
+site = "stmarys"
+pseudonym_key = "/etc/pulsegate/credentials/pseudonym-key"
+
+[summaries]
+interval_s = 30
+"""
+
+
+def test_good_config_is_frozen() -> None:
+    cfg = loads(GOOD, EdgeConfig)
+    assert cfg.gateway.id == "ward7-gw1" and cfg.summaries.interval_s == 30
+    with pytest.raises(ValueError):
+        cfg.gateway.id = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD + "\n[summaries2]\nx = 1\n", ":10: summaries2: unknown key"),
+        (GOOD.replace("interval_s = 30", "interval_s = 30\nintervall = 5"), ":9: summaries.intervall: unknown key"),
+        (GOOD.replace("interval_s = 30", 'interval_s = "often"'), ":8: summaries.interval_s: Input should be a valid number"),
+        (GOOD.replace("interval_s = 30", "interval_s = 0.1"), ":8: summaries.interval_s: Input should be greater than or equal to 1"),
+        (GOOD.replace('id = "ward7-gw1"', 'id = "ward7/gw1"'), ":3: gateway.id: Value error"),
+        (GOOD.replace('site = "stmarys"\n', ""), ": gateway.site: required key is missing"),
+        (GOOD + "\n[http]\nport = 70000\n", ":11: http.port: Input should be less than or equal to 65535"),
+        ("[gateway\n", "TOML syntax error"),
+    ],
+)
+def test_errors_name_key_and_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads(text, EdgeConfig, Path("edge.toml"))
+    assert any(expected in p for p in info.value.problems), info.value.problems
+
+
+def test_key_lines_array_of_tables() -> None:
+    text = '[[devices]]\nid = "a"\n[[devices]]\nid = "b"\nbaud = 3\n[x.y]\nz = 1\n'
+    lines = key_lines(text)
+    assert lines[("devices", 1, "baud")] == 5
+    assert lines[("devices", 0, "id")] == 2
+    assert lines[("x", "y", "z")] == 7
+
+
+def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "edge.toml"
+    good.write_text(GOOD)
+    assert main(["check-config", str(good)]) == 0
+    assert "valid edge config" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD + "bogus = 1\n")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "summaries.bogus: unknown key" in err and "bad.toml:9" in err
+    cloud = tmp_path / "cloud.toml"
+    cloud.write_text('[cloud]\nid = "c1"\n[api]\nport = "x"\n')
+    assert main(["check-config", str(cloud)]) == 1
+    assert "api.port" in capsys.readouterr().err
+    neither = tmp_path / "n.toml"
+    neither.write_text("[foo]\n")
+    assert main(["check-config", str(neither)]) == 1
+
+
+def test_secrets_from_file_and_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "k").write_text("s3cret-key-material\n")
+    assert read_secret("k", base=tmp_path) == b"s3cret-key-material"
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert read_secret("credential:k") == b"s3cret-key-material"
+    with pytest.raises(SecretError, match="cannot read secret"):
+        read_secret(str(tmp_path / "missing"))
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    with pytest.raises(SecretError, match="CREDENTIALS_DIRECTORY"):
+        read_secret("credential:k")
+
+
+def test_logs_are_json_and_redact_patient_fields() -> None:
+    record = logging.LogRecord("edge.test", logging.INFO, __file__, 1, "alarm_raised", None, None)
+    record.fields = {"bed": "3", "patient": "MRN-998877", "mrn": "998877"}
+    out = json.loads(JsonFormatter().format(record))
+    assert out["event"] == "alarm_raised" and out["bed"] == "3" and out["component"] == "edge.test"
+    assert out["patient"] == "<redacted>" and out["mrn"] == "<redacted>"
+    assert "998877" not in json.dumps(out)
+    get_logger("x").info("smoke", bed="1")  # the wrapper path works without handlers

@@ -55,7 +55,7 @@ class SummariesSection(Section):
 
 class ModelsSection(Section):
     dir: Path = Path("models")
-    trusted_keys: list[Path] = []
+    trusted_keys: tuple[Path, ...] = ()
 
 
 class EdgeConfig(Section):

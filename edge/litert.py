@@ -60,7 +60,8 @@ class ModelRunner:
 
     @property
     def input_dtype(self) -> np.dtype[Any]:
-        return np.dtype(self._in[0]["dtype"])
+        dtype: np.dtype[Any] = np.dtype(self._in[0]["dtype"])
+        return dtype
 
     def _check(self, m: Manifest) -> None:
         def same(spec: TensorSpec, det: dict[str, Any]) -> bool:
@@ -105,7 +106,8 @@ class ModelRunner:
         det = self._in[0]
         self._interp.set_tensor(det["index"], _quantize(batch, det))
         self._interp.invoke()
-        return [_dequantize(self._interp.get_tensor(o["index"]), o)[:n] for o in self._out]
+        outputs: list[np.ndarray] = [_dequantize(self._interp.get_tensor(o["index"]), o)[:n] for o in self._out]
+        return outputs
 
 
 def _quantize(x: np.ndarray, det: dict[str, Any]) -> np.ndarray:
@@ -115,11 +117,13 @@ def _quantize(x: np.ndarray, det: dict[str, Any]) -> np.ndarray:
     scale, zp = det["quantization"]
     info = np.iinfo(dtype)
     q = np.round(x / scale + zp)
-    return np.clip(q, info.min, info.max).astype(dtype)
+    out: np.ndarray = np.clip(q, info.min, info.max).astype(dtype)
+    return out
 
 
 def _dequantize(y: np.ndarray, det: dict[str, Any]) -> np.ndarray:
     if np.dtype(det["dtype"]) == np.float32:
-        return y
+        return np.asarray(y, dtype=np.float32)
     scale, zp = det["quantization"]
-    return ((y.astype(np.float32) - zp) * scale).astype(np.float32)
+    out: np.ndarray = ((y.astype(np.float32) - zp) * scale).astype(np.float32)
+    return out

@@ -125,7 +125,7 @@ class Supervisor:
             pending = [tasks[c.name] for c in tier_comps]
             if not pending:
                 continue
-            done, still = await asyncio.wait(pending, timeout=self.stop_timeout_s)
+            _, still = await asyncio.wait(pending, timeout=self.stop_timeout_s)
             for t in still:
                 log.warning("component_stop_timeout", name=t.get_name())
                 t.cancel()

@@ -7,4 +7,4 @@ from wire.sample import PARAMETERS, DeviceEvent, Parameter, Quality, Sample
 
 WIRE_VERSION = 1
 
-__all__ = ["PARAMETERS", "DeviceEvent", "Parameter", "Quality", "Sample", "WIRE_VERSION"]
+__all__ = ["PARAMETERS", "WIRE_VERSION", "DeviceEvent", "Parameter", "Quality", "Sample"]

@@ -1,0 +1,1 @@
+"""Device emulators: byte-exact device output driven by patient/device scenarios."""

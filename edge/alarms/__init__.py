@@ -1,0 +1,1 @@
+"""Alarm types, the alarm manager, alarm profiles (config) and local delivery."""

@@ -1,0 +1,410 @@
+"""ClinicalStage: the pipeline stage from Samples to alarms.
+
+per sample (O(1)):   bed state -> threshold rules of the bed's profile -> alarm manager
+                     quality SENSOR_OFF -> technical condition of that parameter
+per device event:    disconnected / silent / sensor_off / probe_fault / low_signal -> technical alarms
+per tick:            NEWS2 for beds whose values changed (each second), stale-data checks,
+                     the anomaly model over every bed with a new minute bucket in ONE batched
+                     invoke (every ``anomaly.interval_s``), silence expiry and escalation.
+
+Every alarm state change goes to the ``sinks`` (local MQTT publisher, nurse page:
+non-blocking ``offer`` callables) first and then to ``on_alarm`` (the lead's
+uplink). A sink that raises is counted and never stops the pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from edge.alarms.manager import AlarmManager, AuditRecord, ConditionSpec
+from edge.alarms.model import Alarm, AlarmUpdate, Kind, Priority
+from edge.alarms.profiles import BedConfig, ClinicalConfig, Profile, ThresholdRule
+from edge.anomaly import AnomalyScorer
+from edge.bedstate import HR, PR, RESP, SLOT, SLOTS, SPO2, SYS, TEMP, BedState, PatientContext, trend
+from edge.news2 import News2, news2
+from pulsegate.logs import get_logger
+from wire.sample import DeviceEvent, Quality, Sample
+
+log = get_logger("edge.clinical")
+_PRIO = {"high": Priority.HIGH, "medium": Priority.MEDIUM, "low": Priority.LOW}
+_CONTINUOUS = (HR, SPO2, RESP)
+
+
+class _Rule:
+    __slots__ = ("clear", "high", "idx", "limit", "spec")
+
+    def __init__(self, idx: int, rule: ThresholdRule, latch_high: bool) -> None:
+        self.idx = idx
+        self.high = rule.direction == "high"
+        self.limit = rule.limit
+        self.clear = rule.limit - rule.hysteresis if self.high else rule.limit + rule.hysteresis
+        prio = _PRIO[rule.priority]
+        word = "high" if self.high else "low"
+        self.spec = ConditionSpec(
+            rule.condition, Kind.PHYSIOLOGICAL, "threshold", prio, rule.delay_s,
+            latch_high and prio is Priority.HIGH, f"{rule.parameter.replace('_', ' ')} {word} (limit {rule.limit:g})",
+            rule.parameter,
+        )
+
+
+class _Profile:
+    """A profile compiled for the hot path: rules per parameter slot, NEWS2 and technical specs."""
+
+    def __init__(self, name: str, p: Profile, cfg: ClinicalConfig) -> None:
+        self.name = name
+        self.p = p
+        self.rules = [_Rule(i, r, cfg.latch_high) for i, r in enumerate(p.thresholds)]
+        self.by_slot: list[tuple[_Rule, ...]] = [
+            tuple(r for r in self.rules if SLOT[p.thresholds[r.idx].parameter] == s) for s in range(len(SLOTS))
+        ]
+        self.by_slot[PR] = self.by_slot[HR]  # pulse rate stands in for heart rate without ECG
+        n = p.news2
+        lh = cfg.latch_high
+        self.news2_high = ConditionSpec("news2_high", Kind.PHYSIOLOGICAL, "news2", Priority.HIGH, n.delay_s, lh,
+                                        f"NEWS2 >= {n.high_at}: emergency response")
+        self.news2_medium = ConditionSpec("news2_medium", Kind.PHYSIOLOGICAL, "news2", Priority.MEDIUM, n.delay_s,
+                                          False, f"NEWS2 >= {n.medium_at}: urgent response")
+        self.news2_three = ConditionSpec(
+            "news2_single3", Kind.PHYSIOLOGICAL, "news2", _PRIO.get(n.single_three, Priority.LOW), n.delay_s, False,
+            "NEWS2: 3 in a single parameter, urgent ward review")
+        a = cfg.anomaly
+        self.anomaly = ConditionSpec("anomaly", Kind.PHYSIOLOGICAL, "anomaly", _PRIO[a.priority], a.delay_s, False,
+                                     "vitals anomaly model: deterioration pattern")
+
+
+def _tech(cfg: ClinicalConfig) -> dict[str, Callable[[str], ConditionSpec]]:
+    t = cfg.technical
+
+    def mk(cond: str, delay: float, prio: str, msg: str) -> Callable[[str], ConditionSpec]:
+        cache: dict[str, ConditionSpec] = {}
+
+        def get(param: str) -> ConditionSpec:
+            s = cache.get(param)
+            if s is None:
+                name = f"{cond}:{param}" if param else cond
+                s = cache[param] = ConditionSpec(name, Kind.TECHNICAL, "device" if cond != "no_data" else "data",
+                                                 _PRIO[prio], delay, False, msg + (f" ({param})" if param else ""),
+                                                 param or None)
+            return s
+
+        return get
+
+    return {
+        "sensor_off": mk("sensor_off", t.sensor_off_delay_s, t.sensor_off_priority, "sensor off"),
+        "disconnected": mk("disconnected", t.disconnected_delay_s, t.disconnected_priority, "device disconnected"),
+        "silent": mk("silent", t.disconnected_delay_s, t.disconnected_priority, "device not sending"),
+        "probe_fault": mk("probe_fault", t.signal_delay_s, t.signal_priority, "probe fault"),
+        "low_signal": mk("low_signal", t.signal_delay_s, t.signal_priority, "low signal quality"),
+        "no_data": mk("no_data", 0.0, t.stale_priority, "no valid data"),
+    }
+
+
+class _Bed:
+    __slots__ = ("anomaly", "anomaly_on", "devices_down", "pending_tech", "prof", "rule_on", "sensor_off", "st")
+
+    def __init__(self, st: BedState, prof: _Profile) -> None:
+        self.st = st
+        self.prof = prof
+        self.rule_on = [False] * len(prof.rules)
+        self.sensor_off = 0  # bit mask of slots whose last sample said SENSOR_OFF
+        self.devices_down: set[str] = set()
+        self.pending_tech: dict[str, tuple[ConditionSpec, float]] = {}  # event conditions awaiting their delay
+        self.anomaly = math.nan
+        self.anomaly_on = False
+
+
+class ClinicalStage:
+    """Stage protocol of edge/pipeline.py. ``now`` comes from samples (recv_mono) and tick()."""
+
+    def __init__(
+        self,
+        config: ClinicalConfig | None = None,
+        beds: Sequence[BedConfig] = (),
+        *,
+        sinks: Iterable[Callable[[AlarmUpdate], None]] = (),
+        on_alarm: Callable[[AlarmUpdate], None] | None = None,
+        on_audit: Callable[[AuditRecord], None] | None = None,
+        scorer: AnomalyScorer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        id_base: int | None = None,
+    ) -> None:
+        self.cfg = config or ClinicalConfig()
+        self.sinks = list(sinks)
+        self.on_alarm = on_alarm
+        self.scorer = scorer
+        self.clock = clock
+        self.manager = AlarmManager(
+            self._dispatch, self.cfg.escalation, self.cfg.max_silence_s, clock, wall,
+            int(wall() * 1000) if id_base is None else id_base, on_audit,
+        )
+        self._profiles = {n: _Profile(n, p, self.cfg) for n, p in self.cfg.all_profiles().items()}
+        self._tech = _tech(self.cfg)
+        self.beds: dict[str, _Bed] = {}
+        for b in beds:
+            self.add_bed(b)
+        self.sink_errors = 0
+        self.samples = 0
+        self.anomaly_batches = 0
+        self.anomaly_beds_scored = 0
+        self._next_news2 = -math.inf
+        self._next_full = -math.inf
+        self._next_anomaly = -math.inf
+        self.anomaly_threshold = scorer.threshold if scorer is not None else math.nan
+        if self.cfg.anomaly.threshold is not None:
+            self.anomaly_threshold = self.cfg.anomaly.threshold
+
+    # -- beds ---------------------------------------------------------------------------------------------
+    def add_bed(self, b: BedConfig) -> None:
+        ctx = PatientContext(b.on_oxygen, b.spo2_scale2, b.consciousness)
+        prof = self._profiles[b.profile or self.cfg.default_profile]
+        self.beds[b.id] = _Bed(BedState(b.id, prof.name, b.patient, ctx), prof)
+
+    def _bed(self, bed: str, patient: str) -> _Bed:
+        b = self.beds.get(bed)
+        if b is None:
+            prof = self._profiles[self.cfg.default_profile]
+            b = self.beds[bed] = _Bed(BedState(bed, prof.name, patient), prof)
+        elif patient and not b.st.patient:
+            b.st.patient = patient
+        return b
+
+    def set_context(self, bed: str, *, on_oxygen: bool | None = None, scale2: bool | None = None,
+                    consciousness: str | None = None) -> None:
+        """Patient context from charting (or a replay file). Forces a NEWS2 recompute."""
+        b = self._bed(bed, "")
+        c = b.st.context
+        if on_oxygen is not None:
+            c.on_oxygen = on_oxygen
+        if scale2 is not None:
+            c.scale2 = scale2
+        if consciousness is not None:
+            if consciousness not in ("A", "C", "V", "P", "U"):
+                raise ValueError(f"consciousness {consciousness!r} is not one of A, C, V, P, U")
+            c.consciousness = consciousness
+        b.st.dirty = True
+
+    # -- Stage protocol: hot path ---------------------------------------------------------------------------
+    def on_sample(self, s: Sample) -> None:
+        self.samples += 1
+        b = self._bed(s.bed, s.patient)
+        st = b.st
+        i = st.update(s)
+        if i < 0:
+            j = SLOT.get(s.parameter, -1)
+            if j >= 0 and s.quality & Quality.SENSOR_OFF:
+                if not b.sensor_off & (1 << j):
+                    b.sensor_off |= 1 << j
+                self._tech_update(b, "sensor_off", s.parameter, True, s.recv_mono, s.recv_wall)
+            return
+        if b.sensor_off & (1 << i):
+            b.sensor_off &= ~(1 << i)
+            self._tech_update(b, "sensor_off", s.parameter, False, s.recv_mono, s.recv_wall)
+        if i == PR and s.recv_mono - st.t_valid[HR] <= 10.0:
+            return  # ECG heart rate is present: its rules already run on it
+        rules = b.prof.by_slot[i]
+        if not rules:
+            return
+        v = s.value
+        on_list = b.rule_on
+        for r in rules:
+            was = on_list[r.idx]
+            if r.high:
+                on = v >= r.limit or (was and v > r.clear)
+            else:
+                on = v <= r.limit or (was and v < r.clear)
+            if on or was:
+                on_list[r.idx] = on
+                self.manager.update(st.bed, st.patient, r.spec, on, s.recv_mono, value=v, recv_mono=s.recv_mono,
+                                    t_wall=s.recv_wall)
+
+    def _tech_update(self, b: _Bed, cond: str, param: str, active: bool, now: float, wall: float) -> None:
+        spec = self._tech[cond](param)
+        self.manager.update(b.st.bed, b.st.patient, spec, active, now, recv_mono=now, t_wall=wall)
+        if active and spec.delay_s > 0 and self.manager.get_alarm(b.st.bed, spec.name) is None:
+            b.pending_tech[spec.name] = (spec, wall - now)  # confirmed from tick() once its delay ran out
+        else:
+            b.pending_tech.pop(spec.name, None)
+
+    def on_device_event(self, e: DeviceEvent) -> None:
+        b = self._bed(e.bed, "")
+        cond = e.condition
+        if cond == "connected":
+            cond, active = "disconnected", not e.active
+        else:
+            active = e.active
+        if cond not in self._tech:
+            return
+        param = e.parameter if cond in ("sensor_off", "probe_fault", "low_signal") else e.device
+        if cond in ("disconnected", "silent"):
+            key = f"{cond}:{e.device}"
+            if active:
+                b.devices_down.add(key)
+            else:
+                b.devices_down.discard(key)
+        if cond == "sensor_off" and e.parameter in SLOT:
+            bit = 1 << SLOT[e.parameter]
+            b.sensor_off = b.sensor_off | bit if active else b.sensor_off & ~bit
+        self._tech_update(b, cond, param, active, e.recv_mono, e.recv_wall)
+
+    # -- periodic -------------------------------------------------------------------------------------------
+    def tick(self, now_mono: float, now_wall: float) -> None:
+        now = now_mono
+        m = self.manager
+        for b in self.beds.values():
+            if b.pending_tech:
+                for name, (spec, offset) in list(b.pending_tech.items()):
+                    m.update(b.st.bed, b.st.patient, spec, True, now, recv_mono=now, t_wall=now + offset)
+                    if not m.is_on(b.st.bed, name) or m.get_alarm(b.st.bed, name) is not None:
+                        del b.pending_tech[name]
+        if now >= self._next_news2:
+            full = now >= self._next_full
+            self._next_news2 = now + 1.0
+            if full:
+                self._next_full = now + 10.0
+            for b in self.beds.values():
+                if b.st.dirty or full:
+                    self._news2(b, now, now_wall)
+            self._stale(now, now_wall)
+        if self.scorer is not None and now >= self._next_anomaly:
+            self._next_anomaly = now + self.cfg.anomaly.interval_s
+            self._anomaly(now, now_wall)
+        m.tick(now)
+
+    def _news2(self, b: _Bed, now: float, wall: float) -> None:
+        st = b.st
+        st.dirty = False
+        p = b.prof.p.news2
+        c = st.context
+        ca, na, ta = p.continuous_max_age_s, p.nibp_max_age_s, p.temperature_max_age_s
+        hr = st.heart_rate(now, ca)
+        res = news2(
+            resp_rate=_opt(st.fresh(RESP, now, ca)), spo2=_opt(st.fresh(SPO2, now, ca)),
+            systolic=_opt(st.fresh(SYS, now, na)), pulse=_opt(hr), temperature=_opt(st.fresh(TEMP, now, ta)),
+            on_oxygen=c.on_oxygen, consciousness=c.consciousness, scale2=c.scale2,
+        )
+        st.news2 = res
+        if not p.enabled:
+            return
+        m, bed, pat, pr = self.manager, st.bed, st.patient, b.prof
+        total = res.total
+        hi = total >= p.high_at or (m.is_on(bed, "news2_high") and total >= p.high_at - 1)
+        med = not hi and (total >= p.medium_at or (m.is_on(bed, "news2_medium") and total >= p.medium_at - 1))
+        three = p.single_three != "off" and not hi and not med and res.single_parameter_3
+        score = float(total)
+        for spec, on in ((pr.news2_high, hi), (pr.news2_medium, med), (pr.news2_three, three)):
+            if on or m.is_on(bed, spec.name):
+                m.update(bed, pat, spec, on, now, score=score, recv_mono=now, t_wall=wall)
+
+    def _stale(self, now: float, wall: float) -> None:
+        """No valid HR/SpO2/resp for stale_after_s on a bed that had them: technical; physiological ones end."""
+        stale_s = self.cfg.technical.stale_after_s
+        no_data = self._tech["no_data"]
+        m = self.manager
+        for b in self.beds.values():
+            st = b.st
+            fresh_s = b.prof.p.fresh_s
+            for i in _CONTINUOUS:
+                t = st.t_valid[i]
+                if t == -math.inf:
+                    continue
+                if i == HR and now - st.t_valid[PR] <= stale_s:
+                    t = max(t, st.t_valid[PR])
+                age = now - t
+                if age > fresh_s:
+                    for r in b.prof.by_slot[i]:
+                        if b.rule_on[r.idx]:
+                            b.rule_on[r.idx] = False
+                            m.update(st.bed, st.patient, r.spec, False, now)
+                stale = age > stale_s and not b.devices_down
+                name = SLOTS[i]
+                if stale or m.is_on(st.bed, no_data(name).name):
+                    m.update(st.bed, st.patient, no_data(name), stale, now, recv_mono=now, t_wall=wall)
+
+    def _anomaly(self, now: float, wall: float) -> None:
+        assert self.scorer is not None
+        ready: list[_Bed] = []
+        for b in self.beds.values():
+            b.st.roll(now)
+            if b.st.window_ready and b.st.buckets_filled >= self.scorer.min_buckets and b.prof.p.anomaly:
+                ready.append(b)
+        if not ready:
+            return
+        scores = self.scorer.score([b.st for b in ready])
+        self.anomaly_batches += 1
+        self.anomaly_beds_scored += len(ready)
+        thr = self.anomaly_threshold
+        m = self.manager
+        for b, sc in zip(ready, scores, strict=True):
+            b.st.window_ready = False
+            s = float(sc)
+            b.anomaly = s
+            on = s >= thr or (b.anomaly_on and s >= 0.8 * thr)
+            if on or b.anomaly_on:
+                b.anomaly_on = on
+                m.update(b.st.bed, b.st.patient, b.prof.anomaly, on, now, score=round(s, 4), recv_mono=now,
+                         t_wall=wall)
+
+    # -- delivery -------------------------------------------------------------------------------------------
+    def _dispatch(self, u: AlarmUpdate) -> None:
+        for sink in self.sinks:
+            try:
+                sink(u)
+            except Exception:
+                self.sink_errors += 1
+                log.error("alarm_sink_failed", exc=True, alarm_id=u.alarm.alarm_id)
+        if self.on_alarm is not None:
+            try:
+                self.on_alarm(u)
+            except Exception:
+                self.sink_errors += 1
+                log.error("alarm_callback_failed", exc=True, alarm_id=u.alarm.alarm_id)
+
+    # -- user actions (nurse page) --------------------------------------------------------------------------
+    def acknowledge(self, alarm_id: str, initials: str) -> Alarm:
+        return self.manager.acknowledge(alarm_id, initials, self.clock())
+
+    def silence(self, alarm_id: str, initials: str, duration_s: float) -> Alarm:
+        return self.manager.silence(alarm_id, initials, duration_s, self.clock())
+
+    # -- views ----------------------------------------------------------------------------------------------
+    def scores(self) -> dict[str, tuple[int | None, float | None]]:
+        """Per bed: (NEWS2 total or None, anomaly score or None) as last computed (for summaries)."""
+        out: dict[str, tuple[int | None, float | None]] = {}
+        for bed, b in self.beds.items():
+            n = b.st.news2
+            out[bed] = (n.total if isinstance(n, News2) else None, None if math.isnan(b.anomaly) else b.anomaly)
+        return out
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """JSON-able view for the nurse page: beds with live values, trends, NEWS2; alarms by priority."""
+        now = self.clock() if now is None else now
+        beds = []
+        for bed_id in sorted(self.beds):
+            b = self.beds[bed_id]
+            st = b.st
+            values: dict[str, Any] = {}
+            for i, name in enumerate(SLOTS):
+                if st.t_valid[i] == -math.inf:
+                    continue
+                age = now - st.t_valid[i]
+                values[name] = {"v": round(st.value[i], 1), "age": round(age, 1), "trend": trend(st, i),
+                                "stale": age > (b.prof.p.fresh_s if i in _CONTINUOUS or i == PR else 4 * 3600)}
+            n = st.news2
+            beds.append({
+                "bed": bed_id, "profile": st.profile, "values": values,
+                "news2": n.total if isinstance(n, News2) else None,
+                "news2_response": n.response.name.lower() if isinstance(n, News2) else None,
+                "news2_missing": list(n.missing) if isinstance(n, News2) else [],
+                "anomaly": None if math.isnan(b.anomaly) else round(b.anomaly, 3),
+                "on_oxygen": st.context.on_oxygen, "scale2": st.context.scale2,
+                "consciousness": st.context.consciousness,
+            })
+        return {"beds": beds, "alarms": [a.to_json() for a in self.manager.sorted_open()]}
+
+
+def _opt(v: float) -> float | None:
+    return None if v != v else v

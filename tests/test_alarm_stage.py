@@ -1,0 +1,204 @@
+"""ClinicalStage end to end with a fake clock: samples -> bed state -> thresholds/NEWS2/technical -> alarms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from edge.alarms.model import AlarmUpdate, Event, Kind, State
+from edge.alarms.profiles import BedConfig, ClinicalConfig
+from edge.clinical import ClinicalStage
+from wire.sample import DeviceEvent, Quality, Sample
+
+UNITS = {"heart_rate": "/min", "spo2": "%", "resp_rate": "/min", "nibp_sys": "mm[Hg]", "temperature": "Cel"}
+NORMAL = {"heart_rate": 75.0, "spo2": 97.0, "resp_rate": 15.0, "nibp_sys": 125.0, "temperature": 36.8}
+
+
+class Env:
+    def __init__(self, beds: list[BedConfig] | None = None) -> None:
+        self.t = 10_000.0
+        self.got: list[AlarmUpdate] = []
+        self.stage = ClinicalStage(ClinicalConfig(), beds or [BedConfig(id="b1", patient="P1")],
+                                   sinks=[self.got.append], clock=lambda: self.t, wall=lambda: self.t, id_base=0)
+
+    def sample(self, param: str, value: float, q: Quality = Quality.VALID, bed: str = "b1") -> None:
+        self.stage.on_sample(Sample(bed, param, value, UNITS[param], self.t, self.t, q))
+
+    def second(self, **values: float) -> None:
+        """One second of 1 Hz numerics (NORMAL overridden by ``values``), then a tick."""
+        for p, v in {**NORMAL, **values}.items():
+            if p in ("nibp_sys", "temperature") and p not in values:
+                continue
+            self.sample(p, v)
+        self.stage.tick(self.t, self.t)
+        self.t += 1.0
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(u.event.value, u.alarm.condition) for u in self.got]
+
+
+def test_normal_patient_is_quiet() -> None:
+    env = Env()
+    env.sample("nibp_sys", 125.0)
+    env.sample("temperature", 36.8)
+    for _ in range(600):
+        env.second()
+    assert env.got == []
+    snap = env.stage.snapshot()
+    assert snap["beds"][0]["news2"] == 0 and snap["alarms"] == []
+
+
+def test_single_artifact_spike_does_not_alarm() -> None:
+    env = Env()
+    for k in range(120):
+        env.second(heart_rate=190.0 if k % 30 == 0 else 75.0, spo2=70.0 if k % 40 == 5 else 97.0)
+    assert env.got == []
+
+
+def test_sustained_tachycardia_alarms_within_11_s() -> None:
+    env = Env()
+    for _ in range(30):
+        env.second()
+    start = env.t
+    for _ in range(15):
+        env.second(heart_rate=140.0)
+    raised = [u for u in env.got if u.event is Event.RAISED]
+    assert [u.alarm.condition for u in raised] == ["heart_rate_high"]
+    a = raised[0].alarm
+    assert a.source == "threshold" and a.kind is Kind.PHYSIOLOGICAL and a.value == 140.0
+    assert a.raised_mono - start <= 11.0
+    # hysteresis: 127 is below the 130 limit but inside the 5 bpm band: still on
+    for _ in range(5):
+        env.second(heart_rate=127.0)
+    assert a.state is State.ACTIVE
+    env.second(heart_rate=120.0)
+    assert env.events()[-1] == ("cleared", "heart_rate_high")
+
+
+def test_invalid_samples_never_feed_scores() -> None:
+    env = Env()
+    for _ in range(60):
+        env.second()
+        env.sample("spo2", 60.0, Quality.ARTIFACT)
+        env.sample("heart_rate", 200.0, Quality.QUESTIONABLE)
+        env.sample("resp_rate", math.nan)
+    assert env.got == []
+    assert env.stage.beds["b1"].st.value[2] == 97.0
+
+
+def test_sensor_off_is_technical_not_a_desaturation() -> None:
+    env = Env()
+    for _ in range(30):
+        env.second()
+    for _ in range(40):
+        env.sample("spo2", math.nan, Quality.SENSOR_OFF)
+        env.sample("heart_rate", 75.0)
+        env.sample("resp_rate", 15.0)
+        env.stage.tick(env.t, env.t)
+        env.t += 1.0
+    raised = [u.alarm for u in env.got if u.event is Event.RAISED]
+    conds = {a.condition: a for a in raised}
+    assert "sensor_off:spo2" in conds and conds["sensor_off:spo2"].kind is Kind.TECHNICAL
+    assert not any(a.kind is Kind.PHYSIOLOGICAL for a in raised)
+    env.second()  # a valid SpO2 ends the sensor-off condition
+    assert ("cleared", "sensor_off:spo2") in env.events()
+
+
+def test_device_disconnect_raises_after_delay_and_clears_on_reconnect() -> None:
+    env = Env()
+    for _ in range(5):
+        env.second()
+    env.stage.on_device_event(DeviceEvent("b1", "mon1", "disconnected", True, env.t, env.t))
+    for _ in range(3):
+        env.stage.tick(env.t, env.t)
+        env.t += 1.0
+    assert env.got == []  # 5 s technical delay
+    for _ in range(4):
+        env.stage.tick(env.t, env.t)
+        env.t += 1.0
+    assert env.events() == [("raised", "disconnected:mon1")]
+    for _ in range(60):  # no "no data" alarm on top of the disconnect
+        env.stage.tick(env.t, env.t)
+        env.t += 1.0
+    assert env.events() == [("raised", "disconnected:mon1")]
+    env.stage.on_device_event(DeviceEvent("b1", "mon1", "connected", True, env.t, env.t))
+    assert env.events()[-1] == ("cleared", "disconnected:mon1")
+
+
+def test_stale_data_is_technical_and_ends_physiological_condition() -> None:
+    env = Env()
+    for _ in range(20):
+        env.second(spo2=88.0)
+    assert ("raised", "spo2_low") in env.events()
+    for _ in range(40):  # monitor goes quiet without a device event
+        env.stage.tick(env.t, env.t)
+        env.t += 1.0
+    ev = env.events()
+    assert ("cleared", "spo2_low") in ev
+    assert ("raised", "no_data:spo2") in ev and ("raised", "no_data:heart_rate") in ev
+
+
+def test_news2_trigger_and_single_parameter_three() -> None:
+    env = Env()
+    env.sample("nibp_sys", 125.0)
+    env.sample("temperature", 36.8)
+    for _ in range(70):
+        env.second(resp_rate=26.0)  # resp 26 alone: 3 in a single parameter
+    assert ("raised", "news2_single3") in env.events()
+    env.stage.set_context("b1", consciousness="V")  # + 3 = 6: medium
+    for _ in range(65):
+        env.second(resp_rate=26.0)
+    assert ("raised", "news2_medium") in env.events() and ("cleared", "news2_single3") in env.events()
+    env.sample("nibp_sys", 95.0)  # + 2 = 8: emergency, high priority
+    for _ in range(65):
+        env.second(resp_rate=26.0)
+    high = [u.alarm for u in env.got if u.event is Event.RAISED and u.alarm.condition == "news2_high"]
+    assert len(high) == 1 and high[0].score == 8.0 and high[0].source == "news2" and high[0].latching
+
+
+def test_scale2_bed_on_oxygen_uses_scale2() -> None:
+    env = Env([BedConfig(id="b1", profile="copd", on_oxygen=True, spo2_scale2=True)])
+    env.sample("nibp_sys", 125.0)
+    env.sample("temperature", 36.8)
+    for _ in range(3):
+        env.second(spo2=90.0)
+    n = env.stage.beds["b1"].st.news2
+    assert n.subscores["spo2"] == 0 and n.total == 2  # type: ignore[attr-defined]
+    assert not any(c == "spo2_low" for _, c in env.events())  # copd limits: 86 %
+
+
+def test_acknowledge_through_stage_and_audit() -> None:
+    env = Env()
+    for _ in range(20):
+        env.second(spo2=80.0)
+    desat = next(u.alarm for u in env.got if u.alarm.condition == "spo2_desat")
+    assert desat.latching
+    for _ in range(5):
+        env.second()
+    assert desat.state is State.LATCHED
+    env.stage.acknowledge(desat.alarm_id, "RN")
+    assert str(desat.state) == "cleared"
+    assert env.stage.manager.audit[-1].by == "RN"
+
+
+def test_sink_failure_is_counted_not_raised() -> None:
+    env = Env()
+
+    def broken(u: AlarmUpdate) -> None:
+        raise RuntimeError("down")
+
+    env.stage.sinks.insert(0, broken)
+    for _ in range(20):
+        env.second(heart_rate=150.0)
+    assert env.stage.sink_errors >= 1 and ("raised", "heart_rate_high") in env.events()
+
+
+@pytest.mark.parametrize("param", ["pulse_rate"])
+def test_pulse_rate_backs_heart_rate_without_ecg(param: str) -> None:
+    env = Env()
+    for _ in range(15):
+        env.stage.on_sample(Sample("b1", param, 150.0, "/min", env.t, env.t))
+        env.stage.tick(env.t, env.t)
+        env.t += 1.0
+    assert ("raised", "heart_rate_high") in env.events()

@@ -1,0 +1,384 @@
+"""Cloud ingest worker: MQTT 5 shared subscription -> strict decode -> batched InfluxDB writes.
+
+N workers subscribe to ``$share/<group>/pg/v1/+/+/+`` and the broker splits
+the uplink traffic between them. paho-mqtt 2 runs with ``manual_ack=True``: a
+message's PUBACK goes out only after InfluxDB accepted its points (or, for a
+bad message or a refused point, after it went to the dead-letter store). A
+message whose batch has not been accepted when the connection drops is never
+acknowledged; the broker redelivers it on the worker's persistent session
+(fixed client id, clean start off) and the idempotent points make the second
+write an overwrite.
+
+Two tasks overlap work: the collector decodes and converts messages into the
+next batch while the writer delivers the previous one (cloud/delivery.py has
+the error policy). Acknowledgements go out in arrival order, batch by batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cloud import points
+from cloud.deadletter import DeadLetters
+from cloud.delivery import Delivery, DeliveryAborted
+from cloud.influx import InfluxConfig, InfluxWriter
+from cloud.retention import ensure_schema
+from pulsegate.configbase import Section, read_secret
+from pulsegate.logs import get_logger
+from pulsegate.supervisor import Tier
+from wire import codec, topics
+
+log = get_logger("cloud.ingest")
+
+
+class IngestConfig(Section):
+    """``[ingest]`` of the cloud TOML."""
+
+    host: str = "localhost"
+    port: int = 8883
+    client_id: str = "pg-ingest-1"  # unique per worker and stable across restarts
+    group: str = "ingest"
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    batch_points: int = 5000
+    flush_s: float = 1.0
+    receive_maximum: int = 20000
+    session_expiry_s: int = 24 * 3600
+    keepalive_s: int = 30
+    deadletter_dir: str = "/var/lib/pulsegate/deadletter"
+
+
+@dataclass
+class _Batch:
+    gen: int
+    lines: list[str] = field(default_factory=list)
+    mids: list[int] = field(default_factory=list)
+    dead: list[tuple[str, str, bytes, str]] = field(default_factory=list)
+
+
+class IngestWorker:
+    name = "ingest"
+    tier = Tier.SINK
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        influx: InfluxWriter,
+        client_id: str = "pg-ingest-1",
+        group: str = "ingest",
+        batch_points: int = 5000,
+        flush_s: float = 1.0,
+        deadletter_dir: Path | None = None,
+        tls_ca_file: str | None = None,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        receive_maximum: int = 20000,
+        session_expiry_s: int = 24 * 3600,
+        keepalive_s: int = 30,
+        schema: InfluxConfig | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.influx = influx
+        self.client_id, self.group = client_id, group
+        self.batch_points, self.flush_s = batch_points, flush_s
+        self.tls = (tls_ca_file, tls_cert_file, tls_key_file)
+        self.username, self.password = username, password
+        self.receive_maximum = receive_maximum
+        self.session_expiry_s, self.keepalive_s = session_expiry_s, keepalive_s
+        self.schema = schema
+        self.deadletters = DeadLetters(deadletter_dir)
+        self.delivery = Delivery(influx)
+        self.connected = False
+        self.received = 0
+        self.acked = 0
+        self.points = 0
+        self.batches = 0
+        self.connects = 0
+        self._gen = 0
+        self._client: mqtt.Client | None = None
+        self._inbox: asyncio.Queue[tuple[int, int, str, bytes]] = asyncio.Queue()
+        self._lost = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._arrived = asyncio.Event()
+        self._suback: asyncio.Future[bool] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if registry is not None:
+            registry.register(_IngestCollector(self))
+
+    @classmethod
+    def from_config(cls, cfg: IngestConfig, influx: InfluxWriter, schema: InfluxConfig | None = None,
+                    base: Path | None = None, registry: CollectorRegistry | None = None) -> IngestWorker:
+        password = read_secret(cfg.password_file, base).decode() if cfg.password_file else None
+        return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
+                   Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
+                   password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry)
+
+    # ---- Component ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self.delivery.stop = asyncio.Event()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._arrived.set()
+
+    async def run(self) -> None:
+        if self.schema is not None:
+            await self._ensure_schema()
+        delay = 0.5
+        while not self._stopping.is_set():
+            began = time.monotonic()
+            await self._session()
+            if self._stopping.is_set():
+                break
+            delay = 0.5 if time.monotonic() - began > 10 else min(delay * 2, 30.0)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+        await self.influx.close()
+
+    async def _ensure_schema(self) -> None:
+        assert self.schema is not None
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                await ensure_schema(self.influx, self.schema)
+                return
+            except Exception as exc:  # influx down at start: keep trying, nothing is consumed meanwhile
+                log.warning("influx_schema_retry", error=str(exc)[:200])
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 30.0)
+
+    # ---- one connection ----------------------------------------------------------------
+
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._gen += 1
+        gen = self._gen
+        client = self._make_client(gen)
+        self._lost = asyncio.Event()
+        self._suback = loop.create_future()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.session_expiry_s
+        props.ReceiveMaximum = min(65535, self.receive_maximum)
+        try:
+            await asyncio.to_thread(client.connect, self.host, self.port, self.keepalive_s, clean_start=False,
+                                    properties=props)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.warning("ingest_connect_failed", host=self.host, port=self.port, error=str(exc)[:200])
+            return
+        self._client = client
+        client.loop_start()
+        batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        writer = asyncio.create_task(self._writer(batches), name=f"ingest[{self.client_id}].writer")
+        try:
+            try:
+                ok = await asyncio.wait_for(self._suback, timeout=max(5.0, self.keepalive_s))
+            except TimeoutError:
+                ok = False
+            if not ok:
+                log.warning("ingest_subscribe_failed", filter=topics.ingest_filter(self.group))
+                return
+            self.connected = True
+            self.connects += 1
+            log.info("ingest_connected", client_id=self.client_id, filter=topics.ingest_filter(self.group))
+            await self._collect(gen, batches)
+        finally:
+            self.connected = False
+            if self._stopping.is_set() and not self._lost.is_set():
+                try:  # clean stop: give the queued batches a moment to land
+                    await asyncio.wait_for(batches.put(None), timeout=5.0)
+                    await asyncio.wait_for(asyncio.shield(writer), timeout=5.0)
+                except TimeoutError:
+                    pass
+            self.delivery.stop.set()
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            self.delivery.stop = asyncio.Event()
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
+            self._client = None
+
+    async def _collect(self, gen: int, batches: asyncio.Queue[_Batch | None]) -> None:
+        batch = _Batch(gen)
+        deadline = time.monotonic() + self.flush_s
+        inbox = self._inbox
+        while not self._lost.is_set() and not self._stopping.is_set():
+            while not inbox.empty() and len(batch.lines) < self.batch_points:
+                self._take(batch, inbox.get_nowait())
+            now = time.monotonic()
+            if len(batch.lines) >= self.batch_points or now >= deadline:
+                if batch.mids:
+                    await batches.put(batch)
+                    batch = _Batch(gen)
+                deadline = time.monotonic() + self.flush_s
+                continue
+            if inbox.empty():
+                await self._wait_inbox(deadline - now)
+        if batch.mids and not self._lost.is_set():
+            await batches.put(batch)
+
+    async def _wait_inbox(self, wait_s: float) -> None:
+        """Sleep until a message arrives, the connection drops, stop, or ``timeout``."""
+        self._arrived.clear()
+        if not self._inbox.empty():
+            return
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout=max(0.0, wait_s))
+        except TimeoutError:
+            pass
+
+    def _deliver_msg(self, item: tuple[int, int, str, bytes]) -> None:
+        self._inbox.put_nowait(item)
+        self._arrived.set()
+
+    def _take(self, batch: _Batch, item: tuple[int, int, str, bytes]) -> None:
+        gen, mid, topic, payload = item
+        if gen != batch.gen:
+            return  # from a dropped connection: the broker redelivers it
+        self.received += 1
+        batch.mids.append(mid)
+        try:
+            site, gw, stream = topics.parse_uplink(topic)
+        except topics.TopicError as exc:
+            batch.dead.append(("topic", topic, payload, str(exc)))
+            return
+        try:
+            msg = codec.decode(payload)
+        except codec.WireError as exc:
+            batch.dead.append((exc.reason, topic, payload, exc.detail))
+            return
+        if msg.gw != gw:
+            batch.dead.append(("gateway_mismatch", topic, payload, f"message gw {msg.gw[:64]!r} on topic of {gw!r}"))
+            return
+        lines = points.to_lines(msg, site, stream)
+        batch.lines.extend(lines)
+        self.points += len(lines)
+
+    async def _writer(self, batches: asyncio.Queue[_Batch | None]) -> None:
+        while True:
+            batch = await batches.get()
+            if batch is None:
+                return
+            try:
+                rejected = await self.delivery.deliver(batch.lines)
+            except DeliveryAborted:
+                log.warning("ingest_batch_abandoned", messages=len(batch.mids), points=len(batch.lines))
+                return  # not acknowledged: the broker redelivers
+            if rejected:
+                await self.deadletters.points([(f"influx_{r.status}", r.line, r.reason) for r in rejected])
+            if batch.dead:
+                await self.deadletters.payloads(batch.dead)
+            self.batches += 1
+            self._ack(batch)
+
+    def _ack(self, batch: _Batch) -> None:
+        client = self._client
+        if client is None or batch.gen != self._gen or self._lost.is_set():
+            return
+        for mid in batch.mids:
+            client.ack(mid, 1)
+        self.acked += len(batch.mids)
+
+    # ---- paho side (network thread) ----------------------------------------------------
+
+    def _make_client(self, gen: int) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                             reconnect_on_failure=False, manual_ack=True)
+        ca, cert, key = self.tls
+        if ca or cert:
+            client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = lambda c, u, m: self._call(
+            self._deliver_msg, (gen, m.mid, m._topic.decode("utf-8", "replace"), m.payload))
+        return client
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        if rc.is_failure:
+            self._call(self._subscribed, False)
+            return
+        client.subscribe(topics.ingest_filter(self.group), options=SubscribeOptions(qos=1))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any) -> None:
+        self._call(self._subscribed, all(not rc.is_failure for rc in rcs))
+
+    def _subscribed(self, ok: bool) -> None:
+        if self._suback is not None and not self._suback.done():
+            self._suback.set_result(ok)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        self._call(self._disconnected, str(rc))
+
+    def _disconnected(self, reason: str) -> None:
+        if self.connected:
+            log.warning("ingest_disconnected", reason=reason)
+        self._lost.set()
+        self._arrived.set()
+        self._subscribed(False)
+
+
+class _IngestCollector(Collector):
+    def __init__(self, worker: IngestWorker) -> None:
+        self.w = worker
+
+    def collect(self) -> list[Metric]:
+        w, d = self.w, self.w.delivery
+        out: list[Metric] = []
+        for name, doc, value in (
+            ("pulsegate_ingest_messages_received", "MQTT messages received", w.received),
+            ("pulsegate_ingest_messages_acked", "MQTT messages acknowledged after InfluxDB accepted them", w.acked),
+            ("pulsegate_ingest_points", "points produced from decoded messages", w.points),
+            ("pulsegate_ingest_points_written", "points InfluxDB accepted", d.written),
+            ("pulsegate_ingest_batches", "batches delivered", w.batches),
+            ("pulsegate_ingest_influx_requests", "HTTP write requests", d.requests),
+            ("pulsegate_ingest_batch_splits", "batches split after 413/400/422", d.splits),
+        ):
+            out.append(CounterMetricFamily(name, doc, value=value))
+        dl = CounterMetricFamily("pulsegate_ingest_deadletters", "dead-lettered messages/points", labels=["reason"])
+        for reason, n in sorted(w.deadletters.counts.items()):
+            dl.add_metric([reason], n)
+        out.append(dl)
+        rt = CounterMetricFamily("pulsegate_ingest_influx_retries", "write retries", labels=["status"])
+        for status, n in sorted(d.retries.items()):
+            rt.add_metric([status], n)
+        out.append(rt)
+        out.append(GaugeMetricFamily("pulsegate_ingest_connected", "1 if subscribed", value=int(w.connected)))
+        out.append(GaugeMetricFamily("pulsegate_ingest_queue", "messages waiting for a batch", value=w._inbox.qsize()))
+        return out

@@ -1,0 +1,105 @@
+"""Wire messages -> InfluxDB line-protocol points (idempotent).
+
+One measurement per message kind. A point's time is the capture time (ns) and
+its tags always include ``gateway``, ``site`` and ``stream``, plus what
+identifies the thing measured (bed, patient pseudonym, parameter, ...). A
+replayed message therefore produces the very same series key and timestamp,
+and InfluxDB overwrites the point instead of doubling it. The message's
+``seq`` is a FIELD on every point (never a tag: a tag would make the replay a
+new series and defeat the overwrite), so one can audit that every sequence
+number arrived exactly once. The schema is documented in docs/uplink-ingest.md.
+
+Values InfluxDB cannot store (NaN, +-inf) are left out of a point; free-form
+dictionaries (event details, model versions) are stored as one JSON string
+field so that their keys can never cause field type conflicts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from wire import messages
+
+_MEAS = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
+_TAG = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
+_STR = str.maketrans({'"': r"\"", "\\": r"\\", "\n": r"\n"})
+
+FieldValue = int | float | bool | str | None
+
+
+def escape_tag(value: str) -> str:
+    """Escape a tag key or value (a trailing backslash would escape the separator: drop it)."""
+    return value.translate(_TAG).rstrip("\\")
+
+
+def _field(value: FieldValue) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    return '"' + value.translate(_STR) + '"'
+
+
+def line(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue], t_ns: int) -> str:
+    """One line of line protocol; tags sorted (InfluxDB's preferred order), empty tag values left out."""
+    head = measurement.translate(_MEAS)
+    for k in sorted(tags):
+        v = tags[k]
+        if v:
+            head += f",{escape_tag(k)}={escape_tag(v)}"
+    body = ",".join(f"{escape_tag(k)}={fv}" for k, v in fields.items() if (fv := _field(v)) is not None)
+    return f"{head} {body} {t_ns}"
+
+
+def to_lines(msg: messages.Message, site: str, stream: str) -> list[str]:
+    """All points of one decoded message received on ``pg/v1/{site}/{msg.gw}/{stream}``."""
+    base = {"gateway": msg.gw, "site": site, "stream": stream}
+    seq = msg.seq
+    if isinstance(msg, messages.Summary):
+        return [
+            line("vitals", {**base, "bed": i.bed, "patient": i.patient, "param": i.param},
+                 {"count": i.count, "min": i.min, "max": i.max, "mean": i.mean, "last": i.last,
+                  "invalid": i.invalid, "interval_s": float(msg.interval_s), "seq": seq}, i.t)
+            for i in msg.items
+        ]
+    if isinstance(msg, messages.RawBatch):
+        return [
+            line("raw", {**base, "bed": r.bed, "patient": r.patient, "param": r.param},
+                 {"value": r.value, "quality": r.quality, "seq": seq}, r.t)
+            for r in msg.items
+        ]
+    if isinstance(msg, messages.Scores):
+        return [
+            line("scores", {**base, "bed": s.bed, "patient": s.patient},
+                 {"news2": s.news2, "anomaly": s.anomaly, "seq": seq}, s.t)
+            for s in msg.items
+        ]
+    if isinstance(msg, messages.Alarm):
+        tags = {**base, "bed": msg.bed, "patient": msg.patient, "alarm_id": msg.alarm_id, "state": msg.state,
+                "priority": msg.priority, "kind": msg.kind, "source": msg.source, "param": msg.param or ""}
+        fields: dict[str, FieldValue] = {"condition": msg.condition, "score": msg.score, "value": msg.value,
+                                         "by": msg.by, "seq": seq}
+        for k, v in msg.latency_ms.items():
+            fields[f"latency_{k}_ms"] = float(v)
+        return [line("alarms", tags, fields, msg.t)]
+    if isinstance(msg, messages.Event):
+        return [line("events", {**base, "kind": msg.kind, "bed": msg.bed or ""},
+                     {"detail": json.dumps(msg.detail, sort_keys=True), "seq": seq}, msg.t)]
+    if isinstance(msg, messages.Gap):
+        return [line("gaps", {**base, "gap_stream": msg.stream, "reason": msg.reason},
+                     {"first_seq": msg.first_seq, "last_seq": msg.last_seq, "count": msg.count, "seq": seq}, msg.t)]
+    if isinstance(msg, messages.Finding):
+        box = msg.box or (None, None, None, None)
+        return [line("findings", {**base, "room": msg.room},
+                     {"present": msg.present, "confidence": msg.confidence, "area": msg.area, "box_x": box[0],
+                      "box_y": box[1], "box_w": box[2], "box_h": box[3], "seq": seq}, msg.t)]
+    if isinstance(msg, messages.Status):
+        return [line("status", base,
+                     {"online": msg.online, "backlog": msg.backlog, "oldest_unsent_s": float(msg.oldest_unsent_s),
+                      "software": msg.software, "models": json.dumps(msg.models, sort_keys=True), "seq": seq}, msg.t)]
+    raise TypeError(f"no point mapping for {type(msg).__name__}")

@@ -1,0 +1,357 @@
+"""The gateway's MQTT uplink: outbox records -> cloud broker, deleted only after PUBACK.
+
+One paho-mqtt 2 client per connection, MQTT 5, clean start off with a session
+expiry, QoS 1, up to ``max_inflight`` records in flight. paho's network thread
+does the socket work; its callbacks hand PUBACKs to the event loop with
+``call_soon_threadsafe``, and the loop deletes each acknowledged record from
+the outbox (a non-blocking hand-off to the outbox writer thread). Nothing here
+waits on the network or the disk on the event loop (connects and outbox reads
+run in worker threads).
+
+When a connection drops, the client object and its unacknowledged messages are
+discarded; the next connection republishes everything still in the outbox.
+A record whose PUBLISH reached the broker but whose PUBACK was lost is sent
+again: that is QoS 1's at-least-once, and the cloud's idempotent points turn
+it into an overwrite, not a double.
+
+Gateway status: a retained :class:`wire.messages.Status` on
+``pg/v1/{site}/{gw}/status`` at connect and every ``status_interval_s`` (backlog,
+oldest unsent age), a retained last-will "offline" status, and an explicit
+offline status on a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.outbox import Outbox
+from pulsegate.configbase import Section, read_secret
+from pulsegate.logs import get_logger
+from pulsegate.supervisor import Tier
+from wire import codec, messages, topics
+
+log = get_logger("edge.uplink")
+
+
+class UplinkConfig(Section):
+    """``[uplink]`` of the gateway TOML."""
+
+    host: str = "localhost"
+    port: int = 8883
+    site: str
+    client_id: str | None = None  # default: "pg-<gateway>"
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None  # a path or credential:NAME
+    outbox_path: str = "/var/lib/pulsegate/outbox.sqlite"
+    quota_mb: float = 512.0
+    sync: Literal["full", "normal"] = "full"
+    session_expiry_s: int = 7 * 24 * 3600
+    max_inflight: int = 1000
+    keepalive_s: int = 30
+    status_interval_s: float = 10.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+
+class Uplink:
+    name = "uplink"
+    tier = Tier.SINK
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        host: str,
+        port: int,
+        site: str,
+        gateway: str,
+        client_id: str | None = None,
+        tls_ca_file: str | None = None,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        session_expiry_s: int = 7 * 24 * 3600,
+        max_inflight: int = 1000,
+        keepalive_s: int = 30,
+        status_interval_s: float = 10.0,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        software: str = "",
+    ) -> None:
+        self.outbox = outbox
+        self.host, self.port = host, port
+        self.site = topics.check_id("site", site)
+        self.gateway = topics.check_id("gateway", gateway)
+        self.client_id = client_id or f"pg-{gateway}"
+        self.tls = (tls_ca_file, tls_cert_file, tls_key_file)
+        self.username, self.password = username, password
+        self.session_expiry_s = session_expiry_s
+        self.max_inflight = max(1, max_inflight)
+        self.keepalive_s = keepalive_s
+        self.status_interval_s = status_interval_s
+        self.reconnect = (reconnect_min_s, reconnect_max_s)
+        self.software = software
+        self.models: dict[str, str] = {}  # set by the model slots; reported in the status
+        self.connected = False
+        # counters for /metrics
+        self.published = 0
+        self.acked = 0
+        self.refused = 0
+        self.connects = 0
+        self.connect_failures = 0
+        self.disconnects = 0
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, int] = {}  # mid -> outbox record id
+        self._status_mids: set[int] = set()
+        self._acked_ids: list[int] = []
+        self._lost = asyncio.Event()
+        self._connack: asyncio.Future[tuple[bool, int]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+
+    @classmethod
+    def from_config(cls, cfg: UplinkConfig, outbox: Outbox, gateway: str, base: Path | None = None,
+                    software: str = "") -> Uplink:
+        password = read_secret(cfg.password_file, base).decode() if cfg.password_file else None
+        return cls(outbox, cfg.host, cfg.port, cfg.site, gateway, cfg.client_id, cfg.tls_ca_file, cfg.tls_cert_file,
+                   cfg.tls_key_file, cfg.username, password, cfg.session_expiry_s, cfg.max_inflight, cfg.keepalive_s,
+                   cfg.status_interval_s, cfg.reconnect_min_s, cfg.reconnect_max_s, software)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    # ---- Component ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self.outbox.on_commit = self._commit_hook
+
+    async def run(self) -> None:
+        delay = self.reconnect[0]
+        while not self._stopping:
+            began = time.monotonic()
+            await self._session()
+            if self._stopping:
+                break
+            if time.monotonic() - began > 10.0:
+                delay = self.reconnect[0]
+            await self._sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.reconnect[1])
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    # ---- one connection ----------------------------------------------------------------
+
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._make_client()
+        self._connack = loop.create_future()
+        self._lost = asyncio.Event()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.session_expiry_s
+        try:
+            await asyncio.to_thread(client.connect, self.host, self.port, self.keepalive_s, clean_start=False,
+                                    properties=props)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self.connect_failures += 1
+            log.warning("uplink_connect_failed", host=self.host, port=self.port, error=str(exc)[:200])
+            return
+        client.loop_start()
+        self._client = client
+        try:
+            try:
+                ok, rc = await asyncio.wait_for(self._connack, timeout=max(5.0, self.keepalive_s))
+            except TimeoutError:
+                ok, rc = False, -1
+            if not ok:
+                self.connect_failures += 1
+                log.warning("uplink_connect_refused", reason=rc)
+                return
+            self.connects += 1
+            self.connected = True
+            log.info("uplink_connected", host=self.host, port=self.port, backlog=self.outbox.backlog())
+            await self._serve(client)
+        finally:
+            self.connected = False
+            self._release_all()
+            if self._stopping and not self._lost.is_set():
+                await self._goodbye(client)
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
+            self._client = None
+
+    async def _serve(self, client: mqtt.Client) -> None:
+        cursors: dict[int, int] = {}
+        next_status = 0.0
+        refill = max(1, self.max_inflight // 4)
+        while not self._stopping and not self._lost.is_set():
+            self._wake.clear()
+            self._flush_acks()
+            now = time.monotonic()
+            if now >= next_status:
+                await self._publish_status(client, online=True)
+                next_status = now + self.status_interval_s
+            space = self.max_inflight - len(self._inflight)
+            got = 0
+            if space >= refill or not self._inflight:
+                records = await asyncio.to_thread(self.outbox.read, space, None, cursors)
+                ids = []
+                for rec in records:
+                    info = client.publish(topics.uplink(self.site, self.gateway, rec.stream), rec.payload, qos=1)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        self._lost.set()
+                        break
+                    self._inflight[info.mid] = rec.id
+                    ids.append(rec.id)
+                    cursors[rec.lane] = max(cursors.get(rec.lane, 0), rec.id)
+                self.outbox.mark_inflight(ids)
+                self.published += len(ids)
+                got = len(ids)
+            if got == 0 or len(self._inflight) >= self.max_inflight:
+                timeout = max(0.0, next_status - time.monotonic())
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 1.0))
+                except TimeoutError:
+                    pass
+        self._flush_acks()
+
+    async def _goodbye(self, client: mqtt.Client) -> None:
+        """Clean stop: wait briefly for PUBACKs, then a retained offline status."""
+        deadline = time.monotonic() + 2.0
+        while self._inflight and time.monotonic() < deadline and not self._lost.is_set():
+            self._wake.clear()
+            self._flush_acks()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=0.1)
+            except TimeoutError:
+                pass
+        self._flush_acks()
+        if not self._lost.is_set():
+            await self._publish_status(client, online=False)
+            deadline = time.monotonic() + 1.0
+            while self._status_mids and time.monotonic() < deadline and not self._lost.is_set():
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.05)
+                except TimeoutError:
+                    pass
+
+    def _flush_acks(self) -> None:
+        if self._acked_ids:
+            ids, self._acked_ids = self._acked_ids, []
+            self.outbox.delete(ids)
+            self.outbox.release(ids)
+
+    def _release_all(self) -> None:
+        self._flush_acks()
+        self.outbox.release(list(self._inflight.values()))
+        self._inflight.clear()
+        self._status_mids.clear()
+
+    async def _publish_status(self, client: mqtt.Client, online: bool) -> None:
+        age = await asyncio.to_thread(self.outbox.oldest_unsent_age)
+        payload = self._status_payload(online, age)
+        info = client.publish(topics.uplink(self.site, self.gateway, "status"), payload, qos=1, retain=True)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._status_mids.add(info.mid)
+
+    def _status_payload(self, online: bool, age: float) -> bytes:
+        st = messages.Status(v=messages.VERSION, gw=self.gateway, seq=self.outbox.reserve_seq("status"),
+                             t=time.time_ns(), online=online, backlog=self.outbox.backlog(),
+                             oldest_unsent_s=round(age, 3), software=self.software, models=dict(self.models))
+        return codec.encode(st)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    # ---- paho side (network thread) ----------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                             reconnect_on_failure=False)
+        client.max_inflight_messages_set(self.max_inflight + 16)
+        client.max_queued_messages_set(0)
+        ca, cert, key = self.tls
+        if ca or cert:
+            client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        will = self._status_payload(False, 0.0)
+        client.will_set(topics.uplink(self.site, self.gateway, "status"), will, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _commit_hook(self) -> None:
+        self._call(self._wake.set)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        self._call(self._connected_cb, not rc.is_failure, rc.value)
+
+    def _connected_cb(self, ok: bool, rc: int) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result((ok, rc))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        self._call(self._disconnected_cb, str(rc))
+
+    def _disconnected_cb(self, reason: str) -> None:
+        self.disconnects += 1
+        if self.connected:
+            log.warning("uplink_disconnected", reason=reason, inflight=len(self._inflight))
+        self._lost.set()
+        self._wake.set()
+        self._connected_cb(False, -1)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
+        self._call(self._puback_cb, mid, rc.is_failure, rc.value)
+
+    def _puback_cb(self, mid: int, failed: bool, rc: int) -> None:
+        if mid in self._status_mids:
+            self._status_mids.discard(mid)
+            self._wake.set()
+            return
+        rid = self._inflight.pop(mid, None)
+        if rid is None:
+            return
+        if failed:
+            # refused (e.g. not authorised): keep the record; it is retried on the next connection
+            self.refused += 1
+            self.outbox.release([rid])
+            log.warning("uplink_publish_refused", reason=rc)
+        else:
+            self.acked += 1
+            self._acked_ids.append(rid)
+            if len(self._acked_ids) >= 256:
+                self._flush_acks()
+        self._wake.set()

@@ -1,0 +1,38 @@
+"""The ``[video]`` section of the edge config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from pulsegate.configbase import Section
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+DEFAULT_TRUSTED_KEYS = (REPO_ROOT / "examples" / "keys" / "dev-signing.pub",)
+MODEL_NAME = "endoscopy-seg"
+
+
+class VideoConfig(Section):
+    """Endoscopy video analysis for one procedure room.
+
+    ``source`` is a camera index ("0"), a file (played in a loop at its own
+    frame rate) or an rtsp:// / http:// URL.
+    """
+
+    enabled: bool = True
+    source: str
+    room: str = Field(min_length=1, max_length=64)
+    models_dir: Path = DEFAULT_MODELS_DIR
+    model_version: str | None = None  # None: the newest signed version under models_dir/endoscopy-seg
+    trusted_keys: tuple[Path, ...] = DEFAULT_TRUSTED_KEYS
+    threads: int = Field(default=2, ge=1, le=16)  # LiteRT threads
+    fps_limit: float = Field(default=30.0, gt=0, le=240)
+    threshold: float = Field(default=0.5, gt=0, lt=1)  # pixel probability -> polyp
+    min_area: float = Field(default=0.005, ge=0, lt=1)  # smallest region, fraction of the frame
+    smooth_frames: int = Field(default=5, ge=1, le=60)  # window of the temporal smoothing
+    smooth_min_hits: int = Field(default=3, ge=1, le=60)  # frames in the window with a polyp to raise
+    live_port: int | None = Field(default=8090, ge=0, le=65535)  # None: no live view
+    live_host: str = "0.0.0.0"
+    jpeg_quality: int = Field(default=75, ge=10, le=100)

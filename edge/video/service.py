@@ -1,0 +1,33 @@
+"""Building the video components of the edge daemon from its ``[video]`` config."""
+
+from __future__ import annotations
+
+from pulsegate.supervisor import Component, Progress
+
+from .config import VideoConfig
+from .liveview import LiveView
+from .pipeline import FindingCallback, VideoPipeline
+from .segmodel import load_verified, resolve_model_dir
+
+
+def video_components(
+    cfg: VideoConfig, on_finding: FindingCallback, progress: Progress | None = None
+) -> list[Component]:
+    """The pipeline (tier SOURCE) and, when ``live_port`` is set, its live view (tier SINK).
+
+    Verifies the signed model first: raises ManifestError / ModelError on a bad model.
+    """
+    if not cfg.enabled:
+        return []
+    model_dir = resolve_model_dir(cfg.models_dir, cfg.model_version)
+    runner, _ = load_verified(model_dir, cfg.trusted_keys, cfg.threads)
+    pipe = VideoPipeline(
+        cfg.source, runner, on_finding, cfg.room,
+        threshold=cfg.threshold, min_area=cfg.min_area, smooth_frames=cfg.smooth_frames,
+        smooth_min_hits=cfg.smooth_min_hits, fps_limit=cfg.fps_limit, progress=progress,
+    )
+    comps: list[Component] = [pipe]
+    if cfg.live_port is not None:
+        comps.append(LiveView(pipe.latest, pipe.status, cfg.room, cfg.live_host, cfg.live_port, cfg.jpeg_quality,
+                              max_fps=cfg.fps_limit))
+    return comps

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from cloud.influx import InfluxConfig
+from cloud.ingest import IngestConfig
 from pulsegate.configbase import Section
 from pulsegate.configload import load
 
@@ -25,6 +27,8 @@ class ApiSection(Section):
 class CloudConfig(Section):
     cloud: CloudSection
     api: ApiSection = ApiSection()
+    ingest: IngestConfig = IngestConfig()
+    influx: InfluxConfig = InfluxConfig()
 
 
 def load_cloud_config(path: Path) -> CloudConfig:

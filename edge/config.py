@@ -10,8 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from edge.alarms.profiles import BedConfig, ClinicalConfig, check_beds
+from edge.uplink import UplinkConfig
+from edge.video.config import VideoConfig
+from firmware_bridge.config import DeviceConfig
 from pulsegate.configbase import Section
 from pulsegate.configload import load
 from wire.topics import TopicError, check_id
@@ -64,6 +68,20 @@ class EdgeConfig(Section):
     local_bus: LocalBusSection = LocalBusSection()
     summaries: SummariesSection = SummariesSection()
     models: ModelsSection = ModelsSection()
+    uplink: UplinkConfig | None = None  # None: no cloud (a stand-alone ward)
+    clinical: ClinicalConfig = ClinicalConfig()
+    beds: list[BedConfig] = Field(default_factory=list)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    video: VideoConfig | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> EdgeConfig:
+        check_beds(self.clinical, self.beds)
+        ids = [d.id for d in self.devices]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"devices: repeated id(s) {sorted(dup)}")
+        return self
 
 
 def load_edge_config(path: Path) -> EdgeConfig:

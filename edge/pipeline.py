@@ -66,7 +66,11 @@ class Pipeline:
                 await asyncio.wait_for(self._stop.wait(), self.tick_s)
             except TimeoutError:
                 pass
-        self.tick()  # final flush of interval-based stages
+        self.tick()
+        for stage in self.stages:  # drain: partial intervals go out before the sinks stop
+            flush = getattr(stage, "flush", None)
+            if flush is not None:
+                flush()
 
     async def stop(self) -> None:
         self._stop.set()

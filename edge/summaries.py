@@ -42,6 +42,7 @@ class Summarizer:
         interval_s: float = 60.0,
         raw: bool = False,
         raw_batch: int = 500,
+        patients: dict[str, str] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -51,6 +52,7 @@ class Summarizer:
         self.interval_s = interval_s
         self.raw = raw
         self.raw_batch = raw_batch
+        self.patients = patients if patients is not None else {}  # bed -> local patient reference
         self._bucket: int | None = None
         self._acc: dict[tuple[str, str], _Acc] = {}
         self._raw: list[Raw] = []
@@ -66,7 +68,7 @@ class Summarizer:
         key = (s.bed, s.parameter)
         acc = self._acc.get(key)
         if acc is None:
-            acc = self._acc[key] = _Acc(self.pseudonyms.pseudonym(s.patient))
+            acc = self._acc[key] = _Acc(self.pseudonyms.pseudonym(s.patient or self.patients.get(s.bed, "")))
         if s.quality or s.value != s.value:  # flags set, or NaN
             acc.invalid += 1
         else:

@@ -1,4 +1,4 @@
-"""The ``pulsegate`` console script.
+"""PulseGate: clinical edge gateway and cloud ingest.
 
 Each area registers its own commands from a small ``cli.py`` of its own
 (edge/cli.py, cloud/cli.py, firmware_bridge/cli.py, pulsegate/demo_cli.py).

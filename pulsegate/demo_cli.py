@@ -1,9 +1,38 @@
-"""Commands of the edge area."""
+"""``pulsegate demo``."""
 
 from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
 
 from pulsegate.cli import Commands
 
 
 def register(cmds: Commands) -> None:
-    pass
+    p = cmds.top.add_parser("demo", help="run a gateway, the cloud and emulated monitors on this machine")
+    p.add_argument("--duration", type=float, default=None, help="stop by itself after S seconds")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the figures at the end")
+    p.add_argument("--state-dir", type=Path, default=None, help="keep data and configs here (default: a temp dir)")
+    p.add_argument("--http-port", type=int, default=8080, help="nurse page / metrics port (0: any free port)")
+    p.add_argument("--no-video", action="store_true", help="leave out the endoscopy video room")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pulsegate.demo import run
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    try:
+        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say)
+    except RuntimeError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        say(json.dumps(result.as_dict(), indent=2))
+    return 0

@@ -97,7 +97,7 @@ class Supervisor:
                     tasks[comp.name] = asyncio.create_task(
                         self._guard(comp, failed), name=f"pulsegate[{comp.name}]"
                     )
-                    log.info("component_started", name=comp.name, tier=tier.name.lower())
+                    log.info("component_started", task=comp.name, tier=tier.name.lower())
             self.notifier.ready("running")
             wd = asyncio.create_task(self._watchdog(), name="pulsegate[watchdog]")
             stop_wait = asyncio.create_task(stop.wait())
@@ -121,13 +121,13 @@ class Supervisor:
                 try:
                     await comp.stop()
                 except Exception:
-                    log.error("component_stop_failed", exc=True, name=comp.name)
+                    log.error("component_stop_failed", exc=True, task=comp.name)
             pending = [tasks[c.name] for c in tier_comps]
             if not pending:
                 continue
             _, still = await asyncio.wait(pending, timeout=self.stop_timeout_s)
             for t in still:
-                log.warning("component_stop_timeout", name=t.get_name())
+                log.warning("component_stop_timeout", task=t.get_name())
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             log.info("tier_stopped", tier=tier.name.lower())
@@ -148,16 +148,16 @@ class Supervisor:
                     crashes.popleft()
                 self.restarts[comp.name] = self.restarts.get(comp.name, 0) + 1
                 if len(crashes) > self.policy.max_restarts:
-                    log.error("component_failed", name=comp.name, error=repr(exc), restarts=len(crashes) - 1)
+                    log.error("component_failed", task=comp.name, error=repr(exc), restarts=len(crashes) - 1)
                     failed.set()
                     return
-                log.error("component_crashed", exc=True, name=comp.name, retry_in_s=backoff)
+                log.error("component_crashed", exc=True, task=comp.name, retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.policy.backoff_max_s)
                 try:
                     await comp.start()
                 except Exception:
-                    log.error("component_restart_failed", exc=True, name=comp.name)
+                    log.error("component_restart_failed", exc=True, task=comp.name)
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval()

@@ -1,0 +1,39 @@
+"""The cloud daemon: ingest worker(s) into InfluxDB, plus the HTTP API and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+
+from cloud.config import CloudConfig
+from cloud.influx import InfluxWriter
+from cloud.ingest import IngestWorker
+from pulsegate.httpserver import HttpServer
+from pulsegate.metrics import new_registry
+from pulsegate.supervisor import Component, Progress, Supervisor
+
+
+class CloudDaemon:
+    def __init__(self, cfg: CloudConfig, config_dir: Path) -> None:
+        self.cfg = cfg
+        self.progress = Progress()
+        self.registry, self.collector = new_registry()
+        self.influx = InfluxWriter.from_config(cfg.influx, config_dir)
+        ingest_cfg = cfg.ingest
+        self.ingest = IngestWorker.from_config(ingest_cfg, self.influx, cfg.influx, config_dir, self.registry)
+        self.app = web.Application()
+        self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health)
+
+    def health(self) -> dict[str, object]:
+        return {"ok": True, "ingest_connected": self.ingest.connected}
+
+    def components(self) -> list[Component]:
+        return [self.http, self.ingest]
+
+    async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:
+        try:
+            return await Supervisor(self.components(), progress=self.progress).run(stop, install_signals)
+        finally:
+            await self.influx.close()

@@ -1,0 +1,138 @@
+"""The gateway daemon: builds the components from the config and supervises them.
+
+Sinks: HTTP (nurse page, /metrics, /healthz), the uplink, the local alarm bus.
+Pipeline: clinical stage (bed state, NEWS2, anomaly model, alarms), summaries.
+Sources: the configured devices, the endoscopy video pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from edge.alarms.model import AlarmUpdate
+from edge.clinical import ClinicalStage
+from edge.config import EdgeConfig
+from edge.outbox import Outbox
+from edge.pipeline import Pipeline
+from edge.pseudonym import Pseudonymizer
+from edge.summaries import Summarizer
+from edge.uplink import Uplink
+from firmware_bridge.sources import make_source
+from pulsegate import __version__
+from pulsegate.configbase import read_secret
+from pulsegate.httpserver import HttpServer
+from pulsegate.logs import get_logger
+from pulsegate.metrics import new_registry
+from pulsegate.supervisor import Component, Progress, Supervisor
+from wire.messages import VERSION, Alarm, Message
+
+log = get_logger("edge.daemon")
+
+
+class EdgeDaemon:
+    def __init__(self, cfg: EdgeConfig, config_dir: Path) -> None:
+        self.cfg = cfg
+        gw = cfg.gateway.id
+        self.gateway = gw
+        self.pseudonyms = Pseudonymizer(read_secret(cfg.gateway.pseudonym_key, config_dir))
+        self.progress = Progress()
+        self.registry, self.collector = new_registry()
+        self.published = 0
+        self.outbox: Outbox | None = None
+        self.uplink: Uplink | None = None
+        if cfg.uplink is not None:
+            path = Path(cfg.uplink.outbox_path)
+            if not path.is_absolute():
+                path = cfg.gateway.state_dir / path
+            self.outbox = Outbox(path, gw, int(cfg.uplink.quota_mb * 1024 * 1024), sync=cfg.uplink.sync)
+            self.uplink = Uplink.from_config(
+                cfg.uplink, self.outbox, gw, config_dir, software=f"pulsegate {__version__}"
+            )
+        self.summarizer = Summarizer(
+            gw, self.publish, self.pseudonyms, cfg.summaries.interval_s, cfg.summaries.raw,
+            patients={b.id: b.patient for b in cfg.beds},
+        )
+        self.clinical = ClinicalStage(cfg.clinical, cfg.beds, on_alarm=self._on_alarm)
+        self.pipeline = Pipeline([self.clinical, self.summarizer], self.progress)
+        self.sources: list[Component] = [
+            make_source(d, self.pipeline.feed, self.pipeline.feed_event) for d in cfg.devices
+        ]
+        self.video: list[Component] = []
+        if cfg.video is not None:
+            from edge.video.service import video_components
+
+            self.video = video_components(cfg.video, self._on_finding, self.progress)
+        self.app = web.Application()
+        self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health)
+        self._metrics()
+
+    # -- uplink ------------------------------------------------------------------------------------------
+    def publish(self, stream: str, msg: Message) -> None:
+        """Hand a message to the outbox (non-blocking); dropped when no uplink is configured."""
+        if self.outbox is not None:
+            self.outbox.append(stream, msg)
+            self.published += 1
+
+    def _on_alarm(self, u: AlarmUpdate) -> None:
+        a = u.alarm
+        self.publish(
+            "alarms",
+            Alarm(
+                v=VERSION, gw=self.gateway, seq=0, alarm_id=a.alarm_id, bed=a.bed,
+                patient=self.pseudonyms.pseudonym(a.patient), t=int(a.t_wall * 1e9), state=u.event.value,  # type: ignore[arg-type]
+                priority=a.priority.label, kind=a.kind.value, source=a.source,  # type: ignore[arg-type]
+                condition=a.condition, score=a.score, value=a.value, param=a.param, by=a.acked_by,
+                latency_ms=a.latency_ms(),
+            ),
+        )
+
+    def _on_finding(self, finding: object) -> None:
+        from edge.video.postprocess import PolypFinding
+
+        if isinstance(finding, PolypFinding):
+            self.publish("bulk", finding.to_message(self.gateway, 0))
+
+    # -- health and metrics ------------------------------------------------------------------------------
+    def health(self) -> dict[str, object]:
+        stalled = time.monotonic() - self.progress.last
+        return {
+            "ok": stalled < 5.0,
+            "gateway": self.gateway,
+            "pipeline_stalled_s": round(stalled, 2),
+            "uplink_connected": bool(self.uplink and self.uplink.connected),
+            "backlog": self.outbox.backlog() if self.outbox else 0,
+        }
+
+    def _metrics(self) -> None:
+        c = self.collector
+        c.counter("pulsegate_samples", "Samples fed into the pipeline", lambda: self.pipeline.samples)
+        c.counter("pulsegate_device_events", "Technical device events", lambda: self.pipeline.events)
+        c.counter("pulsegate_uplink_messages_queued", "Messages handed to the outbox", lambda: self.published)
+        c.counter("pulsegate_summaries", "Summary messages produced", lambda: self.summarizer.summaries_sent)
+        c.gauge("pulsegate_beds", "Beds known to the clinical stage", lambda: len(self.clinical.beds))
+        if self.outbox is not None and self.uplink is not None:
+            ob, up = self.outbox, self.uplink
+            c.gauge("pulsegate_outbox_backlog", "Records waiting for PUBACK", ob.backlog)
+            c.gauge("pulsegate_outbox_oldest_unsent_seconds", "Age of the oldest unsent record", ob.oldest_unsent_age)
+            c.counter("pulsegate_outbox_dropped", "Records dropped by the disk quota", lambda: ob.dropped)
+            c.counter("pulsegate_uplink_published", "MQTT publishes sent", lambda: up.published)
+            c.counter("pulsegate_uplink_acked", "Records acknowledged by the broker (PUBACK)", lambda: up.acked)
+            c.gauge("pulsegate_uplink_connected", "1 while the cloud link is up", lambda: float(up.connected))
+
+    def components(self) -> list[Component]:
+        sinks: list[Component] = [self.http]
+        if self.uplink is not None:
+            sinks.append(self.uplink)
+        return [*sinks, self.pipeline, *self.sources, *self.video]
+
+    async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:
+        sup = Supervisor(self.components(), progress=self.progress)
+        try:
+            return await sup.run(stop, install_signals)
+        finally:
+            if self.outbox is not None:
+                self.outbox.close()

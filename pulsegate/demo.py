@@ -1,0 +1,262 @@
+"""``pulsegate demo``: a ward gateway and the cloud, on one machine.
+
+Starts, with data under one folder: a mosquitto as the cloud broker, a
+mosquitto as the gateway's local bus, InfluxDB 1.x; device emulators on real
+pseudo-terminals; the cloud daemon and the edge daemon as real processes with
+their own TOML files (written into the folder, so they can be read and
+reused). Runs until Ctrl-C, or ``--duration`` seconds; ``--json`` then prints
+one JSON object with what was read, uplinked and stored (the last counted by
+querying InfluxDB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pulsegate.localservices import Influxd, Mosquitto, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_BEDS = (  # bed, driver, emulator protocol, scenario
+    ("bed-01", "masimo", "masimo", "stable"),
+    ("bed-02", "masimo", "masimo", "desaturation"),
+    ("bed-03", "nonin_oem3", "nonin", "deterioration"),
+    ("bed-04", "masimo", "masimo", "probe_off"),
+)
+DATABASE = "pulsegate"
+
+
+@dataclass
+class DemoResult:
+    samples_read: int
+    messages_uplinked: int
+    points_in_influxdb: int
+    alarms_in_influxdb: int
+    duration_s: float
+    state_dir: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _toml_str(v: object) -> str:
+    return json.dumps(str(v))
+
+
+def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str, http_port: int, api_port: int,
+                  ptys: dict[str, str], video: bool) -> tuple[Path, Path]:
+    creds = work / "credentials"
+    creds.mkdir(parents=True, exist_ok=True)
+    key = creds / "pseudonym-key"
+    if not key.exists():
+        key.write_text(secrets.token_hex(32))
+        key.chmod(0o600)
+    beds = "".join(
+        f'\n[[beds]]\nid = "{bed}"\npatient = "DEMO-{i:04d}"\n' for i, (bed, *_rest) in enumerate(DEMO_BEDS, 1)
+    )
+    devices = "".join(
+        f'\n[[devices]]\ndriver = "{driver}"\nid = "{bed}-{proto}"\nbed = "{bed}"\nport = {_toml_str(ptys[bed])}\n'
+        for bed, driver, proto, _ in DEMO_BEDS
+    )
+    video_section = ""
+    clip = REPO / "examples" / "video" / "kvasir-demo.mp4"
+    if video and clip.exists() and (REPO / "models" / "endoscopy-seg").is_dir():
+        video_section = (
+            f"\n[video]\nsource = {_toml_str(clip)}\nroom = \"endoscopy-1\"\nfps_limit = 10.0\n"
+            f"live_port = {free_port()}\nlive_host = \"127.0.0.1\"\nthreads = 1\n"
+        )
+    edge = work / "edge.toml"
+    edge.write_text(
+        f"""# Written by `pulsegate demo`. Validate with: pulsegate check-config {edge}
+[gateway]
+id = "ward7-gw1"
+site = "demo-hospital"
+state_dir = {_toml_str(work / "edge-state")}
+pseudonym_key = {_toml_str(key)}
+
+[http]
+listen = "127.0.0.1"
+port = {http_port}
+
+[local_bus]
+port = {local_port}
+
+[summaries]
+interval_s = 5
+
+[uplink]
+host = "127.0.0.1"
+port = {cloud_port}
+site = "demo-hospital"
+outbox_path = "outbox.sqlite"
+status_interval_s = 5
+{beds}{devices}{video_section}"""
+    )
+    cloud = work / "cloud.toml"
+    cloud.write_text(
+        f"""# Written by `pulsegate demo`. Validate with: pulsegate check-config {cloud}
+[cloud]
+id = "demo-cloud"
+state_dir = {_toml_str(work / "cloud-state")}
+
+[api]
+listen = "127.0.0.1"
+port = {api_port}
+
+[ingest]
+host = "127.0.0.1"
+port = {cloud_port}
+client_id = "pg-ingest-demo"
+deadletter_dir = {_toml_str(work / "cloud-state" / "deadletter")}
+flush_s = 0.5
+
+[influx]
+url = "{influx_url}"
+database = "{DATABASE}"
+"""
+    )
+    return edge, cloud
+
+
+def influx_counts(url: str) -> tuple[int, int]:
+    """(points in all measurements, alarm points): the largest field count per measurement."""
+    q = urllib.parse.urlencode({"db": DATABASE, "q": "SELECT count(*) FROM /.*/"})
+    try:
+        with urllib.request.urlopen(f"{url}/query?{q}", timeout=10) as r:
+            body = json.load(r)
+    except OSError:
+        return 0, 0
+    total = alarms = 0
+    for result in body.get("results", []):
+        for series in result.get("series", []) or []:
+            n = max((v for v in series["values"][0][1:] if isinstance(v, int)), default=0)
+            total += n
+            if series["name"] == "alarms":
+                alarms = n
+    return total, alarms
+
+
+def scrape(url: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, _, value = line.partition(" ")
+            with contextlib.suppress(ValueError):
+                out[name] = float(value)
+    return out
+
+
+@contextlib.contextmanager
+def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as f:
+        proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {proc.returncode} during start")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any) -> DemoResult:
+    from firmware_bridge.emulators.pty import open_pty_emulator
+
+    work = state_dir or Path(tempfile.mkdtemp(prefix="pulsegate-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        cloud_broker = Mosquitto(work / "cloud-broker").start()
+        stack.callback(cloud_broker.stop)
+        local_bus = Mosquitto(work / "local-bus").start()
+        stack.callback(local_bus.stop)
+        influx = Influxd(work / "influxdb").start()
+        stack.callback(influx.stop)
+        ptys = {}
+        for i, (bed, _driver, proto, scenario) in enumerate(DEMO_BEDS):
+            emu = open_pty_emulator(proto, scenario, seed=i)
+            stack.callback(emu.stop)
+            ptys[bed] = emu.path
+        api_port = free_port()
+        http_port = http_port or free_port()
+        edge_toml, cloud_toml = write_configs(
+            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, video
+        )
+        exe = [sys.executable, "-m", "pulsegate"]
+        cloud = stack.enter_context(_process([*exe, "cloud", "run", "--config", str(cloud_toml)], work / "cloud.log"))
+        _wait_http(f"http://127.0.0.1:{api_port}", cloud)
+        edge = stack.enter_context(_process([*exe, "edge", "run", "--config", str(edge_toml)], work / "edge.log"))
+        edge_url = f"http://127.0.0.1:{http_port}"
+        _wait_http(edge_url, edge)
+        say(
+            f"PulseGate demo running (state in {work})\n"
+            f"  nurse station:  {edge_url}/\n"
+            f"  gateway metrics: {edge_url}/metrics\n"
+            f"  cloud API:      http://127.0.0.1:{api_port}/   metrics: http://127.0.0.1:{api_port}/metrics\n"
+            f"  InfluxDB:       {influx.url} (database {DATABASE}; InfluxQL, Grafana)\n"
+            f"  cloud broker:   mqtt://127.0.0.1:{cloud_broker.port}   local bus: mqtt://127.0.0.1:{local_bus.port}\n"
+            f"  configs:        {edge_toml}  {cloud_toml}\n"
+            f"  logs:           {work}/edge.log  {work}/cloud.log\n"
+            "Ctrl-C stops."
+        )
+        deadline = None if duration is None else time.monotonic() + duration
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                for name, proc in (("edge", edge), ("cloud", cloud)):
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{name} daemon exited with {proc.returncode}; see {work}/{name}.log")
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            say("stopping")
+        # let the uplink drain and the ingest catch up before counting
+        settle = time.monotonic() + 15
+        last = -1
+        metrics = scrape(edge_url)
+        while time.monotonic() < settle:
+            metrics = scrape(edge_url)
+            points, _ = influx_counts(influx.url)
+            if metrics.get("pulsegate_outbox_backlog", 1) == 0 and points == last:
+                break
+            last = points
+            time.sleep(1.0)
+        points, alarms = influx_counts(influx.url)
+        return DemoResult(
+            samples_read=int(metrics.get("pulsegate_samples_total", 0)),
+            messages_uplinked=int(metrics.get("pulsegate_uplink_acked_total", 0)),
+            points_in_influxdb=points,
+            alarms_in_influxdb=alarms,
+            duration_s=round(time.monotonic() - t0, 1),
+            state_dir=str(work),
+        )

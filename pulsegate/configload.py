@@ -101,8 +101,8 @@ def _key_path(data: object, loc: tuple[str | int, ...]) -> tuple[str | int, ...]
         if isinstance(node, dict):
             if part in node:
                 node = node[part]
-            elif not last:
-                continue  # a tag such as 'masimo' or 'function-after[...]', not a key
+            elif not last or part in node.values():
+                continue  # a union tag such as 'masimo' (the discriminator's value), not a key
             out.append(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]

@@ -98,3 +98,22 @@ def test_logs_are_json_and_redact_patient_fields() -> None:
     assert out["patient"] == "<redacted>" and out["mrn"] == "<redacted>"
     assert "998877" not in json.dumps(out)
     get_logger("x").info("smoke", bed="1")  # the wrapper path works without handlers
+
+
+@pytest.mark.parametrize("name", ["edge.toml", "cloud.toml"])
+def test_shipped_examples_are_valid(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / name
+    assert main(["check-config", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_unknown_driver_and_bad_serial_settings_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "edge.toml"
+    bad.write_text(
+        GOOD
+        + '\n[[devices]]\ndriver = "acme"\nid = "x"\nbed = "b"\nport = "/dev/ttyUSB0"\n'
+        + '\n[[devices]]\ndriver = "masimo"\nid = "y"\nbed = "b"\nport = "/dev/ttyUSB1"\nbaudrate = 115200\n'
+    )
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "edge.toml:10: devices.0: Input tag 'acme'" in err
+    assert "edge.toml:16: devices.1: Value error" in err and "9600 baud" in err

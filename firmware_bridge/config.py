@@ -105,7 +105,7 @@ class Hl7MllpConfig(_DeviceBase):
 
     driver: Literal["hl7_mllp"]
     host: str = "0.0.0.0"
-    port: Annotated[int, Field(ge=1, le=65535)] = 2575
+    port: Annotated[int, Field(ge=0, le=65535)] = 2575  # 0: any free port (tests, demo)
     bed_map: dict[str, Bed] = Field(default_factory=dict)
     silence_timeout_s: Seconds = 60.0
     max_message_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 1024 * 1024

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from firmware_bridge.codec import Decoded
 from firmware_bridge.emulators.nonin import NoninEmulator
 from firmware_bridge.emulators.scenarios import make_scenario
 from firmware_bridge.nonin import (
@@ -25,8 +27,8 @@ from wire.sample import Quality
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _values(items: list[object]) -> list[tuple[str, float]]:
-    return [(s.parameter, s.value) for s in samples(items)]  # type: ignore[arg-type]
+def _values(items: Iterable[Decoded]) -> list[tuple[str, float]]:
+    return [(s.parameter, s.value) for s in samples(items)]
 
 
 def test_reference_sync_frame() -> None:
@@ -79,7 +81,7 @@ def test_any_chunking_gives_the_same_samples() -> None:
     whole = _values(NoninDecoder().feed(data, 0, 0))
     assert len(whole) == 12
     for size in (1, 2, 4, 5, 7, 124, 126):
-        assert _values(feed_all(NoninDecoder(), chunked(data, size))) == whole  # type: ignore[arg-type]
+        assert _values(feed_all(NoninDecoder(), chunked(data, size))) == whole
 
 
 def _hrs(d: NoninDecoder, data: bytes, chunk: int) -> set[float]:

@@ -112,7 +112,7 @@ async def test_cable_pull_scenario_cycles_through_disconnect() -> None:
 async def test_nonin_round_trip_through_a_real_pty() -> None:
     emu = open_pty_emulator("nonin", "probe_off", seed=4, speed=4.0)  # probe comes off at t=20 s
     col = Collector()
-    cfg = {"driver": "nonin_oem3", "id": "nonin-5", "bed": "5", "port": emu.path}
+    cfg: dict[str, object] = {"driver": "nonin_oem3", "id": "nonin-5", "bed": "5", "port": emu.path}
     try:
         async with _running(cfg, col) as src:
             await col.wait_for(lambda: ("sensor_off", True) in col.conditions(), within=15)
@@ -124,3 +124,28 @@ async def test_nonin_round_trip_through_a_real_pty() -> None:
     assert all(40 <= s.value <= 140 for s in valid if s.parameter == "pulse_rate")
     off = [s for s in col.samples if s.quality & Quality.SENSOR_OFF]
     assert off and all(s.value != s.value for s in off)
+
+
+async def test_philips_associates_polls_and_reassociates_after_replug() -> None:
+    emu = open_pty_emulator("philips", "stable", seed=9, speed=1.0)
+    col = Collector()
+    cfg: dict[str, object] = {"driver": "philips_mib", "id": "mp50-7", "bed": "7", "port": emu.path,
+                              "poll_interval_s": 0.25, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.2}
+    try:
+        async with _running(cfg, col) as src:
+            await col.wait_for(lambda: len({s.parameter for s in col.samples}) == 9)
+            monitor = emu.device
+            assert getattr(monitor, "associations", 0) == 1
+            emu.unplug()
+            await col.wait_for(lambda: ("disconnected", True) in col.conditions())
+            n = len(col.samples)
+            emu.replug()
+            await col.wait_for(lambda: len(col.samples) > n + 9)
+            assert getattr(monitor, "associations", 0) == 2  # a fresh association after the replug
+            assert src.decoder.stats.bad_frames == 0
+    finally:
+        emu.stop()
+    hr = [s for s in col.samples if s.parameter == "heart_rate"]
+    assert all(s.quality == Quality.VALID and 40 <= s.value <= 140 and s.device_time for s in hr)
+    nibp = {s.parameter: s.value for s in col.samples if s.parameter.startswith("nibp")}
+    assert nibp["nibp_sys"] > nibp["nibp_mean"] > nibp["nibp_dia"]

@@ -31,6 +31,8 @@ from wire.sample import DeviceEvent, Quality, Sample
 log = get_logger("edge.clinical")
 _PRIO = {"high": Priority.HIGH, "medium": Priority.MEDIUM, "low": Priority.LOW}
 _CONTINUOUS = (HR, SPO2, RESP)
+LABELS = {"heart_rate": "HR", "spo2": "SpO2", "resp_rate": "resp rate", "nibp_sys": "NIBP sys",
+          "nibp_dia": "NIBP dia", "temperature": "temperature"}
 
 
 class _Rule:
@@ -45,7 +47,7 @@ class _Rule:
         word = "high" if self.high else "low"
         self.spec = ConditionSpec(
             rule.condition, Kind.PHYSIOLOGICAL, "threshold", prio, rule.delay_s,
-            latch_high and prio is Priority.HIGH, f"{rule.parameter.replace('_', ' ')} {word} (limit {rule.limit:g})",
+            latch_high and prio is Priority.HIGH, f"{LABELS[rule.parameter]} {word} (limit {rule.limit:g})",
             rule.parameter,
         )
 

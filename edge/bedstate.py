@@ -39,7 +39,7 @@ CARRY_S: tuple[float, ...] = (120.0, 120.0, 120.0, 3600.0, 4 * 3600.0)
 # normalisation (centre, spread) per model channel; the model sees (x - c) / s
 NORM: tuple[tuple[float, float], ...] = ((80.0, 20.0), (95.0, 5.0), (16.0, 6.0), (120.0, 25.0), (37.0, 1.0))
 BUCKET_S = 60.0
-WINDOW = 30  # buckets: 30 minutes of history
+WINDOW = 60  # buckets: one hour of history
 N_FEATURES = 2 * len(MODEL_PARAMS)
 
 
@@ -152,12 +152,17 @@ class BedState:
         if self._bucket_end != self._bucket_end:  # first sample: align buckets to the minute
             self._bucket_end = (math.floor(now / BUCKET_S) + 1) * BUCKET_S
             return
-        closed = 0
-        while now >= self._bucket_end and closed < WINDOW:
+        if now < self._bucket_end:
+            return
+        k = math.floor((now - self._bucket_end) / BUCKET_S) + 1  # buckets that ended
+        self._close_bucket()  # the only one that can hold samples
+        k -= 1
+        if k > WINDOW:  # long gap: the oldest empty buckets would scroll out of the window anyway
+            self._bucket_end += (k - WINDOW) * BUCKET_S
+            self.buckets_filled += k - WINDOW
+            k = WINDOW
+        for _ in range(k):
             self._close_bucket()
-            closed += 1
-        if now >= self._bucket_end:  # long gap: skip whole empty buckets at once
-            self._bucket_end += math.floor((now - self._bucket_end) / BUCKET_S + 1) * BUCKET_S
 
     def _close_bucket(self) -> None:
         end = self._bucket_end

@@ -31,6 +31,8 @@ from wire.sample import DeviceEvent, Quality, Sample
 log = get_logger("edge.clinical")
 _PRIO = {"high": Priority.HIGH, "medium": Priority.MEDIUM, "low": Priority.LOW}
 _CONTINUOUS = (HR, SPO2, RESP)
+LABELS = {"heart_rate": "HR", "spo2": "SpO2", "resp_rate": "resp rate", "nibp_sys": "NIBP sys",
+          "nibp_dia": "NIBP dia", "temperature": "temperature"}
 
 
 class _Rule:
@@ -45,7 +47,7 @@ class _Rule:
         word = "high" if self.high else "low"
         self.spec = ConditionSpec(
             rule.condition, Kind.PHYSIOLOGICAL, "threshold", prio, rule.delay_s,
-            latch_high and prio is Priority.HIGH, f"{rule.parameter.replace('_', ' ')} {word} (limit {rule.limit:g})",
+            latch_high and prio is Priority.HIGH, f"{LABELS[rule.parameter]} {word} (limit {rule.limit:g})",
             rule.parameter,
         )
 
@@ -64,15 +66,16 @@ class _Profile:
         n = p.news2
         lh = cfg.latch_high
         self.news2_high = ConditionSpec("news2_high", Kind.PHYSIOLOGICAL, "news2", Priority.HIGH, n.delay_s, lh,
-                                        f"NEWS2 >= {n.high_at}: emergency response")
+                                        f"NEWS2 >= {n.high_at}: emergency response", None, n.clear_delay_s)
         self.news2_medium = ConditionSpec("news2_medium", Kind.PHYSIOLOGICAL, "news2", Priority.MEDIUM, n.delay_s,
-                                          False, f"NEWS2 >= {n.medium_at}: urgent response")
+                                          False, f"NEWS2 >= {n.medium_at}: urgent response", None,
+                                          n.clear_delay_s)
         self.news2_three = ConditionSpec(
             "news2_single3", Kind.PHYSIOLOGICAL, "news2", _PRIO.get(n.single_three, Priority.LOW), n.delay_s, False,
-            "NEWS2: 3 in a single parameter, urgent ward review")
+            "NEWS2: 3 in a single parameter, urgent ward review", None, n.clear_delay_s)
         a = cfg.anomaly
         self.anomaly = ConditionSpec("anomaly", Kind.PHYSIOLOGICAL, "anomaly", _PRIO[a.priority], a.delay_s, False,
-                                     "vitals anomaly model: deterioration pattern")
+                                     "vitals anomaly model: deterioration pattern", None, a.clear_delay_s)
 
 
 def _tech(cfg: ClinicalConfig) -> dict[str, Callable[[str], ConditionSpec]]:
@@ -103,7 +106,8 @@ def _tech(cfg: ClinicalConfig) -> dict[str, Callable[[str], ConditionSpec]]:
 
 
 class _Bed:
-    __slots__ = ("anomaly", "anomaly_on", "devices_down", "pending_tech", "prof", "rule_on", "sensor_off", "st")
+    __slots__ = ("anomaly", "anomaly_on", "devices_down", "explicit_profile", "pending_tech", "prof", "rule_on",
+                 "sensor_off", "st")
 
     def __init__(self, st: BedState, prof: _Profile) -> None:
         self.st = st
@@ -114,6 +118,7 @@ class _Bed:
         self.pending_tech: dict[str, tuple[ConditionSpec, float]] = {}  # event conditions awaiting their delay
         self.anomaly = math.nan
         self.anomaly_on = False
+        self.explicit_profile = False
 
 
 class ClinicalStage:
@@ -160,8 +165,10 @@ class ClinicalStage:
     # -- beds ---------------------------------------------------------------------------------------------
     def add_bed(self, b: BedConfig) -> None:
         ctx = PatientContext(b.on_oxygen, b.spo2_scale2, b.consciousness)
-        prof = self._profiles[b.profile or self.cfg.default_profile]
-        self.beds[b.id] = _Bed(BedState(b.id, prof.name, b.patient, ctx), prof)
+        name = b.profile or (self.cfg.scale2_profile if b.spo2_scale2 else None) or self.cfg.default_profile
+        prof = self._profiles[name]
+        bed = self.beds[b.id] = _Bed(BedState(b.id, prof.name, b.patient, ctx), prof)
+        bed.explicit_profile = b.profile is not None
 
     def _bed(self, bed: str, patient: str) -> _Bed:
         b = self.beds.get(bed)
@@ -172,6 +179,11 @@ class ClinicalStage:
             b.st.patient = patient
         return b
 
+    def forget_bed(self, bed: str) -> None:
+        """The patient left: drop the bed's state and clear its alarms."""
+        if self.beds.pop(bed, None) is not None:
+            self.manager.forget_bed(bed)
+
     def set_context(self, bed: str, *, on_oxygen: bool | None = None, scale2: bool | None = None,
                     consciousness: str | None = None) -> None:
         """Patient context from charting (or a replay file). Forces a NEWS2 recompute."""
@@ -181,6 +193,10 @@ class ClinicalStage:
             c.on_oxygen = on_oxygen
         if scale2 is not None:
             c.scale2 = scale2
+            if not b.explicit_profile:
+                name = (self.cfg.scale2_profile if scale2 else None) or self.cfg.default_profile
+                if name != b.prof.name:
+                    self._switch_profile(b, self._profiles[name])
         if consciousness is not None:
             if consciousness not in ("A", "C", "V", "P", "U"):
                 raise ValueError(f"consciousness {consciousness!r} is not one of A, C, V, P, U")
@@ -188,6 +204,15 @@ class ClinicalStage:
         b.st.dirty = True
 
     # -- Stage protocol: hot path ---------------------------------------------------------------------------
+    def _switch_profile(self, b: _Bed, prof: _Profile) -> None:
+        """End the old profile's threshold conditions, then evaluate with the new rules."""
+        for r in b.prof.rules:
+            if b.rule_on[r.idx]:
+                self.manager.update(b.st.bed, b.st.patient, r.spec, False, self.clock())
+        b.prof = prof
+        b.st.profile = prof.name
+        b.rule_on = [False] * len(prof.rules)
+
     def on_sample(self, s: Sample) -> None:
         self.samples += 1
         b = self._bed(s.bed, s.patient)

@@ -162,3 +162,14 @@ def test_sorted_open_by_priority(env: tuple[AlarmManager, list[AlarmUpdate], Clo
     feed(m, clock, MED, [True] * 12)
     feed(m, clock, HIGH, [True] * 12)
     assert [a.priority for a in m.sorted_open()] == [Priority.HIGH, Priority.MEDIUM]
+
+
+def test_clear_delay_keeps_a_flapping_condition_as_one_alarm(
+    env: tuple[AlarmManager, list[AlarmUpdate], Clock],
+) -> None:
+    m, got, clock = env
+    spec = ConditionSpec("news2_medium", Kind.PHYSIOLOGICAL, "news2", Priority.MEDIUM, 5.0, False, "n", None, 60.0)
+    feed(m, clock, spec, [True] * 6 + ([False] * 30 + [True] * 5) * 4)
+    assert [u.event for u in got] == [Event.RAISED]
+    feed(m, clock, spec, [False] * 61)
+    assert [u.event for u in got] == [Event.RAISED, Event.CLEARED]

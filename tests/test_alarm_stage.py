@@ -7,7 +7,7 @@ import math
 import pytest
 
 from edge.alarms.model import AlarmUpdate, Event, Kind, State
-from edge.alarms.profiles import BedConfig, ClinicalConfig
+from edge.alarms.profiles import ADULT, BedConfig, ClinicalConfig, News2Triggers, Profile
 from edge.clinical import ClinicalStage
 from wire.sample import DeviceEvent, Quality, Sample
 
@@ -16,10 +16,10 @@ NORMAL = {"heart_rate": 75.0, "spo2": 97.0, "resp_rate": 15.0, "nibp_sys": 125.0
 
 
 class Env:
-    def __init__(self, beds: list[BedConfig] | None = None) -> None:
+    def __init__(self, beds: list[BedConfig] | None = None, cfg: ClinicalConfig | None = None) -> None:
         self.t = 10_000.0
         self.got: list[AlarmUpdate] = []
-        self.stage = ClinicalStage(ClinicalConfig(), beds or [BedConfig(id="b1", patient="P1")],
+        self.stage = ClinicalStage(cfg or ClinicalConfig(), beds or [BedConfig(id="b1", patient="P1")],
                                    sinks=[self.got.append], clock=lambda: self.t, wall=lambda: self.t, id_base=0)
 
     def sample(self, param: str, value: float, q: Quality = Quality.VALID, bed: str = "b1") -> None:
@@ -140,7 +140,8 @@ def test_stale_data_is_technical_and_ends_physiological_condition() -> None:
 
 
 def test_news2_trigger_and_single_parameter_three() -> None:
-    env = Env()
+    fast = News2Triggers(delay_s=60.0, clear_delay_s=0.0)
+    env = Env(cfg=ClinicalConfig(profiles={"adult": Profile(thresholds=ADULT.thresholds, news2=fast)}))
     env.sample("nibp_sys", 125.0)
     env.sample("temperature", 36.8)
     for _ in range(70):
@@ -202,3 +203,20 @@ def test_pulse_rate_backs_heart_rate_without_ecg(param: str) -> None:
         env.stage.tick(env.t, env.t)
         env.t += 1.0
     assert ("raised", "heart_rate_high") in env.events()
+
+
+def test_news2_default_policy_holds_five_minutes_and_clears_after_five() -> None:
+    env = Env()
+    env.sample("nibp_sys", 125.0)
+    env.sample("temperature", 36.8)
+    start = env.t
+    for _ in range(400):
+        env.second(resp_rate=26.0, heart_rate=115.0)  # 3 + 2 = 5: medium
+    (raised,) = [u.alarm for u in env.got if u.event is Event.RAISED]
+    assert raised.condition == "news2_medium" and 299.0 <= raised.raised_mono - start <= 302.0
+    for _ in range(200):  # a short improvement does not end it (clear delay 300 s)
+        env.second()
+    assert raised.state is State.ACTIVE
+    for _ in range(120):
+        env.second()
+    assert env.events()[-1] == ("cleared", "news2_medium")

@@ -5,8 +5,9 @@ manager, per bed and condition, whether the condition is on right now
 (:meth:`AlarmManager.update`); the manager owns everything after that:
 
 - alarm condition delay: a condition must stay on for its ``delay_s`` before an
-  alarm is raised, so a single artifact does not alarm (hysteresis is applied by
-  the evaluator, which knows the value's units);
+  alarm is raised, so a single artifact does not alarm; value hysteresis is
+  applied by the evaluator (it knows the units), time hysteresis here
+  (``clear_delay_s``: the condition must stay off that long before it ends);
 - latching: a latching alarm whose condition ends stays (state ``latched``,
   still audible) until someone acknowledges it; a non-latching one clears;
 - acknowledge with the user's initials (audited): audio off for good, the alarm
@@ -56,13 +57,15 @@ class ConditionSpec:
     latching: bool
     message: str
     param: str | None = None
+    clear_delay_s: float = 0.0  # the condition must stay off this long before the alarm's condition ends
 
 
 class _Cond:
-    __slots__ = ("alarm", "since")
+    __slots__ = ("alarm", "off_since", "since")
 
     def __init__(self) -> None:
         self.since = math.nan  # when the condition came on (pending), NaN when off
+        self.off_since = math.nan  # when an alarming condition went off (clear delay pending)
         self.alarm: Alarm | None = None
 
 
@@ -138,6 +141,7 @@ class AlarmManager:
         a = c.alarm
         if active:
             if a is not None:
+                c.off_since = math.nan
                 a.value = value
                 if score is not None:
                     a.score = score
@@ -154,6 +158,12 @@ class AlarmManager:
             return self._raise(c, bed, patient, spec, value, score, recv, t_wall, now)
         c.since = math.nan
         if a is not None and a.condition_active:
+            if spec.clear_delay_s > 0:
+                if c.off_since != c.off_since:
+                    c.off_since = now
+                if now - c.off_since < spec.clear_delay_s:
+                    return None
+            c.off_since = math.nan
             a.condition_active = False
             if a.latching and a.state is not State.ACKNOWLEDGED:
                 a.state = State.LATCHED

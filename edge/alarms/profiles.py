@@ -58,7 +58,9 @@ class News2Triggers(Section):
     high_at: int = Field(default=7, ge=1, le=20)  # Chart 4 emergency response -> high priority
     medium_at: int = Field(default=5, ge=1, le=20)  # Chart 4 urgent response -> medium priority
     single_three: Literal["off", "low", "medium"] = "low"  # a 3 in one parameter: urgent ward review
-    delay_s: float = Field(default=60.0, ge=0.0, le=3600.0)
+    # NEWS2 is a bedside-observation score: computed continuously it must hold for a while before it triggers
+    delay_s: float = Field(default=300.0, ge=0.0, le=3600.0)
+    clear_delay_s: float = Field(default=300.0, ge=0.0, le=3600.0)
     # how old a latest valid value may be and still count in the score
     continuous_max_age_s: float = Field(default=60.0, gt=0.0)
     nibp_max_age_s: float = Field(default=3600.0, gt=0.0)
@@ -99,6 +101,7 @@ class AnomalySettings(Section):
     threshold: float | None = Field(default=None, gt=0.0, lt=1.0)  # None: the manifest's metrics.threshold
     priority: PriorityName = "medium"
     delay_s: float = Field(default=120.0, ge=0.0)
+    clear_delay_s: float = Field(default=600.0, ge=0.0)
     interval_s: float = Field(default=5.0, gt=0.0)  # how often tick() scores beds with a new minute bucket
     num_threads: int = Field(default=1, ge=1, le=8)
     trusted_keys: list[Path] = Field(default_factory=list)  # public keys that may sign the model; empty = do not verify
@@ -107,6 +110,8 @@ class AnomalySettings(Section):
 class ClinicalConfig(Section):
     default_profile: str = "adult"
     profiles: dict[str, Profile] = Field(default_factory=dict)
+    # profile for beds whose patient has a prescribed 88-92 % target (spo2_scale2) and no explicit profile
+    scale2_profile: str | None = "copd"
     latch_high: bool = True  # high-priority physiological alarms latch until acknowledged
     max_silence_s: float = Field(default=120.0, gt=0.0, le=600.0)
     technical: TechnicalSettings = TechnicalSettings()
@@ -117,6 +122,8 @@ class ClinicalConfig(Section):
     def _default_exists(self) -> ClinicalConfig:
         if self.default_profile not in self.all_profiles():
             raise ValueError(f"default_profile {self.default_profile!r} is not a defined profile")
+        if self.scale2_profile is not None and self.scale2_profile not in self.all_profiles():
+            raise ValueError(f"scale2_profile {self.scale2_profile!r} is not a defined profile")
         return self
 
     def all_profiles(self) -> dict[str, Profile]:

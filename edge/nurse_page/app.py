@@ -1,0 +1,201 @@
+"""The nurse-station page, served by the gateway itself (aiohttp), all assets local.
+
+Routes (none clash with the daemon's /metrics and /healthz):
+
+    GET  /                      the page (static/index.html)
+    GET  /nurse/static/{file}   app.js, style.css (no CDN: wards are often offline)
+    GET  /nurse/ws              WebSocket: JSON state pushed on every alarm change and each second
+    GET  /nurse/api/state       the same state once (JSON)
+    POST /nurse/api/ack         {"alarm_id", "initials"}           -> acknowledge (audited)
+    POST /nurse/api/silence     {"alarm_id", "initials", "seconds"} -> pause audio (capped)
+
+The POST handlers accept only ``application/json`` bodies, which a cross-site
+form cannot send without a CORS preflight this server never grants.
+
+State comes from ``state_provider()`` (ClinicalStage.snapshot: beds with live
+values, trends, NEWS2; open alarms ordered by priority); ``cloud_status()``
+drives the "cloud link down" banner. Bed ids are shown; patient references
+never are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from edge.alarms.manager import AlarmActionError
+from edge.alarms.model import AlarmUpdate
+from pulsegate.logs import get_logger
+
+log = get_logger("edge.nurse_page")
+STATIC = Path(__file__).parent / "static"
+StateProvider = Callable[[], dict[str, Any]]
+AckHandler = Callable[[str, str], object]
+SilenceHandler = Callable[[str, str, float], object]
+
+
+class NursePage:
+    """Owns the WebSocket clients and the push task. ``offer`` is the alarm sink (non-blocking)."""
+
+    def __init__(
+        self,
+        state_provider: StateProvider,
+        ack_handler: AckHandler,
+        cloud_status: Callable[[], bool],
+        silence_handler: SilenceHandler | None = None,
+        *,
+        title: str = "PulseGate nurse station",
+        push_interval_s: float = 1.0,
+        min_push_gap_s: float = 0.05,
+        max_silence_s: float = 120.0,
+    ) -> None:
+        self.state_provider = state_provider
+        self.ack_handler = ack_handler
+        self.silence_handler = silence_handler
+        self.cloud_status = cloud_status
+        self.title = title
+        self.push_interval_s = push_interval_s
+        self.min_push_gap_s = min_push_gap_s
+        self.max_silence_s = max_silence_s
+        self.clients: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.pushes = 0
+        self.offers = 0
+
+    # -- alarm sink ------------------------------------------------------------------------------------------
+    def offer(self, u: AlarmUpdate) -> None:
+        self.offers += 1
+        self._changed.set()
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        s = self.state_provider()
+        try:
+            online = bool(self.cloud_status())
+        except Exception:
+            online = False
+        return {**s, "cloud_online": online, "title": self.title, "server_time": time.time(),
+                "max_silence_s": self.max_silence_s}
+
+    async def _push_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.push_interval_s)
+            self._changed.clear()
+            if self.clients:
+                await self.broadcast()
+            await asyncio.sleep(self.min_push_gap_s)
+
+    async def broadcast(self) -> None:
+        text = json.dumps(self.state())
+        self.pushes += 1
+        for ws in list(self.clients):
+            if ws.closed:
+                continue
+            try:
+                await ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                self.clients.discard(ws)
+
+    # -- aiohttp ------------------------------------------------------------------------------------------------
+    def setup(self, app: web.Application) -> None:
+        """Add the page's routes and its push task to ``app`` (the daemon's server or make_nurse_app's)."""
+        app[PAGE_KEY] = self
+        app.router.add_get("/", self._index)
+        app.router.add_get("/nurse/ws", self._ws)
+        app.router.add_get("/nurse/api/state", self._state)
+        app.router.add_post("/nurse/api/ack", self._ack)
+        app.router.add_post("/nurse/api/silence", self._silence)
+        app.router.add_static("/nurse/static/", STATIC, show_index=False, follow_symlinks=False)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+
+    async def _on_startup(self, app: web.Application) -> None:
+        self._task = asyncio.create_task(self._push_loop(), name="nurse_page.push")
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for ws in list(self.clients):
+            await ws.close(code=1001, message=b"server shutdown")
+
+    async def _index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state())
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0)
+        await ws.prepare(request)
+        self.clients.add(ws)
+        try:
+            await ws.send_str(json.dumps(self.state()))
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT and msg.data == "refresh":
+                    await ws.send_str(json.dumps(self.state()))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.clients.discard(ws)
+        return ws
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type != "application/json":
+            raise web.HTTPUnsupportedMediaType(text="send application/json")
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise web.HTTPBadRequest(text="body is not JSON") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="body must be a JSON object")
+        return body
+
+    async def _ack(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            self.ack_handler(str(body.get("alarm_id", "")), str(body.get("initials", "")))
+        except AlarmActionError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        self._changed.set()
+        return web.json_response({"ok": True})
+
+    async def _silence(self, request: web.Request) -> web.Response:
+        if self.silence_handler is None:
+            return web.json_response({"ok": False, "error": "silence is not enabled"}, status=404)
+        body = await self._body(request)
+        try:
+            seconds = float(body.get("seconds", self.max_silence_s))
+            self.silence_handler(str(body.get("alarm_id", "")), str(body.get("initials", "")), seconds)
+        except (AlarmActionError, ValueError, TypeError) as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        self._changed.set()
+        return web.json_response({"ok": True})
+
+
+PAGE_KEY = web.AppKey("nurse_page", NursePage)
+
+
+def make_nurse_app(
+    state_provider: StateProvider,
+    ack_handler: AckHandler,
+    cloud_status: Callable[[], bool],
+    silence_handler: SilenceHandler | None = None,
+    **kwargs: Any,
+) -> web.Application:
+    """A standalone Application with the page; ``app[PAGE_KEY].offer`` is the alarm sink."""
+    app = web.Application()
+    NursePage(state_provider, ack_handler, cloud_status, silence_handler, **kwargs).setup(app)
+    return app

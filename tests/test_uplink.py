@@ -34,7 +34,7 @@ class Listener:
 
     def _on(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
         with self.lock:
-            self.items.append((m.topic, codec.decode(m.payload), bool(m.retain)))
+            self.items.append((m.topic, codec.decode(bytes(m.payload)), bool(m.retain)))
 
     def statuses(self) -> list[messages.Status]:
         with self.lock:

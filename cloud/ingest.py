@@ -63,6 +63,8 @@ class IngestConfig(Section):
     receive_maximum: int = 20000
     session_expiry_s: int = 24 * 3600
     keepalive_s: int = 30
+    reconnect_min_s: float = 0.1
+    reconnect_max_s: float = 1.0
     deadletter_dir: str = "/var/lib/pulsegate/deadletter"
 
 
@@ -98,7 +100,11 @@ class IngestWorker:
         keepalive_s: int = 30,
         schema: InfluxConfig | None = None,
         registry: CollectorRegistry | None = None,
+        reconnect_min_s: float = 0.1,
+        reconnect_max_s: float = 1.0,
     ) -> None:
+        # reconnect fast (a worker sits next to its broker): after a broker restart mosquitto 2.0 has
+        # forgotten the $share subscription, and messages published before we re-subscribe are dropped
         self.host, self.port = host, port
         self.influx = influx
         self.client_id, self.group = client_id, group
@@ -108,6 +114,7 @@ class IngestWorker:
         self.receive_maximum = receive_maximum
         self.session_expiry_s, self.keepalive_s = session_expiry_s, keepalive_s
         self.schema = schema
+        self.reconnect_min_s, self.reconnect_max_s = reconnect_min_s, reconnect_max_s
         self.deadletters = DeadLetters(deadletter_dir)
         self.delivery = Delivery(influx)
         self.connected = False
@@ -133,7 +140,8 @@ class IngestWorker:
         password = read_secret(cfg.password_file, base).decode() if cfg.password_file else None
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
                    Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
-                   password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry)
+                   password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry,
+                   cfg.reconnect_min_s, cfg.reconnect_max_s)
 
     # ---- Component ---------------------------------------------------------------------
 
@@ -149,13 +157,16 @@ class IngestWorker:
     async def run(self) -> None:
         if self.schema is not None:
             await self._ensure_schema()
-        delay = 0.5
+        delay = self.reconnect_min_s
         while not self._stopping.is_set():
             began = time.monotonic()
             await self._session()
             if self._stopping.is_set():
                 break
-            delay = 0.5 if time.monotonic() - began > 10 else min(delay * 2, 30.0)
+            if time.monotonic() - began > 10:
+                delay = self.reconnect_min_s
+            else:
+                delay = min(delay * 2, self.reconnect_max_s)
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
             except TimeoutError:

@@ -23,7 +23,7 @@ from wire import messages
 
 _MEAS = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
 _TAG = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
-_STR = str.maketrans({'"': r"\"", "\\": r"\\", "\n": r"\n"})
+_STR = str.maketrans({'"': r"\"", "\\": r"\\"})
 
 FieldValue = int | float | bool | str | None
 

@@ -141,6 +141,11 @@ class Outbox:
             self._next_seq[stream] = seq + 1
             return seq
 
+    def peek_seq(self, stream: str) -> int:
+        """The number the next append to ``stream`` will get."""
+        with self._seq_lock:
+            return self._next_seq.get(stream, 1)
+
     def append(self, stream: str, msg: messages.Message) -> int:
         """Assign ``msg.seq`` and ``msg.gw``, encode and queue for the writer. Never waits on disk."""
         if self._closing:

@@ -65,6 +65,7 @@ class UplinkConfig(Section):
     status_interval_s: float = 10.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    resume_holdoff_s: float = 1.0
 
 
 class Uplink:
@@ -91,6 +92,7 @@ class Uplink:
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         software: str = "",
+        resume_holdoff_s: float = 1.0,
     ) -> None:
         self.outbox = outbox
         self.host, self.port = host, port
@@ -105,6 +107,8 @@ class Uplink:
         self.status_interval_s = status_interval_s
         self.reconnect = (reconnect_min_s, reconnect_max_s)
         self.software = software
+        self.resume_holdoff_s = resume_holdoff_s
+        self._was_lost = False
         self.models: dict[str, str] = {}  # set by the model slots; reported in the status
         self.connected = False
         # counters for /metrics
@@ -116,6 +120,7 @@ class Uplink:
         self.disconnects = 0
         self._stopping = False
         self._wake = asyncio.Event()
+        self._halt = asyncio.Event()
         self._inflight: dict[int, int] = {}  # mid -> outbox record id
         self._status_mids: set[int] = set()
         self._acked_ids: list[int] = []
@@ -130,7 +135,7 @@ class Uplink:
         password = read_secret(cfg.password_file, base).decode() if cfg.password_file else None
         return cls(outbox, cfg.host, cfg.port, cfg.site, gateway, cfg.client_id, cfg.tls_ca_file, cfg.tls_cert_file,
                    cfg.tls_key_file, cfg.username, password, cfg.session_expiry_s, cfg.max_inflight, cfg.keepalive_s,
-                   cfg.status_interval_s, cfg.reconnect_min_s, cfg.reconnect_max_s, software)
+                   cfg.status_interval_s, cfg.reconnect_min_s, cfg.reconnect_max_s, software, cfg.resume_holdoff_s)
 
     @property
     def inflight(self) -> int:
@@ -142,6 +147,7 @@ class Uplink:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._wake = asyncio.Event()
+        self._halt = asyncio.Event()
         self.outbox.on_commit = self._commit_hook
 
     async def run(self) -> None:
@@ -159,6 +165,7 @@ class Uplink:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        self._halt.set()
 
     # ---- one connection ----------------------------------------------------------------
 
@@ -190,9 +197,15 @@ class Uplink:
             self.connects += 1
             self.connected = True
             log.info("uplink_connected", host=self.host, port=self.port, backlog=self.outbox.backlog())
+            if self._was_lost and self.resume_holdoff_s > 0:
+                # after a lost link (maybe a broker restart) give the cloud's ingest workers time to
+                # re-subscribe: mosquitto 2.0 does not restore $share subscriptions from its persistence
+                await self._sleep(self.resume_holdoff_s)
+            self._was_lost = False
             await self._serve(client)
         finally:
             self.connected = False
+            self._was_lost = self._was_lost or self._lost.is_set()
             self._release_all()
             if self._stopping and not self._lost.is_set():
                 await self._goodbye(client)
@@ -282,9 +295,12 @@ class Uplink:
         return codec.encode(st)
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
+        """Sleep, cut short only by stop() or a lost connection."""
+        self._halt.clear()
+        if self._stopping:
+            return
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            await asyncio.wait_for(self._halt.wait(), timeout=seconds)
         except TimeoutError:
             pass
 
@@ -331,6 +347,7 @@ class Uplink:
             log.warning("uplink_disconnected", reason=reason, inflight=len(self._inflight))
         self._lost.set()
         self._wake.set()
+        self._halt.set()
         self._connected_cb(False, -1)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from cloud.influx import InfluxWriter
+from pulsegate.localservices import Mosquitto
 from wire import messages
 
 T0 = 1_700_000_000_000_000_000
@@ -49,3 +55,56 @@ async def wait_for_count(influx: InfluxWriter, measurement: str, gateway: str, n
             return counts
         await asyncio.sleep(0.2)
     return counts
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def own_broker(workdir: Path, port: int = 0) -> Mosquitto:
+    """A private mosquitto whose persistence works when the tests run as root.
+
+    (mosquitto started as root drops to user ``mosquitto``, which cannot write to a root-owned
+    temp folder: no log and, worse, no persistence file. ``user root`` keeps it as root.)
+    """
+    extra = "user root\n" if os.geteuid() == 0 else ""
+    return Mosquitto(workdir, port=port, extra_conf=extra).start()
+
+
+def spawn(module: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``python -m module args`` with this checkout on PYTHONPATH; stdout+stderr to ``log``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with log.open("ab") as f:
+        return subprocess.Popen([sys.executable, "-m", module, *args], stdout=f, stderr=subprocess.STDOUT, env=env,
+                                cwd=REPO)
+
+
+def spawn_driver(tmp: Path, gateway: str, port: int, count: int, rate: float, name: str = "driver",
+                 *extra: str) -> subprocess.Popen[bytes]:
+    return spawn("edge.outbox_driver", "--db", str(tmp / f"{gateway}.sqlite"), "--gateway", gateway, "--port",
+                 str(port), "--count", str(count), "--rate", str(rate), *extra, log=tmp / f"{name}.log")
+
+
+async def wait_exit(proc: subprocess.Popen[bytes], within_s: float) -> int:
+    deadline = time.monotonic() + within_s
+    while proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a child process
+        await asyncio.sleep(0.1)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"process {proc.args!r} did not exit within {within_s}s")
+    return proc.returncode
+
+
+def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        proc.wait(timeout=15)
+
+
+def assert_exactly_once(counts: Counter[int], n: int, per_seq: int = 1) -> None:
+    missing = sorted(set(range(1, n + 1)) - set(counts))
+    extra = sorted(set(counts) - set(range(1, n + 1)))
+    doubled = sorted(s for s, c in counts.items() if c != per_seq)
+    assert not missing, f"{len(missing)} sequence numbers missing, e.g. {missing[:10]}"
+    assert not extra, f"unexpected sequence numbers {extra[:10]}"
+    assert not doubled, f"{len(doubled)} sequence numbers with {per_seq=} violated, e.g. {doubled[:10]}"

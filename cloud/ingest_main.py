@@ -1,0 +1,47 @@
+"""Run one ingest worker as its own process (fault tests, benches; `pulsegate cloud run` is the daemon).
+
+``python -m cloud.ingest_main --port P --influx-url URL --database DB --client-id ID [--group G]``
+Stops cleanly on SIGTERM/SIGINT (pending batches land or are left unacknowledged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from cloud.influx import InfluxConfig, InfluxWriter
+from cloud.ingest import IngestWorker
+from pulsegate import logs
+from pulsegate.supervisor import Supervisor
+
+log = logs.get_logger("cloud.ingest_main")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cloud.ingest_main", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--influx-url", required=True)
+    p.add_argument("--database", required=True)
+    p.add_argument("--client-id", required=True)
+    p.add_argument("--group", default="ingest")
+    p.add_argument("--batch-points", type=int, default=5000)
+    p.add_argument("--flush-s", type=float, default=1.0)
+    p.add_argument("--deadletter-dir", default=None)
+    p.add_argument("--schema", action="store_true", help="create retention policies and rollups at start")
+    args = p.parse_args(argv)
+    influx = InfluxWriter(args.influx_url, args.database)
+    schema = InfluxConfig(url=args.influx_url, database=args.database) if args.schema else None
+    worker = IngestWorker(args.host, args.port, influx, client_id=args.client_id, group=args.group,
+                          batch_points=args.batch_points, flush_s=args.flush_s,
+                          deadletter_dir=Path(args.deadletter_dir) if args.deadletter_dir else None, schema=schema)
+    logs.setup("info", client_id=args.client_id)
+    rc = asyncio.run(Supervisor([worker]).run())
+    log.info("ingest_stopped", received=worker.received, acked=worker.acked, points=worker.points)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Uplink against a real mosquitto: retained status, last will, PUBACK-driven deletion, lanes on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.outbox import Outbox
+from edge.uplink import Uplink
+from pulsegate.localservices import Mosquitto, free_port
+from tests.uplink_fixtures import alarm, kill, raw, spawn_driver
+from wire import codec, messages, topics
+
+pytestmark = pytest.mark.integration
+
+
+class Listener:
+    """A plain subscriber collecting decoded messages (paho thread -> list under a lock)."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.items: list[tuple[str, messages.Message, bool]] = []
+        self.lock = threading.Lock()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv5)
+        self.c.on_message = self._on
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe(topic, qos=1)
+        self.c.loop_start()
+
+    def _on(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.items.append((m.topic, codec.decode(bytes(m.payload)), bool(m.retain)))
+
+    def statuses(self) -> list[messages.Status]:
+        with self.lock:
+            return [m for _, m, _ in self.items if isinstance(m, messages.Status)]
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+async def _until(cond: object, within_s: float = 10.0) -> None:
+    assert callable(cond)
+    for _ in range(int(within_s / 0.05)):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_status_retained_backlog_and_clean_offline(broker: Mosquitto, unique: str, tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", unique)
+    for i in range(50):
+        ob.append("bulk", raw(i))
+    up = Uplink(ob, "127.0.0.1", broker.port, "s1", unique, status_interval_s=0.2, software="pg-test")
+    await up.start()
+    task = asyncio.create_task(up.run())
+    lst = Listener(broker.port, f"pg/v1/s1/{unique}/#")
+    try:
+        await _until(lambda: up.connected and ob.backlog() == 0)
+        await _until(lambda: any(s.online and s.backlog == 0 for s in lst.statuses()))
+        first = lst.statuses()[0]
+        assert first.gw == unique and first.software == "pg-test"
+        assert up.acked == 50 and up.published == 50
+        got = [m for _, m, _ in lst.items if isinstance(m, messages.RawBatch)]
+        assert sorted(m.seq for m in got) == list(range(1, 51))
+    finally:
+        await up.stop()
+        await task
+        ob.close()
+    assert not up.connected
+    await _until(lambda: not lst.statuses()[-1].online)
+    lst.close()
+    late = Listener(broker.port, topics.uplink("s1", unique, "status"))  # a newcomer sees the retained one
+    await _until(lambda: bool(late.items))
+    assert late.items[0][2] and not late.statuses()[0].online
+    late.close()
+
+
+async def test_last_will_marks_a_killed_gateway_offline(broker: Mosquitto, unique: str, tmp_path: Path) -> None:
+    lst = Listener(broker.port, topics.uplink("site1", unique, "status"))
+    gw = spawn_driver(tmp_path, unique, broker.port, 10**6, 50)
+    try:
+        await _until(lambda: any(s.online for s in lst.statuses()), 20)
+        kill(gw, signal.SIGKILL)
+        await _until(lambda: not lst.statuses()[-1].online, 10)
+    finally:
+        kill(gw)
+        lst.close()
+
+
+async def test_alarms_overtake_a_bulk_backlog(broker: Mosquitto, unique: str, tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", unique)
+    for i in range(2000):
+        ob.append("bulk", raw(i))
+    for i in range(5):
+        ob.append("alarms", alarm(i))
+    assert await asyncio.to_thread(ob.flush, 10)
+    lst = Listener(broker.port, f"pg/v1/s1/{unique}/+")
+    up = Uplink(ob, "127.0.0.1", broker.port, "s1", unique, max_inflight=50)
+    await up.start()
+    task = asyncio.create_task(up.run())
+    try:
+        await _until(lambda: ob.backlog() == 0, 20)
+        await _until(lambda: len(lst.items) >= 2005)
+    finally:
+        await up.stop()
+        await task
+        ob.close()
+        lst.close()
+    order = [t.rsplit("/", 1)[1] for t, m, _ in lst.items if not isinstance(m, messages.Status)]
+    assert order[:5] == ["alarms"] * 5  # appended last, sent first
+
+
+async def test_unreachable_broker_keeps_everything_and_reports_disconnected(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", "gw1")
+    up = Uplink(ob, "127.0.0.1", free_port(), "s1", "gw1", reconnect_min_s=0.05, reconnect_max_s=0.1)
+    await up.start()
+    task = asyncio.create_task(up.run())
+    for i in range(10):
+        ob.append("bulk", raw(i))
+    await _until(lambda: up.connect_failures >= 3)
+    assert not up.connected and ob.backlog() == 10
+    await up.stop()
+    await task
+    ob.close()

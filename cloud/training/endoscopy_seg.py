@@ -151,8 +151,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     import keras
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # TensorFlow already initialised in this process (tests): keep its threads
     keras.utils.set_random_seed(cfg.seed)
     names = read_names(cfg.data_dir / "train.txt")
     if cfg.limit:

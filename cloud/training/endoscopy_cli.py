@@ -39,6 +39,7 @@ def register(cmds: Commands) -> None:
     p.add_argument("--input-size", type=int, default=256)
     p.add_argument("--limit", type=int, default=0, help="train on the first N frames only (smoke tests)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint", type=Path, help="save Keras weights here after every epoch (*.weights.h5)")
     p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_train)
@@ -55,6 +56,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size,
         width=args.width, limit=args.limit, threads=args.threads, time_budget_s=args.time_budget, log=log,
+        checkpoint=args.checkpoint,
     )
     result = train(cfg)
     model_dir, figures = write_model_dir(args.out, args.version, cfg, result, args.key)

@@ -37,6 +37,7 @@ class TrainConfig:
     limit: int = 0  # use only the first N training frames (tests); 0 = all
     seed: int = 7
     threads: int = 2
+    checkpoint: Path | None = None  # save the Keras weights here after every epoch
     time_budget_s: float = 0.0  # the schedule ends at this many seconds or epochs, whichever is first
     log: Callable[[str], None] = field(default=print)
 
@@ -151,8 +152,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     import keras
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # TensorFlow already initialised in this process (tests): keep its threads
     keras.utils.set_random_seed(cfg.seed)
     names = read_names(cfg.data_dir / "train.txt")
     if cfg.limit:
@@ -190,6 +194,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         elapsed = time.monotonic() - start
         history.append({"epoch": epoch + 1, "loss": loss, "lr": lr, "elapsed_s": elapsed})
         cfg.log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.5f} loss {loss:.4f} elapsed {elapsed:.0f}s")
+        if cfg.checkpoint is not None:
+            model.save_weights(str(cfg.checkpoint))
     train_s = time.monotonic() - start
     tflite = to_int8_tflite(model, _representative(xs, cfg.input_size))
     return TrainResult(tflite=tflite, epochs_run=epochs_run, train_seconds=train_s, history=history)

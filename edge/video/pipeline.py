@@ -102,7 +102,7 @@ class VideoPipeline:
         self.smoother = FindingSmoother(room, smooth_frames, smooth_min_hits)
         self.stats = VideoStats()
         self.grabber: FrameGrabber | None = None
-        self._size = runner.input_shape[:2]
+        self._size = (runner.input_shape[0], runner.input_shape[1])
         self._buf = np.empty((1, *self._size, 3), np.float32)
         self._stop = threading.Event()
         self._latest: Annotated | None = None

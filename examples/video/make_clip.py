@@ -33,13 +33,15 @@ def main() -> int:
     n = min(args.frames, MAX_FRAMES)
     names = [x.strip() for x in (args.data / "val.txt").read_text().splitlines() if x.strip()][:n]
     w, h = args.width, args.height
-    writer = cv2.VideoWriter(str(args.out), cv2.VideoWriter_fourcc(*"mp4v"), args.fps, (w, h))
+    writer = cv2.VideoWriter(str(args.out), cv2.VideoWriter.fourcc(*"mp4v"), args.fps, (w, h))
     if not writer.isOpened():
         raise SystemExit(f"cannot write {args.out}")
     rng = np.random.default_rng(6)
     steps = int(args.seconds * args.fps)
     for name in names:
         img = cv2.imread(str(args.data / "images" / name), cv2.IMREAD_COLOR)
+        if img is None:
+            raise SystemExit(f"cannot read {name} in {args.data}")
         # the source frames are square; the 16:9 view crops a band and moves it
         z0, z1 = rng.uniform(1.0, 1.15), rng.uniform(1.25, 1.6)
         if rng.random() < 0.5:

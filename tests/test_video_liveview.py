@@ -1,0 +1,132 @@
+"""The pipeline as a supervised component, and its live view served by a real aiohttp server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+
+from edge.video.config import DEFAULT_MODELS_DIR, REPO_ROOT, VideoConfig
+from edge.video.liveview import BOUNDARY, LiveView
+from edge.video.pipeline import VideoPipeline
+from edge.video.postprocess import PolypFinding
+from edge.video.service import video_components
+from pulsegate.supervisor import Progress, Supervisor, Tier
+
+CLIP = REPO_ROOT / "examples" / "video" / "kvasir-demo.mp4"
+
+
+async def wait_for(cond: Callable[[], object], limit_s: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def config(**kw: object) -> VideoConfig:
+    return VideoConfig.model_validate({"source": str(CLIP), "room": "endo-1", "live_port": 0, **kw})
+
+
+def test_config_defaults_find_the_shipped_model() -> None:
+    cfg = config()
+    assert cfg.models_dir == DEFAULT_MODELS_DIR and (cfg.models_dir / "endoscopy-seg").is_dir()
+    with pytest.raises(ValueError):
+        VideoConfig.model_validate({"source": "0", "room": "r", "colour": "red"})  # unknown keys are errors
+
+
+async def test_supervised_pipeline_serves_page_jpeg_stream_and_status() -> None:
+    findings: list[PolypFinding] = []
+    loop_thread: list[bool] = []
+
+    def on_finding(f: PolypFinding) -> None:
+        findings.append(f)
+        loop_thread.append(threading.current_thread() is threading.main_thread())
+
+    progress = Progress()
+    comps = video_components(config(fps_limit=30.0), on_finding, progress)
+    pipe, live = comps
+    assert isinstance(pipe, VideoPipeline) and pipe.tier == Tier.SOURCE
+    assert isinstance(live, LiveView) and live.tier == Tier.SINK
+    stop = asyncio.Event()
+    sup = asyncio.create_task(Supervisor(comps).run(stop, install_signals=False))
+    try:
+        await wait_for(lambda: pipe.stats.processed >= 20 and live.port != 0 and findings)
+        base = f"http://127.0.0.1:{live.port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/") as r:
+                page = await r.text()
+                assert r.status == 200 and "stream.mjpg" in page and "endo-1" in page
+                assert "http://" not in page and "https://" not in page  # no external assets
+            async with http.get(base + "/frame.jpg") as r:
+                body = await r.read()
+                assert r.status == 200 and r.content_type == "image/jpeg"
+                assert body[:2] == b"\xff\xd8" and body[-2:] == b"\xff\xd9"
+            async with http.get(base + "/stream.mjpg") as r:
+                assert r.content_type == "multipart/x-mixed-replace"
+                head = await r.content.readuntil(b"\r\n\r\n")
+                assert head.startswith(f"--{BOUNDARY}".encode()) and b"image/jpeg" in head
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                jpg = await r.content.readexactly(length)
+                assert jpg[:2] == b"\xff\xd8"
+            async with http.get(base + "/status") as r:
+                st = await r.json()
+                assert st["room"] == "endo-1" and st["processed"] >= 20 and st["fps"] > 0
+                assert st["latency_ms_p95"] is not None and st["dropped_frames"] >= 0
+        assert progress.count >= 20  # the pipeline beats the watchdog progress
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(sup, 20) == 0
+    assert pipe.grabber is None  # capture released on stop
+    assert findings[0].present and findings[0].room == "endo-1" and findings[0].box is not None
+    assert all(loop_thread)  # delivered on the event loop, not the inference thread
+
+
+async def test_bad_source_fails_start_clearly() -> None:
+    from edge.video.capture import CaptureError
+    from edge.video.segmodel import load_verified, resolve_model_dir
+
+    runner, _ = load_verified(resolve_model_dir(DEFAULT_MODELS_DIR), config().trusted_keys)
+    pipe = VideoPipeline("/nonexistent/clip.mp4", runner, lambda f: None, "r")
+    with pytest.raises(CaptureError):
+        await pipe.start()
+
+
+def test_clip_is_small_with_citation() -> None:
+    assert CLIP.stat().st_size < 3_000_000
+    cite = (CLIP.parent / "CITATION").read_text()
+    assert "Kvasir-SEG" in cite and "research and educational" in cite
+    names = [ln for ln in cite.splitlines() if ln.endswith(".jpg")]
+    assert 0 < len(names) <= 20
+
+
+
+
+@pytest.mark.browser
+async def test_live_view_page_in_chromium() -> None:
+    from playwright.async_api import async_playwright
+
+    comps = video_components(config(fps_limit=15.0), lambda f: None)
+    live = comps[1]
+    assert isinstance(live, LiveView)
+    stop = asyncio.Event()
+    sup = asyncio.create_task(Supervisor(comps).run(stop, install_signals=False))
+    try:
+        await wait_for(lambda: live.port != 0)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            try:
+                page = await browser.new_page()
+                await page.goto(f"http://127.0.0.1:{live.port}/")
+                await page.wait_for_function("document.getElementById('video').naturalWidth === 1280", timeout=15000)
+                await page.wait_for_function("/[0-9.]+ fps/.test(document.getElementById('fps').textContent)",
+                                             timeout=15000)
+                assert "dropped" in (await page.text_content("#drop") or "")
+                assert live.viewers >= 1
+            finally:
+                await browser.close()
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(sup, 20) == 0

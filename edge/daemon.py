@@ -13,9 +13,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from edge.alarms.delivery import LocalAlarmPublisher
+from edge.alarms.manager import AuditRecord
 from edge.alarms.model import AlarmUpdate
+from edge.anomaly import VitalsAnomalyModel
 from edge.clinical import ClinicalStage
 from edge.config import EdgeConfig
+from edge.nurse_page.app import NursePage
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.pseudonym import Pseudonymizer
@@ -28,7 +32,7 @@ from pulsegate.httpserver import HttpServer
 from pulsegate.logs import get_logger
 from pulsegate.metrics import new_registry
 from pulsegate.supervisor import Component, Progress, Supervisor
-from wire.messages import VERSION, Alarm, Message
+from wire.messages import VERSION, Alarm, Event, Message
 
 log = get_logger("edge.daemon")
 
@@ -56,7 +60,18 @@ class EdgeDaemon:
             gw, self.publish, self.pseudonyms, cfg.summaries.interval_s, cfg.summaries.raw,
             patients={b.id: b.patient for b in cfg.beds},
         )
-        self.clinical = ClinicalStage(cfg.clinical, cfg.beds, on_alarm=self._on_alarm)
+        self.local_alarms: LocalAlarmPublisher | None = None
+        if cfg.local_bus.enabled:
+            self.local_alarms = LocalAlarmPublisher(cfg.local_bus.host, cfg.local_bus.port, gw)
+        self.clinical = ClinicalStage(
+            cfg.clinical, cfg.beds, on_alarm=self._on_alarm, on_audit=self._on_audit, scorer=self._anomaly_model()
+        )
+        self.nurse = NursePage(
+            self.clinical.snapshot, self.clinical.acknowledge, self.cloud_up, self.clinical.silence,
+            title=f"PulseGate {gw}", max_silence_s=cfg.clinical.max_silence_s,
+        )
+        # local delivery first (nurse call, page), then the uplink (on_alarm)
+        self.clinical.sinks[:0] = [s.offer for s in (self.local_alarms, self.nurse) if s is not None]
         self.pipeline = Pipeline([self.clinical, self.summarizer], self.progress)
         self.sources: list[Component] = [
             make_source(d, self.pipeline.feed, self.pipeline.feed_event) for d in cfg.devices
@@ -67,8 +82,23 @@ class EdgeDaemon:
 
             self.video = video_components(cfg.video, self._on_finding, self.progress)
         self.app = web.Application()
+        self.nurse.setup(self.app)
         self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health)
         self._metrics()
+
+    def _anomaly_model(self) -> VitalsAnomalyModel | None:
+        a = self.cfg.clinical.anomaly
+        if a.model_dir is None:
+            return None
+        keys = a.trusted_keys or list(self.cfg.models.trusted_keys)
+        if not keys:
+            raise ValueError(
+                "clinical.anomaly.model_dir is set but no trusted key: a gateway never runs an unsigned model"
+            )
+        return VitalsAnomalyModel(a.model_dir, a.num_threads, keys)
+
+    def cloud_up(self) -> bool:
+        return self.uplink is not None and self.uplink.connected
 
     # -- uplink ------------------------------------------------------------------------------------------
     def publish(self, stream: str, msg: Message) -> None:
@@ -88,6 +118,15 @@ class EdgeDaemon:
                 condition=a.condition, score=a.score, value=a.value, param=a.param, by=a.acked_by,
                 latency_ms=a.latency_ms(),
             ),
+        )
+
+    def _on_audit(self, r: AuditRecord) -> None:
+        log.info("alarm_" + r.action, alarm_id=r.alarm_id, bed=r.bed, condition=r.condition, by=r.by,
+                 duration_s=r.duration_s)
+        self.publish(
+            "events",
+            Event(v=VERSION, gw=self.gateway, seq=0, t=int(r.at_wall * 1e9), kind="alarm_" + r.action, bed=r.bed,
+                  detail={"alarm_id": r.alarm_id, "condition": r.condition, "by": r.by, "duration_s": r.duration_s}),
         )
 
     def _on_finding(self, finding: object) -> None:
@@ -114,6 +153,11 @@ class EdgeDaemon:
         c.counter("pulsegate_uplink_messages_queued", "Messages handed to the outbox", lambda: self.published)
         c.counter("pulsegate_summaries", "Summary messages produced", lambda: self.summarizer.summaries_sent)
         c.gauge("pulsegate_beds", "Beds known to the clinical stage", lambda: len(self.clinical.beds))
+        c.gauge("pulsegate_alarms_open", "Open alarms by priority", self._open_alarms, labels=("priority",))
+        if self.local_alarms is not None:
+            la = self.local_alarms
+            c.counter("pulsegate_local_alarms_published", "Alarm updates on the local bus", lambda: la.published)
+            c.counter("pulsegate_local_alarms_dropped", "Alarm updates dropped (local queue full)", lambda: la.dropped)
         if self.outbox is not None and self.uplink is not None:
             ob, up = self.outbox, self.uplink
             c.gauge("pulsegate_outbox_backlog", "Records waiting for PUBACK", ob.backlog)
@@ -123,8 +167,17 @@ class EdgeDaemon:
             c.counter("pulsegate_uplink_acked", "Records acknowledged by the broker (PUBACK)", lambda: up.acked)
             c.gauge("pulsegate_uplink_connected", "1 while the cloud link is up", lambda: float(up.connected))
 
+    def _open_alarms(self) -> dict[tuple[str, ...], float]:
+        counts: dict[tuple[str, ...], float] = {("high",): 0.0, ("medium",): 0.0, ("low",): 0.0}
+        for a in self.clinical.manager.sorted_open():
+            key = (a.priority.label,)
+            counts[key] = counts.get(key, 0.0) + 1
+        return counts
+
     def components(self) -> list[Component]:
         sinks: list[Component] = [self.http]
+        if self.local_alarms is not None:
+            sinks.append(self.local_alarms)
         if self.uplink is not None:
             sinks.append(self.uplink)
         return [*sinks, self.pipeline, *self.sources, *self.video]

@@ -31,10 +31,12 @@ from pulsegate.localservices import Influxd, Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_BEDS = (  # bed, driver, emulator protocol, scenario
-    ("bed-01", "masimo", "masimo", "stable"),
+    ("bed-01", "philips_mib", "philips", "stable"),
     ("bed-02", "masimo", "masimo", "desaturation"),
-    ("bed-03", "nonin_oem3", "nonin", "deterioration"),
+    ("bed-03", "philips_mib", "philips", "deterioration"),
     ("bed-04", "masimo", "masimo", "probe_off"),
+    ("bed-05", "nonin_oem3", "nonin", "artifact"),
+    ("bed-06", "philips_mib", "philips", "cable_pull"),
 )
 DATABASE = "pulsegate"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from cloud.api import FleetApi
 from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
@@ -24,6 +25,8 @@ class CloudDaemon:
         ingest_cfg = cfg.ingest
         self.ingest = IngestWorker.from_config(ingest_cfg, self.influx, cfg.influx, config_dir, self.registry)
         self.app = web.Application()
+        self.api = FleetApi(self.influx)
+        self.api.setup(self.app)
         self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health)
 
     def health(self) -> dict[str, object]:

@@ -55,7 +55,9 @@ class FleetApi:
             self.errors += 1
             if "database not found" in str(exc):
                 return []
-            raise web.HTTPServiceUnavailable(text=json.dumps({"error": str(exc)}), content_type="application/json")
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps({"error": str(exc)}), content_type="application/json"
+            ) from None
 
     @staticmethod
     def _since(request: web.Request, default: str = "6h") -> str:

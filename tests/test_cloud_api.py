@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -73,7 +74,7 @@ async def test_api_answers_from_influx_and_rejects_bad_parameters(api: str) -> N
 
 
 async def test_dashboard_in_chromium_shows_gateways_alarms_and_trend(api: str, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
+    if not os.path.exists(CHROMIUM):
         pytest.fail("chromium is not installed (apt-get install -y chromium)")
     from playwright.async_api import async_playwright
 

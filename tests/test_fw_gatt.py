@@ -14,7 +14,6 @@ from firmware_bridge.gatt import (
     PLX_DS_SENSOR_MALFUNCTION,
     SUPPORTED,
     GattDecoder,
-    GattError,
     encode_hrm,
     encode_plx_continuous,
     encode_temperature,

@@ -11,8 +11,8 @@ Topic contract (the bridge publishes, the gateway subscribes; QoS 0 or 1):
 ``device`` is the wearable's id as the bridge names it (BLE address like
 ``C4:7C:8D:6A:12:34`` or ``C4-7C-8D-6A-12-34``; matched case- and
 separator-insensitively, and reported under the id as written in ``devices``);
-``uuid`` the characteristic: ``2a37``, ``0x2A37`` or the full 128-bit form. Supported: 0x2A37 heart rate, 0x2A5E/0x2A5F PLX spot-check
-and continuous, 0x2A35 blood pressure, 0x2A1C temperature
+``uuid`` the characteristic: ``2a37``, ``0x2A37`` or the full 128-bit form.
+Supported: 0x2A37 heart rate, 0x2A5E/0x2A5F PLX spot-check and continuous, 0x2A35 blood pressure, 0x2A1C temperature
 (:mod:`firmware_bridge.gatt`). ``devices`` in the config maps each wearable to a
 bed; wearables not listed are counted and ignored (with an empty map every
 wearable goes to ``bed``).

@@ -15,14 +15,14 @@ import platform
 import time
 from collections.abc import Callable
 
-from firmware_bridge.codec import CodecStats
+from firmware_bridge.codec import CodecStats, Decoder
 
 FLOOR_MB_S = 5.0
 SERIAL_CODECS = ("philips_mib", "masimo", "nonin_oem3")
 CHUNK = 4096
 
 
-def _masimo(n: int) -> tuple[bytes, Callable[[], object]]:
+def _masimo(n: int) -> tuple[bytes, Callable[[], Decoder]]:
     from firmware_bridge.emulators.masimo import MasimoEmulator
     from firmware_bridge.emulators.scenarios import make_scenario
     from firmware_bridge.masimo import MasimoDecoder
@@ -31,7 +31,7 @@ def _masimo(n: int) -> tuple[bytes, Callable[[], object]]:
     return b"".join(emu.produce(float(i), 1.7e9 + i) for i in range(n)), MasimoDecoder
 
 
-def _nonin(n: int) -> tuple[bytes, Callable[[], object]]:
+def _nonin(n: int) -> tuple[bytes, Callable[[], Decoder]]:
     from firmware_bridge.emulators.nonin import NoninEmulator
     from firmware_bridge.emulators.scenarios import make_scenario
     from firmware_bridge.nonin import NoninDecoder
@@ -40,7 +40,7 @@ def _nonin(n: int) -> tuple[bytes, Callable[[], object]]:
     return b"".join(emu.produce(i / 3.0, 0.0) for i in range(n)), NoninDecoder
 
 
-def _philips(n: int) -> tuple[bytes, Callable[[], object]]:
+def _philips(n: int) -> tuple[bytes, Callable[[], Decoder]]:
     from firmware_bridge.emulators.philips import PhilipsMonitorEmulator
     from firmware_bridge.emulators.scenarios import make_scenario
     from firmware_bridge.philips_framing import encode_frame
@@ -61,7 +61,7 @@ def _philips(n: int) -> tuple[bytes, Callable[[], object]]:
     return data, make
 
 
-def _hl7(n: int) -> tuple[bytes, Callable[[], object]]:
+def _hl7(n: int) -> tuple[bytes, Callable[[], Decoder]]:
     from firmware_bridge.emulators.hl7 import oru_message
     from firmware_bridge.emulators.scenarios import make_scenario
     from firmware_bridge.hl7_mllp import MLLP_END, SB, MllpDecoder
@@ -108,18 +108,18 @@ def _figures(nbytes: int, stats: CodecStats, seconds: float) -> dict[str, float]
     }
 
 
-def bench_stream(data: bytes, make: Callable[[], object], repeats: int) -> dict[str, float]:
+def bench_stream(data: bytes, make: Callable[[], Decoder], repeats: int) -> dict[str, float]:
     chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
     best = float("inf")
     stats = CodecStats()
     for _ in range(repeats):
         dec = make()
-        feed = dec.feed  # type: ignore[attr-defined]
+        feed = dec.feed
         t0 = time.perf_counter()
         for c in chunks:
             feed(c, 0.0, 0.0)
         best = min(best, time.perf_counter() - t0)
-        stats = dec.stats  # type: ignore[attr-defined]
+        stats = dec.stats
     return _figures(len(data), stats, best)
 
 
@@ -127,6 +127,7 @@ def run(scale: float = 1.0, repeats: int = 3) -> dict[str, object]:
     sizes = {"masimo": 30000, "nonin_oem3": 20000, "philips_mib": 6000, "hl7_mllp": 3000}
     makers = {"masimo": _masimo, "nonin_oem3": _nonin, "philips_mib": _philips, "hl7_mllp": _hl7}
     codecs: dict[str, dict[str, float]] = {}
+    maker: Callable[[int], tuple[bytes, Callable[[], Decoder]]]
     for name, maker in makers.items():
         data, make = maker(max(10, int(sizes[name] * scale)))
         codecs[name] = bench_stream(data, make, repeats)

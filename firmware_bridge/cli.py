@@ -88,7 +88,9 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for name, fig in result["codecs"].items():  # type: ignore[attr-defined]
+        codecs = result["codecs"]
+        assert isinstance(codecs, dict)
+        for name, fig in codecs.items():
             print(f"{name:12s} {fig['mb_per_s']:8.2f} MB/s {fig['frames_per_s']:10,} frames/s")
     return 0 if result["serial_codecs_meet_floor"] else 1
 

@@ -266,3 +266,16 @@ def test_fuzz_mutated_poll_replies_never_raise(data: st.DataObject) -> None:
     out = samples(s.feed(encode_frame(bytes(reply)), 0, 0))
     assert all(x.unit for x in out)
     assert s.stats.frames == 1
+
+
+def test_extended_poll_session_against_the_emulator() -> None:
+    s = PhilipsSession(extended=True)
+    m = PhilipsMonitorEmulator(make_scenario("desaturation", 4))
+    _associate(s, m)
+    got = []
+    for step in range(1, 5):
+        s.tick(float(step))
+        got += samples(s.feed(m.receive(s.data_to_send(), 40.0 + step, WALL), float(step), WALL))
+    spo2 = [x.value for x in got if x.parameter == "spo2"]
+    assert len(spo2) >= 4 and all(80 <= v <= 90 for v in spo2)  # the emulator is 40 s into a desaturation
+    assert s.sent.count("poll") >= 4 and s.stats.bad_frames == 0

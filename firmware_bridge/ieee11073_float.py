@@ -77,15 +77,15 @@ def _scaled(mant: int, exp: int) -> float:
     return round(mant * _POW10[exp], -exp)
 
 
-def encode_float(value: float, digits: int = 2) -> int:
-    """float -> 32-bit FLOAT with at most ``digits`` decimals (NaN/inf -> the special codes)."""
+def encode_float(value: float, digits: int = 2, trim: bool = True) -> int:
+    """float -> 32-bit FLOAT with ``digits`` decimals (trailing zeros trimmed unless ``trim`` is False)."""
     if math.isnan(value):
         return 0x007FFFFF
     if math.isinf(value):
         return 0x007FFFFE if value > 0 else 0x00800002
     exp = -digits
     mant: int = round(value * _POW10[digits])
-    while mant != 0 and mant % 10 == 0 and exp < 0:
+    while trim and mant != 0 and mant % 10 == 0 and exp < 0:
         mant //= 10
         exp += 1
     while not -0x7FFFFD <= mant <= 0x7FFFFD:
@@ -94,15 +94,15 @@ def encode_float(value: float, digits: int = 2) -> int:
     return ((exp & 0xFF) << 24) | (mant & 0xFFFFFF)
 
 
-def encode_sfloat(value: float, digits: int = 1) -> int:
-    """float -> 16-bit SFLOAT with at most ``digits`` decimals (NaN/inf -> the special codes)."""
+def encode_sfloat(value: float, digits: int = 1, trim: bool = True) -> int:
+    """float -> 16-bit SFLOAT with ``digits`` decimals (trailing zeros trimmed unless ``trim`` is False)."""
     if math.isnan(value):
         return 0x07FF
     if math.isinf(value):
         return 0x07FE if value > 0 else 0x0802
     exp = -digits
     mant: int = round(value * _POW10[digits])
-    while mant != 0 and mant % 10 == 0 and exp < 0:
+    while trim and mant != 0 and mant % 10 == 0 and exp < 0:
         mant //= 10
         exp += 1
     while not -0x7FD <= mant <= 0x7FD:

@@ -240,3 +240,42 @@ def test_truncated_pdu_is_counted_not_raised() -> None:
         s.feed(encode_frame(good[:cut]), 0, 0)
     assert s.pdu_errors > 0
     assert samples(s.feed(encode_frame(mds_create_event(1, 0, WALL)) + encode_frame(good), 0, 0))[0].value == 60
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.sampled_from([b"", b"\xe1\x00\x00\x02\x00\x02", b"\xe1\x00\x00\x02\x00\x05",
+                                                 b"\xe1\x00\x00\x02\x00\x01"]))
+def test_fuzz_garbage_pdus_inside_valid_frames(body: bytes, head: bytes) -> None:
+    s = PhilipsSession()
+    s.connection_made(0)
+    s.feed(encode_frame(head + body), 0, 0)  # well framed, FCS right, content arbitrary
+    assert s.stats.frames == 1
+    good = encode_frame(poll_reply(1, 1, 0, WALL, [observation(1, [NuObs(16770, 0, 2720, 61)])]))
+    assert [x.value for x in samples(s.feed(good, 0, 0))] == [61.0]
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_mutated_poll_replies_never_raise(data: st.DataObject) -> None:
+    reply = bytearray(poll_reply(1, 1, 0, WALL, PhilipsMonitorEmulator.observations(
+        VitalState(80, 97, 16, 120, 80, 37, 3), WALL)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(reply) - 1))
+        reply[i] = data.draw(st.integers(0, 255))
+    s = PhilipsSession()
+    out = samples(s.feed(encode_frame(bytes(reply)), 0, 0))
+    assert all(x.unit for x in out)
+    assert s.stats.frames == 1
+
+
+def test_extended_poll_session_against_the_emulator() -> None:
+    s = PhilipsSession(extended=True)
+    m = PhilipsMonitorEmulator(make_scenario("desaturation", 4))
+    _associate(s, m)
+    got = []
+    for step in range(1, 5):
+        s.tick(float(step))
+        got += samples(s.feed(m.receive(s.data_to_send(), 40.0 + step, WALL), float(step), WALL))
+    spo2 = [x.value for x in got if x.parameter == "spo2"]
+    assert len(spo2) >= 4 and all(80 <= v <= 90 for v in spo2)  # the emulator is 40 s into a desaturation
+    assert s.sent.count("poll") >= 4 and s.stats.bad_frames == 0

@@ -122,3 +122,28 @@ def test_wrong_model_shape_is_refused(model_dir: Path, tmp_path: Path) -> None:
     (d / "manifest.json").write_text(text)
     with pytest.raises(ModelError, match="threshold"):
         VitalsAnomalyModel(d)
+
+
+def test_stage_from_config_raises_anomaly_alarm_for_deteriorating_patient_only(model_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    from cloud.training.scenarios import write_csv
+    from edge.alarms.profiles import ClinicalConfig
+    from edge.clinical import ClinicalStage
+    from edge.replay import replay
+
+    cfg = ClinicalConfig.model_validate({"anomaly": {"model_dir": str(model_dir), "trusted_keys": [str(PUB)]}})
+    stage = ClinicalStage.from_config(cfg)
+    assert stage.scorer is not None and stage.anomaly_threshold == stage.scorer.threshold
+    gp = GeneratorParams(hours=10.0, artifact_per_h=0.0, sensor_off_per_h=0.0, gap_per_h=0.0, activity_per_h=0.2)
+    stable = generate(31337, 0, gp, kind="stable")
+    sick = generate(31337, 1, gp, kind="sepsis")
+    f = tmp_path / "two.csv"
+    write_csv([stable, sick], f, every_s=5.0)
+    got: list[dict[str, object]] = []
+    stats = replay(f, got.append, cfg, stage.scorer)
+    assert stats.anomaly_invokes > 100
+    anomaly = [a for a in got if a["source"] == "anomaly"]
+    assert [a["patient"] for a in anomaly] == [sick.patient]
+    assert sick.onset_s is not None and sick.event_s is not None
+    t = float(anomaly[0]["epoch"]) - sick.start  # type: ignore[arg-type]
+    assert sick.onset_s < t < sick.event_s

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from edge.alarms.conditions import CompiledProfile, technical_specs
 from edge.alarms.manager import AlarmManager, AuditRecord, ConditionSpec
-from edge.alarms.model import Alarm, AlarmUpdate, Kind, Priority
-from edge.alarms.profiles import BedConfig, ClinicalConfig, Profile, ThresholdRule
+from edge.alarms.model import Alarm, AlarmUpdate
+from edge.alarms.profiles import BedConfig, ClinicalConfig
 from edge.anomaly import AnomalyScorer
 from edge.bedstate import HR, PR, RESP, SLOT, SLOTS, SPO2, SYS, TEMP, BedState, PatientContext, trend
 from edge.news2 import News2, news2
@@ -29,87 +30,14 @@ from pulsegate.logs import get_logger
 from wire.sample import DeviceEvent, Quality, Sample
 
 log = get_logger("edge.clinical")
-_PRIO = {"high": Priority.HIGH, "medium": Priority.MEDIUM, "low": Priority.LOW}
 _CONTINUOUS = (HR, SPO2, RESP)
-LABELS = {"heart_rate": "HR", "spo2": "SpO2", "resp_rate": "resp rate", "nibp_sys": "NIBP sys",
-          "nibp_dia": "NIBP dia", "temperature": "temperature"}
-
-
-class _Rule:
-    __slots__ = ("clear", "high", "idx", "limit", "spec")
-
-    def __init__(self, idx: int, rule: ThresholdRule, latch_high: bool) -> None:
-        self.idx = idx
-        self.high = rule.direction == "high"
-        self.limit = rule.limit
-        self.clear = rule.limit - rule.hysteresis if self.high else rule.limit + rule.hysteresis
-        prio = _PRIO[rule.priority]
-        word = "high" if self.high else "low"
-        self.spec = ConditionSpec(
-            rule.condition, Kind.PHYSIOLOGICAL, "threshold", prio, rule.delay_s,
-            latch_high and prio is Priority.HIGH, f"{LABELS[rule.parameter]} {word} (limit {rule.limit:g})",
-            rule.parameter,
-        )
-
-
-class _Profile:
-    """A profile compiled for the hot path: rules per parameter slot, NEWS2 and technical specs."""
-
-    def __init__(self, name: str, p: Profile, cfg: ClinicalConfig) -> None:
-        self.name = name
-        self.p = p
-        self.rules = [_Rule(i, r, cfg.latch_high) for i, r in enumerate(p.thresholds)]
-        self.by_slot: list[tuple[_Rule, ...]] = [
-            tuple(r for r in self.rules if SLOT[p.thresholds[r.idx].parameter] == s) for s in range(len(SLOTS))
-        ]
-        self.by_slot[PR] = self.by_slot[HR]  # pulse rate stands in for heart rate without ECG
-        n = p.news2
-        lh = cfg.latch_high
-        self.news2_high = ConditionSpec("news2_high", Kind.PHYSIOLOGICAL, "news2", Priority.HIGH, n.delay_s, lh,
-                                        f"NEWS2 >= {n.high_at}: emergency response", None, n.clear_delay_s)
-        self.news2_medium = ConditionSpec("news2_medium", Kind.PHYSIOLOGICAL, "news2", Priority.MEDIUM, n.delay_s,
-                                          False, f"NEWS2 >= {n.medium_at}: urgent response", None,
-                                          n.clear_delay_s)
-        self.news2_three = ConditionSpec(
-            "news2_single3", Kind.PHYSIOLOGICAL, "news2", _PRIO.get(n.single_three, Priority.LOW), n.delay_s, False,
-            "NEWS2: 3 in a single parameter, urgent ward review", None, n.clear_delay_s)
-        a = cfg.anomaly
-        self.anomaly = ConditionSpec("anomaly", Kind.PHYSIOLOGICAL, "anomaly", _PRIO[a.priority], a.delay_s, False,
-                                     "vitals anomaly model: deterioration pattern", None, a.clear_delay_s)
-
-
-def _tech(cfg: ClinicalConfig) -> dict[str, Callable[[str], ConditionSpec]]:
-    t = cfg.technical
-
-    def mk(cond: str, delay: float, prio: str, msg: str) -> Callable[[str], ConditionSpec]:
-        cache: dict[str, ConditionSpec] = {}
-
-        def get(param: str) -> ConditionSpec:
-            s = cache.get(param)
-            if s is None:
-                name = f"{cond}:{param}" if param else cond
-                s = cache[param] = ConditionSpec(name, Kind.TECHNICAL, "device" if cond != "no_data" else "data",
-                                                 _PRIO[prio], delay, False, msg + (f" ({param})" if param else ""),
-                                                 param or None)
-            return s
-
-        return get
-
-    return {
-        "sensor_off": mk("sensor_off", t.sensor_off_delay_s, t.sensor_off_priority, "sensor off"),
-        "disconnected": mk("disconnected", t.disconnected_delay_s, t.disconnected_priority, "device disconnected"),
-        "silent": mk("silent", t.disconnected_delay_s, t.disconnected_priority, "device not sending"),
-        "probe_fault": mk("probe_fault", t.signal_delay_s, t.signal_priority, "probe fault"),
-        "low_signal": mk("low_signal", t.signal_delay_s, t.signal_priority, "low signal quality"),
-        "no_data": mk("no_data", 0.0, t.stale_priority, "no valid data"),
-    }
 
 
 class _Bed:
     __slots__ = ("anomaly", "anomaly_on", "devices_down", "explicit_profile", "pending_tech", "prof", "rule_on",
                  "sensor_off", "st")
 
-    def __init__(self, st: BedState, prof: _Profile) -> None:
+    def __init__(self, st: BedState, prof: CompiledProfile) -> None:
         self.st = st
         self.prof = prof
         self.rule_on = [False] * len(prof.rules)
@@ -146,8 +74,8 @@ class ClinicalStage:
             self._dispatch, self.cfg.escalation, self.cfg.max_silence_s, clock, wall,
             int(wall() * 1000) if id_base is None else id_base, on_audit,
         )
-        self._profiles = {n: _Profile(n, p, self.cfg) for n, p in self.cfg.all_profiles().items()}
-        self._tech = _tech(self.cfg)
+        self._profiles = {n: CompiledProfile(n, p, self.cfg) for n, p in self.cfg.all_profiles().items()}
+        self._tech = technical_specs(self.cfg)
         self.beds: dict[str, _Bed] = {}
         for b in beds:
             self.add_bed(b)
@@ -158,9 +86,37 @@ class ClinicalStage:
         self._next_news2 = -math.inf
         self._next_full = -math.inf
         self._next_anomaly = -math.inf
-        self.anomaly_threshold = scorer.threshold if scorer is not None else math.nan
-        if self.cfg.anomaly.threshold is not None:
-            self.anomaly_threshold = self.cfg.anomaly.threshold
+        self.anomaly_threshold = math.nan
+        self.set_scorer(scorer)
+
+    @classmethod
+    def from_config(
+        cls, config: ClinicalConfig, beds: Sequence[BedConfig] = (), **kwargs: Any
+    ) -> ClinicalStage:
+        """Build the stage and load the anomaly model named by ``[clinical.anomaly] model_dir`` (if any).
+
+        A model that fails to load or verify raises (ModelError / ManifestError): the daemon decides
+        whether to start without it (NEWS2 and thresholds keep working) or refuse to start.
+        """
+        scorer = kwargs.pop("scorer", None)
+        a = config.anomaly
+        if scorer is None and a.model_dir is not None:
+            from edge.anomaly import VitalsAnomalyModel
+
+            scorer = VitalsAnomalyModel(a.model_dir, a.num_threads, a.trusted_keys)
+        return cls(config, beds, scorer=scorer, **kwargs)
+
+    def set_scorer(self, scorer: AnomalyScorer | None) -> None:
+        """Swap the anomaly model (model slots: promote / roll back). Threshold from config, else the model."""
+        self.scorer = scorer
+        t = self.cfg.anomaly.threshold
+        self.anomaly_threshold = t if t is not None else (scorer.threshold if scorer is not None else math.nan)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for /metrics."""
+        return {"samples": self.samples, "beds": len(self.beds), "alarms_raised": self.manager.raised_total,
+                "alarms_open": self.manager.open_count, "sink_errors": self.sink_errors,
+                "anomaly_batches": self.anomaly_batches, "anomaly_beds_scored": self.anomaly_beds_scored}
 
     # -- beds ---------------------------------------------------------------------------------------------
     def add_bed(self, b: BedConfig) -> None:
@@ -204,7 +160,7 @@ class ClinicalStage:
         b.st.dirty = True
 
     # -- Stage protocol: hot path ---------------------------------------------------------------------------
-    def _switch_profile(self, b: _Bed, prof: _Profile) -> None:
+    def _switch_profile(self, b: _Bed, prof: CompiledProfile) -> None:
         """End the old profile's threshold conditions, then evaluate with the new rules."""
         for r in b.prof.rules:
             if b.rule_on[r.idx]:

@@ -8,8 +8,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import pytest
 import aiohttp
+import pytest
 from aiohttp import web
 
 from edge.alarms.profiles import BedConfig, ClinicalConfig

@@ -273,6 +273,10 @@ class AlarmManager:
                 self._emit(AlarmUpdate(Event.ESCALATED, a, now, detail={"level": a.escalation}))
 
     # -- views -----------------------------------------------------------------------------------------------
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
     def open_alarms(self) -> Iterator[Alarm]:
         return iter(self._open.values())
 

@@ -1,0 +1,100 @@
+"""`pulsegate replay FILE.csv --json` on small recorded files: expected alarms, bad rows counted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.replay import ReplayError, parse_time, replay
+from pulsegate.cli import main
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def write_ward(path: Path) -> None:
+    rows = ["timestamp,patient,parameter,value"]
+    rows.append(f"{T0},copd-1,spo2_scale2,1")
+    rows.append(f"{T0},copd-1,on_oxygen,1")
+    for s in range(0, 400):
+        t = T0 + s
+        ts = _iso(t) if s % 2 else f"{t:.1f}"  # both ISO 8601 and epoch seconds
+        hr = 150 if 60 <= s < 80 else 80  # 20 s tachycardia: one medium alarm
+        spo2 = "" if 100 <= s < 160 else "97"  # a minute with no valid SpO2: technical only
+        rows += [f"{ts},tachy-1,heart_rate,{hr}", f"{ts},tachy-1,spo2,{spo2}", f"{ts},tachy-1,resp_rate,16"]
+        rows += [f"{ts},copd-1,heart_rate,80", f"{ts},copd-1,spo2,89", f"{ts},copd-1,resp_rate,16"]
+        if s == 200:  # a single 1-s artifact: no alarm
+            rows.append(f"{ts},copd-1,heart_rate,210")
+    rows.append(f"{T0 + 5},tachy-1,heart_rate,abc")
+    rows.append("not-a-time,tachy-1,heart_rate,80")
+    rows.append(f"{T0 + 6},tachy-1,blood_type,0")
+    rows.append(f"{T0 + 7},tachy-1,consciousness,Z")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_replay_expected_alarms(tmp_path: Path) -> None:
+    f = tmp_path / "ward.csv"
+    write_ward(f)
+    got: list[dict[str, Any]] = []
+    stats = replay(f, got.append)
+    conds = sorted((a["patient"], a["condition"]) for a in got)
+    assert conds == [("tachy-1", "heart_rate_high"), ("tachy-1", "no_data:spo2")]
+    hr = next(a for a in got if a["condition"] == "heart_rate_high")
+    assert hr["priority"] == "medium" and hr["kind"] == "physiological" and hr["source"] == "threshold"
+    assert 69.0 <= float(hr["epoch"]) - T0 <= 71.0  # 10 s condition delay
+    assert str(hr["time"]).startswith("2026-01-01T00:01:") and str(hr["time"]).endswith("Z")
+    tech = next(a for a in got if a["condition"] == "no_data:spo2")
+    assert tech["kind"] == "technical" and tech["score"] is None
+    assert stats.rejected == {"bad_value": 1, "bad_timestamp": 1, "unknown_parameter": 1, "bad_consciousness": 1}
+    assert stats.patients == 2 and stats.invalid_samples == 60 and stats.context_rows == 2
+
+
+def test_cli_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "ward.csv"
+    write_ward(f)
+    assert main(["replay", str(f), "--json", "--no-model"]) == 0
+    out, err = capsys.readouterr()
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert len(recs) == 2
+    for r in recs:
+        assert {"time", "patient", "priority", "kind", "source", "score"} <= set(r)
+    assert json.loads(err.strip().splitlines()[-1])["replay"]["alarms_raised"] == 2
+
+
+def test_news2_policy_from_recorded_context() -> None:
+    rows = ["timestamp,patient,parameter,value", f"{T0},p,consciousness,V", f"{T0},p,nibp_sys,120",
+            f"{T0},p,temperature,36.9"]
+    for s in range(0, 700, 5):
+        rows += [f"{T0 + s},p,heart_rate,95", f"{T0 + s},p,spo2,95", f"{T0 + s},p,resp_rate,22"]
+    got: list[dict[str, Any]] = []
+    replay(io.StringIO("\n".join(rows)), got.append)
+    # V (3) + HR 95 (1) + SpO2 95 (1) + RR 22 (2) = 7 -> emergency, after the 300 s NEWS2 delay
+    (a,) = got
+    assert a["condition"] == "news2_high" and a["priority"] == "high" and a["score"] == 7.0
+    assert a["source"] == "news2" and 299.0 <= float(a["epoch"]) - T0 <= 302.0
+
+
+def test_bad_files() -> None:
+    with pytest.raises(ReplayError, match="header"):
+        replay(io.StringIO("time,who,what\n1,2,3\n"), lambda r: None)
+    with pytest.raises(ReplayError, match="empty"):
+        replay(io.StringIO(""), lambda r: None)
+    with pytest.raises(ReplayError):
+        replay(Path("/nonexistent/x.csv"), lambda r: None)
+
+
+def test_parse_time() -> None:
+    assert parse_time("1767225600") == T0
+    assert parse_time("2026-01-01T00:00:00Z") == T0
+    assert parse_time("2026-01-01T01:00:00+01:00") == T0
+    assert parse_time("2026-01-01 00:00:00") == T0
+    with pytest.raises(ValueError):
+        parse_time("nan")

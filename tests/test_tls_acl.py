@@ -91,10 +91,10 @@ async def test_gateway_cannot_publish_as_another_gateway(influx: Influxd, unique
     for i in range(1, 31):
         honest_box.append("bulk", raw(i))
         liar_box.append("bulk", raw(i))
-    comps = [worker, honest, liar]
-    for c in comps:
-        await c.start()
-    tasks = [asyncio.create_task(c.run()) for c in comps]
+    comps: list[IngestWorker | Uplink] = [worker, honest, liar]
+    for comp in comps:
+        await comp.start()
+    tasks = [asyncio.create_task(comp.run()) for comp in comps]
     try:
         counts = await wait_for_count(db, "raw", "gwA", 30)
         for _ in range(100):
@@ -104,8 +104,8 @@ async def test_gateway_cannot_publish_as_another_gateway(influx: Influxd, unique
         await asyncio.sleep(0.5)  # anything wrongly delivered would have landed by now
         impostor = await seq_counts(db, "raw", "gwB")
     finally:
-        for c in comps:
-            await c.stop()
+        for comp in comps:
+            await comp.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), 20)
         honest_box.close()
         liar_box.close()

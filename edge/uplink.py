@@ -356,6 +356,9 @@ class Uplink:
     def _puback_cb(self, mid: int, failed: bool, rc: int) -> None:
         if mid in self._status_mids:
             self._status_mids.discard(mid)
+            if failed:
+                self.refused += 1
+                log.warning("uplink_status_refused", reason=rc)
             self._wake.set()
             return
         rid = self._inflight.pop(mid, None)

@@ -20,6 +20,8 @@ from wire.messages import Alarm, Status, Summary, SummaryItem
 pytestmark = pytest.mark.integration
 P1 = "ab" * 16
 CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    raise RuntimeError("chromium is not installed (apt-get install -y chromium; make test does this)")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
@@ -74,8 +76,6 @@ async def test_api_answers_from_influx_and_rejects_bad_parameters(api: str) -> N
 
 
 async def test_dashboard_in_chromium_shows_gateways_alarms_and_trend(api: str, tmp_path: Path) -> None:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("chromium is not installed (apt-get install -y chromium)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:

@@ -47,6 +47,7 @@ class DemoResult:
     messages_uplinked: int
     points_in_influxdb: int
     alarms_in_influxdb: int
+    beds_in_influxdb: list[str]
     duration_s: float
     state_dir: str
 
@@ -58,20 +59,28 @@ def _toml_str(v: object) -> str:
     return json.dumps(str(v))
 
 
+HL7_BED, WEARABLE_BED, WEARABLE_MAC = "bed-07", "bed-08", "C4:7C:8D:6A:12:34"
+
+
 def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str, http_port: int, api_port: int,
-                  ptys: dict[str, str], video: bool) -> tuple[Path, Path]:
+                  ptys: dict[str, str], video: bool, hl7_port: int) -> tuple[Path, Path]:
     creds = work / "credentials"
     creds.mkdir(parents=True, exist_ok=True)
     key = creds / "pseudonym-key"
     if not key.exists():
         key.write_text(secrets.token_hex(32))
         key.chmod(0o600)
-    beds = "".join(
-        f'\n[[beds]]\nid = "{bed}"\npatient = "DEMO-{i:04d}"\n' for i, (bed, *_rest) in enumerate(DEMO_BEDS, 1)
-    )
+    all_beds = [bed for bed, *_rest in DEMO_BEDS] + [HL7_BED, WEARABLE_BED]
+    beds = "".join(f'\n[[beds]]\nid = "{bed}"\npatient = "DEMO-{i:04d}"\n' for i, bed in enumerate(all_beds, 1))
     devices = "".join(
         f'\n[[devices]]\ndriver = "{driver}"\nid = "{bed}-{proto}"\nbed = "{bed}"\nport = {_toml_str(ptys[bed])}\n'
         for bed, driver, proto, _ in DEMO_BEDS
+    )
+    devices += (
+        f'\n[[devices]]\ndriver = "hl7_mllp"\nid = "central-station"\nbed = "{HL7_BED}"\nhost = "127.0.0.1"\n'
+        f'port = {hl7_port}\nbed_map = {{ "7" = "{HL7_BED}" }}\n'
+        f'\n[[devices]]\ndriver = "wearable_mqtt"\nid = "ble-bridge"\nbed = "{WEARABLE_BED}"\nport = {local_port}\n'
+        f'devices = {{ "{WEARABLE_MAC}" = "{WEARABLE_BED}" }}\n'
     )
     video_section = ""
     clip = REPO / "examples" / "video" / "kvasir-demo.mp4"
@@ -151,6 +160,17 @@ def influx_counts(url: str) -> tuple[int, int]:
     return total, alarms
 
 
+def influx_beds(url: str) -> list[str]:
+    q = urllib.parse.urlencode({"db": DATABASE, "q": 'SHOW TAG VALUES FROM "vitals" WITH KEY = "bed"'})
+    try:
+        with urllib.request.urlopen(f"{url}/query?{q}", timeout=10) as r:
+            body = json.load(r)
+    except OSError:
+        return []
+    series = (body.get("results") or [{}])[0].get("series") or []
+    return sorted(v[1] for s in series for v in s["values"])
+
+
 def scrape(url: str) -> dict[str, float]:
     out: dict[str, float] = {}
     try:
@@ -194,7 +214,10 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
 
 
 def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any) -> DemoResult:
+    from firmware_bridge.emulators.hl7 import Hl7Sender
     from firmware_bridge.emulators.pty import open_pty_emulator
+    from firmware_bridge.emulators.scenarios import make_scenario
+    from firmware_bridge.emulators.wearable import WearablePublisher
 
     work = state_dir or Path(tempfile.mkdtemp(prefix="pulsegate-demo-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -211,10 +234,10 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
             emu = open_pty_emulator(proto, scenario, seed=i)
             stack.callback(emu.stop)
             ptys[bed] = emu.path
-        api_port = free_port()
+        api_port, hl7_port = free_port(), free_port()
         http_port = http_port or free_port()
         edge_toml, cloud_toml = write_configs(
-            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, video
+            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, video, hl7_port
         )
         exe = [sys.executable, "-m", "pulsegate"]
         cloud = stack.enter_context(_process([*exe, "cloud", "run", "--config", str(cloud_toml)], work / "cloud.log"))
@@ -222,6 +245,12 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
         edge = stack.enter_context(_process([*exe, "edge", "run", "--config", str(edge_toml)], work / "edge.log"))
         edge_url = f"http://127.0.0.1:{http_port}"
         _wait_http(edge_url, edge)
+        hl7 = Hl7Sender("127.0.0.1", hl7_port, make_scenario("deterioration", 7), beds=["7"])
+        hl7.start()
+        stack.callback(hl7.stop)
+        wearable = WearablePublisher("127.0.0.1", local_bus.port, make_scenario("stable", 8), devices=[WEARABLE_MAC])
+        wearable.start()
+        stack.callback(wearable.stop)
         say(
             f"PulseGate demo running (state in {work})\n"
             f"  nurse station:  {edge_url}/\n"
@@ -259,6 +288,7 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
             messages_uplinked=int(metrics.get("pulsegate_uplink_acked_total", 0)),
             points_in_influxdb=points,
             alarms_in_influxdb=alarms,
+            beds_in_influxdb=influx_beds(influx.url),
             duration_s=round(time.monotonic() - t0, 1),
             state_dir=str(work),
         )

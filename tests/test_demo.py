@@ -23,6 +23,8 @@ def test_demo_json_reports_points_counted_in_influxdb(tmp_path: Path) -> None:
     assert out["samples_read"] > 40
     assert out["messages_uplinked"] > 0
     assert out["points_in_influxdb"] > 0
+    # every protocol reached the cloud: Philips, Masimo, Nonin (ptys), HL7 (MLLP), BLE wearable (local MQTT)
+    assert {"bed-01", "bed-02", "bed-05", "bed-07", "bed-08"} <= set(out["beds_in_influxdb"]), out
     # the gateway and cloud logged JSON lines, and no patient reference leaked into them
     for log in ("edge.log", "cloud.log"):
         lines = (tmp_path / log).read_text().splitlines()

@@ -16,13 +16,16 @@ from aiohttp import web
 from edge.alarms.delivery import LocalAlarmPublisher
 from edge.alarms.manager import AuditRecord
 from edge.alarms.model import AlarmUpdate
+from edge.anomaly import MODEL_NAME as ANOMALY_MODEL
 from edge.anomaly import VitalsAnomalyModel
+from edge.model_slots import ModelSlots, newest_verified
 from edge.clinical import ClinicalStage
 from edge.config import EdgeConfig
 from edge.nurse_page.app import NursePage
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.pseudonym import Pseudonymizer
+from edge.shadow import ShadowScorer
 from edge.summaries import Summarizer
 from edge.uplink import Uplink
 from firmware_bridge.sources import make_source
@@ -33,6 +36,7 @@ from pulsegate.logs import get_logger
 from pulsegate.metrics import new_registry
 from pulsegate.supervisor import Component, Progress, Supervisor
 from wire.messages import VERSION, Alarm, Event, Message
+from wire.model_manifest import load_public_key, version_tuple
 
 log = get_logger("edge.daemon")
 
@@ -60,12 +64,24 @@ class EdgeDaemon:
             gw, self.publish, self.pseudonyms, cfg.summaries.interval_s, cfg.summaries.raw,
             patients={b.id: b.patient for b in cfg.beds},
         )
+        self.model_versions: dict[str, str] = {}
         self.local_alarms: LocalAlarmPublisher | None = None
         if cfg.local_bus.enabled:
             self.local_alarms = LocalAlarmPublisher(cfg.local_bus.host, cfg.local_bus.port, gw)
+        self.shadow = self._anomaly_model()
         self.clinical = ClinicalStage(
-            cfg.clinical, cfg.beds, on_alarm=self._on_alarm, on_audit=self._on_audit, scorer=self._anomaly_model()
+            cfg.clinical, cfg.beds, on_alarm=self._on_alarm, on_audit=self._on_audit, scorer=self.shadow
         )
+        self.slots: ModelSlots | None = None
+        if cfg.uplink is not None and self.uplink is not None:
+            u = cfg.uplink
+            self.uplink.models = self.model_versions
+            self.slots = ModelSlots(
+                cfg.gateway.state_dir, gw, cfg.gateway.site, self._trusted_keys(), self.publish,
+                host=u.host, port=u.port, username=u.username, password=self.uplink.password,
+                tls=(u.tls_ca_file, u.tls_cert_file, u.tls_key_file), shadow=self.shadow,
+                on_promote=lambda: self.clinical.set_scorer(self.shadow), versions=self.model_versions,
+            )
         self.nurse = NursePage(
             self.clinical.snapshot, self.clinical.acknowledge, self.cloud_up, self.clinical.silence,
             title=f"PulseGate {gw}", max_silence_s=cfg.clinical.max_silence_s,
@@ -86,16 +102,34 @@ class EdgeDaemon:
         self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health)
         self._metrics()
 
-    def _anomaly_model(self) -> VitalsAnomalyModel | None:
+    def _anomaly_model(self) -> ShadowScorer | None:
+        """The active vitals-anomaly model, in a ShadowScorer so that new versions can be tried beside it.
+
+        The newer of the configured model and the one last promoted by the model slots wins; both must
+        verify against the trusted keys.
+        """
         a = self.cfg.clinical.anomaly
-        if a.model_dir is None:
-            return None
         keys = a.trusted_keys or list(self.cfg.models.trusted_keys)
+        candidates = []
+        if a.model_dir is not None:
+            candidates.append(a.model_dir)
+        promoted = newest_verified(self.cfg.gateway.state_dir / "models" / ANOMALY_MODEL,
+                                   [load_public_key(k) for k in keys])
+        if promoted is not None:
+            candidates.append(promoted)
+        if not candidates:
+            return None
         if not keys:
             raise ValueError(
                 "clinical.anomaly.model_dir is set but no trusted key: a gateway never runs an unsigned model"
             )
-        return VitalsAnomalyModel(a.model_dir, a.num_threads, keys)
+        models = [VitalsAnomalyModel(d, a.num_threads, keys) for d in candidates]
+        best = max(models, key=lambda m: version_tuple(m.version))
+        self.model_versions[ANOMALY_MODEL] = best.version
+        return ShadowScorer(best)
+
+    def _trusted_keys(self) -> list[Path]:
+        return list(self.cfg.clinical.anomaly.trusted_keys or self.cfg.models.trusted_keys)
 
     def cloud_up(self) -> bool:
         return self.uplink is not None and self.uplink.connected
@@ -180,6 +214,8 @@ class EdgeDaemon:
             sinks.append(self.local_alarms)
         if self.uplink is not None:
             sinks.append(self.uplink)
+        if self.slots is not None:
+            sinks.append(self.slots)
         return [*sinks, self.pipeline, *self.sources, *self.video]
 
     async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:

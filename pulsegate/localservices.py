@@ -74,7 +74,7 @@ class Mosquitto:
             "autosave_interval 1\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
-            "max_packet_size 1048576\n"
+            "max_packet_size 20000000\n"
             f"log_dest file {self.log_path}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             + self.extra_conf

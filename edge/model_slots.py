@@ -1,0 +1,219 @@
+"""Model slots: receive signed models from the cloud, verify, shadow, promote or roll back.
+
+A gateway never runs an unsigned model, a tampered one, or one older than (or
+as old as) the one it runs. The flow for ``vitals-anomaly``:
+
+1. the cloud publishes a retained :class:`wire.model_offer.ModelOffer` on
+   ``pg/v1/{site}/{gateway}/models``;
+2. :class:`ModelSlots` writes it to ``{state_dir}/models/{name}/{version}.staging``,
+   verifies signature and hash with the gateway's trusted keys, checks that
+   name and version match the offer and that the version is newer than the
+   active one, then renames it to ``{version}``;
+3. the model is loaded through the one LiteRT wrapper and run in shadow
+   (edge/shadow.py) beside the active model on the same batches;
+4. promoted: ``ACTIVE`` in the slot folder names it, and the next start loads
+   it; rejected: its folder is removed. Every step is an event on the uplink.
+
+Offers for models this gateway does not run in-process (e.g. endoscopy-seg)
+are verified and stored, and reported as installed; they are used at the next
+start of the video pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge.anomaly import MODEL_NAME, VitalsAnomalyModel
+from edge.litert import ModelError
+from edge.shadow import ShadowResult, ShadowScorer
+from pulsegate.logs import get_logger
+from pulsegate.supervisor import Tier
+from wire import topics
+from wire.messages import VERSION, Event, Message
+from wire.model_manifest import ManifestError, load_public_key, verify_model_dir, version_tuple
+from wire.model_offer import ModelOffer, OfferError, decode_offer, write_offer
+
+log = get_logger("edge.model_slots")
+Publish = Callable[[str, Message], None]
+
+
+def newest_verified(slot: Path, keys: Sequence[Ed25519PublicKey]) -> Path | None:
+    """The slot's ACTIVE version if it still verifies, else None."""
+    active = slot / "ACTIVE"
+    if not active.exists():
+        return None
+    model_dir = slot / active.read_text().strip()
+    try:
+        verify_model_dir(model_dir, list(keys))
+    except ManifestError as exc:
+        log.error("active_model_invalid", model=slot.name, error=str(exc))
+        return None
+    return model_dir
+
+
+class ModelSlots:
+    name = "model-slots"
+    tier = Tier.SINK
+
+    def __init__(
+        self,
+        state_dir: Path,
+        gateway: str,
+        site: str,
+        trusted_keys: Sequence[Path],
+        publish: Publish,
+        *,
+        host: str,
+        port: int,
+        username: str | None = None,
+        password: str | None = None,
+        tls: tuple[str | None, str | None, str | None] = (None, None, None),
+        shadow: ShadowScorer | None = None,
+        on_promote: Callable[[], None] | None = None,
+        versions: dict[str, str] | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        self.root = state_dir / "models"
+        self.gateway, self.site = gateway, site
+        self.keys = [load_public_key(Path(k)) for k in trusted_keys]
+        self.publish = publish
+        self.host, self.port, self.username, self.password, self.tls = host, port, username, password, tls
+        self.shadow = shadow
+        if shadow is not None:
+            shadow.on_decision = self._on_decision
+        self.on_promote = on_promote
+        self.versions = versions if versions is not None else {}  # name -> active version (shown in status)
+        self.num_threads = num_threads
+        self.received = 0
+        self.rejected = 0
+        self.installed = 0
+        self._stop = asyncio.Event()
+
+    # -- offers --------------------------------------------------------------------------------------------
+    async def handle(self, payload: bytes) -> str:
+        """Process one offer; returns what happened (for logs, events and tests). Never raises.
+
+        Disk writes, verification and model loading run in a worker thread; the
+        shadow hand-over and the events happen on the event loop.
+        """
+        self.received += 1
+        try:
+            offer = decode_offer(payload)
+            return await self._install(offer)
+        except (OfferError, ManifestError, ModelError, OSError, ValueError) as exc:
+            self.rejected += 1
+            log.warning("model_rejected", error=str(exc)[:300])
+            self._event("model_rejected", {"error": str(exc)[:300]})
+            return "rejected"
+
+    async def _install(self, offer: ModelOffer) -> str:
+        topics.check_id("model", offer.name)
+        new = version_tuple(offer.version)
+        current = self.versions.get(offer.name)
+        if current is not None and new <= version_tuple(current):
+            raise ManifestError(f"{offer.name} {offer.version} is not newer than the active {current}")
+        if self.shadow is not None and self.shadow.candidate is not None and offer.name == MODEL_NAME:
+            if new <= version_tuple(self.shadow.candidate.version):
+                raise ManifestError(f"{offer.name} {offer.version} is not newer than the one in shadow")
+        slot = self.root / offer.name
+        final = await asyncio.to_thread(self._store, offer, slot)
+        if offer.name == MODEL_NAME and self.shadow is not None:
+            try:  # verified by _store, from our own disk
+                candidate = await asyncio.to_thread(VitalsAnomalyModel, final, self.num_threads, [])
+            except (ModelError, ManifestError):
+                shutil.rmtree(final, ignore_errors=True)
+                raise
+            self.shadow.begin(candidate)
+            log.info("model_shadow", model=offer.name, version=offer.version)
+            self._event("model_shadow", {"model": offer.name, "version": offer.version})
+            return "shadow"
+        (slot / "ACTIVE").write_text(offer.version)
+        self.versions[offer.name] = offer.version
+        self.installed += 1
+        log.info("model_installed", model=offer.name, version=offer.version)
+        self._event("model_installed", {"model": offer.name, "version": offer.version})
+        return "installed"
+
+    def _store(self, offer: ModelOffer, slot: Path) -> Path:
+        staging = slot / f"{offer.version}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            write_offer(offer, staging)
+            manifest = verify_model_dir(staging, self.keys)
+            if manifest.name != offer.name or manifest.version != offer.version:
+                raise ManifestError(f"offer says {offer.name} {offer.version}, signed manifest {manifest.name} "
+                                    f"{manifest.version}")
+            final = slot / offer.version
+            shutil.rmtree(final, ignore_errors=True)
+            staging.rename(final)
+            return final
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _on_decision(self, r: ShadowResult) -> None:
+        slot = self.root / MODEL_NAME
+        detail: dict[str, str | int | float | bool | None] = {"model": MODEL_NAME, "version": r.version, "rounds": r.rounds, "beds": r.beds,
+                  "agreement": round(r.agreement, 4), "reason": r.reason}
+        if r.promoted:
+            (slot / "ACTIVE").write_text(r.version)
+            self.versions[MODEL_NAME] = r.version
+            self.installed += 1
+            log.info("model_promoted", **detail)
+            self._event("model_promoted", detail)
+            if self.on_promote is not None:
+                self.on_promote()
+        else:
+            shutil.rmtree(slot / r.version, ignore_errors=True)
+            self.rejected += 1
+            log.warning("model_rolled_back", **detail)
+            self._event("model_rolled_back", detail)
+
+    def _event(self, kind: str, detail: dict[str, str | int | float | bool | None]) -> None:
+        self.publish("events", Event(v=VERSION, gw=self.gateway, seq=0, t=time.time_ns(), kind=kind, detail=detail))
+
+    # -- component -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._stop.clear()
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        import aiomqtt
+
+        backoff = 0.5
+        topic = topics.models(self.site, self.gateway)
+        while not self._stop.is_set():
+            try:
+                ca, cert, key = self.tls
+                tls_params = aiomqtt.TLSParameters(ca_certs=ca, certfile=cert, keyfile=key) if ca or cert else None
+                async with aiomqtt.Client(self.host, self.port, identifier=f"pg-{self.gateway}-models",
+                                          username=self.username, password=self.password, tls_params=tls_params,
+                                          timeout=10) as client:
+                    await client.subscribe(topic, qos=1)
+                    backoff = 0.5
+                    receive = asyncio.ensure_future(self._receive(client))
+                    stop = asyncio.ensure_future(self._stop.wait())
+                    await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    for t in (receive, stop):
+                        t.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                            await t
+            except aiomqtt.MqttError as exc:
+                log.warning("models_link_down", error=str(exc)[:200], retry_in_s=backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _receive(self, client: object) -> None:
+        async for message in client.messages:  # type: ignore[attr-defined]
+            payload = message.payload
+            if isinstance(payload, bytes | bytearray) and payload:
+                await self.handle(bytes(payload))

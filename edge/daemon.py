@@ -18,9 +18,9 @@ from edge.alarms.manager import AuditRecord
 from edge.alarms.model import AlarmUpdate
 from edge.anomaly import MODEL_NAME as ANOMALY_MODEL
 from edge.anomaly import VitalsAnomalyModel
-from edge.model_slots import ModelSlots, newest_verified
 from edge.clinical import ClinicalStage
 from edge.config import EdgeConfig
+from edge.model_slots import ModelSlots, newest_verified
 from edge.nurse_page.app import NursePage
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline

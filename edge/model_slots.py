@@ -159,7 +159,8 @@ class ModelSlots:
 
     def _on_decision(self, r: ShadowResult) -> None:
         slot = self.root / MODEL_NAME
-        detail: dict[str, str | int | float | bool | None] = {"model": MODEL_NAME, "version": r.version, "rounds": r.rounds, "beds": r.beds,
+        detail: dict[str, str | int | float | bool | None] = {
+                  "model": MODEL_NAME, "version": r.version, "rounds": r.rounds, "beds": r.beds,
                   "agreement": round(r.agreement, 4), "reason": r.reason}
         if r.promoted:
             (slot / "ACTIVE").write_text(r.version)

@@ -35,8 +35,10 @@ _decoder = msgspec.msgpack.Decoder(ModelOffer)
 def offer_from_dir(model_dir: Path) -> ModelOffer:
     manifest = (model_dir / "manifest.json").read_bytes()
     info = msgspec.json.decode(manifest)
-    return ModelOffer(v=1, name=str(info["name"]), version=str(info["version"]), manifest=manifest,
-                      signature=(model_dir / "manifest.sig").read_bytes(), model=(model_dir / "model.tflite").read_bytes())
+    return ModelOffer(
+        v=1, name=str(info["name"]), version=str(info["version"]), manifest=manifest,
+        signature=(model_dir / "manifest.sig").read_bytes(), model=(model_dir / "model.tflite").read_bytes(),
+    )
 
 
 def encode_offer(offer: ModelOffer) -> bytes:

@@ -330,7 +330,8 @@ class IngestWorker:
         if client is None or batch.gen != self._gen or self._lost.is_set():
             return
         for mid in batch.mids:
-            client.ack(mid, 1)
+            if mid:  # 0: a QoS 0 message, nothing to acknowledge
+                client.ack(mid, 1)
         self.acked += len(batch.mids)
 
     # ---- paho side (network thread) ----------------------------------------------------
@@ -347,7 +348,7 @@ class IngestWorker:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = lambda c, u, m: self._call(
-            self._deliver_msg, (gen, m.mid, m._topic.decode("utf-8", "replace"), m.payload))
+            self._deliver_msg, (gen, m.mid if m.qos else 0, m._topic.decode("utf-8", "replace"), m.payload))
         return client
 
     def _call(self, fn: Any, *args: Any) -> None:

@@ -12,6 +12,10 @@ write an overwrite.
 Two tasks overlap work: the collector decodes and converts messages into the
 next batch while the writer delivers the previous one (cloud/delivery.py has
 the error policy). Acknowledgements go out in arrival order, batch by batch.
+A batch is handed over when it reaches ``batch_points``, when ``flush_s``
+passed, or (``eager``, the default) as soon as the writer is idle and no more
+messages are waiting: a quiet stream is written at once, a busy one in full
+batches.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class IngestConfig(Section):
     keepalive_s: int = 30
     reconnect_min_s: float = 0.1
     reconnect_max_s: float = 1.0
+    eager_flush: bool = True
     deadletter_dir: str = "/var/lib/pulsegate/deadletter"
 
 
@@ -102,6 +107,7 @@ class IngestWorker:
         registry: CollectorRegistry | None = None,
         reconnect_min_s: float = 0.1,
         reconnect_max_s: float = 1.0,
+        eager: bool = True,
     ) -> None:
         # reconnect fast (a worker sits next to its broker): after a broker restart mosquitto 2.0 has
         # forgotten the $share subscription, and messages published before we re-subscribe are dropped
@@ -115,6 +121,9 @@ class IngestWorker:
         self.session_expiry_s, self.keepalive_s = session_expiry_s, keepalive_s
         self.schema = schema
         self.reconnect_min_s, self.reconnect_max_s = reconnect_min_s, reconnect_max_s
+        # eager: an idle writer takes the batch at once (low latency when quiet); under load batches fill up
+        # to batch_points while the previous one is written; flush_s bounds the wait when eager is off
+        self.eager = eager
         self.deadletters = DeadLetters(deadletter_dir)
         self.delivery = Delivery(influx)
         self.connected = False
@@ -129,6 +138,7 @@ class IngestWorker:
         self._lost = asyncio.Event()
         self._stopping = asyncio.Event()
         self._arrived = asyncio.Event()
+        self._writer_busy = False
         self._suback: asyncio.Future[bool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         if registry is not None:
@@ -141,7 +151,7 @@ class IngestWorker:
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
                    Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
                    password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry,
-                   cfg.reconnect_min_s, cfg.reconnect_max_s)
+                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush)
 
     # ---- Component ---------------------------------------------------------------------
 
@@ -246,7 +256,8 @@ class IngestWorker:
             while not inbox.empty() and len(batch.lines) < self.batch_points:
                 self._take(batch, inbox.get_nowait())
             now = time.monotonic()
-            if len(batch.lines) >= self.batch_points or now >= deadline:
+            idle = self.eager and not self._writer_busy and batches.empty() and inbox.empty()
+            if len(batch.lines) >= self.batch_points or now >= deadline or (idle and batch.mids):
                 if batch.mids:
                     await batches.put(batch)
                     batch = _Batch(gen)
@@ -296,9 +307,12 @@ class IngestWorker:
 
     async def _writer(self, batches: asyncio.Queue[_Batch | None]) -> None:
         while True:
+            self._writer_busy = False
+            self._arrived.set()  # an idle writer: the collector may hand over what it has
             batch = await batches.get()
             if batch is None:
                 return
+            self._writer_busy = True
             try:
                 rejected = await self.delivery.deliver(batch.lines)
             except DeliveryAborted:
@@ -316,7 +330,8 @@ class IngestWorker:
         if client is None or batch.gen != self._gen or self._lost.is_set():
             return
         for mid in batch.mids:
-            client.ack(mid, 1)
+            if mid:  # 0: a QoS 0 message, nothing to acknowledge
+                client.ack(mid, 1)
         self.acked += len(batch.mids)
 
     # ---- paho side (network thread) ----------------------------------------------------
@@ -333,7 +348,7 @@ class IngestWorker:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = lambda c, u, m: self._call(
-            self._deliver_msg, (gen, m.mid, m._topic.decode("utf-8", "replace"), m.payload))
+            self._deliver_msg, (gen, m.mid if m.qos else 0, m._topic.decode("utf-8", "replace"), m.payload))
         return client
 
     def _call(self, fn: Any, *args: Any) -> None:

@@ -16,6 +16,7 @@ field so that their keys can never cause field type conflicts.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -28,9 +29,15 @@ _STR = str.maketrans({'"': r"\"", "\\": r"\\"})
 FieldValue = int | float | bool | str | None
 
 
+@functools.lru_cache(maxsize=65536)
 def escape_tag(value: str) -> str:
     """Escape a tag key or value (a trailing backslash would escape the separator: drop it)."""
     return value.translate(_TAG).rstrip("\\")
+
+
+def _num(name: str, value: float) -> str:
+    """``,name=value`` for a finite float, else nothing (hot path of the bulk measurements)."""
+    return f",{name}={value!r}" if value - value == 0.0 else ""
 
 
 def _field(value: FieldValue) -> str | None:
@@ -56,10 +63,12 @@ def line(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue], 
     return f"{head} {body} {t_ns}"
 
 
-def to_lines(msg: messages.Message, site: str, stream: str) -> list[str]:
+def to_lines(msg: messages.Message, site: str, stream: str, fast: bool = True) -> list[str]:
     """All points of one decoded message received on ``pg/v1/{site}/{msg.gw}/{stream}``."""
     base = {"gateway": msg.gw, "site": site, "stream": stream}
     seq = msg.seq
+    if fast and isinstance(msg, messages.Summary | messages.RawBatch) and msg.gw and site and stream:
+        return _bulk_lines(msg, site, stream)
     if isinstance(msg, messages.Summary):
         return [
             line("vitals", {**base, "bed": i.bed, "patient": i.patient, "param": i.param},
@@ -103,3 +112,34 @@ def to_lines(msg: messages.Message, site: str, stream: str) -> list[str]:
                      {"online": msg.online, "backlog": msg.backlog, "oldest_unsent_s": float(msg.oldest_unsent_s),
                       "software": msg.software, "models": json.dumps(msg.models, sort_keys=True), "seq": seq}, msg.t)]
     raise TypeError(f"no point mapping for {type(msg).__name__}")
+
+
+def _bulk_lines(msg: messages.Summary | messages.RawBatch, site: str, stream: str) -> list[str]:
+    """Fast path for the two big measurements; same output as the generic :func:`line` (tests compare)."""
+    gw, st, sn = escape_tag(msg.gw), escape_tag(site), escape_tag(stream)
+    out: list[str] = []
+    if isinstance(msg, messages.RawBatch):
+        tail = f",seq={msg.seq}i "
+        for r in msg.items:
+            if not (r.bed and r.param and r.patient):
+                out.append(line("raw", {"gateway": msg.gw, "site": site, "stream": stream, "bed": r.bed,
+                                        "patient": r.patient, "param": r.param},
+                                {"value": r.value, "quality": r.quality, "seq": msg.seq}, r.t))
+                continue
+            val = f"value={r.value!r}," if r.value - r.value == 0.0 else ""
+            out.append(f"raw,bed={escape_tag(r.bed)},gateway={gw},param={escape_tag(r.param)},"
+                       f"patient={escape_tag(r.patient)},site={st},stream={sn} {val}quality={r.quality}i{tail}{r.t}")
+        return out
+    tail = f",invalid={{}}i,interval_s={float(msg.interval_s)!r},seq={msg.seq}i "
+    for i in msg.items:
+        if not (i.bed and i.param and i.patient):
+            out.append(line("vitals", {"gateway": msg.gw, "site": site, "stream": stream, "bed": i.bed,
+                                       "patient": i.patient, "param": i.param},
+                            {"count": i.count, "min": i.min, "max": i.max, "mean": i.mean, "last": i.last,
+                             "invalid": i.invalid, "interval_s": float(msg.interval_s), "seq": msg.seq}, i.t))
+            continue
+        out.append(f"vitals,bed={escape_tag(i.bed)},gateway={gw},param={escape_tag(i.param)},"
+                   f"patient={escape_tag(i.patient)},site={st},stream={sn} count={i.count}i"
+                   f"{_num('min', i.min)}{_num('max', i.max)}{_num('mean', i.mean)}{_num('last', i.last)}"
+                   f"{tail.format(i.invalid)}{i.t}")
+    return out

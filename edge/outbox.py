@@ -214,8 +214,10 @@ class Outbox:
 
     def oldest_unsent_age(self) -> float:
         """Seconds since the oldest unacknowledged record was appended (0 if none). Blocking: small query."""
-        with self._reader_lock:
-            row = self._reader.execute("SELECT MIN(created) FROM records").fetchone()
+        with self._reader_lock:  # ids grow with time: the first id of each lane is its oldest record
+            firsts = [self._reader.execute("SELECT created FROM records WHERE lane = ? ORDER BY id LIMIT 1",
+                                           (lane,)).fetchone() for lane in LANES]
+        row = (min((f[0] for f in firsts if f is not None), default=None),)
         if row[0] is None:
             with self._wake:
                 first = self._queue[0][3] if self._queue else None
@@ -251,7 +253,9 @@ class Outbox:
 
     def _commit(self, batch: list[tuple[int, str, int, float, bytes]], deletes: list[int]) -> None:
         db = self._db
+        attempts = 0
         while True:
+            attempts += 1
             try:
                 db.execute("BEGIN IMMEDIATE")
                 removed_bytes = 0
@@ -290,6 +294,12 @@ class Outbox:
                     db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
+                if self._closing and attempts >= 5:
+                    log.error("outbox_records_lost_at_close", records=len(batch))
+                    with self._idle:
+                        self._pending -= len(batch)
+                        self._idle.notify_all()
+                    return
                 time.sleep(0.5)  # disk full or locked: retry; the loop keeps appending into memory
                 continue
             break

@@ -82,3 +82,18 @@ def test_every_message_kind_maps_to_its_measurement(msg: messages.Message, measu
     assert "gateway=gw1" in ln and "stream=events" in ln and "seq=7i" in ln
     for f in fields:
         assert f in ln
+
+
+_val = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bed=st.text(max_size=6), patient=st.text(max_size=6), param=st.text(max_size=6), v=_val, mn=_val, mean=_val,
+       count=st.integers(0, 10**6), quality=st.integers(0, 255), seq=st.integers(1, 2**40))
+def test_fast_bulk_path_equals_the_generic_one(bed: str, patient: str, param: str, v: float, mn: float,
+                                               mean: float, count: int, quality: int, seq: int) -> None:
+    raw_msg = messages.RawBatch(v=1, gw="gw 1", seq=seq, items=[messages.Raw(bed, patient, param, T0, v, quality)])
+    summ = messages.Summary(v=1, gw="gw,1", seq=seq, interval_s=2,
+                            items=[messages.SummaryItem(bed, patient, param, T0, count, mn, 1.0, mean, v, 3)])
+    for msg in (raw_msg, summ):
+        assert to_lines(msg, "site=1", "bulk") == to_lines(msg, "site=1", "bulk", fast=False)

@@ -130,3 +130,28 @@ async def test_unreachable_broker_keeps_everything_and_reports_disconnected(tmp_
     await up.stop()
     await task
     ob.close()
+
+
+async def test_metrics_collector_reports_uplink_and_outbox(broker: Mosquitto, unique: str, tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from edge.gateway_status import UplinkCollector
+
+    ob = Outbox(tmp_path / "o.sqlite", unique)
+    up = Uplink(ob, "127.0.0.1", broker.port, "s1", unique)
+    reg = CollectorRegistry()
+    reg.register(UplinkCollector(up))
+    for i in range(7):
+        ob.append("bulk", raw(i))
+    assert "pulsegate_outbox_backlog 7.0" in generate_latest(reg).decode()
+    await up.start()
+    task = asyncio.create_task(up.run())
+    try:
+        await _until(lambda: up.acked == 7 and ob.backlog() == 0)
+        text = generate_latest(reg).decode()
+    finally:
+        await up.stop()
+        await task
+        ob.close()
+    assert "pulsegate_uplink_acked_total 7.0" in text and "pulsegate_uplink_connected 1.0" in text
+    assert "pulsegate_outbox_appended_total 7.0" in text

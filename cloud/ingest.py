@@ -139,6 +139,7 @@ class IngestWorker:
         self._stopping = asyncio.Event()
         self._arrived = asyncio.Event()
         self._writer_busy = False
+        self._leftovers: set[asyncio.Task[None]] = set()
         self._suback: asyncio.Future[bool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         if registry is not None:
@@ -181,6 +182,8 @@ class IngestWorker:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
             except TimeoutError:
                 pass
+        self.delivery.stop.set()
+        await asyncio.gather(*self._leftovers, return_exceptions=True)
         await self.influx.close()
 
     async def _ensure_schema(self) -> None:
@@ -219,6 +222,7 @@ class IngestWorker:
         self._client = client
         client.loop_start()
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        rest = _Batch(gen)
         writer = asyncio.create_task(self._writer(batches), name=f"ingest[{self.client_id}].writer")
         try:
             try:
@@ -231,24 +235,44 @@ class IngestWorker:
             self.connected = True
             self.connects += 1
             log.info("ingest_connected", client_id=self.client_id, filter=topics.ingest_filter(self.group))
-            await self._collect(gen, batches)
+            rest = await self._collect(gen, batches)
         finally:
             self.connected = False
-            if self._stopping.is_set() and not self._lost.is_set():
-                try:  # clean stop: give the queued batches a moment to land
-                    await asyncio.wait_for(batches.put(None), timeout=5.0)
-                    await asyncio.wait_for(asyncio.shield(writer), timeout=5.0)
-                except TimeoutError:
-                    pass
-            self.delivery.stop.set()
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-            self.delivery.stop = asyncio.Event()
+            if self._stopping.is_set():
+                if not self._lost.is_set():
+                    try:  # clean stop: give the queued batches a moment to land
+                        if rest.mids:
+                            await asyncio.wait_for(batches.put(rest), timeout=5.0)
+                        await asyncio.wait_for(batches.put(None), timeout=5.0)
+                        await asyncio.wait_for(asyncio.shield(writer), timeout=5.0)
+                    except TimeoutError:
+                        pass
+                self.delivery.stop.set()
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+            else:
+                # link lost: the writer still writes what it has (never acknowledged: a stale generation),
+                # in the background while we reconnect; if the broker crashed without saving, that data
+                # would otherwise be gone. The broker redelivers the rest; rewrites are idempotent.
+                leftover = asyncio.create_task(self._finish(batches, writer, rest))
+                self._leftovers.add(leftover)
+                leftover.add_done_callback(self._leftovers.discard)
             client.disconnect()
             await asyncio.to_thread(client.loop_stop)
             self._client = None
 
-    async def _collect(self, gen: int, batches: asyncio.Queue[_Batch | None]) -> None:
+    async def _finish(self, batches: asyncio.Queue[_Batch | None], writer: asyncio.Task[None], rest: _Batch) -> None:
+        try:
+            if rest.mids:
+                await batches.put(rest)
+            await batches.put(None)
+            await writer
+        except asyncio.CancelledError:
+            writer.cancel()
+            raise
+
+    async def _collect(self, gen: int, batches: asyncio.Queue[_Batch | None]) -> _Batch:
+        """Build and hand over batches until the link drops or stop; returns the unfinished batch."""
         batch = _Batch(gen)
         deadline = time.monotonic() + self.flush_s
         inbox = self._inbox
@@ -259,14 +283,35 @@ class IngestWorker:
             idle = self.eager and not self._writer_busy and batches.empty() and inbox.empty()
             if len(batch.lines) >= self.batch_points or now >= deadline or (idle and batch.mids):
                 if batch.mids:
-                    await batches.put(batch)
+                    if not await self._handover(batches, batch):
+                        break  # link lost or stop while the writer was busy: `batch` is the rest
                     batch = _Batch(gen)
                 deadline = time.monotonic() + self.flush_s
                 continue
             if inbox.empty():
                 await self._wait_inbox(deadline - now)
-        if batch.mids and not self._lost.is_set():
-            await batches.put(batch)
+        while not inbox.empty():  # messages of this connection already received: write them too
+            self._take(batch, inbox.get_nowait())
+        return batch
+
+    async def _handover(self, batches: asyncio.Queue[_Batch | None], batch: _Batch) -> bool:
+        """Queue ``batch`` for the writer; False if the link dropped or stop came first (not queued)."""
+        if batches.empty():
+            batches.put_nowait(batch)
+            return True
+        put = asyncio.ensure_future(batches.put(batch))
+        lost = asyncio.ensure_future(self._lost.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({put, lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        lost.cancel()
+        stopping.cancel()
+        if put.done():
+            return True
+        put.cancel()
+        await asyncio.gather(put, return_exceptions=True)
+        if put.cancelled():
+            return False
+        return True  # completed in the same instant
 
     async def _wait_inbox(self, wait_s: float) -> None:
         """Sleep until a message arrives, the connection drops, stop, or ``timeout``."""

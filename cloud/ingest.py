@@ -182,7 +182,9 @@ class IngestWorker:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
             except TimeoutError:
                 pass
-        self.delivery.stop.set()
+        self.delivery.stop.set()  # stale batches of lost links: never acknowledged, the broker redelivers them
+        for t in list(self._leftovers):
+            t.cancel()
         await asyncio.gather(*self._leftovers, return_exceptions=True)
         await self.influx.close()
 

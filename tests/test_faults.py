@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @contextlib.asynccontextmanager
 async def ingest(port: int, influx_url: str, db: str, group: str, tmp: Path) -> AsyncIterator[IngestWorker]:
     worker = IngestWorker("127.0.0.1", port, InfluxWriter(influx_url, db), client_id=f"ing-{group}", group=group,
-                          batch_points=2000, flush_s=0.2, deadletter_dir=tmp / "dl")
+                          batch_points=2000, flush_s=0.2, deadletter_dir=tmp / "dl", end_session_on_stop=True)
     await worker.start()
     task = asyncio.create_task(worker.run())
     try:

@@ -34,43 +34,20 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from cloud import points
 from cloud.deadletter import DeadLetters
 from cloud.delivery import Delivery, DeliveryAborted
 from cloud.influx import InfluxConfig, InfluxWriter
+from cloud.ingest_admit import IngestConfig, Rejection, admit
 from cloud.retention import ensure_schema
-from pulsegate.configbase import Section, read_secret
+from pulsegate.configbase import read_secret
 from pulsegate.logs import get_logger
 from pulsegate.supervisor import Tier
-from wire import codec, topics
+from wire import topics
 
 log = get_logger("cloud.ingest")
 
-
-class IngestConfig(Section):
-    """``[ingest]`` of the cloud TOML."""
-
-    host: str = "localhost"
-    port: int = 8883
-    client_id: str = "pg-ingest-1"  # unique per worker and stable across restarts
-    group: str = "ingest"
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    username: str | None = None
-    password_file: str | None = None
-    batch_points: int = 5000
-    flush_s: float = 1.0
-    receive_maximum: int = 20000
-    session_expiry_s: int = 24 * 3600
-    keepalive_s: int = 30
-    reconnect_min_s: float = 0.1
-    reconnect_max_s: float = 1.0
-    eager_flush: bool = True
-    deadletter_dir: str = "/var/lib/pulsegate/deadletter"
+__all__ = ["IngestConfig", "IngestWorker"]
 
 
 @dataclass
@@ -108,6 +85,7 @@ class IngestWorker:
         reconnect_min_s: float = 0.1,
         reconnect_max_s: float = 1.0,
         eager: bool = True,
+        end_session_on_stop: bool = False,
     ) -> None:
         # reconnect fast (a worker sits next to its broker): after a broker restart mosquitto 2.0 has
         # forgotten the $share subscription, and messages published before we re-subscribe are dropped
@@ -124,6 +102,10 @@ class IngestWorker:
         # eager: an idle writer takes the batch at once (low latency when quiet); under load batches fill up
         # to batch_points while the previous one is written; flush_s bounds the wait when eager is off
         self.eager = eager
+        # False (default): a stopped worker keeps its session; the broker queues its share of the traffic
+        # for it until it returns (restarts lose nothing). True: for a worker leaving for good; on a clean
+        # stop it unsubscribes, drains what is already assigned to it, and ends its session.
+        self.end_session_on_stop = end_session_on_stop
         self.deadletters = DeadLetters(deadletter_dir)
         self.delivery = Delivery(influx)
         self.connected = False
@@ -139,10 +121,21 @@ class IngestWorker:
         self._stopping = asyncio.Event()
         self._arrived = asyncio.Event()
         self._writer_busy = False
+        self._leftovers: set[asyncio.Task[None]] = set()
+        self._last_arrival = 0.0
+        self._unsubscribed = False
+        self._retired = False
         self._suback: asyncio.Future[bool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         if registry is not None:
-            registry.register(_IngestCollector(self))
+            from cloud.ingest_metrics import IngestCollector
+
+            registry.register(IngestCollector(self))
+
+    @property
+    def queued(self) -> int:
+        """Messages received and waiting for a batch."""
+        return self._inbox.qsize()
 
     @classmethod
     def from_config(cls, cfg: IngestConfig, influx: InfluxWriter, schema: InfluxConfig | None = None,
@@ -151,12 +144,13 @@ class IngestWorker:
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
                    Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
                    password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry,
-                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush)
+                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush, cfg.end_session_on_stop)
 
     # ---- Component ---------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._retired = False
         self._stopping = asyncio.Event()
         self.delivery.stop = asyncio.Event()
 
@@ -181,6 +175,10 @@ class IngestWorker:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
             except TimeoutError:
                 pass
+        self.delivery.stop.set()  # stale batches of lost links: never acknowledged, the broker redelivers them
+        for t in list(self._leftovers):
+            t.cancel()
+        await asyncio.gather(*self._leftovers, return_exceptions=True)
         await self.influx.close()
 
     async def _ensure_schema(self) -> None:
@@ -219,6 +217,7 @@ class IngestWorker:
         self._client = client
         client.loop_start()
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        rest = _Batch(gen)
         writer = asyncio.create_task(self._writer(batches), name=f"ingest[{self.client_id}].writer")
         try:
             try:
@@ -231,42 +230,102 @@ class IngestWorker:
             self.connected = True
             self.connects += 1
             log.info("ingest_connected", client_id=self.client_id, filter=topics.ingest_filter(self.group))
-            await self._collect(gen, batches)
+            rest = await self._collect(gen, batches)
         finally:
             self.connected = False
-            if self._stopping.is_set() and not self._lost.is_set():
-                try:  # clean stop: give the queued batches a moment to land
-                    await asyncio.wait_for(batches.put(None), timeout=5.0)
-                    await asyncio.wait_for(asyncio.shield(writer), timeout=5.0)
-                except TimeoutError:
-                    pass
-            self.delivery.stop.set()
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-            self.delivery.stop = asyncio.Event()
-            client.disconnect()
+            if self._stopping.is_set():
+                if not self._lost.is_set():
+                    try:  # clean stop: give the queued batches a moment to land
+                        if rest.mids:
+                            await asyncio.wait_for(batches.put(rest), timeout=5.0)
+                        await asyncio.wait_for(batches.put(None), timeout=5.0)
+                        await asyncio.wait_for(asyncio.shield(writer), timeout=5.0)
+                    except TimeoutError:
+                        pass
+                self.delivery.stop.set()
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+            else:
+                # link lost: the writer still writes what it has (never acknowledged: a stale generation),
+                # in the background while we reconnect; if the broker crashed without saving, that data
+                # would otherwise be gone. The broker redelivers the rest; rewrites are idempotent.
+                leftover = asyncio.create_task(self._finish(batches, writer, rest))
+                self._leftovers.add(leftover)
+                leftover.add_done_callback(self._leftovers.discard)
+            if self._retired:  # end the session: nothing of ours is left in it
+                props_d = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                props_d.SessionExpiryInterval = 0
+                client.disconnect(properties=props_d)
+                log.info("ingest_session_ended", client_id=self.client_id)
+            else:
+                client.disconnect()
             await asyncio.to_thread(client.loop_stop)
             self._client = None
 
-    async def _collect(self, gen: int, batches: asyncio.Queue[_Batch | None]) -> None:
+    async def _finish(self, batches: asyncio.Queue[_Batch | None], writer: asyncio.Task[None], rest: _Batch) -> None:
+        try:
+            if rest.mids:
+                await batches.put(rest)
+            await batches.put(None)
+            await writer
+        except asyncio.CancelledError:
+            writer.cancel()
+            raise
+
+    async def _collect(self, gen: int, batches: asyncio.Queue[_Batch | None]) -> _Batch:
+        """Build and hand over batches until the link drops or stop; returns the unfinished batch."""
         batch = _Batch(gen)
         deadline = time.monotonic() + self.flush_s
         inbox = self._inbox
-        while not self._lost.is_set() and not self._stopping.is_set():
+        retire_at: float | None = None
+        while not self._lost.is_set():
+            if self._stopping.is_set():
+                if not self.end_session_on_stop:
+                    break
+                now = time.monotonic()
+                if retire_at is None:  # leave the group for good: unsubscribe, then drain what is ours
+                    retire_at = now
+                    self._unsubscribe()
+                quiet = (self._unsubscribed and now - self._last_arrival > 0.3 and inbox.empty()
+                         and not batch.mids and not self._writer_busy and batches.empty())
+                if quiet or now - retire_at > 5.0:
+                    self._retired = quiet
+                    break
             while not inbox.empty() and len(batch.lines) < self.batch_points:
                 self._take(batch, inbox.get_nowait())
             now = time.monotonic()
             idle = self.eager and not self._writer_busy and batches.empty() and inbox.empty()
             if len(batch.lines) >= self.batch_points or now >= deadline or (idle and batch.mids):
                 if batch.mids:
-                    await batches.put(batch)
+                    if not await self._handover(batches, batch, by_stop=retire_at is None):
+                        break  # link lost or stop while the writer was busy: `batch` is the rest
                     batch = _Batch(gen)
                 deadline = time.monotonic() + self.flush_s
                 continue
             if inbox.empty():
-                await self._wait_inbox(deadline - now)
-        if batch.mids and not self._lost.is_set():
-            await batches.put(batch)
+                await self._wait_inbox(deadline - now if retire_at is None else 0.05)
+        while not inbox.empty():  # messages of this connection already received: write them too
+            self._take(batch, inbox.get_nowait())
+        return batch
+
+    async def _handover(self, batches: asyncio.Queue[_Batch | None], batch: _Batch, by_stop: bool = True) -> bool:
+        """Queue ``batch`` for the writer; False if the link dropped (or stop came, ``by_stop``) first."""
+        if batches.empty():
+            batches.put_nowait(batch)
+            return True
+        put = asyncio.ensure_future(batches.put(batch))
+        lost = asyncio.ensure_future(self._lost.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait() if by_stop else asyncio.Event().wait())
+        await asyncio.wait({put, lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        lost.cancel()
+        stopping.cancel()
+        if put.done():
+            return True
+        put.cancel()
+        await asyncio.gather(put, return_exceptions=True)
+        if put.cancelled():
+            return False
+        return True  # completed in the same instant
 
     async def _wait_inbox(self, wait_s: float) -> None:
         """Sleep until a message arrives, the connection drops, stop, or ``timeout``."""
@@ -280,7 +339,17 @@ class IngestWorker:
 
     def _deliver_msg(self, item: tuple[int, int, str, bytes]) -> None:
         self._inbox.put_nowait(item)
+        self._last_arrival = time.monotonic()
         self._arrived.set()
+
+    def _unsubscribe(self) -> None:
+        self._unsubscribed = False
+        if self._client is not None:
+            self._client.unsubscribe(topics.ingest_filter(self.group))
+
+    def _unsubscribed_cb(self) -> None:
+        self._unsubscribed = True
+        self._last_arrival = time.monotonic()
 
     def _take(self, batch: _Batch, item: tuple[int, int, str, bytes]) -> None:
         gen, mid, topic, payload = item
@@ -288,22 +357,12 @@ class IngestWorker:
             return  # from a dropped connection: the broker redelivers it
         self.received += 1
         batch.mids.append(mid)
-        try:
-            site, gw, stream = topics.parse_uplink(topic)
-        except topics.TopicError as exc:
-            batch.dead.append(("topic", topic, payload, str(exc)))
+        got = admit(topic, payload)
+        if isinstance(got, Rejection):
+            batch.dead.append((got.reason, topic, payload, got.detail))
             return
-        try:
-            msg = codec.decode(payload)
-        except codec.WireError as exc:
-            batch.dead.append((exc.reason, topic, payload, exc.detail))
-            return
-        if msg.gw != gw:
-            batch.dead.append(("gateway_mismatch", topic, payload, f"message gw {msg.gw[:64]!r} on topic of {gw!r}"))
-            return
-        lines = points.to_lines(msg, site, stream)
-        batch.lines.extend(lines)
-        self.points += len(lines)
+        batch.lines.extend(got)
+        self.points += len(got)
 
     async def _writer(self, batches: asyncio.Queue[_Batch | None]) -> None:
         while True:
@@ -346,6 +405,7 @@ class IngestWorker:
             client.username_pw_set(self.username, self.password)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = lambda c, u, mid, rcs, p: self._call(self._unsubscribed_cb)
         client.on_disconnect = self._on_disconnect
         client.on_message = lambda c, u, m: self._call(
             self._deliver_msg, (gen, m.mid if m.qos else 0, m._topic.decode("utf-8", "replace"), m.payload))
@@ -378,33 +438,3 @@ class IngestWorker:
         self._lost.set()
         self._arrived.set()
         self._subscribed(False)
-
-
-class _IngestCollector(Collector):
-    def __init__(self, worker: IngestWorker) -> None:
-        self.w = worker
-
-    def collect(self) -> list[Metric]:
-        w, d = self.w, self.w.delivery
-        out: list[Metric] = []
-        for name, doc, value in (
-            ("pulsegate_ingest_messages_received", "MQTT messages received", w.received),
-            ("pulsegate_ingest_messages_acked", "MQTT messages acknowledged after InfluxDB accepted them", w.acked),
-            ("pulsegate_ingest_points", "points produced from decoded messages", w.points),
-            ("pulsegate_ingest_points_written", "points InfluxDB accepted", d.written),
-            ("pulsegate_ingest_batches", "batches delivered", w.batches),
-            ("pulsegate_ingest_influx_requests", "HTTP write requests", d.requests),
-            ("pulsegate_ingest_batch_splits", "batches split after 413/400/422", d.splits),
-        ):
-            out.append(CounterMetricFamily(name, doc, value=value))
-        dl = CounterMetricFamily("pulsegate_ingest_deadletters", "dead-lettered messages/points", labels=["reason"])
-        for reason, n in sorted(w.deadletters.counts.items()):
-            dl.add_metric([reason], n)
-        out.append(dl)
-        rt = CounterMetricFamily("pulsegate_ingest_influx_retries", "write retries", labels=["status"])
-        for status, n in sorted(d.retries.items()):
-            rt.add_metric([status], n)
-        out.append(rt)
-        out.append(GaugeMetricFamily("pulsegate_ingest_connected", "1 if subscribed", value=int(w.connected)))
-        out.append(GaugeMetricFamily("pulsegate_ingest_queue", "messages waiting for a batch", value=w._inbox.qsize()))
-        return out

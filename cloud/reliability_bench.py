@@ -179,7 +179,8 @@ async def bench_ingest(n_points: int, per_message: int = 500) -> dict[str, Any]:
     }
 
 
-async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s: float = 5.0) -> dict[str, Any]:
+async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s: float = 5.0,
+                       broker_kill: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pg-bench-outage-") as d:
         tmp = Path(d)
         mq = _broker(tmp / "mq")
@@ -195,7 +196,7 @@ async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s
         try:
             await _wait_line(out, "ready", proc, 30)
             await asyncio.sleep(warm_s)
-            mq.stop()  # the gateway loses its broker
+            mq.stop(kill=broker_kill)  # the gateway loses its broker (SIGTERM, or SIGKILL: a crash)
             await asyncio.sleep(1.0)
             meas = ["raw", "vitals", "scores", "alarms"]
             stored_at_stop = sum(v[0] for v in (await _stored(db, meas)).values())
@@ -238,6 +239,7 @@ async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s
     return {
         "beds": beds,
         "offline_s": offline_s,
+        "broker_stop": "SIGKILL" if broker_kill else "SIGTERM",
         "produced": produced,
         "produced_before_reconnect": produced_before,
         "backlog_peak_messages": backlog_peak,

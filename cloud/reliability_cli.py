@@ -18,6 +18,8 @@ def register(cmds: Commands) -> None:
     o = cmds.bench.add_parser("outage", help="a gateway loses its broker for S seconds: loss, doubles, drain time")
     o.add_argument("--beds", type=int, default=64)
     o.add_argument("--offline", type=float, default=60.0, help="seconds without the broker")
+    o.add_argument("--broker-kill", action="store_true",
+                   help="kill the broker with SIGKILL (a crash) instead of stopping it (SIGTERM)")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(handler=_outage)
 
@@ -41,6 +43,6 @@ def _ingest(args: argparse.Namespace) -> int:
 def _outage(args: argparse.Namespace) -> int:
     from cloud.reliability_bench import bench_outage
 
-    result = asyncio.run(bench_outage(args.beds, args.offline))
+    result = asyncio.run(bench_outage(args.beds, args.offline, broker_kill=args.broker_kill))
     _print(result, args.json)
     return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1

@@ -68,6 +68,14 @@ class UplinkConfig(Section):
     resume_holdoff_s: float = 1.0
 
 
+def open_outbox(cfg: UplinkConfig, gateway: str, base: Path | None = None) -> Outbox:
+    """The outbox named by ``[uplink]`` (``outbox_path`` relative to ``base`` if not absolute)."""
+    path = Path(cfg.outbox_path)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return Outbox(path, gateway, quota_bytes=int(cfg.quota_mb * 1024 * 1024), sync=cfg.sync)
+
+
 class Uplink:
     name = "uplink"
     tier = Tier.SINK

@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @contextlib.asynccontextmanager
 async def ingest(port: int, influx_url: str, db: str, group: str, tmp: Path) -> AsyncIterator[IngestWorker]:
     worker = IngestWorker("127.0.0.1", port, InfluxWriter(influx_url, db), client_id=f"ing-{group}", group=group,
-                          batch_points=2000, flush_s=0.2, deadletter_dir=tmp / "dl")
+                          batch_points=2000, flush_s=0.2, deadletter_dir=tmp / "dl", end_session_on_stop=True)
     await worker.start()
     task = asyncio.create_task(worker.run())
     try:
@@ -192,3 +192,35 @@ async def test_quota_reached_during_outage_alarms_survive_gap_reported(influx: I
     assert missing and not set(missing) & set(bulk), "a dropped record must not also arrive"
     assert_exactly_once(bulk + missing, n_bulk)  # every bulk number either arrived or is reported in a gap
     assert min(bulk) > max(missing)  # the oldest bulk records went first
+
+
+async def test_broker_restarted_while_influxd_is_down(unique: str, tmp_path: Path) -> None:
+    """The worker must re-subscribe even with a batch stuck on a dead InfluxDB (else the broker drops data)."""
+    n = 3000
+    mq = own_broker(tmp_path / "mq")
+    idb = Influxd(tmp_path / "influx").start()
+    reader = await db_for(idb.url, unique)
+    gw = spawn_driver(tmp_path, unique, mq.port, n, 500)
+    try:
+        async with ingest(mq.port, idb.url, unique, unique, tmp_path) as worker:
+            await wait_for_count(reader, "raw", unique, 300, within_s=30)
+            idb.stop(kill=True)
+            await asyncio.sleep(1.0)
+            mq.stop()
+            await asyncio.sleep(2.0)
+            mq = own_broker(tmp_path / "mq", port=mq.port)
+            for _ in range(100):  # subscribed again although InfluxDB is still down
+                if worker.connected:
+                    break
+                await asyncio.sleep(0.05)
+            assert worker.connected
+            await asyncio.sleep(2.0)
+            idb = Influxd(tmp_path / "influx", port=idb.port).start()
+            assert await wait_exit(gw, 60) == 0
+            counts = await wait_for_count(reader, "raw", unique, n)
+    finally:
+        kill(gw)
+        mq.stop()
+        await reader.close()
+        idb.stop()
+    assert_exactly_once(counts, n)

@@ -36,7 +36,7 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_flow(broker: Mosquit
     registry = CollectorRegistry()
     worker = IngestWorker("127.0.0.1", broker.port, InfluxWriter(influx.url, unique), client_id=f"i-{unique}",
                           group=unique, batch_points=100, flush_s=0.2, deadletter_dir=tmp_path / "dl",
-                          registry=registry)
+                          registry=registry, end_session_on_stop=True)
     await worker.start()
     task = asyncio.create_task(worker.run())
     pub = _publisher(broker.port)

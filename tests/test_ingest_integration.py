@@ -25,7 +25,8 @@ async def test_outbox_messages_arrive_in_influx_exactly_once(
     outbox = Outbox(tmp_path / "outbox.sqlite", gateway=unique, quota_bytes=10_000_000)
     uplink = Uplink(outbox, "127.0.0.1", broker.port, "site1", unique, max_inflight=100)
     worker = IngestWorker("127.0.0.1", broker.port, InfluxWriter(influx.url, unique), client_id=f"ing-{unique}",
-                          group=unique, batch_points=500, flush_s=0.2, deadletter_dir=tmp_path / "dl")
+                          group=unique, batch_points=500, flush_s=0.2, deadletter_dir=tmp_path / "dl",
+                          end_session_on_stop=True)
     for n in range(300):
         outbox.append("bulk", raw(n))
     for n in range(20):

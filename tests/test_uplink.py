@@ -155,3 +155,27 @@ async def test_metrics_collector_reports_uplink_and_outbox(broker: Mosquitto, un
         ob.close()
     assert "pulsegate_uplink_acked_total 7.0" in text and "pulsegate_uplink_connected 1.0" in text
     assert "pulsegate_outbox_appended_total 7.0" in text
+
+
+def test_config_sections_build_the_components(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from cloud.influx import InfluxConfig, InfluxWriter
+    from cloud.ingest import IngestConfig, IngestWorker
+    from edge.uplink import UplinkConfig, open_outbox
+
+    (tmp_path / "pw").write_text("s3cret\n")
+    cfg = UplinkConfig(site="ward7", host="broker.example", port=8883, username="gw1", password_file="pw",
+                       outbox_path="state/outbox.sqlite", quota_mb=1.5, tls_ca_file="/etc/ca.crt")
+    ob = open_outbox(cfg, "gw1", base=tmp_path)
+    up = Uplink.from_config(cfg, ob, "gw1", base=tmp_path)
+    assert (tmp_path / "state" / "outbox.sqlite").exists() and ob.quota_bytes == int(1.5 * 1024 * 1024)
+    assert (up.password, up.client_id, up.tls[0]) == ("s3cret", "pg-gw1", "/etc/ca.crt")
+    ob.close()
+    with pytest.raises(ValidationError):
+        UplinkConfig(site="ward7", qos=2)  # type: ignore[call-arg]
+    icfg = IngestConfig(client_id="ing-2", password_file=str(tmp_path / "pw"), username="ingest")
+    worker = IngestWorker.from_config(icfg, InfluxWriter.from_config(InfluxConfig(database="pg")))
+    assert (worker.client_id, worker.password, worker.batch_points, worker.flush_s) == ("ing-2", "s3cret", 5000, 1.0)
+    with pytest.raises(ValidationError):
+        InfluxConfig(retention_days=3)  # type: ignore[call-arg]

@@ -1,0 +1,62 @@
+"""What the ingest accepts: its config section and the check of one untrusted MQTT message.
+
+:func:`admit` turns one message from the uplink subscription into line-protocol
+points, or into a :class:`Rejection` whose ``reason`` is a metric label and a
+dead-letter key: ``topic`` (not a v1 uplink topic), the ``wire.codec.WireError``
+reasons (``malformed``, ``schema``, ``version``, ``oversize``), and
+``gateway_mismatch`` (the message's ``gw`` is not the gateway of its topic: one
+gateway speaking for another).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloud import points
+from pulsegate.configbase import Section
+from wire import codec, topics
+
+
+class IngestConfig(Section):
+    """``[ingest]`` of the cloud TOML."""
+
+    host: str = "localhost"
+    port: int = 8883
+    client_id: str = "pg-ingest-1"  # unique per worker and stable across restarts
+    group: str = "ingest"
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    batch_points: int = 5000
+    flush_s: float = 1.0
+    receive_maximum: int = 20000
+    session_expiry_s: int = 24 * 3600
+    keepalive_s: int = 30
+    reconnect_min_s: float = 0.1
+    reconnect_max_s: float = 1.0
+    eager_flush: bool = True
+    end_session_on_stop: bool = False
+    deadletter_dir: str = "/var/lib/pulsegate/deadletter"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+
+
+def admit(topic: str, payload: bytes) -> list[str] | Rejection:
+    """Points of a valid message on its own gateway's topic, else why not."""
+    try:
+        site, gw, stream = topics.parse_uplink(topic)
+    except topics.TopicError as exc:
+        return Rejection("topic", str(exc))
+    try:
+        msg = codec.decode(payload)
+    except codec.WireError as exc:
+        return Rejection(exc.reason, exc.detail)
+    if msg.gw != gw:
+        return Rejection("gateway_mismatch", f"message gw {msg.gw[:64]!r} on topic of {gw!r}")
+    return points.to_lines(msg, site, stream)

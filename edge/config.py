@@ -77,6 +77,8 @@ class EdgeConfig(Section):
     @model_validator(mode="after")
     def _cross_checks(self) -> EdgeConfig:
         check_beds(self.clinical, self.beds)
+        if self.uplink is not None and self.uplink.site not in (None, self.gateway.site):
+            raise ValueError(f"uplink.site {self.uplink.site!r} differs from gateway.site {self.gateway.site!r}")
         ids = [d.id for d in self.devices]
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:

@@ -20,6 +20,7 @@ from edge.anomaly import MODEL_NAME as ANOMALY_MODEL
 from edge.anomaly import VitalsAnomalyModel
 from edge.clinical import ClinicalStage
 from edge.config import EdgeConfig
+from edge.gateway_status import UplinkCollector
 from edge.model_slots import ModelSlots, newest_verified
 from edge.nurse_page.app import NursePage
 from edge.outbox import Outbox
@@ -49,7 +50,6 @@ class EdgeDaemon:
         self.pseudonyms = Pseudonymizer(read_secret(cfg.gateway.pseudonym_key, config_dir))
         self.progress = Progress()
         self.registry, self.collector = new_registry()
-        self.published = 0
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
         if cfg.uplink is not None:
@@ -58,7 +58,7 @@ class EdgeDaemon:
                 path = cfg.gateway.state_dir / path
             self.outbox = Outbox(path, gw, int(cfg.uplink.quota_mb * 1024 * 1024), sync=cfg.uplink.sync)
             self.uplink = Uplink.from_config(
-                cfg.uplink, self.outbox, gw, config_dir, software=f"pulsegate {__version__}"
+                cfg.uplink, self.outbox, gw, config_dir, software=f"pulsegate {__version__}", site=cfg.gateway.site
             )
         self.summarizer = Summarizer(
             gw, self.publish, self.pseudonyms, cfg.summaries.interval_s, cfg.summaries.raw,
@@ -139,7 +139,6 @@ class EdgeDaemon:
         """Hand a message to the outbox (non-blocking); dropped when no uplink is configured."""
         if self.outbox is not None:
             self.outbox.append(stream, msg)
-            self.published += 1
 
     def _on_alarm(self, u: AlarmUpdate) -> None:
         a = u.alarm
@@ -184,22 +183,24 @@ class EdgeDaemon:
         c = self.collector
         c.counter("pulsegate_samples", "Samples fed into the pipeline", lambda: self.pipeline.samples)
         c.counter("pulsegate_device_events", "Technical device events", lambda: self.pipeline.events)
-        c.counter("pulsegate_uplink_messages_queued", "Messages handed to the outbox", lambda: self.published)
         c.counter("pulsegate_summaries", "Summary messages produced", lambda: self.summarizer.summaries_sent)
         c.gauge("pulsegate_beds", "Beds known to the clinical stage", lambda: len(self.clinical.beds))
+        c.counter("pulsegate_alarms_raised", "Alarms raised", lambda: self.clinical.stats()["alarms_raised"])
+        c.counter("pulsegate_anomaly_batches", "Batched anomaly-model invokes",
+                  lambda: self.clinical.stats()["anomaly_batches"])
+        c.counter("pulsegate_alarm_sink_errors", "Alarm sinks that raised",
+                  lambda: self.clinical.stats()["sink_errors"])
         c.gauge("pulsegate_alarms_open", "Open alarms by priority", self._open_alarms, labels=("priority",))
         if self.local_alarms is not None:
             la = self.local_alarms
             c.counter("pulsegate_local_alarms_published", "Alarm updates on the local bus", lambda: la.published)
             c.counter("pulsegate_local_alarms_dropped", "Alarm updates dropped (local queue full)", lambda: la.dropped)
-        if self.outbox is not None and self.uplink is not None:
-            ob, up = self.outbox, self.uplink
-            c.gauge("pulsegate_outbox_backlog", "Records waiting for PUBACK", ob.backlog)
-            c.gauge("pulsegate_outbox_oldest_unsent_seconds", "Age of the oldest unsent record", ob.oldest_unsent_age)
-            c.counter("pulsegate_outbox_dropped", "Records dropped by the disk quota", lambda: ob.dropped)
-            c.counter("pulsegate_uplink_published", "MQTT publishes sent", lambda: up.published)
-            c.counter("pulsegate_uplink_acked", "Records acknowledged by the broker (PUBACK)", lambda: up.acked)
-            c.gauge("pulsegate_uplink_connected", "1 while the cloud link is up", lambda: float(up.connected))
+        if self.uplink is not None:
+            self.registry.register(UplinkCollector(self.uplink))
+        if self.slots is not None:
+            sl = self.slots
+            c.counter("pulsegate_model_offers", "Model offers received", lambda: sl.received)
+            c.counter("pulsegate_model_offers_rejected", "Offers or shadow candidates rejected", lambda: sl.rejected)
 
     def _open_alarms(self) -> dict[tuple[str, ...], float]:
         counts: dict[tuple[str, ...], float] = {("high",): 0.0, ("medium",): 0.0, ("low",): 0.0}

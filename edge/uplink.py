@@ -49,7 +49,7 @@ class UplinkConfig(Section):
 
     host: str = "localhost"
     port: int = 8883
-    site: str
+    site: str | None = None  # default: the [gateway] site
     client_id: str | None = None  # default: "pg-<gateway>"
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
@@ -139,9 +139,12 @@ class Uplink:
 
     @classmethod
     def from_config(cls, cfg: UplinkConfig, outbox: Outbox, gateway: str, base: Path | None = None,
-                    software: str = "") -> Uplink:
+                    software: str = "", site: str | None = None) -> Uplink:
         password = read_secret(cfg.password_file, base).decode() if cfg.password_file else None
-        return cls(outbox, cfg.host, cfg.port, cfg.site, gateway, cfg.client_id, cfg.tls_ca_file, cfg.tls_cert_file,
+        site = cfg.site or site
+        if site is None:
+            raise ValueError("uplink: no site (set [gateway] site)")
+        return cls(outbox, cfg.host, cfg.port, site, gateway, cfg.client_id, cfg.tls_ca_file, cfg.tls_cert_file,
                    cfg.tls_key_file, cfg.username, password, cfg.session_expiry_s, cfg.max_inflight, cfg.keepalive_s,
                    cfg.status_interval_s, cfg.reconnect_min_s, cfg.reconnect_max_s, software, cfg.resume_holdoff_s)
 

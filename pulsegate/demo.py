@@ -111,7 +111,6 @@ interval_s = 5
 [uplink]
 host = "127.0.0.1"
 port = {cloud_port}
-site = "demo-hospital"
 outbox_path = "outbox.sqlite"
 status_interval_s = 5
 {beds}{devices}{video_section}"""

@@ -65,8 +65,11 @@ class Mosquitto:
         self.port = self.port or free_port()
         conf = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
+        # as root, mosquitto would drop to user "mosquitto", which cannot write our folder
+        run_as = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            "per_listener_settings false\n"
+            run_as
+            + "per_listener_settings false\n"
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"

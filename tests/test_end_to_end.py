@@ -64,7 +64,6 @@ interval_s = 1
 [uplink]
 host = "127.0.0.1"
 port = {broker.port}
-site = "e2e"
 outbox_path = "outbox.sqlite"
 [[beds]]
 id = "bed-7"

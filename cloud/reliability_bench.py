@@ -33,10 +33,7 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def _broker(workdir: Path, port: int = 0) -> Mosquitto:
-    # mosquitto started as root drops to user "mosquitto", which cannot write its persistence file into
-    # our root-owned temp folder; a broker restart would then lose what it had acknowledged
-    extra = "user root\n" if os.geteuid() == 0 else ""
-    return Mosquitto(workdir, port=port, extra_conf=extra).start()
+    return Mosquitto(workdir, port=port).start()  # persistence works as root too (pulsegate.localservices)
 
 
 def _driver(tmp: Path, port: int, *args: str) -> tuple[subprocess.Popen[bytes], Path]:

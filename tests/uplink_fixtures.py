@@ -61,13 +61,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def own_broker(workdir: Path, port: int = 0, extra_conf: str = "") -> Mosquitto:
-    """A private mosquitto whose persistence works when the tests run as root.
-
-    (mosquitto started as root drops to user ``mosquitto``, which cannot write to a root-owned
-    temp folder: no log and, worse, no persistence file. ``user root`` keeps it as root.)
-    """
-    extra = "user root\n" if os.geteuid() == 0 else ""
-    return Mosquitto(workdir, port=port, extra_conf=extra + extra_conf).start()
+    """A private mosquitto (with persistence, also as root: see pulsegate.localservices)."""
+    return Mosquitto(workdir, port=port, extra_conf=extra_conf).start()
 
 
 def spawn(module: str, *args: str, log: Path) -> subprocess.Popen[bytes]:

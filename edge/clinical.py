@@ -34,8 +34,8 @@ _CONTINUOUS = (HR, SPO2, RESP)
 
 
 class _Bed:
-    __slots__ = ("anomaly", "anomaly_on", "devices_down", "explicit_profile", "pending_tech", "prof", "rule_on",
-                 "sensor_off", "st")
+    __slots__ = ("anomaly", "anomaly_on", "devices_down", "explicit_profile", "news2_at", "pending_tech", "prof",
+                 "rule_on", "sensor_off", "st")
 
     def __init__(self, st: BedState, prof: CompiledProfile) -> None:
         self.st = st
@@ -47,6 +47,7 @@ class _Bed:
         self.anomaly = math.nan
         self.anomaly_on = False
         self.explicit_profile = False
+        self.news2_at = -math.inf
 
 
 class ClinicalStage:
@@ -77,14 +78,16 @@ class ClinicalStage:
         self._profiles = {n: CompiledProfile(n, p, self.cfg) for n, p in self.cfg.all_profiles().items()}
         self._tech = technical_specs(self.cfg)
         self.beds: dict[str, _Bed] = {}
+        self._beds_cache: list[_Bed] | None = None
+        self._pending: set[_Bed] = set()
         for b in beds:
             self.add_bed(b)
         self.sink_errors = 0
         self.samples = 0
         self.anomaly_batches = 0
         self.anomaly_beds_scored = 0
-        self._next_news2 = -math.inf
-        self._next_full = -math.inf
+        self._last_sweep = -math.inf
+        self._sweep_i = 0
         self._next_anomaly = -math.inf
         self.anomaly_threshold = math.nan
         self.set_scorer(scorer)
@@ -124,6 +127,7 @@ class ClinicalStage:
         name = b.profile or (self.cfg.scale2_profile if b.spo2_scale2 else None) or self.cfg.default_profile
         prof = self._profiles[name]
         bed = self.beds[b.id] = _Bed(BedState(b.id, prof.name, b.patient, ctx), prof)
+        self._beds_cache = None
         bed.explicit_profile = b.profile is not None
 
     def _bed(self, bed: str, patient: str) -> _Bed:
@@ -131,13 +135,17 @@ class ClinicalStage:
         if b is None:
             prof = self._profiles[self.cfg.default_profile]
             b = self.beds[bed] = _Bed(BedState(bed, prof.name, patient), prof)
+            self._beds_cache = None
         elif patient and not b.st.patient:
             b.st.patient = patient
         return b
 
     def forget_bed(self, bed: str) -> None:
         """The patient left: drop the bed's state and clear its alarms."""
-        if self.beds.pop(bed, None) is not None:
+        b = self.beds.pop(bed, None)
+        if b is not None:
+            self._beds_cache = None
+            self._pending.discard(b)
             self.manager.forget_bed(bed)
 
     def set_context(self, bed: str, *, on_oxygen: bool | None = None, scale2: bool | None = None,
@@ -207,6 +215,7 @@ class ClinicalStage:
         self.manager.update(b.st.bed, b.st.patient, spec, active, now, recv_mono=now, t_wall=wall)
         if active and spec.delay_s > 0 and self.manager.get_alarm(b.st.bed, spec.name) is None:
             b.pending_tech[spec.name] = (spec, wall - now)  # confirmed from tick() once its delay ran out
+            self._pending.add(b)
         else:
             b.pending_tech.pop(spec.name, None)
 
@@ -235,29 +244,53 @@ class ClinicalStage:
     def tick(self, now_mono: float, now_wall: float) -> None:
         now = now_mono
         m = self.manager
-        for b in self.beds.values():
-            if b.pending_tech:
+        if self._pending:
+            for b in list(self._pending):
                 for name, (spec, offset) in list(b.pending_tech.items()):
                     m.update(b.st.bed, b.st.patient, spec, True, now, recv_mono=now, t_wall=now + offset)
                     if not m.is_on(b.st.bed, name) or m.get_alarm(b.st.bed, name) is not None:
                         del b.pending_tech[name]
-        if now >= self._next_news2:
-            full = now >= self._next_full
-            self._next_news2 = now + 1.0
-            if full:
-                self._next_full = now + 10.0
-            for b in self.beds.values():
-                if b.st.dirty or full:
-                    self._news2(b, now, now_wall)
-            self._stale(now, now_wall)
+                if not b.pending_tech:
+                    self._pending.discard(b)
+        self._sweep(now, now_wall)
         if self.scorer is not None and now >= self._next_anomaly:
             self._next_anomaly = now + self.cfg.anomaly.interval_s
             self._anomaly(now, now_wall)
         m.tick(now)
 
+    def _bed_list(self) -> list[_Bed]:
+        if self._beds_cache is None:
+            self._beds_cache = list(self.beds.values())
+        return self._beds_cache
+
+    def _sweep(self, now: float, wall: float) -> None:
+        """NEWS2 (beds whose values changed, and every bed each 10 s) and stale-data checks.
+
+        Spread over the ticks so each bed is visited about once a second and no single tick walks
+        thousands of beds (that would stall the event loop and with it every alarm's latency).
+        """
+        beds = self._bed_list()
+        n = len(beds)
+        if not n:
+            return
+        elapsed = now - self._last_sweep
+        self._last_sweep = now
+        k = n if not elapsed < 1.0 else min(n, max(1, math.ceil(n * elapsed)))
+        i = self._sweep_i
+        for _ in range(k):
+            if i >= n:
+                i = 0
+            b = beds[i]
+            i += 1
+            if b.st.dirty or now - b.news2_at >= 10.0:
+                self._news2(b, now, wall)
+            self._stale(b, now, wall)
+        self._sweep_i = i
+
     def _news2(self, b: _Bed, now: float, wall: float) -> None:
         st = b.st
         st.dirty = False
+        b.news2_at = now
         p = b.prof.p.news2
         c = st.context
         ca, na, ta = p.continuous_max_age_s, p.nibp_max_age_s, p.temperature_max_age_s
@@ -280,37 +313,40 @@ class ClinicalStage:
             if on or m.is_on(bed, spec.name):
                 m.update(bed, pat, spec, on, now, score=score, recv_mono=now, t_wall=wall)
 
-    def _stale(self, now: float, wall: float) -> None:
+    def _stale(self, b: _Bed, now: float, wall: float) -> None:
         """No valid HR/SpO2/resp for stale_after_s on a bed that had them: technical; physiological ones end."""
         stale_s = self.cfg.technical.stale_after_s
         no_data = self._tech["no_data"]
         m = self.manager
-        for b in self.beds.values():
-            st = b.st
-            fresh_s = b.prof.p.fresh_s
-            for i in _CONTINUOUS:
-                t = st.t_valid[i]
-                if t == -math.inf:
-                    continue
-                if i == HR and now - st.t_valid[PR] <= stale_s:
-                    t = max(t, st.t_valid[PR])
-                age = now - t
-                if age > fresh_s:
-                    for r in b.prof.by_slot[i]:
-                        if b.rule_on[r.idx]:
-                            b.rule_on[r.idx] = False
-                            m.update(st.bed, st.patient, r.spec, False, now)
-                stale = age > stale_s and not b.devices_down
-                name = SLOTS[i]
-                if stale or m.is_on(st.bed, no_data(name).name):
-                    m.update(st.bed, st.patient, no_data(name), stale, now, recv_mono=now, t_wall=wall)
+        st = b.st
+        fresh_s = b.prof.p.fresh_s
+        for i in _CONTINUOUS:
+            t = st.t_valid[i]
+            if t == -math.inf:
+                continue
+            if i == HR and now - st.t_valid[PR] <= stale_s:
+                t = max(t, st.t_valid[PR])
+            age = now - t
+            if age > fresh_s:
+                for r in b.prof.by_slot[i]:
+                    if b.rule_on[r.idx]:
+                        b.rule_on[r.idx] = False
+                        m.update(st.bed, st.patient, r.spec, False, now)
+            stale = age > stale_s and not b.devices_down
+            spec = no_data(SLOTS[i])
+            if stale or m.is_on(st.bed, spec.name):
+                m.update(st.bed, st.patient, spec, stale, now, recv_mono=now, t_wall=wall)
 
     def _anomaly(self, now: float, wall: float) -> None:
         assert self.scorer is not None
+        limit = self.cfg.anomaly.max_batch
         ready: list[_Bed] = []
-        for b in self.beds.values():
+        for b in self._bed_list():
             b.st.roll(now)
             if b.st.window_ready and b.st.buckets_filled >= self.scorer.min_buckets and b.prof.p.anomaly:
+                if len(ready) == limit:
+                    self._next_anomaly = now  # more beds are waiting: score them on the next tick
+                    break
                 ready.append(b)
         if not ready:
             return

@@ -91,7 +91,8 @@ def iso(t: float) -> str:
 
 def alarm_record(u: AlarmUpdate) -> dict[str, Any]:
     a = u.alarm
-    return {"time": iso(a.t_wall), "epoch": round(a.t_wall, 3), "patient": a.patient, "bed": a.bed,
+    return {"time": iso(a.t_wall), "epoch": round(a.t_wall, 3), "alarm_id": a.alarm_id, "patient": a.patient,
+            "bed": a.bed,
             "priority": a.priority.label, "kind": a.kind.value, "source": a.source, "condition": a.condition,
             "score": a.score, "value": a.value, "param": a.param, "event": u.event.value}
 

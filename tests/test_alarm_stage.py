@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import pytest
 
 from edge.alarms.model import AlarmUpdate, Event, Kind, State
 from edge.alarms.profiles import ADULT, BedConfig, ClinicalConfig, News2Triggers, Profile
+from edge.bedstate import BedState
 from edge.clinical import ClinicalStage
 from wire.sample import DeviceEvent, Quality, Sample
 
@@ -220,3 +223,38 @@ def test_news2_default_policy_holds_five_minutes_and_clears_after_five() -> None
     for _ in range(120):
         env.second()
     assert env.events()[-1] == ("cleared", "news2_medium")
+
+
+class CountingScorer:
+    """A fake model: scores every bed 0.99 and records batch sizes (unit test of the batching only)."""
+
+    threshold = 0.9
+    min_buckets = 1
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def score(self, beds: Sequence[BedState]) -> np.ndarray:
+        self.batches.append(len(beds))
+        return np.full(len(beds), 0.99, np.float32)
+
+
+def test_tick_spreads_news2_over_the_second_and_batches_the_model() -> None:
+    scorer = CountingScorer()
+    cfg = ClinicalConfig.model_validate({"anomaly": {"max_batch": 64, "delay_s": 0}})
+    stage = ClinicalStage(cfg, scorer=scorer, clock=lambda: 0.0, wall=lambda: 0.0, id_base=0)
+    t = 600_000.0
+    for i in range(200):
+        stage.on_sample(Sample(f"b{i}", "heart_rate", 80.0, "/min", t, t))
+    stage.tick(t, t)  # first sweep (no previous tick) visits every bed
+    assert all(b.st.news2 is not None for b in stage.beds.values())
+    stage.tick(t + 60.75, 0.0)  # a full sweep (a minute since the last); the minute bucket closes: model runs
+    for i in range(200):
+        stage.on_sample(Sample(f"b{i}", "heart_rate", 81.0, "/min", t + 61, t + 61))
+    done_per_tick = []
+    for k in range(1, 5):
+        stage.tick(t + 60.75 + 0.25 * k, 0.0)
+        done_per_tick.append(sum(1 for b in stage.beds.values() if not b.st.dirty))
+    assert done_per_tick == [50, 100, 150, 200]  # ticks every 0.25 s: a quarter of the beds each
+    assert scorer.batches == [64, 64, 64, 8]  # 200 beds with a new minute: 4 invokes on consecutive ticks
+    assert stage.manager.open_count == 200 and stage.anomaly_beds_scored == 200

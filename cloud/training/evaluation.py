@@ -6,9 +6,12 @@ the replay CSV format and run through ``pulsegate replay --json`` in a
 subprocess (the same ClinicalStage the gateway runs; cloud/ does not import
 edge/). For each alarm source:
 
-- sensitivity: deteriorating patients with at least one alarm between the
-  deterioration's onset and its event;
-- lead time: event time minus the first such alarm (minutes, median);
+- sensitivity: deteriorating patients with an alarm of that source raised
+  between the deterioration's onset and its event (strict: an alarm raised
+  earlier, in stable time, counts as a false alarm, not as a detection);
+  ``sensitivity_active`` also counts an alarm raised before onset that was
+  still active in that span;
+- lead time: event time minus the first alarm raised in that span (minutes, median);
 - false alarms per bed-day: alarms raised in stable time (stable patients, and
   deteriorating ones before onset), per 24 h of stable time;
 - anomaly vs NEWS2: for patients both detect, how many minutes earlier the
@@ -41,6 +44,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
 @dataclass
 class SourceMetrics:
     detected: int = 0
+    active_detected: int = 0
     deteriorating: int = 0
     false_alarms: int = 0
     lead_min: list[float] = field(default_factory=list)
@@ -48,6 +52,7 @@ class SourceMetrics:
     def as_dict(self, stable_days: float) -> dict[str, Any]:
         return {
             "sensitivity": round(self.detected / self.deteriorating, 3) if self.deteriorating else None,
+            "sensitivity_active": round(self.active_detected / self.deteriorating, 3) if self.deteriorating else None,
             "false_alarms_per_bed_day": round(self.false_alarms / stable_days, 2) if stable_days else None,
             "lead_time_min_median": round(float(np.median(self.lead_min)), 1) if self.lead_min else None,
             "detected": self.detected,
@@ -108,9 +113,10 @@ class Report:
         d = self.as_dict()
         lines = [f"held-out: {self.scenarios} synthetic scenarios (seed {self.seed}), {self.deteriorating} "
                  f"deteriorating, {d['stable_bed_days']} stable bed-days",
-                 f"{'source':12} {'sensitivity':>11} {'FA/bed-day':>11} {'lead min':>9}"]
+                 f"{'source':12} {'sensitivity':>11} {'(active)':>9} {'FA/bed-day':>11} {'lead min':>9}"]
         for k, v in d["sources"].items():
-            lines.append(f"{k:12} {v['sensitivity']!s:>11} {v['false_alarms_per_bed_day']!s:>11} "
+            lines.append(f"{k:12} {v['sensitivity']!s:>11} {v['sensitivity_active']!s:>9} "
+                         f"{v['false_alarms_per_bed_day']!s:>11} "
                          f"{v['lead_time_min_median']!s:>9}")
         lines.append(f"anomaly vs NEWS2>=5: {d['anomaly_vs_news2_5']}")
         return "\n".join(lines)
@@ -118,8 +124,8 @@ class Report:
 
 def run_replay(csv_path: Path, model_dir: Path, extra: list[str] | None = None) -> tuple[list[dict[str, Any]],
                                                                                          dict[str, Any]]:
-    cmd = [sys.executable, "-m", "pulsegate", "replay", str(csv_path), "--json", "--model", str(model_dir),
-           *(extra or [])]
+    cmd = [sys.executable, "-m", "pulsegate", "replay", str(csv_path), "--json", "--events", "--model",
+           str(model_dir), *(extra or [])]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
@@ -135,11 +141,26 @@ def run_replay(csv_path: Path, model_dir: Path, extra: list[str] | None = None) 
 Scored = tuple[dict[str, SourceMetrics], float, list[float], int, dict[str, dict[str, int]]]
 
 
+def intervals(records: list[dict[str, Any]], end: float) -> dict[str, list[tuple[dict[str, Any], float, float]]]:
+    """Per patient: (raise record, raised at, cleared at or ``end``) of every physiological alarm."""
+    opened: dict[str, tuple[dict[str, Any], float]] = {}
+    out: dict[str, list[tuple[dict[str, Any], float, float]]] = {}
+    for r in records:
+        if r["kind"] != "physiological":
+            continue
+        if r["event"] == "raised" and r["alarm_id"] not in opened:
+            opened[r["alarm_id"]] = (r, float(r["epoch"]))
+        elif r["event"] == "cleared" and r["alarm_id"] in opened:
+            raise_rec, t = opened.pop(r["alarm_id"])
+            out.setdefault(raise_rec["patient"], []).append((raise_rec, t, float(r["epoch"])))
+    for raise_rec, t in opened.values():
+        out.setdefault(raise_rec["patient"], []).append((raise_rec, t, end))
+    return out
+
+
 def score(scenarios: list[Scenario], alarms: list[dict[str, Any]]) -> Scored:
-    by_patient: dict[str, list[dict[str, Any]]] = {}
-    for a in alarms:
-        if a["kind"] == "physiological":
-            by_patient.setdefault(a["patient"], []).append(a)
+    end = max((s.start + s.duration_s for s in scenarios), default=0.0)
+    by_patient = intervals(alarms, end)
     metrics = {k: SourceMetrics() for k in SOURCES}
     stable_s = 0.0
     earlier: list[float] = []
@@ -153,13 +174,14 @@ def score(scenarios: list[Scenario], alarms: list[dict[str, Any]]) -> Scored:
         stable_s += stable_end - sc.start
         first: dict[str, float | None] = {}
         for name, keys in SOURCES.items():
-            mine = [a for a in pa if a["condition"] in keys or a["source"] in keys]
+            mine = [(r, t0, t1) for r, t0, t1 in pa if r["condition"] in keys or r["source"] in keys]
             m = metrics[name]
-            m.false_alarms += sum(1 for a in mine if a["epoch"] < stable_end)
+            m.false_alarms += sum(1 for _, t0, _ in mine if t0 < stable_end)
             first[name] = None
             if onset is not None and event is not None:
                 m.deteriorating += 1
-                hits = [a["epoch"] for a in mine if onset <= a["epoch"] <= event]
+                m.active_detected += any(t0 <= event and t1 >= onset for _, t0, t1 in mine)
+                hits = [t0 for _, t0, _ in mine if onset <= t0 <= event]
                 if hits:
                     m.detected += 1
                     first[name] = min(hits)

@@ -64,13 +64,17 @@ def windows(rows: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(view[at])
 
 
-def labels(sc: Scenario, ends: np.ndarray) -> np.ndarray:
-    """1 deteriorating (from 15 % into the development until the end), 0 stable, -1 ambiguous (excluded)."""
+def labels(sc: Scenario, ends: np.ndarray, visible: float = 0.15) -> np.ndarray:
+    """1 deteriorating, 0 stable, -1 ambiguous (excluded from training).
+
+    Positive once the deterioration's progress p(t) reached ``visible`` (15 % of its full effect),
+    until the end; between onset and that point the change is too small to call either way.
+    """
     y = np.zeros(len(ends), np.int8)
     if sc.onset_s is None or sc.event_s is None:
         return y
     rel = ends - sc.start
     d = sc.event_s - sc.onset_s
     y[rel >= sc.onset_s] = -1
-    y[rel >= sc.onset_s + 0.15 * d] = 1
+    y[rel >= sc.onset_s + d * visible ** (1.0 / sc.shape)] = 1
     return y

@@ -87,6 +87,8 @@ class Scenario:
     onset_s: float | None = None
     event_s: float | None = None
     scale2: bool = False
+    shape: float = 1.0  # progress exponent: p(t) = ((t - onset) / (event - onset)) ** shape
+    severity: float = 0.0
     context: list[tuple[float, str, str]] = field(default_factory=list)  # (t, on_oxygen|consciousness|spo2_scale2, v)
 
     @property
@@ -176,6 +178,7 @@ def generate(seed: int, index: int, gp: GeneratorParams, kind: str | None = None
         m = (t >= s) & (t < s + d)
         v["spo2"][m] -= rng.uniform(4, 8) * np.sin(np.clip((t[m] - s) / d, 0, 1) * math.pi)
     # deterioration
+    shape = 1.0
     if onset is not None and event is not None:
         shape = float(rng.uniform(*gp.shape))
         p = np.clip((t - onset) / (event - onset), 0, None) ** shape
@@ -238,7 +241,7 @@ def generate(seed: int, index: int, gp: GeneratorParams, kind: str | None = None
         v[p] = np.round(v[p])
     v["temperature"] = np.round(v["temperature"], 1)
     return Scenario(f"{kind[:3]}{seed % 1000:03d}-{index:04d}", kind, start, t, v, q, onset, event, copd,
-                    sorted(context))
+                    shape, severity if onset is not None else 0.0, sorted(context))
 
 
 def generate_set(seed: int, count: int, gp: GeneratorParams) -> list[Scenario]:

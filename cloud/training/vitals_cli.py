@@ -31,7 +31,8 @@ def register(cmds: Commands) -> None:
     e.add_argument("--seed", type=int, default=9001, help="held-out seed (training used others)")
     e.add_argument("--hours", type=float, default=12.0)
     e.add_argument("--workdir", type=Path, default=None, help="keep the CSV and alarms here")
-    e.add_argument("--write", action="store_true", help="put the figures into manifest.json (re-signed)")
+    e.add_argument("--write", action="store_true",
+                   help="put the figures into manifest.json (re-signed) and write MODEL_CARD.md")
     e.add_argument("--key", type=Path, default=DEFAULT_KEY, help="signing key for --write")
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     e.set_defaults(handler=_eval)
@@ -58,7 +59,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-scenarios", type=int, default=60)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--hours", type=float, default=12.0)
-    p.add_argument("--target-fpr", type=float, default=0.005, help="window false-positive rate for the threshold")
+    p.add_argument("--target-fa", type=float, default=0.5,
+                   help="false alarms per bed-day on validation scenarios that sets the threshold")
     p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
 
 
@@ -69,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"signing key {args.key} not found", file=sys.stderr)
         return 2
     res = train(args.out, args.version, seed=args.seed, n_train=args.train_scenarios, n_val=args.val_scenarios,
-                epochs=args.epochs, hours=args.hours, target_fpr=args.target_fpr, key_path=args.key)
+                epochs=args.epochs, hours=args.hours, target_fa_per_day=args.target_fa, key_path=args.key)
     print(json.dumps({"model_dir": str(res.model_dir), **res.metrics}))
     return 0
 
@@ -82,9 +84,11 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     report = evaluate(args.model_dir, count=args.scenarios, seed=args.seed, hours=args.hours, workdir=args.workdir)
     if args.write:
+        from cloud.training.model_card import write_model_card
         from cloud.training.vitals_anomaly import update_manifest_metrics
 
         update_manifest_metrics(args.model_dir, report.manifest_metrics(), args.key if args.key.exists() else None)
+        write_model_card(args.model_dir, report.as_dict())
     if args.json:
         print(json.dumps(report.as_dict()))
     else:

@@ -104,6 +104,7 @@ class AnomalySettings(Section):
     clear_delay_s: float = Field(default=600.0, ge=0.0)
     interval_s: float = Field(default=5.0, gt=0.0)  # how often tick() scores beds with a new minute bucket
     num_threads: int = Field(default=1, ge=1, le=8)
+    max_batch: int = Field(default=1024, ge=1)  # beds per invoke; more wait for the next tick (bounded stalls)
     trusted_keys: list[Path] = Field(default_factory=list)  # public keys that may sign the model; empty = do not verify
 
 

@@ -89,6 +89,10 @@ def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str,
             f"\n[video]\nsource = {_toml_str(clip)}\nroom = \"endoscopy-1\"\nfps_limit = 10.0\n"
             f"live_port = {free_port()}\nlive_host = \"127.0.0.1\"\nthreads = 1\n"
         )
+    anomaly = ""
+    versions = sorted((REPO / "models" / "vitals-anomaly").glob("*/manifest.json"))
+    if versions:
+        anomaly = f"\n[clinical.anomaly]\nmodel_dir = {_toml_str(versions[-1].parent)}\n"
     edge = work / "edge.toml"
     edge.write_text(
         f"""# Written by `pulsegate demo`. Validate with: pulsegate check-config {edge}
@@ -108,12 +112,15 @@ port = {local_port}
 [summaries]
 interval_s = 5
 
+[models]
+trusted_keys = [{_toml_str(REPO / "examples" / "keys" / "dev-signing.pub")}]  # development key: see examples/keys
+
 [uplink]
 host = "127.0.0.1"
 port = {cloud_port}
 outbox_path = "outbox.sqlite"
 status_interval_s = 5
-{beds}{devices}{video_section}"""
+{anomaly}{beds}{devices}{video_section}"""
     )
     cloud = work / "cloud.toml"
     cloud.write_text(

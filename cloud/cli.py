@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -45,23 +44,12 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cloud.config import load_cloud_config
+    from cloud.config import CloudConfig, load_cloud_config
     from cloud.daemon import CloudDaemon
     from pulsegate import logs
-    from pulsegate.configbase import SecretError
-    from pulsegate.configload import ConfigError
+    from pulsegate.daemon_cli import run_daemon
 
-    try:
-        cfg = load_cloud_config(args.config)
-    except ConfigError as exc:
-        print(f"{args.config}: invalid cloud config", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
-    logs.setup(cfg.cloud.log_level, cloud=cfg.cloud.id)
-    try:
-        daemon = CloudDaemon(cfg, args.config.resolve().parent)
-    except (SecretError, ValueError, OSError) as exc:
-        logs.get_logger("cloud").error("startup_failed", error=str(exc))
-        return 2
-    return asyncio.run(daemon.run())
+    def log_setup(cfg: CloudConfig) -> None:
+        logs.setup(cfg.cloud.log_level, cloud=cfg.cloud.id)
+
+    return run_daemon("cloud", args.config, load_cloud_config, log_setup, lambda cfg, base: CloudDaemon(cfg, base).run)

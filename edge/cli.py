@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
 
 from pulsegate.cli import Commands
@@ -18,23 +16,12 @@ def register(cmds: Commands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge.config import load_edge_config
+    from edge.config import EdgeConfig, load_edge_config
     from edge.daemon import EdgeDaemon
     from pulsegate import logs
-    from pulsegate.configbase import SecretError
-    from pulsegate.configload import ConfigError
+    from pulsegate.daemon_cli import run_daemon
 
-    try:
-        cfg = load_edge_config(args.config)
-    except ConfigError as exc:
-        print(f"{args.config}: invalid edge config", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
-    logs.setup(cfg.gateway.log_level, gateway=cfg.gateway.id, site=cfg.gateway.site)
-    try:
-        daemon = EdgeDaemon(cfg, args.config.resolve().parent)
-    except (SecretError, ValueError, OSError) as exc:
-        logs.get_logger("edge").error("startup_failed", error=str(exc))
-        return 2
-    return asyncio.run(daemon.run())
+    def log_setup(cfg: EdgeConfig) -> None:
+        logs.setup(cfg.gateway.log_level, gateway=cfg.gateway.id, site=cfg.gateway.site)
+
+    return run_daemon("edge", args.config, load_edge_config, log_setup, lambda cfg, base: EdgeDaemon(cfg, base).run)

@@ -85,3 +85,11 @@ async def test_delivers_when_broker_comes_up_later(tmp_path: Path, unique: str) 
         late.stop()
     assert pub.published == 1 and pub.queue.qsize() == 0
     assert stage.manager.get_alarm("bed-9", "heart_rate_high").delivered_mono is not None  # type: ignore[union-attr]
+
+
+def test_topic_bed_is_a_single_safe_level() -> None:
+    from edge.alarms.delivery import topic_bed
+
+    assert topic_bed("bed-07") == "bed-07"
+    assert topic_bed("ward/3+#") == "ward_3__"
+    assert topic_bed("") == "_"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,12 @@ from pulsegate.supervisor import Tier
 from wire.topics import check_id, local_alarms
 
 log = get_logger("edge.alarms.delivery")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def topic_bed(bed: str) -> str:
+    """A bed id as one topic level: MQTT wildcards and separators (+ # /) can never leak into the topic."""
+    return _UNSAFE.sub("_", bed)[:64] or "_"
 
 
 @dataclass(slots=True)
@@ -107,7 +114,7 @@ class LocalAlarmPublisher:
                             if pending is None:
                                 return  # stopped and drained
                         u, payload = pending
-                        await client.publish(local_alarms(self.gateway, u.alarm.bed), json.dumps(payload),
+                        await client.publish(local_alarms(self.gateway, topic_bed(u.alarm.bed)), json.dumps(payload),
                                              qos=self.qos)
                         self._delivered(u, payload)
                         pending = None

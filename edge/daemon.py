@@ -88,6 +88,7 @@ class EdgeDaemon:
         )
         # local delivery first (nurse call, page), then the uplink (on_alarm)
         self.clinical.sinks[:0] = [s.offer for s in (self.local_alarms, self.nurse) if s is not None]
+        self.summarizer.scores = self.clinical.scores
         self.pipeline = Pipeline([self.clinical, self.summarizer], self.progress)
         self.sources: list[Component] = [
             make_source(d, self.pipeline.feed, self.pipeline.feed_event) for d in cfg.devices

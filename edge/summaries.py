@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.pseudonym import Pseudonymizer
-from wire.messages import VERSION, Message, Raw, RawBatch, Summary, SummaryItem
+from wire.messages import VERSION, Message, Raw, RawBatch, Score, Scores, Summary, SummaryItem
 from wire.sample import DeviceEvent, Sample
 
 Publish = Callable[[str, Message], None]
+ScoreSource = Callable[[], dict[str, tuple[int | None, float | None]]]  # bed -> (NEWS2, anomaly)
 
 
 @dataclass(slots=True)
@@ -43,6 +44,7 @@ class Summarizer:
         raw: bool = False,
         raw_batch: int = 500,
         patients: dict[str, str] | None = None,
+        scores: ScoreSource | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -53,6 +55,7 @@ class Summarizer:
         self.raw = raw
         self.raw_batch = raw_batch
         self.patients = patients if patients is not None else {}  # bed -> local patient reference
+        self.scores = scores
         self._bucket: int | None = None
         self._acc: dict[tuple[str, str], _Acc] = {}
         self._raw: list[Raw] = []
@@ -123,6 +126,14 @@ class Summarizer:
         self._acc.clear()
         self.publish("summaries", Summary(v=VERSION, gw=self.gateway, seq=0, interval_s=self.interval_s, items=items))
         self.summaries_sent += 1
+        if self.scores is not None:
+            scored = [
+                Score(bed, self.pseudonyms.pseudonym(self.patients.get(bed, "")), t, news2, anomaly)
+                for bed, (news2, anomaly) in self.scores().items()
+                if news2 is not None or anomaly is not None
+            ]
+            if scored:
+                self.publish("summaries", Scores(v=VERSION, gw=self.gateway, seq=0, items=scored))
 
     def _flush_raw(self) -> None:
         if self._raw:

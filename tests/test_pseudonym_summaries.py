@@ -56,3 +56,22 @@ def test_raw_numerics_optional() -> None:
     s.on_sample(_s("b1", "spo2", 96.0, 2.0))
     assert [st for st, _ in out] == ["bulk"]
     assert isinstance(out[0][1], RawBatch) and [r.value for r in out[0][1].items] == [97.0, 96.0]
+
+
+def test_scores_go_up_with_each_summary_pseudonymised() -> None:
+    from wire.messages import Scores
+
+    out: list[tuple[str, Message]] = []
+    ps = Pseudonymizer(b"k" * 32)
+    s = Summarizer("gw1", lambda stream, m: out.append((stream, m)), ps, interval_s=10.0,
+                   patients={"b1": "MRN-1", "b2": "MRN-2"},
+                   scores=lambda: {"b1": (5, 0.42), "b2": (None, None)})
+    s.on_sample(_s("b1", "heart_rate", 80.0, 100.0))
+    s.tick(0.0, 111.0)
+    kinds = [type(m).__name__ for _, m in out]
+    assert kinds == ["Summary", "Scores"]
+    scores = out[1][1]
+    assert isinstance(scores, Scores) and len(scores.items) == 1  # b2 has nothing scored yet
+    item = scores.items[0]
+    assert (item.bed, item.news2, item.anomaly, item.t) == ("b1", 5, 0.42, 100 * 10**9)
+    assert item.patient == ps.pseudonym("MRN-1")

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import Histogram
 
-from edge.alarms.delivery import LocalAlarmPublisher
+from edge.alarms.delivery import Delivered, LocalAlarmPublisher
 from edge.alarms.manager import AuditRecord
 from edge.alarms.model import AlarmUpdate
 from edge.anomaly import MODEL_NAME as ANOMALY_MODEL
@@ -67,7 +68,12 @@ class EdgeDaemon:
         self.model_versions: dict[str, str] = {}
         self.local_alarms: LocalAlarmPublisher | None = None
         if cfg.local_bus.enabled:
-            self.local_alarms = LocalAlarmPublisher(cfg.local_bus.host, cfg.local_bus.port, gw)
+            self.local_alarms = LocalAlarmPublisher(cfg.local_bus.host, cfg.local_bus.port, gw,
+                                                    on_delivered=self._on_delivered)
+        self.alarm_latency = Histogram(
+            "pulsegate_alarm_latency_seconds", "Sample received -> alarm published on the local bus (PUBACK)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5), registry=self.registry,
+        )
         self.shadow = self._anomaly_model()
         self.clinical = ClinicalStage(
             cfg.clinical, cfg.beds, on_alarm=self._on_alarm, on_audit=self._on_audit, scorer=self.shadow
@@ -153,6 +159,11 @@ class EdgeDaemon:
                 latency_ms=a.latency_ms(),
             ),
         )
+
+    def _on_delivered(self, d: Delivered) -> None:
+        a = d.update.alarm
+        if d.update.event.value == "raised":
+            self.alarm_latency.observe(max(0.0, d.delivered_mono - a.recv_mono))
 
     def _on_audit(self, r: AuditRecord) -> None:
         log.info("alarm_" + r.action, alarm_id=r.alarm_id, bed=r.bed, condition=r.condition, by=r.by,

@@ -68,13 +68,18 @@ port = "{emu.path}"
         assert any(b"WATCHDOG=1" in m for m in _recv_until(notify, b"WATCHDOG=1", 5))
         deadline = time.monotonic() + 20
         samples = 0.0
+        text = ""
         while time.monotonic() < deadline and samples < 3:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                for line in r.read().decode().splitlines():
-                    if line.startswith("pulsegate_samples_total "):
-                        samples = float(line.split()[1])
+                text = r.read().decode()
+            for line in text.splitlines():
+                if line.startswith("pulsegate_samples_total "):
+                    samples = float(line.split()[1])
             time.sleep(0.5)
         assert samples >= 3, "samples from the pty emulator reached the pipeline"
+        for metric in ("pulsegate_alarm_latency_seconds_count", "pulsegate_alarms_open{priority=\"high\"}",
+                       "pulsegate_local_alarms_published_total", "pulsegate_beds"):
+            assert metric in text, metric
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
             assert json.load(r)["ok"] is True
         proc.send_signal(signal.SIGTERM)

@@ -56,8 +56,8 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        input_size=args.input_size, width=args.width, limit=args.limit, threads=args.threads, time_budget_s=args.time_budget, log=log,
-        checkpoint=args.checkpoint,
+        input_size=args.input_size, width=args.width, limit=args.limit, threads=args.threads,
+        time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint,
     )
     result = train(cfg)
     model_dir, figures = write_model_dir(args.out, args.version, cfg, result, args.key)

@@ -130,10 +130,11 @@ Polyp segmentation for colonoscopy video on the gateway (PulseGate issue 6).
 
 Pixel threshold 0.5; Dice/IoU are computed at the masks' 256 x 256 after resizing the probability
 map. A frame counts as detected when post-processing finds a region of at least 0.5 % of the frame
-with at least half of its pixels on the true polyp. Every Kvasir-SEG frame holds a polyp, so specificity cannot be measured on it: frames without
-polyps (normal mucosa) were never seen in training and false findings on them are unmeasured here; the
-gateway's temporal smoothing (a finding needs 3 of 5 frames) holds back one-frame flickers. Check the
-model on your own data with `pulsegate model eval endoscopy-seg --images DIR --masks DIR --json`
+with at least half of its pixels on the true polyp. Every Kvasir-SEG frame holds a polyp, so specificity
+cannot be measured on it: frames without polyps (normal mucosa) were never seen in training and false
+findings on them are unmeasured here; the gateway's temporal smoothing (a finding needs 3 of 5 frames)
+holds back one-frame flickers. Check the model on your own data with
+`pulsegate model eval endoscopy-seg --images DIR --masks DIR --json`
 (frames with empty masks count as negatives and give specificity).
 
 ## Limits

@@ -130,3 +130,33 @@ async def test_live_view_page_in_chromium() -> None:
     finally:
         stop.set()
         assert await asyncio.wait_for(sup, 20) == 0
+
+
+async def test_http_mjpeg_url_is_a_capture_source() -> None:
+    """An http:// source (here the gateway's own MJPEG stream) read by the grabber thread."""
+    from edge.video.capture import Frame, FrameGrabber
+
+    comps = video_components(config(fps_limit=30.0), lambda f: None)
+    pipe, live = comps
+    assert isinstance(pipe, VideoPipeline) and isinstance(live, LiveView)
+    stop = asyncio.Event()
+    sup = asyncio.create_task(Supervisor(comps).run(stop, install_signals=False))
+    try:
+        await wait_for(lambda: live.port != 0 and pipe.stats.processed > 3)
+        grabber = FrameGrabber(f"http://127.0.0.1:{live.port}/stream.mjpg")
+        assert grabber.kind == "url"
+
+        def grab() -> list[Frame | None]:
+            grabber.start()
+            try:
+                return [grabber.slot.take(timeout=5.0) for _ in range(5)]
+            finally:
+                grabber.stop()
+
+        frames = await asyncio.to_thread(grab)
+        assert all(f is not None and f.image.shape == (720, 1280, 3) for f in frames)
+        seqs = [f.seq for f in frames if f is not None]
+        assert seqs == sorted(seqs)
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(sup, 20) == 0

@@ -32,9 +32,10 @@ def register(cmds: Commands) -> None:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="models dir (default: %(default)s)")
     p.add_argument("--version", required=True, help="dotted version, e.g. 1.0.0")
     p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--time-budget", type=float, default=3300.0,
+    p.add_argument("--time-budget", type=float, default=3000.0,
                    help="seconds; the learning-rate schedule ends here or at --epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="peak (default: %(default)s)")
     p.add_argument("--width", type=int, default=16, help="channels of the first U-Net level")
     p.add_argument("--input-size", type=int, default=256)
     p.add_argument("--limit", type=int, default=0, help="train on the first N frames only (smoke tests)")
@@ -54,9 +55,9 @@ def _train(args: argparse.Namespace) -> int:
             print(time.strftime("%H:%M:%S"), msg, flush=True)
 
     cfg = TrainConfig(
-        data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size,
-        width=args.width, limit=args.limit, threads=args.threads, time_budget_s=args.time_budget, log=log,
-        checkpoint=args.checkpoint,
+        data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        input_size=args.input_size, width=args.width, limit=args.limit, threads=args.threads,
+        time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint,
     )
     result = train(cfg)
     model_dir, figures = write_model_dir(args.out, args.version, cfg, result, args.key)

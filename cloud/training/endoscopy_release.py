@@ -117,8 +117,10 @@ Polyp segmentation for colonoscopy video on the gateway (PulseGate issue 6).
   decay over a fixed schedule of {cfg.epochs} epochs or {cfg.time_budget_s:.0f} s, whichever ends first
   (0 = no time limit).
 - Ran {result.epochs_run} epochs, batch {cfg.batch_size}, in **{minutes:.1f} minutes** of training on this
-  machine's 2 shared CPU cores (TensorFlow CPU), plus conversion. Retrain with
-  `pulsegate model train endoscopy-seg`.
+  machine's 2 shared CPU cores (TensorFlow CPU), plus conversion. The shipped model is the last epoch
+  of the fixed schedule: no early stopping or checkpoint selection on validation figures.
+- Retrain: `pulsegate model train endoscopy-seg --version X.Y.Z --key <private key>` (the defaults are
+  this recipe: batch {cfg.batch_size}, learning rate {cfg.learning_rate}, {cfg.time_budget_s:.0f} s).
 
 ## Figures (Kvasir-SEG `val.txt` only, never trained on; int8 model through ModelRunner)
 | n | Dice (mean per frame) | IoU (mean per frame) | Dice (pooled pixels) | IoU (pooled) | frame sensitivity |
@@ -126,11 +128,13 @@ Polyp segmentation for colonoscopy video on the gateway (PulseGate issue 6).
 | {figures["n"]} | {figures["dice"]} | {figures["iou"]} | {figures["dice_global"]} | {figures["iou_global"]} \
 | {figures["sensitivity"]} |
 
-Pixel threshold 0.5; a frame "holds a polyp" when post-processing finds a region of at least 0.5 % of the
-frame. Every Kvasir-SEG frame holds a polyp, so specificity cannot be measured on it: frames without
-polyps (normal mucosa) were never seen in training and false findings on them are unmeasured here; the
-gateway's temporal smoothing (a finding needs 3 of 5 frames) holds back one-frame flickers. Check the
-model on your own data with `pulsegate model eval endoscopy-seg --images DIR --masks DIR --json`
+Pixel threshold 0.5; Dice/IoU are computed at the masks' 256 x 256 after resizing the probability
+map. A frame counts as detected when post-processing finds a region of at least 0.5 % of the frame
+with at least half of its pixels on the true polyp. Every Kvasir-SEG frame holds a polyp, so specificity
+cannot be measured on it: frames without polyps (normal mucosa) were never seen in training and false
+findings on them are unmeasured here; the gateway's temporal smoothing (a finding needs 3 of 5 frames)
+holds back one-frame flickers. Check the model on your own data with
+`pulsegate model eval endoscopy-seg --images DIR --masks DIR --json`
 (frames with empty masks count as negatives and give specificity).
 
 ## Limits

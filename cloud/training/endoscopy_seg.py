@@ -30,15 +30,15 @@ MODEL_NAME = "endoscopy-seg"
 class TrainConfig:
     data_dir: Path
     epochs: int = 40
-    batch_size: int = 16
+    batch_size: int = 8
     input_size: int = INPUT_SIZE
     width: int = 16  # channels of the first level; levels use 1, 2, 4, 6, 8 x width
-    learning_rate: float = 3e-3
+    learning_rate: float = 2e-3
     limit: int = 0  # use only the first N training frames (tests); 0 = all
     seed: int = 7
     threads: int = 2
     checkpoint: Path | None = None  # save the Keras weights here after every epoch
-    time_budget_s: float = 0.0  # the schedule ends at this many seconds or epochs, whichever is first
+    time_budget_s: float = 3000.0  # the schedule ends at this many seconds or epochs, whichever is first
     log: Callable[[str], None] = field(default=print)
 
 

@@ -116,7 +116,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from pulsegate.logs import get_logger
+    from pulsegate.logs import get_logger, setup
     from pulsegate.supervisor import Supervisor
 
     from .liveview import LiveView
@@ -124,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     from .postprocess import PolypFinding
     from .segmodel import load_verified
 
+    setup("info", component="video")
     log = get_logger("video.run")
     model_dir, keys = _model_dir(args)
     runner, manifest = load_verified(model_dir, keys, args.threads)

@@ -43,6 +43,21 @@ class Commands:
     model: argparse._SubParsersAction[argparse.ArgumentParser]
     emulate: argparse._SubParsersAction[argparse.ArgumentParser]
 
+    def model_group(self, name: str, help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        """``pulsegate model NAME MODEL ...`` (train, eval): shared by every area that adds a model to it.
+
+        argparse refuses a second subparser of the same name, so the first area creates the group
+        and the others add to it.
+        """
+        parser = self.model.choices.get(name)
+        if parser is None:
+            parser = self.model.add_parser(name, help=help)
+            parser.add_subparsers(dest=f"{name}_what", metavar="MODEL", required=True)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action
+        raise RuntimeError(f"model {name} has no sub-commands")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulsegate", description=__doc__.splitlines()[0])

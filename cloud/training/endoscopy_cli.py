@@ -13,21 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kvasir-seg"
 
 
-def _train_group(cmds: Commands) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    """``model train``, created by whichever area registers first."""
-    existing = cmds.model.choices.get("train")
-    if existing is None:
-        existing = cmds.model.add_parser("train", help="train a model")
-        existing.add_subparsers(dest="train_what", metavar="MODEL", required=True)
-    sub = existing._subparsers
-    assert sub is not None
-    action = sub._group_actions[0]
-    assert isinstance(action, argparse._SubParsersAction)
-    return action
-
-
 def register(cmds: Commands) -> None:
-    p = _train_group(cmds).add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
+    train = cmds.model_group("train", "train a model")
+    p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Kvasir-SEG folder (default: %(default)s)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="models dir (default: %(default)s)")
     p.add_argument("--version", required=True, help="dotted version, e.g. 1.0.0")

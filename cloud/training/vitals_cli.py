@@ -20,11 +20,11 @@ DEFAULT_KEY = Path("examples/keys/dev-signing.key")
 
 
 def register(cmds: Commands) -> None:
-    what = subgroup(cmds.model, "train", "train a model")
+    what = cmds.model_group("train", "train a model")
     p = what.add_parser("vitals-anomaly", help="train the vitals-anomaly model on synthetic scenarios")
     _train_args(p)
     p.set_defaults(handler=_train)
-    evals = subgroup(cmds.model, "eval", "evaluate a model on held-out data")
+    evals = cmds.model_group("eval", "evaluate a model on held-out or your own data")
     e = evals.add_parser("vitals-anomaly", help="alarms of the real pipeline vs NEWS2 on held-out scenarios")
     e.add_argument("model_dir", type=Path, help="models/vitals-anomaly/<version>")
     e.add_argument("--scenarios", type=int, default=80, help="held-out scenarios (default 80)")
@@ -36,19 +36,6 @@ def register(cmds: Commands) -> None:
     e.add_argument("--key", type=Path, default=DEFAULT_KEY, help="signing key for --write")
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     e.set_defaults(handler=_eval)
-
-
-def subgroup(
-    group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
-) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    """The sub-commands of ``pulsegate model NAME``, shared by every area that adds a model to it."""
-    parser = group.choices.get(name)
-    if parser is None:
-        parser = group.add_parser(name, help=help)
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest=f"{name}_what", metavar="MODEL", required=True)
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:

@@ -12,21 +12,6 @@ from pulsegate.cli import Commands
 from .config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, MODEL_NAME
 
 
-def subcommand_group(
-    parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
-) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    """The sub-command group ``name`` under ``parent``, created by whichever area comes first."""
-    existing = parent.choices.get(name)
-    if existing is None:
-        existing = parent.add_parser(name, help=help)
-        existing.add_subparsers(dest=f"{name}_what", metavar="MODEL", required=True)
-    sub = existing._subparsers
-    assert sub is not None
-    action = sub._group_actions[0]
-    assert isinstance(action, argparse._SubParsersAction)
-    return action
-
-
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", type=Path, help="a model version directory (default: newest under --models-dir)")
     p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="default: %(default)s")
@@ -51,7 +36,7 @@ def register(cmds: Commands) -> None:
     _model_args(b)
     b.set_defaults(handler=_bench)
 
-    ev = subcommand_group(cmds.model, "eval", "evaluate a model on your own data")
+    ev = cmds.model_group("eval", "evaluate a model on held-out or your own data")
     e = ev.add_parser(MODEL_NAME, help="Dice/IoU/sensitivity/specificity over a folder of images and masks")
     e.add_argument("--images", type=Path, required=True)
     e.add_argument("--masks", type=Path, required=True, help="grey-scale masks with the images' file stems")

@@ -100,10 +100,11 @@ class EdgeDaemon:
             make_source(d, self.pipeline.feed, self.pipeline.feed_event) for d in cfg.devices
         ]
         self.video: list[Component] = []
+        self._findings_present: dict[str, bool] = {}
         if cfg.video is not None:
             from edge.video.service import video_components
 
-            self.video = video_components(cfg.video, self._on_finding, self.progress)
+            self.video = video_components(cfg.video, self._on_finding, self.progress, list(cfg.models.trusted_keys))
         self.app = web.Application()
         self.nurse.setup(self.app)
         self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health)
@@ -175,10 +176,19 @@ class EdgeDaemon:
         )
 
     def _on_finding(self, finding: object) -> None:
+        """Endoscopy findings: every one to the bulk lane (no pixels); raise/clear also as events."""
         from edge.video.postprocess import PolypFinding
 
-        if isinstance(finding, PolypFinding):
-            self.publish("bulk", finding.to_message(self.gateway, 0))
+        if not isinstance(finding, PolypFinding):
+            return
+        self.publish("bulk", finding.to_message(self.gateway, 0))
+        if finding.present != self._findings_present.get(finding.room, False):
+            self._findings_present[finding.room] = finding.present
+            kind = "polyp_finding_raised" if finding.present else "polyp_finding_cleared"
+            log.info(kind, room=finding.room, confidence=round(finding.confidence, 3), area=round(finding.area, 4))
+            self.publish("events", Event(v=VERSION, gw=self.gateway, seq=0, t=finding.t_ns, kind=kind,
+                                         detail={"room": finding.room, "confidence": round(finding.confidence, 4),
+                                                 "area": round(finding.area, 5)}))
 
     # -- health and metrics ------------------------------------------------------------------------------
     def health(self) -> dict[str, object]:

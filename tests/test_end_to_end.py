@@ -30,6 +30,7 @@ from pulsegate.localservices import Influxd, Mosquitto
 from wire.messages import Message, Summary
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[1]
 
 
 def influxql(influx: Influxd, db: str, q: str) -> list[dict[str, Any]]:
@@ -68,11 +69,18 @@ outbox_path = "outbox.sqlite"
 [[beds]]
 id = "bed-7"
 patient = "MRN-424242"
+[models]
+trusted_keys = ["{REPO / 'examples' / 'keys' / 'dev-signing.pub'}"]
 [[devices]]
 driver = "masimo"
 id = "rad8-bed7"
 bed = "bed-7"
 port = "{emu.path}"
+[video]
+source = "{REPO / 'examples' / 'video' / 'kvasir-demo.mp4'}"
+room = "endo-1"
+fps_limit = 10.0
+threads = 1
 """)
         cloud_toml = tmp_path / "cloud.toml"
         cloud_toml.write_text(f"""
@@ -120,6 +128,8 @@ database = "{unique}"
             if len(rows) >= len(expected) - 4:  # the last interval may still be in the outbox at stop
                 break
             await asyncio.sleep(0.2)
+        findings = influxql(influx, unique, f"SELECT * FROM findings WHERE gateway = 'gw-{unique}'")
+        events = influxql(influx, unique, f"SELECT * FROM events WHERE gateway = 'gw-{unique}'")
         cloud_stop.set()
         assert await asyncio.wait_for(cloud_task, 30) == 0
     finally:
@@ -142,3 +152,6 @@ database = "{unique}"
     assert stored >= len(expected) - 4 and stored >= 6
     params = {item.param for _, item in expected}
     assert {"spo2", "pulse_rate"} <= params
+    # the endoscopy room: findings (geometry only, no pixels) and the raise event reached the cloud
+    assert findings and all(f["room"] == "endo-1" and 0 < f["area"] < 1 for f in findings if f["present"])
+    assert "polyp_finding_raised" in {e["kind"] for e in events}

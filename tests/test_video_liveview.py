@@ -9,7 +9,7 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from edge.video.config import DEFAULT_MODELS_DIR, REPO_ROOT, VideoConfig
+from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, REPO_ROOT, VideoConfig
 from edge.video.liveview import BOUNDARY, LiveView
 from edge.video.pipeline import VideoPipeline
 from edge.video.postprocess import PolypFinding
@@ -27,12 +27,17 @@ async def wait_for(cond: Callable[[], object], limit_s: float = 20.0) -> None:
 
 
 def config(**kw: object) -> VideoConfig:
-    return VideoConfig.model_validate({"source": str(CLIP), "room": "endo-1", "live_port": 0, **kw})
+    return VideoConfig.model_validate({"source": str(CLIP), "room": "endo-1", "live_port": 0,
+                                       "trusted_keys": [str(k) for k in DEFAULT_TRUSTED_KEYS], **kw})
 
 
 def test_config_defaults_find_the_shipped_model() -> None:
     cfg = config()
     assert cfg.models_dir == DEFAULT_MODELS_DIR and (cfg.models_dir / "endoscopy-seg").is_dir()
+    keyless = VideoConfig.model_validate({"source": str(CLIP), "room": "endo-1"})
+    assert keyless.trusted_keys == ()  # never trusts the development key by default
+    with pytest.raises(ValueError, match="no trusted key"):
+        video_components(keyless, lambda f: None)
     with pytest.raises(ValueError):
         VideoConfig.model_validate({"source": "0", "room": "r", "colour": "red"})  # unknown keys are errors
 

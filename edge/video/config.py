@@ -26,7 +26,7 @@ class VideoConfig(Section):
     room: str = Field(min_length=1, max_length=64)
     models_dir: Path = DEFAULT_MODELS_DIR
     model_version: str | None = None  # None: the newest signed version under models_dir/endoscopy-seg
-    trusted_keys: tuple[Path, ...] = DEFAULT_TRUSTED_KEYS
+    trusted_keys: tuple[Path, ...] = ()  # empty: the gateway's [models] trusted_keys
     threads: int = Field(default=2, ge=1, le=16)  # LiteRT threads
     fps_limit: float = Field(default=30.0, gt=0, le=240)
     threshold: float = Field(default=0.5, gt=0, lt=1)  # pixel probability -> polyp

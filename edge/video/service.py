@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from pulsegate.supervisor import Component, Progress
 
 from .config import VideoConfig
@@ -11,16 +14,22 @@ from .segmodel import load_verified, resolve_model_dir
 
 
 def video_components(
-    cfg: VideoConfig, on_finding: FindingCallback, progress: Progress | None = None
+    cfg: VideoConfig, on_finding: FindingCallback, progress: Progress | None = None,
+    trusted_keys: Sequence[Path] = (),
 ) -> list[Component]:
     """The pipeline (tier SOURCE) and, when ``live_port`` is set, its live view (tier SINK).
 
-    Verifies the signed model first: raises ManifestError / ModelError on a bad model.
+    Verifies the signed model first: raises ManifestError / ModelError on a bad model. The keys are the
+    section's own ``trusted_keys``, else ``trusted_keys`` (the gateway's [models] keys); with neither, it
+    refuses: a gateway never runs an unsigned model.
     """
     if not cfg.enabled:
         return []
     model_dir = resolve_model_dir(cfg.models_dir, cfg.model_version)
-    runner, _ = load_verified(model_dir, cfg.trusted_keys, cfg.threads)
+    keys = cfg.trusted_keys or tuple(trusted_keys)
+    if not keys:
+        raise ValueError("video: no trusted key to verify the model ([models] trusted_keys)")
+    runner, _ = load_verified(model_dir, keys, cfg.threads)
     pipe = VideoPipeline(
         cfg.source, runner, on_finding, cfg.room,
         threshold=cfg.threshold, min_area=cfg.min_area, smooth_frames=cfg.smooth_frames,

@@ -61,6 +61,7 @@ class LocalAlarmPublisher:
         clock: Callable[[], float] = time.monotonic,
         on_delivered: Callable[[Delivered], None] | None = None,
         reconnect_max_s: float = 5.0,
+        max_inflight: int = 64,
     ) -> None:
         self.name = name
         self.host, self.port = host, port
@@ -70,6 +71,7 @@ class LocalAlarmPublisher:
         self.clock = clock
         self.on_delivered = on_delivered
         self.reconnect_max_s = reconnect_max_s
+        self.max_inflight = max_inflight
         self.queue: asyncio.Queue[tuple[AlarmUpdate, dict[str, Any]]] = asyncio.Queue(queue_size)
         self.offered = 0
         self.published = 0
@@ -99,7 +101,7 @@ class LocalAlarmPublisher:
         import aiomqtt
 
         backoff = 0.2
-        pending: tuple[AlarmUpdate, dict[str, Any]] | None = None
+        pending: list[tuple[AlarmUpdate, dict[str, Any]]] = []
         while not self._stop.is_set():
             try:
                 async with aiomqtt.Client(self.host, self.port, identifier=f"pulsegate-{self.gateway}-local-alarms",
@@ -109,15 +111,16 @@ class LocalAlarmPublisher:
                     backoff = 0.2
                     log.info("local_bus_connected", host=self.host, port=self.port)
                     while True:
-                        if pending is None:
-                            pending = await self._next()
-                            if pending is None:
+                        if not pending:
+                            first = await self._next()
+                            if first is None:
                                 return  # stopped and drained
-                        u, payload = pending
-                        await client.publish(local_alarms(self.gateway, topic_bed(u.alarm.bed)), json.dumps(payload),
-                                             qos=self.qos)
-                        self._delivered(u, payload)
-                        pending = None
+                            pending.append(first)
+                        while len(pending) < self.max_inflight and not self.queue.empty():
+                            pending.append(self.queue.get_nowait())
+                        # a burst (many beds at one tick) goes out pipelined: each publish is written in order
+                        # at once and completes on its own PUBACK, so one slow ack does not hold the others
+                        await self._publish_all(client, pending)
             except aiomqtt.MqttError as exc:
                 self.errors += 1
                 self.connected = False
@@ -129,6 +132,24 @@ class LocalAlarmPublisher:
                 backoff = min(backoff * 2, self.reconnect_max_s)
             finally:
                 self.connected = False
+
+    async def _publish_all(self, client: Any, batch: list[tuple[AlarmUpdate, dict[str, Any]]]) -> None:
+        """Publish every item of ``batch`` and remove the acknowledged ones from it (also when the link breaks,
+        so that only the unacknowledged are sent again). Raises MqttError if the link broke."""
+        done: set[int] = set()
+
+        async def one(k: int, u: AlarmUpdate, payload: dict[str, Any]) -> None:
+            await client.publish(local_alarms(self.gateway, topic_bed(u.alarm.bed)), json.dumps(payload), qos=self.qos)
+            done.add(k)
+            self._delivered(u, payload)
+
+        try:
+            results = await asyncio.gather(*(one(k, u, p) for k, (u, p) in enumerate(batch)), return_exceptions=True)
+        finally:
+            batch[:] = [item for k, item in enumerate(batch) if k not in done]
+        for r in results:
+            if isinstance(r, BaseException) and batch:
+                raise r
 
     async def _next(self) -> tuple[AlarmUpdate, dict[str, Any]] | None:
         """The next queued update; None once stop() was called and the queue is empty."""

@@ -91,11 +91,14 @@ class FleetApi:
     async def _alarms(self, request: web.Request) -> web.Response:
         since = self._since(request)
         rows = await self._rows(
-            f'SELECT "condition", "score", "value", "by", "latency_total_ms" FROM "alarms" WHERE time > now() - {since}'
+            'SELECT "condition", "score", "value", "by", "changed_ns", "latency_total_ms" FROM "alarms" '
+            f"WHERE time > now() - {since}"
             ' GROUP BY "gateway", "bed", "patient", "alarm_id", "state", "priority", "kind", "source" '
             "ORDER BY time DESC LIMIT 500"
         )
-        rows.sort(key=lambda r: -int(r["time"]))
+        for r in rows:  # the time of this state change (points are keyed by the raise time)
+            r["changed"] = r.pop("changed_ns", None) or r["time"]
+        rows.sort(key=lambda r: -int(r["changed"]))
         return web.json_response(rows[:500])
 
     async def _patients(self, request: web.Request) -> web.Response:

@@ -92,7 +92,7 @@ def to_lines(msg: messages.Message, site: str, stream: str, fast: bool = True) -
         tags = {**base, "bed": msg.bed, "patient": msg.patient, "alarm_id": msg.alarm_id, "state": msg.state,
                 "priority": msg.priority, "kind": msg.kind, "source": msg.source, "param": msg.param or ""}
         fields: dict[str, FieldValue] = {"condition": msg.condition, "score": msg.score, "value": msg.value,
-                                         "by": msg.by, "seq": seq}
+                                         "by": msg.by, "changed_ns": msg.changed, "seq": seq}
         for k, v in msg.latency_ms.items():
             fields[f"latency_{k}_ms"] = float(v)
         return [line("alarms", tags, fields, msg.t)]

@@ -156,8 +156,8 @@ class EdgeDaemon:
                 v=VERSION, gw=self.gateway, seq=0, alarm_id=a.alarm_id, bed=a.bed,
                 patient=self.pseudonyms.pseudonym(a.patient), t=int(a.t_wall * 1e9), state=u.event.value,  # type: ignore[arg-type]
                 priority=a.priority.label, kind=a.kind.value, source=a.source,  # type: ignore[arg-type]
-                condition=a.condition, score=a.score, value=a.value, param=a.param, by=a.acked_by,
-                latency_ms=a.latency_ms(),
+                condition=a.condition, score=a.score, value=a.value, param=a.param, by=u.by or a.acked_by,
+                latency_ms=a.latency_ms(), changed=int((a.t_wall + (u.at_mono - a.recv_mono)) * 1e9),
             ),
         )
 

@@ -42,7 +42,8 @@ async def api(influx: Influxd, unique: str) -> AsyncIterator[str]:
     lines += to_lines(Status(v=1, gw="amb-12", seq=0, t=now - 10**9, online=False), "ambulance", "status")
     lines += to_lines(Alarm(v=1, gw="ward7-gw1", seq=9, alarm_id="a-1", bed="bed-02", patient=P1, t=now - 30 * 10**9,
                             state="raised", priority="high", kind="physiological", source="threshold",
-                            condition="spo2_low", value=85.0, param="spo2", latency_ms={"total": 1.25}),
+                            condition="spo2_low", value=85.0, param="spo2", latency_ms={"total": 1.25},
+                            changed=now - 20 * 10**9),
                       "stmarys", "alarms")
     resp = await writer.write(lines)
     assert resp.ok, resp.text
@@ -66,6 +67,7 @@ async def test_api_answers_from_influx_and_rejects_bad_parameters(api: str) -> N
         assert by_id["amb-12"]["state"] == "offline" and by_id["amb-12"]["site"] == "ambulance"
         alarms = await (await http.get(f"{api}/api/alarms?since=1h")).json()
         assert [(a["alarm_id"], a["priority"], a["condition"]) for a in alarms] == [("a-1", "high", "spo2_low")]
+        assert alarms[0]["changed"] == alarms[0]["time"] + 10 * 10**9  # state-change time, not the raise time
         patients = await (await http.get(f"{api}/api/patients")).json()
         assert patients[0]["patient"] == P1 and patients[0]["bed"] == "bed-02"
         vitals = await (await http.get(f"{api}/api/vitals?patient={P1}&param=spo2&since=1h")).json()

@@ -75,8 +75,9 @@ class Alarm(_Msg, tag="alm"):
     score: float | None = None
     value: float | None = None
     param: str | None = None
-    by: str | None = None  # initials of whoever acknowledged
+    by: str | None = None  # initials of whoever acknowledged or silenced
     latency_ms: dict[str, float] = {}
+    changed: int | None = None  # when this state change happened, ns (t stays the raise time)
 
 
 class Event(_Msg, tag="evt"):

@@ -22,7 +22,7 @@ async function gateways() {
 async function alarms() {
   const rows = await getJson("/api/alarms?since=6h");
   $("alarms").tBodies[0].innerHTML = rows.map((a) =>
-    `<tr class="${esc(a.priority)}"><td>${fmtTime(a.time)}</td><td>${esc(a.gateway)}</td><td>${esc(a.bed)}</td>` +
+    `<tr class="${esc(a.priority)}"><td>${fmtTime(a.changed)}</td><td>${esc(a.gateway)}</td><td>${esc(a.bed)}</td>` +
     `<td>${esc(a.priority)}</td><td>${esc(a.state)}</td><td>${esc(a.condition)}</td><td>${esc(a.source)}</td>` +
     `<td>${esc(a.by)}</td><td>${a.latency_total_ms == null ? "" : esc(a.latency_total_ms.toFixed(1)) + " ms"}</td></tr>`).join("");
 }

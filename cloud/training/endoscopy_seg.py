@@ -188,7 +188,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             break
         lr = learning_rate(cfg.learning_rate, progress, warmup=min(0.05, 2 / cfg.epochs))
         optimizer.learning_rate.assign(lr)
-        h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+        h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)  # the dataset shuffles
         epochs_run += 1
         loss = float(h.history["loss"][-1])
         elapsed = time.monotonic() - start

@@ -128,9 +128,12 @@ class IngestWorker:
         self._suback: asyncio.Future[bool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         if registry is not None:
-            from cloud.ingest_metrics import IngestCollector
+            from cloud.ingest_metrics import ingest_metrics
+            from pulsegate.metrics import CallbackCollector
 
-            registry.register(IngestCollector(self))
+            collector = CallbackCollector()
+            ingest_metrics(collector, self)
+            registry.register(collector)
 
     @property
     def queued(self) -> int:

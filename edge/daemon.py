@@ -21,7 +21,7 @@ from edge.anomaly import MODEL_NAME as ANOMALY_MODEL
 from edge.anomaly import VitalsAnomalyModel
 from edge.clinical import ClinicalStage
 from edge.config import EdgeConfig
-from edge.gateway_status import UplinkCollector
+from edge.gateway_status import uplink_metrics
 from edge.model_slots import ModelSlots, newest_verified
 from edge.nurse_page.app import NursePage
 from edge.outbox import Outbox
@@ -218,7 +218,7 @@ class EdgeDaemon:
             c.counter("pulsegate_local_alarms_published", "Alarm updates on the local bus", lambda: la.published)
             c.counter("pulsegate_local_alarms_dropped", "Alarm updates dropped (local queue full)", lambda: la.dropped)
         if self.uplink is not None:
-            self.registry.register(UplinkCollector(self.uplink))
+            uplink_metrics(c, self.uplink)
         if self.slots is not None:
             sl = self.slots
             c.counter("pulsegate_model_offers", "Model offers received", lambda: sl.received)

@@ -133,14 +133,15 @@ async def test_unreachable_broker_keeps_everything_and_reports_disconnected(tmp_
 
 
 async def test_metrics_collector_reports_uplink_and_outbox(broker: Mosquitto, unique: str, tmp_path: Path) -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client import generate_latest
 
-    from edge.gateway_status import UplinkCollector
+    from edge.gateway_status import uplink_metrics
+    from pulsegate.metrics import new_registry
 
     ob = Outbox(tmp_path / "o.sqlite", unique)
     up = Uplink(ob, "127.0.0.1", broker.port, "s1", unique)
-    reg = CollectorRegistry()
-    reg.register(UplinkCollector(up))
+    reg, collector = new_registry()
+    uplink_metrics(collector, up)
     for i in range(7):
         ob.append("bulk", raw(i))
     assert "pulsegate_outbox_backlog 7.0" in generate_latest(reg).decode()

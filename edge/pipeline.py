@@ -13,11 +13,15 @@ escalation, stale data, summary intervals) and beats the watchdog.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Protocol
 
+from pulsegate.logs import get_logger
 from pulsegate.supervisor import Progress, Tier
 from wire.sample import DeviceEvent, Sample
+
+log = get_logger("edge.pipeline")
 
 
 class Stage(Protocol):
@@ -38,23 +42,43 @@ class Pipeline:
         self.tick_s = tick_s
         self.samples = 0
         self.events = 0
+        self.stage_errors = 0
+        self._last_error_log: dict[str, float] = {}
         self._stop = asyncio.Event()
 
     def feed(self, sample: Sample) -> None:
         self.samples += 1
         for stage in self.stages:
-            stage.on_sample(sample)
+            try:
+                stage.on_sample(sample)
+            except Exception:  # one stage's bug must not cost the source, or the next stages, this sample
+                self._stage_failed(stage, "on_sample")
 
     def feed_event(self, event: DeviceEvent) -> None:
         self.events += 1
         for stage in self.stages:
-            stage.on_device_event(event)
+            try:
+                stage.on_device_event(event)
+            except Exception:
+                self._stage_failed(stage, "on_device_event")
 
     def tick(self) -> None:
         now_mono, now_wall = time.monotonic(), time.time()
         for stage in self.stages:
-            stage.tick(now_mono, now_wall)
+            try:
+                stage.tick(now_mono, now_wall)
+            except Exception:
+                self._stage_failed(stage, "tick")
         self.progress.beat()
+
+    def _stage_failed(self, stage: Stage, where: str) -> None:
+        """Counted always; logged with its traceback at most once a minute per stage, so a bug cannot flood logs."""
+        self.stage_errors += 1
+        name = type(stage).__name__
+        now = time.monotonic()
+        if now - self._last_error_log.get(name, -math.inf) >= 60.0:
+            self._last_error_log[name] = now
+            log.error("stage_error", exc=True, stage=name, where=where, errors_total=self.stage_errors)
 
     async def start(self) -> None:
         self._stop.clear()

@@ -69,7 +69,9 @@ class SerialDeviceSource:
         self.emit = emit
         self.emit_event = emit_event
         self._factory = decoder_factory or (lambda: make_decoder(cfg))
-        self.decoder = self._factory()
+        self.decoder: Decoder
+        self._active: ActiveDecoder | None = None  # the decoder again when it talks back (Philips): checked once
+        self._new_decoder()
         self.codec_errors = 0
         self.link = SerialLink(
             cfg.port,
@@ -84,10 +86,23 @@ class SerialDeviceSource:
         self.link.add_open_callback(self._on_open)
         self._running = False
 
+    def _new_decoder(self) -> None:
+        self.decoder = self._factory()
+        # isinstance() against a runtime-checkable Protocol costs more than decoding a line: do it once here
+        self._active = self.decoder if isinstance(self.decoder, ActiveDecoder) else None
+
+    def _reset_decoder(self) -> None:
+        """After a codec error: a fresh decoder; an active one (Philips) re-associates at once if the port is open."""
+        self.codec_errors += 1
+        log.error("codec_error", exc=True, device=self.cfg.id, bed=self.cfg.bed)
+        self._new_decoder()
+        if self.link.is_open:
+            self._on_open()
+
     # -- callbacks from the link (event loop) ----------------------------------
     def _on_open(self) -> None:
-        dec = self.decoder
-        if isinstance(dec, ActiveDecoder):
+        dec = self._active
+        if dec is not None:
             dec.connection_made(time.monotonic())
             self._flush(dec)
 
@@ -100,14 +115,11 @@ class SerialDeviceSource:
         try:
             items = self.decoder.feed(data, mono, wall)
         except Exception:
-            self.codec_errors += 1
-            log.error("codec_error", exc=True, device=self.cfg.id, bed=self.cfg.bed)
-            self.decoder = self._factory()
+            self._reset_decoder()
             return
         self._deliver(items)
-        dec = self.decoder
-        if isinstance(dec, ActiveDecoder):
-            self._flush(dec)
+        if self._active is not None:
+            self._flush(self._active)
 
     def _deliver(self, items: list[Decoded]) -> None:
         emit, emit_event = self.emit, self.emit_event
@@ -138,14 +150,12 @@ class SerialDeviceSource:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(0.1)
-            dec = self.decoder
-            if isinstance(dec, ActiveDecoder) and self.link.is_open:
+            dec = self._active
+            if dec is not None and self.link.is_open:
                 try:
                     dec.tick(time.monotonic())
                 except Exception:
-                    self.codec_errors += 1
-                    log.error("codec_error", exc=True, device=self.cfg.id, bed=self.cfg.bed)
-                    self.decoder = self._factory()
+                    self._reset_decoder()
                     continue
                 self._flush(dec)
 

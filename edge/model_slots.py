@@ -82,7 +82,10 @@ class ModelSlots:
     ) -> None:
         self.root = state_dir / "models"
         self.gateway, self.site = gateway, site
-        self.keys = [load_public_key(Path(k)) for k in trusted_keys]
+        self.key_paths = [Path(k) for k in trusted_keys]
+        if not self.key_paths:
+            raise ValueError("model slots need trusted keys: a gateway never runs an unsigned model")
+        self.keys = [load_public_key(k) for k in self.key_paths]
         self.publish = publish
         self.host, self.port, self.username, self.password, self.tls = host, port, username, password, tls
         self.shadow = shadow
@@ -90,6 +93,12 @@ class ModelSlots:
             shadow.on_decision = self._on_decision
         self.on_promote = on_promote
         self.versions = versions if versions is not None else {}  # name -> active version (shown in status)
+        for active in self.root.glob("*/ACTIVE"):  # what earlier runs installed or promoted: never go back below it
+            with contextlib.suppress(OSError, ManifestError):
+                v = active.read_text().strip()
+                cur = self.versions.get(active.parent.name)
+                if cur is None or version_tuple(v) > version_tuple(cur):
+                    self.versions[active.parent.name] = v
         self.num_threads = num_threads
         self.received = 0
         self.rejected = 0
@@ -116,6 +125,8 @@ class ModelSlots:
     async def _install(self, offer: ModelOffer) -> str:
         topics.check_id("model", offer.name)
         new = version_tuple(offer.version)
+        if offer.version in self._rejected(offer.name):
+            raise ManifestError(f"{offer.name} {offer.version} was rolled back here before")
         current = self.versions.get(offer.name)
         if current is not None and new <= version_tuple(current):
             raise ManifestError(f"{offer.name} {offer.version} is not newer than the active {current}")
@@ -125,8 +136,8 @@ class ModelSlots:
         slot = self.root / offer.name
         final = await asyncio.to_thread(self._store, offer, slot)
         if offer.name == MODEL_NAME and self.shadow is not None:
-            try:  # verified by _store, from our own disk
-                candidate = await asyncio.to_thread(VitalsAnomalyModel, final, self.num_threads, [])
+            try:  # verified again as it is loaded: nothing on disk is trusted between check and use
+                candidate = await asyncio.to_thread(VitalsAnomalyModel, final, self.num_threads, self.key_paths)
             except (ModelError, ManifestError):
                 shutil.rmtree(final, ignore_errors=True)
                 raise
@@ -157,7 +168,20 @@ class ModelSlots:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    def _rejected(self, name: str) -> set[str]:
+        try:
+            return set((self.root / name / "REJECTED").read_text().split())
+        except OSError:
+            return set()
+
     def _on_decision(self, r: ShadowResult) -> None:
+        """Called from the scorer on the pipeline's tick: must never raise into it."""
+        try:
+            self._record_decision(r)
+        except OSError as exc:
+            log.error("model_decision_not_persisted", model=MODEL_NAME, version=r.version, error=str(exc))
+
+    def _record_decision(self, r: ShadowResult) -> None:
         slot = self.root / MODEL_NAME
         detail: dict[str, str | int | float | bool | None] = {
                   "model": MODEL_NAME, "version": r.version, "rounds": r.rounds, "beds": r.beds,
@@ -172,6 +196,8 @@ class ModelSlots:
                 self.on_promote()
         else:
             shutil.rmtree(slot / r.version, ignore_errors=True)
+            with (slot / "REJECTED").open("a") as f:  # the retained offer comes back on every reconnect
+                f.write(r.version + "\n")
             self.rejected += 1
             log.warning("model_rolled_back", **detail)
             self._event("model_rolled_back", detail)

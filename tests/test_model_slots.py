@@ -139,3 +139,40 @@ async def test_signed_newer_model_over_broker_is_shadowed_then_promoted(tmp_path
     (slot / "7.0.0" / "model.tflite").write_bytes(b"tampered on disk")
     assert newest_verified(slot, [load_public_key(DEV_PUB)]) is None
     assert msgspec.json.decode((slot / "7.0.0" / "manifest.json").read_bytes())["version"] == "7.0.0"
+
+
+async def test_rolled_back_version_is_not_tried_again_and_installed_versions_survive_restart(tmp_path: Path) -> None:
+    events: list[Message] = []
+    active = VitalsAnomalyModel(SHIPPED, 1, [DEV_PUB])
+    shadow = ShadowScorer(active, rounds=1, min_beds=1)
+    slots = _slots(tmp_path, events, shadow)
+    offer = encode_offer(offer_from_dir(make_version(tmp_path, "8.0.0")))
+    assert await slots.handle(offer) == "shadow"
+    shadow.candidate.score = lambda beds: np.array([float("nan")] * len(beds))  # type: ignore[union-attr, method-assign]
+    shadow.score([BedState("b1")])
+    assert shadow.active.version == active.version  # rolled back
+    assert await slots.handle(offer) == "rejected"  # the retained offer, redelivered on reconnect
+    # another model type installed earlier: a restarted gateway refuses an older one
+    other = make_version(tmp_path, "3.0.0")
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["name"] = "endoscopy-seg"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    sign_model_dir(other, load_private_key(DEV_KEY))
+    assert await slots.handle(encode_offer(offer_from_dir(other))) == "installed"
+    restarted = _slots(tmp_path, [], ShadowScorer(active))
+    assert restarted.versions["endoscopy-seg"] == "3.0.0"
+    older = make_version(tmp_path, "2.0.0")
+    m2 = json.loads((older / "manifest.json").read_text())
+    m2["name"] = "endoscopy-seg"
+    (older / "manifest.json").write_text(json.dumps(m2))
+    sign_model_dir(older, load_private_key(DEV_KEY))
+    assert await restarted.handle(encode_offer(offer_from_dir(older))) == "rejected"
+
+
+@pytest.mark.parametrize("bad", ["1.+2", " 1.0", "1_0", "1.0\n", "", "v1"])
+def test_versions_are_strict_dotted_integers(bad: str) -> None:
+    from wire.model_manifest import ManifestError, version_tuple
+
+    with pytest.raises(ManifestError):
+        version_tuple(bad)
+    assert version_tuple("1.10.2") > version_tuple("1.9.9")

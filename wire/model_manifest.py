@@ -11,6 +11,7 @@ private key (``pulsegate model keygen`` / ``pulsegate model sign``).
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import msgspec
@@ -49,11 +50,13 @@ class ManifestError(ValueError):
     pass
 
 
+_VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9}){0,5}")
+
+
 def version_tuple(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in version.split("."))
-    except ValueError:
-        raise ManifestError(f"version {version!r} is not dotted integers") from None
+    if not _VERSION.fullmatch(version):
+        raise ManifestError(f"version {version[:40]!r} is not dotted integers")
+    return tuple(int(p) for p in version.split("."))
 
 
 def sha256_file(path: Path) -> str:

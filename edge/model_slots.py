@@ -61,6 +61,7 @@ def newest_verified(slot: Path, keys: Sequence[Ed25519PublicKey]) -> Path | None
 class ModelSlots:
     name = "model-slots"
     tier = Tier.SINK
+    essential = False  # see pulsegate/supervisor.py
 
     def __init__(
         self,

@@ -79,6 +79,7 @@ def open_outbox(cfg: UplinkConfig, gateway: str, base: Path | None = None) -> Ou
 class Uplink:
     name = "uplink"
     tier = Tier.SINK
+    essential = False  # see pulsegate/supervisor.py
 
     def __init__(
         self,

@@ -61,6 +61,7 @@ class MllpSource:
     """Listen on host:port for MLLP; emits Samples and DeviceEvents. ``port`` 0 picks a free port."""
 
     tier = Tier.SOURCE
+    essential = False  # see pulsegate/supervisor.py
 
     def __init__(self, cfg: Hl7MllpConfig, emit: Callable[[Sample], None],
                  emit_event: Callable[[DeviceEvent], None]) -> None:

@@ -68,6 +68,7 @@ class WearableMqttSource:
     """Subscribe to the bridge's topics on the local broker; one GattDecoder per wearable."""
 
     tier = Tier.SOURCE
+    essential = False  # see pulsegate/supervisor.py
 
     def __init__(self, cfg: WearableMqttConfig, emit: Callable[[Sample], None],
                  emit_event: Callable[[DeviceEvent], None]) -> None:

@@ -61,6 +61,7 @@ class SerialDeviceSource:
     """One serial device: SerialLink -> codec -> emit / emit_event."""
 
     tier = Tier.SOURCE
+    essential = False  # see pulsegate/supervisor.py
 
     def __init__(self, cfg: SerialDeviceConfig, emit: EmitSample, emit_event: EmitEvent,
                  decoder_factory: Callable[[], Decoder] | None = None) -> None:

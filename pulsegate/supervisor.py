@@ -5,7 +5,10 @@ then the pipeline, then sources (devices). On stop the order reverses: sources
 stop first, the pipeline drains, sinks go last. A component that crashes is
 restarted with exponential backoff at most ``max_restarts`` times in
 ``window_s``; past that the supervisor stops everything and the daemon exits
-non-zero so that systemd (Restart=on-failure) takes over.
+non-zero so that systemd (Restart=on-failure) takes over. Components marked
+``essential = False`` (the uplink, model slots, devices, the video room) are
+instead retried forever at the longest backoff: a missing TLS file or a broken
+device must not take the pipeline and the local alarms down with it.
 
 The systemd watchdog is fed only while :class:`Progress` advances: the
 pipeline beats it on every tick, so a wedged loop or a dead pipeline stops the
@@ -35,6 +38,9 @@ class Tier(enum.IntEnum):
 
 
 class Component(Protocol):
+    """``essential = False`` (class attribute, optional) marks a component whose repeated crashes must not stop
+    the daemon: it is retried forever at the longest backoff. Essential by default."""
+
     name: str
     tier: Tier
 
@@ -148,9 +154,13 @@ class Supervisor:
                     crashes.popleft()
                 self.restarts[comp.name] = self.restarts.get(comp.name, 0) + 1
                 if len(crashes) > self.policy.max_restarts:
-                    log.error("component_failed", task=comp.name, error=repr(exc), restarts=len(crashes) - 1)
-                    failed.set()
-                    return
+                    if getattr(comp, "essential", True):
+                        log.error("component_failed", task=comp.name, error=repr(exc), restarts=len(crashes) - 1)
+                        failed.set()
+                        return
+                    # a broken uplink, device or video room must not take the bedside alarms down with it:
+                    # it keeps retrying at the longest backoff and stays visible in the logs and metrics
+                    backoff = self.policy.backoff_max_s
                 log.error("component_crashed", exc=True, task=comp.name, retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.policy.backoff_max_s)

@@ -112,3 +112,18 @@ def test_notifier_disabled_without_socket(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     n = Notifier()
     assert not n.enabled and not n.ready()
+
+
+async def test_non_essential_component_never_stops_the_daemon() -> None:
+    log: list[str] = []
+    flaky = Comp("uplink", Tier.SINK, log, crash_times=100)
+    flaky.essential = False  # type: ignore[attr-defined]
+    steady = Comp("pipeline", Tier.PIPELINE, log)
+    stop = asyncio.Event()
+    sup = Supervisor([flaky, steady], policy=RestartPolicy(max_restarts=2, backoff_initial_s=0.01, backoff_max_s=0.02),
+                     notifier=Notifier(""))  # type: ignore[list-item]
+    task = asyncio.create_task(sup.run(stop, install_signals=False))
+    await asyncio.sleep(0.5)
+    assert not task.done() and sup.restarts["uplink"] > 3  # still retrying, daemon still up
+    stop.set()
+    assert await task == 0

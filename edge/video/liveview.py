@@ -58,6 +58,7 @@ class LiveView:
     """aiohttp server for one pipeline. A supervisor Component (tier SINK)."""
 
     tier = Tier.SINK
+    essential = False  # see pulsegate/supervisor.py
 
     def __init__(
         self,

@@ -73,6 +73,7 @@ class VideoPipeline:
     """Supervisor component: capture thread + inference thread for one procedure room."""
 
     tier = Tier.SOURCE
+    essential = False  # see pulsegate/supervisor.py
 
     def __init__(
         self,

@@ -22,11 +22,13 @@ from typing import Any
 from aiohttp import web
 
 from cloud.influx import InfluxError, InfluxWriter
+from pulsegate.logs import get_logger
 from wire.sample import PARAMETERS
 
+log = get_logger("cloud.api")
 DASHBOARD = Path(__file__).parent / "dashboard"
 SINCE = {"15m", "1h", "6h", "24h", "7d", "30d"}
-_PSEUDONYM = re.compile(r"^[0-9a-f]{32}$")
+_PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 STALE_S = 60.0  # a gateway whose last status is older than this is shown as "stale"
 
 
@@ -55,8 +57,9 @@ class FleetApi:
             self.errors += 1
             if "database not found" in str(exc):
                 return []
+            log.warning("influx_query_failed", error=str(exc)[:300])
             raise web.HTTPServiceUnavailable(
-                text=json.dumps({"error": str(exc)}), content_type="application/json"
+                text=json.dumps({"error": "database unavailable"}), content_type="application/json"
             ) from None
 
     @staticmethod
@@ -90,11 +93,11 @@ class FleetApi:
 
     async def _alarms(self, request: web.Request) -> web.Response:
         since = self._since(request)
+        # tags selected as columns, no GROUP BY: LIMIT then bounds the whole answer, not each series
         rows = await self._rows(
-            'SELECT "condition", "score", "value", "by", "changed_ns", "latency_total_ms" FROM "alarms" '
-            f"WHERE time > now() - {since}"
-            ' GROUP BY "gateway", "bed", "patient", "alarm_id", "state", "priority", "kind", "source" '
-            "ORDER BY time DESC LIMIT 500"
+            'SELECT "condition", "score", "value", "by", "changed_ns", "latency_total_ms", "gateway", "bed", '
+            '"patient", "alarm_id", "state", "priority", "kind", "source" FROM "alarms" '
+            f"WHERE time > now() - {since} ORDER BY time DESC LIMIT 500"
         )
         for r in rows:  # the time of this state change (points are keyed by the raise time)
             r["changed"] = r.pop("changed_ns", None) or r["time"]
@@ -113,7 +116,7 @@ class FleetApi:
     async def _vitals(self, request: web.Request) -> web.Response:
         patient = request.query.get("patient", "")
         param = request.query.get("param", "heart_rate")
-        if not _PSEUDONYM.match(patient):
+        if not _PSEUDONYM.fullmatch(patient):
             raise web.HTTPBadRequest(text=json.dumps({"error": "patient must be a 32-hex pseudonym"}),
                                      content_type="application/json")
         if param not in PARAMETERS:

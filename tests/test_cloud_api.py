@@ -72,7 +72,8 @@ async def test_api_answers_from_influx_and_rejects_bad_parameters(api: str) -> N
         assert patients[0]["patient"] == P1 and patients[0]["bed"] == "bed-02"
         vitals = await (await http.get(f"{api}/api/vitals?patient={P1}&param=spo2&since=1h")).json()
         assert [p[1] for p in vitals["points"]] == [93.0, 92.0, 91.0, 90.0, 89.0] and vitals["unit"] == "%"
-        for bad in (f"patient={P1}'%20OR%201=1&param=spo2", f"patient={P1}&param=colour", f"patient={P1}&since=1y"):
+        for bad in (f"patient={P1}'%20OR%201=1&param=spo2", f"patient={P1}&param=colour", f"patient={P1}&since=1y",
+                    f"patient={P1}%0A&param=spo2"):
             r = await http.get(f"{api}/api/vitals?{bad}")
             assert r.status == 400, bad
 

@@ -163,7 +163,7 @@ class EdgeDaemon:
 
     def _on_delivered(self, d: Delivered) -> None:
         a = d.update.alarm
-        if d.update.event.value == "raised":
+        if d.update.event.value == "raised" and not d.update.detail.get("resumed"):  # not a silence expiring
             self.alarm_latency.observe(max(0.0, d.delivered_mono - a.recv_mono))
 
     def _on_audit(self, r: AuditRecord) -> None:

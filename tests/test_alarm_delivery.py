@@ -63,6 +63,9 @@ async def test_offer_never_blocks_and_counts_drops(unique: str) -> None:
     for i in range(5):
         tachycardia(stage, f"bed-{i}")
     assert len(got) == 5 and pub.offered == 5 and pub.queue.qsize() == 2 and pub.dropped == 3
+    # the newest updates are the ones kept (the oldest were dropped)
+    kept = [pub.queue.get_nowait()[0].alarm.bed for _ in range(2)]
+    assert kept == ["bed-3", "bed-4"]
 
 
 async def test_delivers_when_broker_comes_up_later(tmp_path: Path, unique: str) -> None:

@@ -3,8 +3,8 @@
 :class:`LocalAlarmPublisher` is a supervisor component (tier SINK). The pipeline
 hands it alarm updates through :meth:`offer`, which never blocks: the JSON view
 is taken at once and put on a bounded queue; when the queue is full the
-update is dropped and counted (``dropped``). Its own task drains the queue and
-publishes each update with QoS 1 on ``pulsegate/local/{gateway}/alarms/{bed}``
+oldest queued update is dropped and counted (``dropped``), so the newest
+state always gets through. Its own task drains the queue and each update with QoS 1 on ``pulsegate/local/{gateway}/alarms/{bed}``
 (wire.topics.local_alarms); the publish completes on the broker's PUBACK, and
 that instant is the "delivered locally" end of the alarm's latency trail.
 While the broker is away the task reconnects with backoff and the queue
@@ -88,6 +88,9 @@ class LocalAlarmPublisher:
         try:
             self.queue.put_nowait((u, payload))
         except asyncio.QueueFull:
+            # the broker has been away long: keep the newest state (a new high alarm, a "cleared"), drop the oldest
+            self.queue.get_nowait()
+            self.queue.put_nowait((u, payload))
             self.dropped += 1
 
     # -- component ------------------------------------------------------------------------------------------
@@ -138,8 +141,19 @@ class LocalAlarmPublisher:
         so that only the unacknowledged are sent again). Raises MqttError if the link broke."""
         done: set[int] = set()
 
+        import aiomqtt
+
         async def one(k: int, u: AlarmUpdate, payload: dict[str, Any]) -> None:
-            await client.publish(local_alarms(self.gateway, topic_bed(u.alarm.bed)), json.dumps(payload), qos=self.qos)
+            try:
+                await client.publish(local_alarms(self.gateway, topic_bed(u.alarm.bed)), json.dumps(payload),
+                                     qos=self.qos)
+            except aiomqtt.MqttError:
+                raise  # the link broke: resend after reconnecting
+            except Exception:  # this one update cannot be published (bad payload): count it, never stall the rest
+                self.errors += 1
+                done.add(k)
+                log.error("local_alarm_publish_failed", exc=True, bed=u.alarm.bed)
+                return
             done.add(k)
             self._delivered(u, payload)
 

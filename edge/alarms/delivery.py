@@ -5,7 +5,8 @@ hands it alarm updates through :meth:`offer`, which never blocks: the JSON view
 is taken at once and put on a bounded queue; when the queue is full the
 oldest queued update is dropped and counted (``dropped``), so the newest
 state always gets through. Its own task drains the queue and publishes each
-update with QoS 1 on ``pulsegate/local/{gateway}/alarms/{bed}`` (wire.topics.local_alarms); the publish completes on the broker's PUBACK, and
+update with QoS 1 on ``pulsegate/local/{gateway}/alarms/{bed}``
+(wire.topics.local_alarms); the publish completes on the broker's PUBACK, and
 that instant is the "delivered locally" end of the alarm's latency trail.
 While the broker is away the task reconnects with backoff and the queue
 holds what arrives meanwhile (oldest first).

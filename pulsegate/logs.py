@@ -7,8 +7,11 @@ formatter (replaced by "<redacted>") so a mistake cannot leak them.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 from typing import Any
@@ -33,6 +36,8 @@ class JsonFormatter(logging.Formatter):
                 out[k] = "<redacted>" if k in FORBIDDEN_FIELDS else v
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc"] = record.exc_text
         return json.dumps(out, default=str)
 
 
@@ -59,18 +64,42 @@ class Logger:
         self._emit(logging.ERROR, event, exc, fields)
 
 
+class _PreparedQueueHandler(logging.handlers.QueueHandler):
+    """Keeps the record as it is (fields, exc_info) for the JSON formatter in the listener thread."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)  # the traceback, taken now
+        record.exc_info = None if record.exc_text else record.exc_info
+        return record
+
+
 def get_logger(name: str) -> Logger:
     return Logger(name)
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
 def setup(level: str = "info", **context: str) -> None:
-    """Route all logging to stdout as JSON; ``context`` (e.g. gateway) goes on every line."""
+    """Route all logging to stdout as JSON; ``context`` (e.g. gateway) goes on every line.
+
+    The event loop only puts records on a queue; a listener thread formats and writes them, so a slow
+    stdout (a busy journald, a full pipe) never stalls the path to a local alarm. Flushed at exit.
+    """
+    global _listener
     _context.clear()
     _context.update(context)
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    if _listener is not None:
+        _listener.stop()
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(JsonFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, stream, respect_handler_level=False)
+    _listener.start()
+    atexit.register(_listener.stop)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_PreparedQueueHandler(records)]
     root.setLevel(level.upper())
     for noisy in ("aiohttp.access",):
         logging.getLogger(noisy).setLevel(logging.WARNING)

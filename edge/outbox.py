@@ -204,10 +204,13 @@ class Outbox:
             self._wake.notify()
 
     def backlog(self) -> int:
-        """Records stored and queued, not yet acknowledged by the broker."""
-        with self._wake:
-            queued = len(self._queue)
-        return self._count + queued
+        """Records stored and queued, not yet acknowledged by the broker.
+
+        ``_pending`` (appended, not yet committed) drops only after ``_count`` rose, so a batch being
+        committed is never missing from the sum (it may be counted twice for an instant)."""
+        with self._idle:
+            pending = self._pending
+        return self._count + pending
 
     def backlog_bytes(self) -> int:
         return self._bytes

@@ -59,6 +59,9 @@ class Summarizer:
         self._bucket: int | None = None
         self._acc: dict[tuple[str, str], _Acc] = {}
         self._raw: list[Raw] = []
+        self._raw_since = 0.0
+        self.raw_max_age_s = 5.0
+        self._closed: list[tuple[int, dict[tuple[str, str], _Acc]]] = []  # intervals waiting for tick()
         self.summaries_sent = 0
 
     def on_sample(self, s: Sample) -> None:
@@ -66,7 +69,7 @@ class Summarizer:
         if self._bucket is None:
             self._bucket = bucket
         elif bucket > self._bucket:
-            self._flush()
+            self._close()  # only set aside here: building and encoding the message waits for tick()
             self._bucket = bucket
         key = (s.bed, s.parameter)
         acc = self._acc.get(key)
@@ -84,30 +87,36 @@ class Summarizer:
             if v > acc.max:
                 acc.max = v
         if self.raw:
+            if not self._raw:
+                self._raw_since = s.recv_mono
             self._raw.append(Raw(s.bed, acc.patient, s.parameter, int(s.recv_wall * 1e9), s.value, int(s.quality)))
-            if len(self._raw) >= self.raw_batch:
-                self._flush_raw()
 
     def on_device_event(self, event: DeviceEvent) -> None:
         pass
 
     def tick(self, now_mono: float, now_wall: float) -> None:
         if self._bucket is not None and int(now_wall // self.interval_s) > self._bucket:
-            self._flush()
+            self._close()
             self._bucket = None
-        if self._raw:
+        while self._closed:
+            self._publish_summary(*self._closed.pop(0))
+        if self._raw and (len(self._raw) >= self.raw_batch or now_mono - self._raw_since >= self.raw_max_age_s):
             self._flush_raw()
 
     def flush(self) -> None:
         """Publish what has accumulated now (at shutdown)."""
-        self._flush()
+        self._close()
+        while self._closed:
+            self._publish_summary(*self._closed.pop(0))
         self._flush_raw()
 
-    def _flush(self) -> None:
-        if not self._acc or self._bucket is None:
-            self._acc.clear()
-            return
-        t = int(self._bucket * self.interval_s * 1e9)
+    def _close(self) -> None:
+        if self._acc and self._bucket is not None:
+            self._closed.append((self._bucket, self._acc))
+        self._acc = {}
+
+    def _publish_summary(self, bucket: int, accs: dict[tuple[str, str], _Acc]) -> None:
+        t = int(bucket * self.interval_s * 1e9)
         items = [
             SummaryItem(
                 bed=bed,
@@ -121,9 +130,8 @@ class Summarizer:
                 last=a.last,
                 invalid=a.invalid,
             )
-            for (bed, param), a in self._acc.items()
+            for (bed, param), a in accs.items()
         ]
-        self._acc.clear()
         self.publish("summaries", Summary(v=VERSION, gw=self.gateway, seq=0, interval_s=self.interval_s, items=items))
         self.summaries_sent += 1
         if self.scores is not None:

@@ -116,6 +116,7 @@ class Uplink:
         self.status_interval_s = status_interval_s
         self.reconnect = (reconnect_min_s, reconnect_max_s)
         self.software = software
+        self.drain_timeout_s = 5.0
         self.resume_holdoff_s = resume_holdoff_s
         self._was_lost = False
         self.models: dict[str, str] = {}  # set by the model slots; reported in the status
@@ -175,6 +176,13 @@ class Uplink:
             delay = min(delay * 2, self.reconnect[1])
 
     async def stop(self) -> None:
+        """Drain first: while connected, wait (at most ``drain_timeout_s``) for the outbox to empty, so a clean
+        stop sends what the pipeline's final flush produced. Whatever is left stays in the outbox for the
+        next start."""
+        deadline = time.monotonic() + self.drain_timeout_s
+        while self.connected and self.outbox.backlog() > 0 and time.monotonic() < deadline:
+            self._wake.set()
+            await asyncio.sleep(0.05)
         self._stopping = True
         self._wake.set()
         self._halt.set()

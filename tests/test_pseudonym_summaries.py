@@ -37,7 +37,9 @@ def test_summaries_per_interval_with_invalid_counted() -> None:
     s.on_sample(_s("b1", "heart_rate", math.nan, 104.0, Quality.SENSOR_OFF))
     s.on_sample(_s("b1", "spo2", 97.0, 105.0))
     assert out == []
-    s.on_sample(_s("b1", "heart_rate", 90.0, 111.0))  # next interval flushes the first
+    s.on_sample(_s("b1", "heart_rate", 90.0, 111.0))  # next interval: the first is set aside...
+    assert out == []  # ...and not built or encoded on the device's callback
+    s.tick(0.0, 111.5)  # the tick publishes it
     assert len(out) == 1
     stream, msg = out[0]
     assert stream == "summaries" and isinstance(msg, Summary)
@@ -53,7 +55,10 @@ def test_raw_numerics_optional() -> None:
     out: list[tuple[str, Message]] = []
     s = Summarizer("gw1", lambda stream, m: out.append((stream, m)), Pseudonymizer(b"k" * 32), raw=True, raw_batch=2)
     s.on_sample(_s("b1", "spo2", 97.0, 1.0))
+    s.tick(1.5, 1.5)
+    assert out == []  # neither full nor 5 s old
     s.on_sample(_s("b1", "spo2", 96.0, 2.0))
+    s.tick(2.5, 2.5)
     assert [st for st, _ in out] == ["bulk"]
     assert isinstance(out[0][1], RawBatch) and [r.value for r in out[0][1].items] == [97.0, 96.0]
 

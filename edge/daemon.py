@@ -167,9 +167,7 @@ class EdgeDaemon:
             self.alarm_latency.observe(max(0.0, d.delivered_mono - a.recv_mono))
 
     def _on_audit(self, r: AuditRecord) -> None:
-        log.info("alarm_" + r.action, alarm_id=r.alarm_id, bed=r.bed, condition=r.condition, by=r.by,
-                 duration_s=r.duration_s)
-        self.publish(
+        self.publish(  # the manager logs the audit record itself
             "events",
             Event(v=VERSION, gw=self.gateway, seq=0, t=int(r.at_wall * 1e9), kind="alarm_" + r.action, bed=r.bed,
                   detail={"alarm_id": r.alarm_id, "condition": r.condition, "by": r.by, "duration_s": r.duration_s}),
@@ -226,7 +224,7 @@ class EdgeDaemon:
 
     def _open_alarms(self) -> dict[tuple[str, ...], float]:
         counts: dict[tuple[str, ...], float] = {("high",): 0.0, ("medium",): 0.0, ("low",): 0.0}
-        for a in self.clinical.manager.sorted_open():
+        for a in self.clinical.manager.open_alarms():
             key = (a.priority.label,)
             counts[key] = counts.get(key, 0.0) + 1
         return counts

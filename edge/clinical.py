@@ -136,7 +136,7 @@ class ClinicalStage:
             prof = self._profiles[self.cfg.default_profile]
             b = self.beds[bed] = _Bed(BedState(bed, prof.name, patient), prof)
             self._beds_cache = None
-        elif patient and not b.st.patient:
+        elif patient and patient != b.st.patient:  # set, or changed by the device (HL7 PID-3: a new admission)
             b.st.patient = patient
         return b
 

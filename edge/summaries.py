@@ -74,7 +74,9 @@ class Summarizer:
         key = (s.bed, s.parameter)
         acc = self._acc.get(key)
         if acc is None:
-            acc = self._acc[key] = _Acc(self.pseudonyms.pseudonym(s.patient or self.patients.get(s.bed, "")))
+            if s.patient:  # a device that names the patient (HL7 PID-3) keeps the bed's reference current
+                self.patients[s.bed] = s.patient
+            acc = self._acc[key] = _Acc(self.pseudonyms.pseudonym(self.patients.get(s.bed, "")))
         if s.quality or s.value != s.value:  # flags set, or NaN
             acc.invalid += 1
         else:

@@ -80,3 +80,19 @@ def test_scores_go_up_with_each_summary_pseudonymised() -> None:
     item = scores.items[0]
     assert (item.bed, item.news2, item.anomaly, item.t) == ("b1", 5, 0.42, 100 * 10**9)
     assert item.patient == ps.pseudonym("MRN-1")
+
+
+def test_patient_named_by_the_device_is_used_for_summaries_and_scores() -> None:
+    from wire.messages import Scores
+
+    out: list[tuple[str, Message]] = []
+    ps = Pseudonymizer(b"k" * 32)
+    s = Summarizer("gw1", lambda stream, m: out.append((stream, m)), ps, interval_s=10.0,
+                   scores=lambda: {"b7": (3, None)})
+    sample = _s("b7", "heart_rate", 80.0, 100.0)
+    sample.patient = "PID-3-778899"  # an HL7 monitor names the patient; the config does not
+    s.on_sample(sample)
+    s.tick(0.0, 111.0)
+    summary, scores = out[0][1], out[1][1]
+    assert isinstance(summary, Summary) and isinstance(scores, Scores)
+    assert summary.items[0].patient == scores.items[0].patient == ps.pseudonym("PID-3-778899")

@@ -30,6 +30,7 @@ from edge.pseudonym import Pseudonymizer
 from edge.shadow import ShadowScorer
 from edge.summaries import Summarizer
 from edge.uplink import Uplink
+from edge.video.config import VideoConfig
 from firmware_bridge.sources import make_source
 from pulsegate import __version__
 from pulsegate.configbase import read_secret
@@ -38,7 +39,7 @@ from pulsegate.logs import get_logger
 from pulsegate.metrics import new_registry
 from pulsegate.supervisor import Component, Progress, Supervisor
 from wire.messages import VERSION, Alarm, Event, Message
-from wire.model_manifest import load_public_key, version_tuple
+from wire.model_manifest import ManifestError, load_public_key, version_tuple
 
 log = get_logger("edge.daemon")
 
@@ -104,7 +105,8 @@ class EdgeDaemon:
         if cfg.video is not None:
             from edge.video.service import video_components
 
-            self.video = video_components(cfg.video, self._on_finding, self.progress, list(cfg.models.trusted_keys))
+            self.video = video_components(self._video_config(cfg.video), self._on_finding, self.progress,
+                                          list(cfg.models.trusted_keys))
         self.app = web.Application()
         self.nurse.setup(self.app)
         self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health)
@@ -135,6 +137,24 @@ class EdgeDaemon:
         best = max(models, key=lambda m: version_tuple(m.version))
         self.model_versions[ANOMALY_MODEL] = best.version
         return ShadowScorer(best)
+
+    def _video_config(self, video: VideoConfig) -> VideoConfig:
+        """Use the endoscopy model the model slots installed when it is newer than the configured one."""
+        from edge.video.config import MODEL_NAME as VIDEO_MODEL
+        from edge.video.segmodel import resolve_model_dir
+
+        keys = [load_public_key(k) for k in (video.trusted_keys or self.cfg.models.trusted_keys)]
+        installed = newest_verified(self.cfg.gateway.state_dir / "models" / VIDEO_MODEL, keys) if keys else None
+        if installed is None:
+            return video
+        try:
+            configured = version_tuple(resolve_model_dir(video.models_dir, video.model_version).name)
+        except ManifestError:
+            configured = ()
+        if version_tuple(installed.name) <= configured:
+            return video
+        self.model_versions[VIDEO_MODEL] = installed.name
+        return video.model_copy(update={"models_dir": installed.parent.parent, "model_version": installed.name})
 
     def _trusted_keys(self) -> list[Path]:
         return list(self.cfg.clinical.anomaly.trusted_keys or self.cfg.models.trusted_keys)

@@ -176,3 +176,41 @@ def test_versions_are_strict_dotted_integers(bad: str) -> None:
     with pytest.raises(ManifestError):
         version_tuple(bad)
     assert version_tuple("1.10.2") > version_tuple("1.9.9")
+
+
+def test_gateway_starts_the_newer_endoscopy_model_installed_by_the_slots(tmp_path: Path) -> None:
+    from edge.config import load_edge_config
+    from edge.daemon import EdgeDaemon
+
+    shipped = sorted((REPO / "models" / "endoscopy-seg").iterdir())[-1]
+    slot = tmp_path / "state" / "models" / "endoscopy-seg"
+    installed = slot / "9.0.0"
+    shutil.copytree(shipped, installed)
+    manifest = json.loads((installed / "manifest.json").read_text())
+    manifest["version"] = "9.0.0"
+    (installed / "manifest.json").write_text(json.dumps(manifest))
+    sign_model_dir(installed, load_private_key(DEV_KEY))
+    (slot / "ACTIVE").write_text("9.0.0")
+    (tmp_path / "key").write_text("k" * 32)
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f"""
+[gateway]
+id = "gw"
+site = "s"
+state_dir = "{tmp_path / 'state'}"
+pseudonym_key = "key"
+[local_bus]
+enabled = false
+[models]
+trusted_keys = ["{DEV_PUB}"]
+[video]
+source = "{REPO / 'examples' / 'video' / 'kvasir-demo.mp4'}"
+room = "endo"
+live_port = 0
+""")
+    daemon = EdgeDaemon(load_edge_config(cfg), tmp_path)
+    assert daemon.model_versions["endoscopy-seg"] == "9.0.0"
+    # tampered on disk after installation: refused, the configured (shipped) model runs instead
+    (installed / "model.tflite").write_bytes(b"not a model")
+    daemon = EdgeDaemon(load_edge_config(cfg), tmp_path)
+    assert "endoscopy-seg" not in daemon.model_versions

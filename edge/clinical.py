@@ -184,14 +184,14 @@ class ClinicalStage:
         i = st.update(s)
         if i < 0:
             j = SLOT.get(s.parameter, -1)
-            if j >= 0 and s.quality & Quality.SENSOR_OFF:
-                if not b.sensor_off & (1 << j):
-                    b.sensor_off |= 1 << j
-                self._tech_update(b, "sensor_off", s.parameter, True, s.recv_mono, s.recv_wall)
+            if j >= 0 and s.quality & Quality.SENSOR_OFF and not b.sensor_off & (1 << j):  # on the transition
+                b.sensor_off |= 1 << j
+                # one probe, one alarm: keyed by the device (an oximeter's SpO2 and pulse rate share a probe)
+                self._tech_update(b, "sensor_off", s.device or s.parameter, True, s.recv_mono, s.recv_wall)
             return
         if b.sensor_off & (1 << i):
             b.sensor_off &= ~(1 << i)
-            self._tech_update(b, "sensor_off", s.parameter, False, s.recv_mono, s.recv_wall)
+            self._tech_update(b, "sensor_off", s.device or s.parameter, False, s.recv_mono, s.recv_wall)
         if i == PR and s.recv_mono - st.t_valid[HR] <= 10.0:
             return  # ECG heart rate is present: its rules already run on it
         rules = b.prof.by_slot[i]
@@ -228,7 +228,10 @@ class ClinicalStage:
             active = e.active
         if cond not in self._tech:
             return
-        param = e.parameter if cond in ("sensor_off", "probe_fault", "low_signal") else e.device
+        if cond == "sensor_off":
+            param = e.device or e.parameter  # the same key as the samples' sensor-off state: one alarm per probe
+        else:
+            param = e.parameter if cond in ("probe_fault", "low_signal") else e.device
         if cond in ("disconnected", "silent"):
             key = f"{cond}:{e.device}"
             if active:

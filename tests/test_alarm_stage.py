@@ -14,7 +14,7 @@ from edge.bedstate import BedState
 from edge.clinical import ClinicalStage
 from wire.sample import DeviceEvent, Quality, Sample
 
-UNITS = {"heart_rate": "/min", "spo2": "%", "resp_rate": "/min", "nibp_sys": "mm[Hg]", "temperature": "Cel"}
+UNITS = {"heart_rate": "/min", "pulse_rate": "/min", "spo2": "%", "resp_rate": "/min", "nibp_sys": "mm[Hg]", "temperature": "Cel"}
 NORMAL = {"heart_rate": 75.0, "spo2": 97.0, "resp_rate": 15.0, "nibp_sys": 125.0, "temperature": 36.8}
 
 
@@ -258,3 +258,20 @@ def test_tick_spreads_news2_over_the_second_and_batches_the_model() -> None:
     assert done_per_tick == [50, 100, 150, 200]  # ticks every 0.25 s: a quarter of the beds each
     assert scorer.batches == [64, 64, 64, 8]  # 200 beds with a new minute: 4 invokes on consecutive ticks
     assert stage.manager.open_count == 200 and stage.anomaly_beds_scored == 200
+
+
+def test_one_probe_off_raises_one_technical_alarm() -> None:
+    """An oximeter's SpO2 and pulse rate share one probe: samples and the device's event make ONE alarm."""
+    env = Env()
+    for _ in range(30):
+        env.second()
+    for k in range(40):
+        for param in ("spo2", "pulse_rate"):
+            s = Sample("b1", param, math.nan, UNITS[param], env.t, env.t, Quality.SENSOR_OFF, device="rad8-b1")
+            env.stage.on_sample(s)
+        if k == 0:
+            env.stage.on_device_event(DeviceEvent("b1", "rad8-b1", "sensor_off", True, env.t, env.t, "spo2"))
+        env.stage.tick(env.t, env.t)
+        env.t += 1.0
+    raised = [u.alarm.condition for u in env.got if u.event is Event.RAISED and u.alarm.kind is Kind.TECHNICAL]
+    assert [c for c in raised if c.startswith("sensor_off")] == ["sensor_off:rad8-b1"]

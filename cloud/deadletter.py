@@ -4,7 +4,8 @@ One JSON line per entry in ``<dir>/deadletter-YYYYMMDD.jsonl``: when, why
 (``reason`` is the metric label), the topic, and either the raw payload
 (base64; a message that failed decoding or the topic check) or the refused
 line-protocol point. Entries never block the stream: the message is
-acknowledged once its dead letter is written. Writes happen in a worker
+acknowledged once its dead letter is written, or once writing it failed (a
+full disk is counted in ``write_errors`` and logged, and never stalls ingest). Writes happen in a worker
 thread so the event loop never waits on the disk.
 
 Inspect with ``read_entries(dir)`` (or ``jq`` on the files).
@@ -21,9 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pulsegate.logs import get_logger
+
+log = get_logger("cloud.deadletter")
+
 
 class DeadLetters:
     def __init__(self, directory: Path | None) -> None:
+        self.write_errors = 0
         self.directory = Path(directory) if directory else None
         self.counts: Counter[str] = Counter()
         if self.directory:
@@ -52,7 +58,13 @@ class DeadLetters:
         if not recs or self.directory is None:
             return
         text = "".join(json.dumps(r) + "\n" for r in recs)
-        await asyncio.to_thread(self._append, text)
+        try:
+            await asyncio.to_thread(self._append, text)
+        except OSError as exc:
+            # a full or read-only disk must not stall the stream: the rejection is still counted by reason
+            # (pulsegate_ingest_deadletters_total) and the write failure too; only the copy is lost
+            self.write_errors += 1
+            log.error("deadletter_write_failed", error=str(exc)[:200], records=len(recs))
 
     def _append(self, text: str) -> None:
         with self._path().open("a", encoding="utf-8") as f:

@@ -91,3 +91,14 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_flow(broker: Mosquit
     text = generate_latest(registry).decode()
     assert 'pulsegate_ingest_deadletters_total{reason="gateway_mismatch"} 1.0' in text
     assert worker.acked >= 26  # the bad ones were acknowledged too: nothing is redelivered forever
+
+
+async def test_deadletter_write_failure_is_counted_not_raised(tmp_path: Path) -> None:
+    from cloud.deadletter import DeadLetters
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the folder should be")
+    dl = DeadLetters(tmp_path)
+    dl.directory = blocker  # every append now fails with an OSError
+    await dl.payloads([("malformed", "pg/v1/s/g/summaries", b"\x00", "bad")])
+    assert dl.counts["malformed"] == 1 and dl.write_errors == 1

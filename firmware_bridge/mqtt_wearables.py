@@ -64,6 +64,9 @@ def parse_payload(suffix_json: bool, payload: bytes) -> bytes | None:
     return None
 
 
+MAX_UNMAPPED_DEVICES = 16  # without a ``devices`` map, at most this many wearables are followed for the bed
+
+
 class WearableMqttSource:
     """Subscribe to the bridge's topics on the local broker; one GattDecoder per wearable."""
 
@@ -119,6 +122,9 @@ class WearableMqttSource:
             return
         dec = self.decoders.get(dev)
         if dec is None:
+            if not self.beds and len(self.decoders) >= MAX_UNMAPPED_DEVICES:
+                self.unknown_devices += 1  # no device map: bound what passing wearables can make us track
+                return
             name = self.names.get(dev, parts[0])
             dec = self.decoders[dev] = GattDecoder(bed, name)
             self._event(name, bed, "connected", True, f"first value on 0x{uuid:04X}")

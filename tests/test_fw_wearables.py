@@ -105,3 +105,15 @@ async def test_broker_loss_is_a_technical_condition_and_recovers(tmp_path: Path,
             assert src.connects == 2
     finally:
         own.stop()
+
+
+def test_without_a_device_map_passing_wearables_are_bounded() -> None:
+    from firmware_bridge.mqtt_wearables import MAX_UNMAPPED_DEVICES
+
+    got: list[object] = []
+    cfg = parse_device({"driver": "wearable_mqtt", "id": "bridge", "bed": "b1", "port": 1883})
+    src = make_source(cfg, got.append, got.append)
+    for i in range(MAX_UNMAPPED_DEVICES + 10):
+        src.handle(f"pulsegate/ble/AA:BB:CC:DD:EE:{i:02X}/2a37", bytes([0x00, 80]), 1.0, 1.0)  # type: ignore[attr-defined]
+    assert len(src.decoders) == MAX_UNMAPPED_DEVICES  # type: ignore[attr-defined]
+    assert src.unknown_devices == 10  # type: ignore[attr-defined]

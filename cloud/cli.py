@@ -30,9 +30,9 @@ def _publish(args: argparse.Namespace) -> int:
     import json
 
     from cloud.model_publish import publish_model
-    from pulsegate.configbase import read_secret
+    from pulsegate.configbase import read_optional_secret
 
-    password = read_secret(str(args.password_file)).decode() if args.password_file else None
+    password = read_optional_secret(str(args.password_file) if args.password_file else None)
     try:
         size = publish_model(args.model_dir, args.host, args.port, args.site, args.gateway, args.username, password,
                              args.tls_ca)

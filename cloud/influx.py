@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from pulsegate.configbase import Section, read_secret
+from pulsegate.configbase import Section, read_optional_secret
 
 
 class InfluxConfig(Section):
@@ -69,7 +69,7 @@ class InfluxWriter:
 
     @classmethod
     def from_config(cls, cfg: InfluxConfig, base: Path | None = None) -> InfluxWriter:
-        password = read_secret(cfg.password_file, base).decode() if cfg.password_file else None
+        password = read_optional_secret(cfg.password_file, base)
         return cls(cfg.url, cfg.database, cfg.username, password, cfg.timeout_s)
 
     def _http(self) -> aiohttp.ClientSession:

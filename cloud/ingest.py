@@ -40,7 +40,7 @@ from cloud.delivery import Delivery, DeliveryAborted
 from cloud.influx import InfluxConfig, InfluxWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
 from cloud.retention import ensure_schema
-from pulsegate.configbase import read_secret
+from pulsegate.configbase import read_optional_secret
 from pulsegate.logs import get_logger
 from pulsegate.supervisor import Tier
 from wire import topics
@@ -143,7 +143,7 @@ class IngestWorker:
     @classmethod
     def from_config(cls, cfg: IngestConfig, influx: InfluxWriter, schema: InfluxConfig | None = None,
                     base: Path | None = None, registry: CollectorRegistry | None = None) -> IngestWorker:
-        password = read_secret(cfg.password_file, base).decode() if cfg.password_file else None
+        password = read_optional_secret(cfg.password_file, base)
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
                    Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
                    password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry,

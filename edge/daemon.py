@@ -29,7 +29,7 @@ from edge.pipeline import Pipeline
 from edge.pseudonym import Pseudonymizer
 from edge.shadow import ShadowScorer
 from edge.summaries import Summarizer
-from edge.uplink import Uplink
+from edge.uplink import Uplink, open_outbox
 from edge.video.config import VideoConfig
 from firmware_bridge.sources import make_source
 from pulsegate import __version__
@@ -55,10 +55,7 @@ class EdgeDaemon:
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
         if cfg.uplink is not None:
-            path = Path(cfg.uplink.outbox_path)
-            if not path.is_absolute():
-                path = cfg.gateway.state_dir / path
-            self.outbox = Outbox(path, gw, int(cfg.uplink.quota_mb * 1024 * 1024), sync=cfg.uplink.sync)
+            self.outbox = open_outbox(cfg.uplink, gw, cfg.gateway.state_dir)
             self.uplink = Uplink.from_config(
                 cfg.uplink, self.outbox, gw, config_dir, software=f"pulsegate {__version__}", site=cfg.gateway.site
             )

@@ -36,7 +36,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.outbox import Outbox
-from pulsegate.configbase import Section, read_secret
+from pulsegate.configbase import Section, read_optional_secret
 from pulsegate.logs import get_logger
 from pulsegate.supervisor import Tier
 from wire import codec, messages, topics
@@ -142,7 +142,7 @@ class Uplink:
     @classmethod
     def from_config(cls, cfg: UplinkConfig, outbox: Outbox, gateway: str, base: Path | None = None,
                     software: str = "", site: str | None = None) -> Uplink:
-        password = read_secret(cfg.password_file, base).decode() if cfg.password_file else None
+        password = read_optional_secret(cfg.password_file, base)
         site = cfg.site or site
         if site is None:
             raise ValueError("uplink: no site (set [gateway] site)")

@@ -40,3 +40,8 @@ def read_secret(ref: str, base: Path | None = None) -> bytes:
     if not data:
         raise SecretError(f"secret {ref} is empty")
     return data
+
+
+def read_optional_secret(ref: str | None, base: Path | None = None) -> str | None:
+    """A text secret (password) named by ``ref``, or None when the config names none."""
+    return read_secret(ref, base).decode() if ref else None

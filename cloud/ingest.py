@@ -16,6 +16,13 @@ A batch is handed over when it reaches ``batch_points``, when ``flush_s``
 passed, or (``eager``, the default) as soon as the writer is idle and no more
 messages are waiting: a quiet stream is written at once, a busy one in full
 batches.
+
+Receipts (contract v2, cloud/receipts.py): once InfluxDB accepted a batch, its
+v2 messages are marked written and a cumulative receipt goes to each
+gateway's ``receipts`` topic (QoS 1, at most one per gateway per
+``receipt_interval_s``); the gateway forgets a record only then. The worker
+subscribes to the five uplink streams one by one, so it never receives the
+downlink (its own receipts, model offers).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +47,7 @@ from cloud.deadletter import DeadLetters
 from cloud.delivery import Delivery, DeliveryAborted
 from cloud.influx import InfluxConfig, InfluxWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
+from cloud.receipts import Mark, ReceiptSender
 from cloud.retention import ensure_schema
 from pulsegate.configbase import read_optional_secret
 from pulsegate.logs import get_logger
@@ -56,6 +65,7 @@ class _Batch:
     lines: list[str] = field(default_factory=list)
     mids: list[int] = field(default_factory=list)
     dead: list[tuple[str, str, bytes, str]] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
 
 
 class IngestWorker:
@@ -86,6 +96,8 @@ class IngestWorker:
         reconnect_max_s: float = 1.0,
         eager: bool = True,
         end_session_on_stop: bool = False,
+        receipts: bool = True,
+        receipt_interval_s: float = 1.0,
     ) -> None:
         # reconnect fast (a worker sits next to its broker): after a broker restart mosquitto 2.0 has
         # forgotten the $share subscription, and messages published before we re-subscribe are dropped
@@ -107,6 +119,10 @@ class IngestWorker:
         # stop it unsubscribes, drains what is already assigned to it, and ends its session.
         self.end_session_on_stop = end_session_on_stop
         self.deadletters = DeadLetters(deadletter_dir)
+        self.receipts = ReceiptSender(receipt_interval_s, enabled=receipts)
+        # fault injection (bench faults, tests): called after InfluxDB accepted a batch, before its
+        # receipts and acknowledgements
+        self.on_written: Callable[[int], None] | None = None
         self.delivery = Delivery(influx)
         self.connected = False
         self.received = 0
@@ -147,7 +163,8 @@ class IngestWorker:
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
                    Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
                    password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry,
-                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush, cfg.end_session_on_stop)
+                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush, cfg.end_session_on_stop,
+                   cfg.receipts, cfg.receipt_interval_s)
 
     # ---- Component ---------------------------------------------------------------------
 
@@ -228,12 +245,18 @@ class IngestWorker:
             except TimeoutError:
                 ok = False
             if not ok:
-                log.warning("ingest_subscribe_failed", filter=topics.ingest_filter(self.group))
+                log.warning("ingest_subscribe_failed", group=self.group)
                 return
             self.connected = True
             self.connects += 1
-            log.info("ingest_connected", client_id=self.client_id, filter=topics.ingest_filter(self.group))
-            rest = await self._collect(gen, batches)
+            log.info("ingest_connected", client_id=self.client_id, group=self.group)
+            sender = asyncio.create_task(self.receipts.run(lambda t, p: self._publish(client, t, p), self._lost),
+                                         name=f"ingest[{self.client_id}].receipts")
+            try:
+                rest = await self._collect(gen, batches)
+            finally:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
         finally:
             self.connected = False
             if self._stopping.is_set():
@@ -348,7 +371,7 @@ class IngestWorker:
     def _unsubscribe(self) -> None:
         self._unsubscribed = False
         if self._client is not None:
-            self._client.unsubscribe(topics.ingest_filter(self.group))
+            self._client.unsubscribe(topics.ingest_filters(self.group))
 
     def _unsubscribed_cb(self) -> None:
         self._unsubscribed = True
@@ -364,8 +387,10 @@ class IngestWorker:
         if isinstance(got, Rejection):
             batch.dead.append((got.reason, topic, payload, got.detail))
             return
-        batch.lines.extend(got)
-        self.points += len(got)
+        batch.lines.extend(got.lines)
+        if got.mark is not None:
+            batch.marks.append(got.mark)
+        self.points += len(got.lines)
 
     async def _writer(self, batches: asyncio.Queue[_Batch | None]) -> None:
         while True:
@@ -385,6 +410,9 @@ class IngestWorker:
             if batch.dead:
                 await self.deadletters.payloads(batch.dead)
             self.batches += 1
+            if self.on_written is not None:
+                self.on_written(self.batches)
+            self.receipts.written(batch.marks)  # written, also from a lost link's batch: receipts may say so
             self._ack(batch)
 
     def _ack(self, batch: _Batch) -> None:
@@ -414,6 +442,9 @@ class IngestWorker:
             self._deliver_msg, (gen, m.mid if m.qos else 0, m._topic.decode("utf-8", "replace"), m.payload))
         return client
 
+    def _publish(self, client: mqtt.Client, topic: str, payload: bytes) -> bool:
+        return client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+
     def _call(self, fn: Any, *args: Any) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -423,7 +454,7 @@ class IngestWorker:
         if rc.is_failure:
             self._call(self._subscribed, False)
             return
-        client.subscribe(topics.ingest_filter(self.group), options=SubscribeOptions(qos=1))
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in topics.ingest_filters(self.group)])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any) -> None:
         self._call(self._subscribed, all(not rc.is_failure for rc in rcs))

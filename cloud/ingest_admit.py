@@ -2,7 +2,7 @@
 
 :func:`admit` turns one message from the uplink subscription into line-protocol
 points, or into a :class:`Rejection` whose ``reason`` is a metric label and a
-dead-letter key: ``topic`` (not a v1 uplink topic), the ``wire.codec.WireError``
+dead-letter key: ``topic`` (not an uplink topic), the ``wire.codec.WireError``
 reasons (``malformed``, ``schema``, ``version``, ``oversize``), and
 ``gateway_mismatch`` (the message's ``gw`` is not the gateway of its topic: one
 gateway speaking for another).
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cloud import points
+from cloud.receipts import Mark, mark_of
 from pulsegate.configbase import Section
 from wire import codec, topics
 
@@ -39,6 +40,8 @@ class IngestConfig(Section):
     eager_flush: bool = True
     end_session_on_stop: bool = False
     deadletter_dir: str = "/var/lib/pulsegate/deadletter"
+    receipts: bool = True  # contract v2: tell v2 gateways what was written (pg/v1/{site}/{gw}/receipts)
+    receipt_interval_s: float = 1.0  # at most one receipt per gateway this often (coalesced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +50,14 @@ class Rejection:
     detail: str
 
 
-def admit(topic: str, payload: bytes) -> list[str] | Rejection:
-    """Points of a valid message on its own gateway's topic, else why not."""
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    lines: list[str]
+    mark: Mark | None  # what to receipt once the lines are written (None: a v1 message)
+
+
+def admit(topic: str, payload: bytes) -> Admitted | Rejection:
+    """Points of a valid message (contract v1 or v2) on its own gateway's topic, else why not."""
     try:
         site, gw, stream = topics.parse_uplink(topic)
     except topics.TopicError as exc:
@@ -59,4 +68,4 @@ def admit(topic: str, payload: bytes) -> list[str] | Rejection:
         return Rejection(exc.reason, exc.detail)
     if msg.gw != gw:
         return Rejection("gateway_mismatch", f"message gw {msg.gw[:64]!r} on topic of {gw!r}")
-    return points.to_lines(msg, site, stream)
+    return Admitted(points.to_lines(msg, site, stream), mark_of(site, msg, stream))

@@ -12,7 +12,7 @@ import zlib
 
 import msgspec
 
-from wire.messages import VERSION, Message
+from wire.messages import SUPPORTED, Message, Receipt
 
 MAX_PAYLOAD = 256 * 1024  # bytes on the wire
 MAX_DECOMPRESSED = 4 * 1024 * 1024  # bytes after inflating; bounds a zip bomb
@@ -21,10 +21,12 @@ ZLIB_MARK = 0xC1  # "never used" in MessagePack, so a marked payload cannot be c
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)  # type: ignore[arg-type]
+_receipt_decoder = msgspec.msgpack.Decoder(Receipt)
+MAX_RECEIPT = 64 * 1024  # bytes; a receipt names ranges, never data
 
 
 class WireError(ValueError):
-    """A payload that is not a valid v1 message. ``reason`` is a metric label."""
+    """A payload that is not a valid contract message. ``reason`` is a metric label."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -64,6 +66,25 @@ def decode(payload: bytes) -> Message:
         raise WireError("schema", str(exc)[:300]) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError("malformed", str(exc)[:300]) from None
-    if msg.v != VERSION:
+    if msg.v not in SUPPORTED:
         raise WireError("version", f"unsupported contract version {msg.v}")
     return msg
+
+
+def encode_receipt(receipt: Receipt) -> bytes:
+    return _encoder.encode(receipt)
+
+
+def decode_receipt(payload: bytes) -> Receipt:
+    """Strict decoding of a receipt (the gateway's only input from the ingest); WireError otherwise."""
+    if len(payload) > MAX_RECEIPT:
+        raise WireError("oversize", f"{len(payload)} bytes > {MAX_RECEIPT}")
+    try:
+        rct = _receipt_decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise WireError("schema", str(exc)[:300]) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise WireError("malformed", str(exc)[:300]) from None
+    if rct.v not in SUPPORTED or rct.v < 2:
+        raise WireError("version", f"unsupported receipt version {rct.v}")
+    return rct

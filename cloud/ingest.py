@@ -93,7 +93,7 @@ class IngestWorker:
         schema: InfluxConfig | None = None,
         registry: CollectorRegistry | None = None,
         reconnect_min_s: float = 0.1,
-        reconnect_max_s: float = 1.0,
+        reconnect_max_s: float = 0.25,
         eager: bool = True,
         end_session_on_stop: bool = False,
         receipts: bool = True,

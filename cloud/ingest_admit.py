@@ -36,7 +36,7 @@ class IngestConfig(Section):
     session_expiry_s: int = 24 * 3600
     keepalive_s: int = 30
     reconnect_min_s: float = 0.1
-    reconnect_max_s: float = 1.0
+    reconnect_max_s: float = 0.25  # back within 0.25 s of a broker restart: gateways no longer hold off
     eager_flush: bool = True
     end_session_on_stop: bool = False
     deadletter_dir: str = "/var/lib/pulsegate/deadletter"

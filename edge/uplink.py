@@ -119,6 +119,7 @@ class Uplink:
         self.receipt_errors = 0
         self.no_subscribers = 0
         self._probing = False
+        self._probe_mid = -1  # the mid of the one record published while probing
         self._probe_s = PROBE_MIN_S
         self._resume_at = 0.0
         self._rescan = False
@@ -299,6 +300,8 @@ class Uplink:
                 break
             self._inflight[info.mid] = rec.id
             self.ledger.sent(rec.id, rec.stream, rec.seq, rec.created)
+            if self._probing:
+                self._probe_mid = info.mid
             n += 1
         self.published += n
         return n
@@ -447,7 +450,7 @@ class Uplink:
                 self.refused += 1
                 log.warning("uplink_publish_refused", reason=rc)
             else:
-                self._no_subscribers()
+                self._no_subscribers(mid)
         else:
             self.acked += 1
             if self._probing:
@@ -462,17 +465,17 @@ class Uplink:
                 self.ledger.acked(rid, time.monotonic())
         self._wake.set()
 
-    def _no_subscribers(self) -> None:
+    def _no_subscribers(self, mid: int) -> None:
         self.no_subscribers += 1
         self._rescan = True
         now = time.monotonic()
         if not self._probing:
-            self._probing, self._probe_s = True, PROBE_MIN_S
+            self._probing, self._probe_s, self._probe_mid = True, PROBE_MIN_S, -1
             log.warning("uplink_no_subscribers", hint="the ingest is not subscribed (broker restarted?)")
-        elif now < self._resume_at:
-            return  # the rest of the window that went out before the first 0x10 came back
-        else:
+        elif mid == self._probe_mid:  # the probe came back 0x10 too: wait longer
             self._probe_s = min(self._probe_s * 2, PROBE_MAX_S)
+        else:
+            return  # the rest of the window that went out before the first 0x10 came back
         self._resume_at = now + self._probe_s
 
     def _receipt_cb(self, payload: bytes) -> None:

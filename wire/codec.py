@@ -9,6 +9,7 @@ reason that the caller counts. Nothing else escapes.
 from __future__ import annotations
 
 import zlib
+from typing import TypeVar
 
 import msgspec
 
@@ -19,6 +20,7 @@ MAX_DECOMPRESSED = 4 * 1024 * 1024  # bytes after inflating; bounds a zip bomb
 COMPRESS_ABOVE = 1024  # bytes; smaller messages (alarms, status) go uncompressed
 ZLIB_MARK = 0xC1  # "never used" in MessagePack, so a marked payload cannot be confused with a plain one
 
+T = TypeVar("T")
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)  # type: ignore[arg-type]
 _receipt_decoder = msgspec.msgpack.Decoder(Receipt)
@@ -55,17 +57,21 @@ def _inflate(payload: bytes) -> bytes:
     return body
 
 
+def _strict(decoder: msgspec.msgpack.Decoder[T], payload: bytes) -> T:
+    try:
+        return decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise WireError("schema", str(exc)[:300]) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise WireError("malformed", str(exc)[:300]) from None
+
+
 def decode(payload: bytes) -> Message:
     if len(payload) > MAX_PAYLOAD:
         raise WireError("oversize", f"{len(payload)} bytes > {MAX_PAYLOAD}")
     if payload[:1] == b"\xc1":
         payload = _inflate(payload)
-    try:
-        msg = _decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        raise WireError("schema", str(exc)[:300]) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError("malformed", str(exc)[:300]) from None
+    msg = _strict(_decoder, payload)
     if msg.v not in SUPPORTED:
         raise WireError("version", f"unsupported contract version {msg.v}")
     return msg
@@ -79,12 +85,7 @@ def decode_receipt(payload: bytes) -> Receipt:
     """Strict decoding of a receipt (the gateway's only input from the ingest); WireError otherwise."""
     if len(payload) > MAX_RECEIPT:
         raise WireError("oversize", f"{len(payload)} bytes > {MAX_RECEIPT}")
-    try:
-        rct = _receipt_decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        raise WireError("schema", str(exc)[:300]) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError("malformed", str(exc)[:300]) from None
+    rct = _strict(_receipt_decoder, payload)
     if rct.v not in SUPPORTED or rct.v < 2:
         raise WireError("version", f"unsupported receipt version {rct.v}")
     return rct

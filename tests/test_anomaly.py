@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clinical.anomaly import VitalsAnomalyModel
+from clinical.litert import ModelError
+from clinical.sample import Quality, Sample
 from cloud.training import features as F
 from cloud.training.scenarios import GeneratorParams, generate
 from edge import bedstate as B
-from edge.anomaly import VitalsAnomalyModel
-from edge.clinical_cli import newest_model
-from edge.litert import ModelError
-from wire.model_manifest import ManifestError
-from wire.sample import Quality, Sample
+from wire.model_manifest import ManifestError, newest_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PUB = ROOT / "examples" / "keys" / "dev-signing.pub"
@@ -22,7 +21,7 @@ PUB = ROOT / "examples" / "keys" / "dev-signing.pub"
 
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
-    d = newest_model(ROOT / "models" / "vitals-anomaly")
+    d = newest_model_dir(ROOT / "models", "vitals-anomaly")
     assert d is not None, "no shipped model under models/vitals-anomaly/"
     return d
 
@@ -126,10 +125,10 @@ def test_wrong_model_shape_is_refused(model_dir: Path, tmp_path: Path) -> None:
 
 def test_stage_from_config_raises_anomaly_alarm_for_deteriorating_patient_only(model_dir: Path,
                                                                                  tmp_path: Path) -> None:
+    from clinical.alarms.profiles import ClinicalConfig
+    from clinical.replay import replay
+    from clinical.stage import ClinicalStage
     from cloud.training.scenarios import write_csv
-    from edge.alarms.profiles import ClinicalConfig
-    from edge.clinical import ClinicalStage
-    from edge.replay import replay
 
     cfg = ClinicalConfig.model_validate({"anomaly": {"model_dir": str(model_dir), "trusted_keys": [str(PUB)]}})
     stage = ClinicalStage.from_config(cfg)

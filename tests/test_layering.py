@@ -25,9 +25,9 @@ print('ok')
 @pytest.mark.parametrize(
     ("modules", "blocked"),
     [
-        (["edge.daemon", "edge.cli", "edge.clinical_cli", "edge.video.cli", "firmware_bridge.cli", "edge.replay"],
+        (["edge.daemon", "pulsegate.commands.edge", "pulsegate.commands.replay", "pulsegate.commands.video", "pulsegate.commands.emulate", "clinical.replay"],
          ["cloud", "tensorflow", "keras"]),
-        (["cloud.daemon", "cloud.cli", "cloud.reliability_cli", "cloud.api"], ["edge", "firmware_bridge", "cv2"]),
+        (["cloud.daemon", "pulsegate.commands.cloud", "pulsegate.commands.bench_reliability", "cloud.api"], ["edge", "firmware_bridge", "cv2"]),
         (["wire.codec", "wire.messages", "wire.model_manifest", "wire.model_offer"], ["edge", "cloud", "pulsegate"]),
     ],
 )

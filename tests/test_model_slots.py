@@ -11,12 +11,12 @@ import msgspec
 import numpy as np
 import pytest
 
+from bench.localservices import Mosquitto
+from clinical.anomaly import VitalsAnomalyModel
+from clinical.bedstate import BedState
 from cloud.model_publish import publish_model
-from edge.anomaly import VitalsAnomalyModel
-from edge.bedstate import BedState
 from edge.model_slots import ModelSlots, newest_verified
 from edge.shadow import ShadowResult, ShadowScorer
-from pulsegate.localservices import Mosquitto
 from wire.messages import Event, Message
 from wire.model_manifest import generate_keypair, load_private_key, load_public_key, sign_model_dir
 from wire.model_offer import encode_offer, offer_from_dir

@@ -1,6 +1,6 @@
 """Model inputs from a scenario, computed exactly as the gateway's bed state computes them.
 
-This mirrors edge/bedstate.py with numpy (cloud/ does not import edge/; the
+This mirrors clinical/bedstate.py with numpy (cloud/ does not import edge/; the
 model input is the contract between them, and tests/test_anomaly_features.py
 checks that both give the same windows for the same samples):
 

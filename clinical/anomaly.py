@@ -17,7 +17,8 @@ from typing import Protocol
 import msgspec
 import numpy as np
 
-from clinical.bedstate import N_FEATURES, WINDOW, BedState
+from clinical.bedstate import BedState
+from clinical.features import N_FEATURES, WINDOW, check_manifest_spec
 from clinical.litert import ModelError, ModelRunner
 from wire.model_manifest import Manifest, ManifestError, load_public_key, verify_model_dir
 
@@ -45,6 +46,10 @@ class VitalsAnomalyModel:
                 raise ManifestError(f"{model_dir}: cannot read manifest.json: {exc}") from None
         if manifest.name != MODEL_NAME:
             raise ModelError(f"{model_dir}: manifest names {manifest.name!r}, expected {MODEL_NAME!r}")
+        try:  # the gateway must compute exactly the input the model was trained on
+            check_manifest_spec(manifest.features)
+        except ValueError as exc:
+            raise ModelError(f"{model_dir}: {exc}") from None
         self.manifest = manifest
         self.version = manifest.version
         self.runner = ModelRunner(model_dir / "model.tflite", manifest, num_threads)

@@ -139,7 +139,10 @@ class ModelSlots:
         if offer.name == MODEL_NAME and self.shadow is not None:
             try:  # verified again as it is loaded: nothing on disk is trusted between check and use
                 candidate = await asyncio.to_thread(VitalsAnomalyModel, final, self.num_threads, self.key_paths)
-            except (ModelError, ManifestError):
+            except ModelError as exc:  # signed, but not a model this gateway can run (e.g. another feature spec)
+                self._record_decision(ShadowResult(offer.version, False, 0, 0, 0.0, 0, f"load: {exc}"[:300]))
+                return "rolled_back"
+            except ManifestError:
                 shutil.rmtree(final, ignore_errors=True)
                 raise
             self.shadow.begin(candidate)

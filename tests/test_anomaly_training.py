@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cloud.training.evaluation import score
-from cloud.training.features import buckets, labels
+from cloud.training.labels import buckets, labels
 from cloud.training.scenarios import ARTIFACT, SENSOR_OFF, GeneratorParams, generate, heldout_params
 from cloud.training.vitals_anomaly import simulate_alarms
 

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from clinical.bedstate import HR, SPO2, WINDOW, BedState, trend
+from clinical.bedstate import HR, SPO2, BedState, trend
+from clinical.features import WINDOW
 from clinical.sample import Quality, Sample
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -38,6 +39,7 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True):
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     metrics: dict[str, float | int | str | None] = {}
+    features: dict[str, Any] = {}  # the input feature spec (vitals-anomaly: clinical/features.py FeatureSpec)
     training_data: str = ""
     created: str = ""
     notes: str = ""

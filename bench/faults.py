@@ -1,7 +1,7 @@
 """The fault matrix of the reliable uplink (contract v2 receipts): `pulsegate bench faults --runs N --json`.
 
 Every run of a fault class starts fresh processes: a mosquitto (persistence on,
-autosave every second), the gateway (``edge.outbox_driver``: Outbox + Uplink,
+autosave every second), the gateway (``bench.outbox_driver``: Outbox + Uplink,
 one-point bulk records numbered 1..N, capture time derived from the number)
 and the ingest workers (``cloud.ingest_main``); one influxd serves the whole
 matrix, with a database of its own per run. After the fault the gateway must
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.localservices import Influxd, Mosquitto
 from bench.procs import json_lines, kill, spawn, wait_exit
 from cloud.influx import InfluxWriter
-from pulsegate.localservices import Influxd, Mosquitto
 
 DRAIN_S = 90.0
 
@@ -76,7 +76,7 @@ class Run:
 
     def start_gateway(self, count: int, rate: float, *extra: str) -> None:
         self.gw_starts += 1
-        self.gw = spawn("edge.outbox_driver", "--db", str(self.tmp / "gw.sqlite"), "--gateway", self.gateway,
+        self.gw = spawn("bench.outbox_driver", "--db", str(self.tmp / "gw.sqlite"), "--gateway", self.gateway,
                         "--port", str(self.port), "--count", str(count), "--rate", str(rate),
                         "--receipt-timeout-s", "1", "--receipt-silence-s", "4", *extra,
                         log=self.tmp / f"gw-{self.gw_starts}.log")

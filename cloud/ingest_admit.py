@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cloud import points
 from cloud.receipts import Mark, mark_of
-from pulsegate.configbase import Section
+from runtime.configbase import Section
 from wire import codec, topics
 
 

@@ -50,9 +50,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.outbox import Outbox, Record
 from edge.receipt_ledger import Ledger
 from edge.uplink_config import UplinkConfig, open_outbox
-from pulsegate.configbase import read_optional_secret
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
+from runtime.configbase import read_optional_secret
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
 from wire import codec, messages, topics
 
 log = get_logger("edge.uplink")
@@ -65,7 +65,7 @@ PROBE_MIN_S, PROBE_MAX_S = 0.05, 2.0
 class Uplink:
     name = "uplink"
     tier = Tier.SINK
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(
         self,

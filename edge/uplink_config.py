@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from edge.outbox import Outbox
-from pulsegate.configbase import Section
+from runtime.configbase import Section
 from wire import messages
 
 

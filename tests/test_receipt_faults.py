@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.faults import FAULTS, run_fault
-from pulsegate.localservices import Influxd
+from bench.localservices import Influxd
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from bench.localservices import Influxd, Mosquitto
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from cloud.receipts import RangeSet, ReceiptBook
 from edge.outbox import Outbox
 from edge.receipt_ledger import Ledger
 from edge.uplink import Uplink
-from pulsegate.localservices import Influxd, Mosquitto
 from tests.uplink_fixtures import assert_exactly_once, raw, wait_for_count
 from wire import codec, messages, topics
 

@@ -44,9 +44,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import CollectorRegistry
 
 from cloud.deadletter import DeadLetters
-from cloud.delivery import Delivery, DeliveryAborted
+from cloud.delivery import Delivery
 from cloud.influx import InfluxConfig, InfluxWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
+from cloud.ingest_writer import write_batches
 from cloud.receipts import Mark, ReceiptSender
 from cloud.retention import ensure_schema
 from runtime.configbase import read_optional_secret
@@ -98,6 +99,7 @@ class IngestWorker:
         end_session_on_stop: bool = False,
         receipts: bool = True,
         receipt_interval_s: float = 1.0,
+        write_concurrency: int = 2,
     ) -> None:
         # reconnect fast (a worker sits next to its broker): after a broker restart mosquitto 2.0 has
         # forgotten the $share subscription, and messages published before we re-subscribe are dropped
@@ -120,6 +122,7 @@ class IngestWorker:
         self.end_session_on_stop = end_session_on_stop
         self.deadletters = DeadLetters(deadletter_dir)
         self.receipts = ReceiptSender(receipt_interval_s, enabled=receipts)
+        self.write_concurrency = max(1, write_concurrency)  # batches in flight to InfluxDB (cloud/ingest_writer.py)
         # fault injection (bench faults, tests): called after InfluxDB accepted a batch, before its
         # receipts and acknowledgements
         self.on_written: Callable[[int], None] | None = None
@@ -164,7 +167,7 @@ class IngestWorker:
                    Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
                    password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry,
                    cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush, cfg.end_session_on_stop,
-                   cfg.receipts, cfg.receipt_interval_s)
+                   cfg.receipts, cfg.receipt_interval_s, cfg.write_concurrency)
 
     # ---- Component ---------------------------------------------------------------------
 
@@ -393,27 +396,7 @@ class IngestWorker:
         self.points += len(got.lines)
 
     async def _writer(self, batches: asyncio.Queue[_Batch | None]) -> None:
-        while True:
-            self._writer_busy = False
-            self._arrived.set()  # an idle writer: the collector may hand over what it has
-            batch = await batches.get()
-            if batch is None:
-                return
-            self._writer_busy = True
-            try:
-                rejected = await self.delivery.deliver(batch.lines)
-            except DeliveryAborted:
-                log.warning("ingest_batch_abandoned", messages=len(batch.mids), points=len(batch.lines))
-                return  # not acknowledged: the broker redelivers
-            if rejected:
-                await self.deadletters.points([(f"influx_{r.status}", r.line, r.reason) for r in rejected])
-            if batch.dead:
-                await self.deadletters.payloads(batch.dead)
-            self.batches += 1
-            if self.on_written is not None:
-                self.on_written(self.batches)
-            self.receipts.written(batch.marks)  # written, also from a lost link's batch: receipts may say so
-            self._ack(batch)
+        await write_batches(self, batches)
 
     def _ack(self, batch: _Batch) -> None:
         client = self._client

@@ -42,6 +42,7 @@ class IngestConfig(Section):
     deadletter_dir: str = "/var/lib/pulsegate/deadletter"
     receipts: bool = True  # contract v2: tell v2 gateways what was written (pg/v1/{site}/{gw}/receipts)
     receipt_interval_s: float = 1.0  # at most one receipt per gateway this often (coalesced)
+    write_concurrency: int = 2  # batches in flight to InfluxDB at once (acknowledged in order)
 
 
 @dataclass(frozen=True, slots=True)

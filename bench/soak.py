@@ -100,6 +100,11 @@ async def bench_soak(beds: int, hours: float, fault_every_s: float = 300.0, samp
         faults: list[str] = []
         began = time.monotonic()
         try:
+            while not any("ready" in x for x in json_lines(log)):
+                if gw.poll() is not None or time.monotonic() - began > 60:
+                    raise RuntimeError("gateway driver did not start")
+                await asyncio.sleep(0.1)
+            began = time.monotonic()
             proc = psutil.Process(gw.pid)
             next_fault = began + fault_every_s
             while time.monotonic() - began < duration and gw.poll() is None:

@@ -23,6 +23,6 @@ async def test_fault_loses_nothing_and_doubles_nothing(fault: str, influx: Influ
     assert got["lost"] == 0, got
     assert got["duplicates"] == 0 and got["unexpected"] == 0 and got["conflicts"] == 0, got
     if fault == "lost_receipt":
-        assert got["resent"] > 0 or got["records"] > 0
+        assert got["resent"] > 0  # the receipts were thrown away: the gateway had to re-send
     if fault == "quota_through_faults":
         assert got["dropped"] > 0 and got["reported_dropped"] == got["dropped"], got

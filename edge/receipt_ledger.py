@@ -26,6 +26,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
+from wire import messages
+
 
 @dataclass(slots=True)
 class Pending:
@@ -109,6 +111,13 @@ class Ledger:
                 self.progress = max(self.progress, p.order)
                 done.append(rid)
         self.receipted += len(done)
+        return done
+
+    def apply(self, receipt: messages.Receipt) -> list[int]:
+        """Every record a (decoded, this gateway's) receipt names: removed, returned."""
+        done: list[int] = []
+        for sr in receipt.streams:
+            done.extend(self.receipt(sr.stream, sorted([(sr.low, sr.upto), *sr.above])))
         return done
 
     def due(self, now: float) -> list[int]:

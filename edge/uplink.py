@@ -50,6 +50,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.outbox import Outbox, Record
 from edge.receipt_ledger import Ledger
 from edge.uplink_config import UplinkConfig, open_outbox
+from edge.uplink_probe import Probe
 from runtime.configbase import read_optional_secret
 from runtime.logs import get_logger
 from runtime.supervisor import Tier
@@ -59,7 +60,6 @@ log = get_logger("edge.uplink")
 
 __all__ = ["Uplink", "UplinkConfig", "open_outbox"]
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody will get it
-PROBE_MIN_S, PROBE_MAX_S = 0.05, 2.0
 
 
 class Uplink:
@@ -118,10 +118,7 @@ class Uplink:
         self.receipts_received = 0
         self.receipt_errors = 0
         self.no_subscribers = 0
-        self._probing = False
-        self._probe_mid = -1  # the mid of the one record published while probing
-        self._probe_s = PROBE_MIN_S
-        self._resume_at = 0.0
+        self._probe = Probe()  # after PUBACK 0x10 (edge/uplink_probe.py)
         self._rescan = False
         self.models: dict[str, str] = {}  # set by the model slots; reported in the status
         self.connected = False
@@ -230,7 +227,7 @@ class Uplink:
                 return
             self.connects += 1
             self.connected = True
-            self._probing, self._probe_s, self._resume_at = False, PROBE_MIN_S, 0.0
+            self._probe.reset()
             log.info("uplink_connected", host=self.host, port=self.port, backlog=self.outbox.backlog())
             if self.receipts:
                 client.subscribe(topics.receipts(self.site, self.gateway), qos=1)
@@ -262,7 +259,7 @@ class Uplink:
             if self._rescan:  # records came back (PUBACK 0x10): scan the outbox from the start again
                 cursors.clear()
                 self._rescan = False
-            if self.receipts and now >= next_resend and now >= self._resume_at:
+            if self.receipts and now >= next_resend and now >= self._probe.resume_at:
                 await self._resend(client, self.ledger.due(now))
                 next_resend = now + min(1.0, self.ledger.timeout_s / 4)
             space = self._space(now)
@@ -271,7 +268,8 @@ class Uplink:
                 records = await asyncio.to_thread(self.outbox.read, space, self.ledger, cursors, True)
                 got = self._publish(client, records)
             if got == 0 or len(self._inflight) >= self.max_inflight:
-                timeout = min(next_status - now, 1.0, self._resume_at - now if self._resume_at > now else 1.0)
+                resume_at = self._probe.resume_at
+                timeout = min(next_status - now, 1.0, resume_at - now if resume_at > now else 1.0)
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, timeout))
                 except TimeoutError:
@@ -280,10 +278,9 @@ class Uplink:
 
     def _space(self, now: float) -> int:
         """How many records to publish now: none while backing off after PUBACK 0x10, one while probing."""
-        if now < self._resume_at:
-            return 0
-        if self._probing:
-            return 0 if self._inflight else 1
+        probe = self._probe.space(now, len(self._inflight))
+        if probe is not None:
+            return probe
         space = self.max_inflight - len(self._inflight)
         if self.receipts:
             space = min(space, self.max_unreceipted - len(self.ledger))
@@ -300,8 +297,7 @@ class Uplink:
                 break
             self._inflight[info.mid] = rec.id
             self.ledger.sent(rec.id, rec.stream, rec.seq, rec.created)
-            if self._probing:
-                self._probe_mid = info.mid
+            self._probe.published(info.mid)
             n += 1
         self.published += n
         return n
@@ -450,11 +446,13 @@ class Uplink:
                 self.refused += 1
                 log.warning("uplink_publish_refused", reason=rc)
             else:
-                self._no_subscribers(mid)
+                self.no_subscribers += 1
+                self._rescan = True
+                if self._probe.no_subscribers(mid, time.monotonic()):
+                    log.warning("uplink_no_subscribers", hint="the ingest is not subscribed (broker restarted?)")
         else:
             self.acked += 1
-            if self._probing:
-                self._probing, self._probe_s = False, PROBE_MIN_S
+            if self._probe.accepted():
                 log.info("uplink_subscribers_back")
             if not self.receipts:  # contract v1: the PUBACK is the end of the record
                 self.ledger.forget(rid)
@@ -464,19 +462,6 @@ class Uplink:
             else:
                 self.ledger.acked(rid, time.monotonic())
         self._wake.set()
-
-    def _no_subscribers(self, mid: int) -> None:
-        self.no_subscribers += 1
-        self._rescan = True
-        now = time.monotonic()
-        if not self._probing:
-            self._probing, self._probe_s, self._probe_mid = True, PROBE_MIN_S, -1
-            log.warning("uplink_no_subscribers", hint="the ingest is not subscribed (broker restarted?)")
-        elif mid == self._probe_mid:  # the probe came back 0x10 too: wait longer
-            self._probe_s = min(self._probe_s * 2, PROBE_MAX_S)
-        else:
-            return  # the rest of the window that went out before the first 0x10 came back
-        self._resume_at = now + self._probe_s
 
     def _receipt_cb(self, payload: bytes) -> None:
         try:
@@ -489,9 +474,7 @@ class Uplink:
             self.receipt_errors += 1
             return
         self.receipts_received += 1
-        done: list[int] = []
-        for sr in rct.streams:
-            done.extend(self.ledger.receipt(sr.stream, sorted([(sr.low, sr.upto), *sr.above])))
+        done = self.ledger.apply(rct)
         if done:
             self.outbox.delete(done)
             self.outbox.release(done)

@@ -15,7 +15,9 @@ async function gateways() {
   $("gateways").tBodies[0].innerHTML = rows.map((g) =>
     `<tr data-gateway="${esc(g.gateway)}"><td>${esc(g.site)}</td><td>${esc(g.gateway)}</td>` +
     `<td class="${esc(g.state)}">${esc(g.state)}</td><td>${esc(g.backlog)}</td>` +
-    `<td>${g.oldest_unsent_s == null ? "" : esc(Math.round(g.oldest_unsent_s)) + " s"}</td><td>${esc(g.software)}</td>` +
+    `<td>${g.oldest_unsent_s == null ? "" : esc(Math.round(g.oldest_unsent_s)) + " s"}</td>` +
+    `<td>${g.unreceipted == null ? "" : esc(g.unreceipted)}${g.oldest_unreceipted_s ? " (" +
+      esc(Math.round(g.oldest_unreceipted_s)) + " s)" : ""}</td><td>${esc(g.software)}</td>` +
     `<td>${esc(Object.entries(g.models || {}).map(([k, v]) => k + " " + v).join(", "))}</td></tr>`).join("");
 }
 

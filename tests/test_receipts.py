@@ -207,3 +207,19 @@ async def test_receipts_of_another_gateway_are_not_delivered_to_it(broker: Mosqu
         await up.stop()
         await task
         box.close()
+
+
+def test_probe_backs_off_only_on_its_own_no_subscriber_answers() -> None:
+    from edge.uplink_probe import PROBE_MAX_S, PROBE_MIN_S, Probe
+
+    p = Probe()
+    assert p.space(0.0, inflight=5) is None  # not probing: no limit of its own
+    assert p.no_subscribers(mid=1, now=10.0) is True  # the first 0x10 starts a spell
+    assert p.space(10.0, 0) == 0 and p.space(10.0 + PROBE_MIN_S, 0) == 1
+    assert p.no_subscribers(mid=2, now=10.01) is False and p.delay_s == PROBE_MIN_S  # rest of the old window
+    p.published(mid=7)
+    assert p.space(10.1, inflight=1) == 0  # one probe at a time
+    for _ in range(10):
+        p.no_subscribers(mid=7, now=11.0)  # the probe itself: wait longer, up to the cap
+    assert p.delay_s == PROBE_MAX_S
+    assert p.accepted() is True and p.space(20.0, 3) is None and p.accepted() is False

@@ -81,6 +81,12 @@ class Run:
                         "--receipt-timeout-s", "1", "--receipt-silence-s", "4", *extra,
                         log=self.tmp / f"gw-{self.gw_starts}.log")
 
+    def start(self, count: int, rate: float, ingest: tuple[str, ...] = (), gateway: tuple[str, ...] = ()) -> None:
+        """A fresh broker, an ingest worker and the gateway producing ``count`` records at ``rate`` a second."""
+        self.broker()
+        self.start_ingest(*ingest)
+        self.start_gateway(count, rate, *gateway)
+
     def gateway_says(self, key: str) -> list[dict[str, Any]]:
         return [d for d in json_lines(self.tmp / f"gw-{self.gw_starts}.log") if key in d]
 
@@ -143,9 +149,7 @@ async def broker_kill_ingest_down(r: Run) -> int:
     """The ingest is down, PUBACKed messages wait in the broker; the broker is killed -9 (loses what it did not
     save), comes back, then the ingest comes back."""
     n = 2000
-    r.broker()
-    r.start_ingest()
-    r.start_gateway(n, 500)
+    r.start(n, 500)
     await r.wait_stored(200)
     r.stop_ingest()
     await asyncio.sleep(1.5)
@@ -161,9 +165,7 @@ async def broker_kill_mid_drain(r: Run) -> int:
     """The broker goes away (clean stop), the gateway builds a backlog; the broker comes back and is killed -9
     while the gateway drains into it."""
     n = 3000
-    r.broker()
-    r.start_ingest()
-    r.start_gateway(n, 1000)
+    r.start(n, 1000)
     await r.wait_stored(300)
     r.broker_down(kill9=False)
     await asyncio.sleep(1.0)
@@ -179,9 +181,7 @@ async def broker_kill_mid_drain(r: Run) -> int:
 async def ingest_killed_after_write(r: Run) -> int:
     """The worker dies right after InfluxDB accepted its third batch, before its receipt and its acks."""
     n = 2000
-    r.broker()
-    r.start_ingest("--die-after-batches", "3")
-    r.start_gateway(n, 500)
+    r.start(n, 500, ingest=("--die-after-batches", "3"))
     assert r.ingest is not None
     await wait_exit(r.ingest, 30)
     await asyncio.sleep(0.5)
@@ -192,18 +192,14 @@ async def ingest_killed_after_write(r: Run) -> int:
 async def lost_receipt(r: Run) -> int:
     """The first receipts never reach the gateway (thrown away by the ingest, as a broker crash would)."""
     n = 1500
-    r.broker()
-    r.start_ingest("--drop-receipts", "3")
-    r.start_gateway(n, 1000)
+    r.start(n, 1000, ingest=("--drop-receipts", "3"))
     return n
 
 
 async def gateway_kill_unreceipted(r: Run) -> int:
     """The gateway is killed -9 with records the broker acknowledged and the cloud did not receipt yet."""
     n = 1500
-    r.broker()
-    r.start_ingest("--no-receipts")
-    r.start_gateway(n, 1000)
+    r.start(n, 1000, ingest=("--no-receipts",))
     await r.wait_gateway(lambda d: int(d.get("unreceipted", 0)) > 200)
     kill(r.gw)
     r.stop_ingest(signal.SIGTERM)  # its session stays; a receipting worker takes over
@@ -216,9 +212,7 @@ async def quota_through_faults(r: Run) -> int:
     """A 50 kB outbox quota through an ingest outage, a broker kill -9 and the restart: every number is in
     InfluxDB exactly once or reported in a gap, never both."""
     n = 3000
-    r.broker()
-    r.start_ingest()
-    r.start_gateway(n, 1000, "--quota-mb", "0.05")
+    r.start(n, 1000, gateway=("--quota-mb", "0.05"))
     await r.wait_stored(200)
     r.stop_ingest()
     await asyncio.sleep(0.5)

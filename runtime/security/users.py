@@ -2,8 +2,8 @@
 
 The gateway must let nurses log in with the hospital network down, so its
 accounts live on its own disk (``pulsegate user add|passwd|remove|list``).
-The file is written atomically (temporary file, fsync, rename) with mode 0600
-and re-read by a running daemon when it changes, so a new user or a new
+The file is written atomically (temporary file, fsync, rename) with mode 0600,
+owned by the owner of its folder (the daemon's user, when root runs the CLI), and re-read by a running daemon when it changes, so a new user or a new
 password takes effect without a restart. Each password change or removal bumps
 the user's ``generation``; sessions made under an older generation end.
 
@@ -151,6 +151,9 @@ class UserStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o600)
+            if os.geteuid() == 0:  # root runs the CLI: the file belongs to the daemon's user (owner of its folder)
+                parent = self.path.parent.stat()
+                os.chown(tmp, parent.st_uid, parent.st_gid)
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):

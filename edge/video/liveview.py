@@ -19,13 +19,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from pulsegate.logs import get_logger
+from pulsegate.supervisor import Tier
 from runtime.security.guard import rule
 from runtime.security.listener import ListenerSecurity
 from runtime.security.policy import check_listener
 from runtime.security.roles import Access
-
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
 
 from .pipeline import Annotated
 

@@ -18,7 +18,7 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pulsegate.localservices import free_port
+from bench.localservices import free_port
 
 
 class OidcIssuer:

@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from argon2 import PasswordHasher
 
-from pulsegate.localservices import free_port
+from bench.localservices import free_port
 from runtime.security.config import AuthSection, TlsSection
 from runtime.security.guard import Rule, principal_of, rule
 from runtime.security.jsonbody import BodyError, finite_number, read_json

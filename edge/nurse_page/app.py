@@ -37,9 +37,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from edge.alarms.manager import AlarmActionError
-from edge.alarms.model import AlarmUpdate
-from pulsegate.logs import get_logger
+from clinical.alarms.manager import AlarmActionError
+from clinical.alarms.model import AlarmUpdate
+from runtime.logs import get_logger
 from runtime.security.guard import client_of, principal_of, rule
 from runtime.security.jsonbody import BodyError, finite_number, read_json
 from runtime.security.listener import ListenerSecurity

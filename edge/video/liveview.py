@@ -19,14 +19,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
+from edge.video.pipeline import Annotated
+from runtime.logs import get_logger
 from runtime.security.guard import rule
 from runtime.security.listener import ListenerSecurity
 from runtime.security.policy import check_listener
 from runtime.security.roles import Access
-
-from .pipeline import Annotated
+from runtime.supervisor import Tier
 
 log = get_logger("video.liveview")
 
@@ -49,7 +48,7 @@ class LiveView:
     """aiohttp server for one pipeline. A supervisor Component (tier SINK)."""
 
     tier = Tier.SINK
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger("audit")
 

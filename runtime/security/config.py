@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from pulsegate.configbase import Section
+from runtime.configbase import Section
 
 from .roles import Role
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger("http.server")
 _std = logging.getLogger("http.server")

@@ -21,8 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
-from pulsegate.configbase import read_optional_secret
-from pulsegate.logs import get_logger
+from runtime.configbase import read_optional_secret
+from runtime.logs import get_logger
 
 from .audit import Audit
 from .config import AuthSection, TlsSection

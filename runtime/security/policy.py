@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger("security")
 

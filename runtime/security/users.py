@@ -3,7 +3,8 @@
 The gateway must let nurses log in with the hospital network down, so its
 accounts live on its own disk (``pulsegate user add|passwd|remove|list``).
 The file is written atomically (temporary file, fsync, rename) with mode 0600,
-owned by the owner of its folder (the daemon's user, when root runs the CLI), and re-read by a running daemon when it changes, so a new user or a new
+owned by the owner of its folder (the daemon's user, when root runs the CLI),
+and re-read by a running daemon when it changes, so a new user or a new
 password takes effect without a restart. Each password change or removal bumps
 the user's ``generation``; sessions made under an older generation end.
 

@@ -138,12 +138,12 @@ def _list(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"pulsegate user list: {exc}", file=sys.stderr)
         return 1
-    rows = [{"name": u.name, "roles": sorted(u.roles), "wards": sorted(u.wards), "sites": sorted(u.sites),
-             "tokens": len(u.tokens)} for u in sorted(store.users.values(), key=lambda u: u.name)]
+    users = sorted(store.users.values(), key=lambda u: u.name)
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps([{"name": u.name, "roles": sorted(u.roles), "wards": sorted(u.wards),
+                           "sites": sorted(u.sites), "tokens": len(u.tokens)} for u in users]))
         return 0
-    for r in rows:
-        print(f"{r['name']:<24} roles={','.join(r['roles'])} wards={','.join(r['wards']) or '-'} "
-              f"sites={','.join(r['sites']) or '-'} tokens={r['tokens']}")
+    for u in users:
+        print(f"{u.name:<24} roles={','.join(sorted(u.roles))} wards={','.join(sorted(u.wards)) or '-'} "
+              f"sites={','.join(sorted(u.sites)) or '-'} tokens={len(u.tokens)}")
     return 0

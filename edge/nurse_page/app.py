@@ -74,7 +74,7 @@ class NursePage:
         title: str = "PulseGate nurse station",
         push_interval_s: float = 1.0,
         min_push_gap_s: float = 0.05,
-        max_silence_s: float = 120.0,
+        max_silence_s: float = 600.0,  # the cap ([clinical] max_silence_s); each role's own is lower or equal
         security: ListenerSecurity | None = None,
         ward: str | None = None,
     ) -> None:
@@ -131,10 +131,10 @@ class NursePage:
 
     # -- aiohttp ------------------------------------------------------------------------------------------------
     def setup(self, app: web.Application) -> None:
-        """Add the page's routes and its push task to ``app`` (the daemon's server or make_nurse_app's)."""
+        """Add the page's routes and its push task to ``app`` (the daemon's server or make_nurse_app's).
+
+        The guard itself is installed by whoever owns the app (HttpServer, make_nurse_app)."""
         app[PAGE_KEY] = self
-        if self.security is not None:
-            self.security.install(app)
         app.router.add_get("/", self._index)
         app.router.add_get("/nurse/ws", self._ws)
         app.router.add_get("/nurse/api/state", self._state)
@@ -232,7 +232,11 @@ def make_nurse_app(
     silence_handler: SilenceHandler | None = None,
     **kwargs: Any,
 ) -> web.Application:
-    """A standalone Application with the page; ``app[PAGE_KEY].offer`` is the alarm sink."""
+    """A standalone Application with the page (and its guard, ``security=``); ``app[PAGE_KEY].offer`` is the
+    alarm sink."""
     app = web.Application()
-    NursePage(state_provider, ack_handler, cloud_status, silence_handler, **kwargs).setup(app)
+    page = NursePage(state_provider, ack_handler, cloud_status, silence_handler, **kwargs)
+    if page.security is not None:
+        page.security.install(app)
+    page.setup(app)
     return app

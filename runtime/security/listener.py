@@ -23,6 +23,7 @@ from aiohttp import web
 
 from runtime.configbase import read_optional_secret
 from runtime.logs import get_logger
+from runtime.metrics import CallbackCollector
 
 from .audit import Audit
 from .config import AuthSection, TlsSection
@@ -55,6 +56,27 @@ class ListenerSecurity:
         return "https" if self.ssl is not None else "http"
 
 
+def register_metrics(collector: CallbackCollector, audit: Audit, *listeners: ListenerSecurity) -> None:
+    """Audit events and refusals on /metrics (one Audit shared by a daemon's listeners)."""
+    collector.counter("pulsegate_audit_events", "Security audit events (logins, lockouts, refusals, actions)",
+                      audit.reading, labels=("action", "outcome"))
+
+    def refused() -> dict[tuple[str, ...], float]:
+        out: dict[tuple[str, ...], float] = {}
+        for sec in listeners:
+            for reason, n in (sec.guard.refused + sec.ws.refused).items():
+                out[(sec.guard.listener, reason)] = out.get((sec.guard.listener, reason), 0.0) + n
+            for kind, n in sec.server_log.client_errors.items():
+                out[(sec.guard.listener, "malformed:" + kind)] = float(n)
+        return out
+
+    collector.counter("pulsegate_http_refused", "HTTP requests refused by the guard or the parser",
+                      refused, labels=("listener", "reason"))
+    collector.gauge("pulsegate_sessions", "Live login sessions",
+                    lambda: {(sec.guard.listener,): float(len(sec.guard.sessions)) for sec in listeners},
+                    labels=("listener",))
+
+
 def secure_listener(name: str, host: str, auth: AuthSection, tls: TlsSection | None, rules: Sequence[Rule], *,
                     users_file: Path | None = None, ward: str | None = None, base: Path | None = None,
                     audit: Audit | None = None, users: UserStore | None = None) -> ListenerSecurity:
@@ -63,11 +85,13 @@ def secure_listener(name: str, host: str, auth: AuthSection, tls: TlsSection | N
     check_listener(name, host, auth=not auth.insecure_no_auth, tls=ctx is not None,
                    insecure_no_auth=auth.insecure_no_auth)
     path = auth.users_file or users_file
-    if users is None and path is not None and not auth.insecure_no_auth:
+    if auth.insecure_no_auth:
+        users = None
+    elif users is None and path is not None:
         users = UserStore(path)
-        if not users.users and auth.oidc is None:
-            log.warning("no_users", listener=name, users_file=str(path),
-                        hint="nobody can log in: pulsegate user add NAME --role nurse --users-file FILE")
+    if users is not None and not users.users and auth.oidc is None:
+        log.warning("no_users", listener=name, users_file=str(users.path),
+                    hint="nobody can log in: pulsegate user add NAME --role nurse --users-file FILE")
     oidc = None
     if auth.oidc is not None and not auth.insecure_no_auth:
         oidc = OidcProvider(auth.oidc, read_optional_secret(auth.oidc.client_secret, base))

@@ -13,6 +13,7 @@ layers imports it. Nothing but pulsegate imports pulsegate. tests/ stand aside.
 from __future__ import annotations
 
 import ast
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,7 @@ def imported_modules(source: str, module: str, is_pkg_init: bool = False) -> lis
             out.append((node.lineno, name))
         elif isinstance(node, ast.List | ast.Tuple | ast.Call):
             items = node.elts if isinstance(node, ast.List | ast.Tuple) else node.args
-            for a, b in zip(items, items[1:], strict=False):
+            for a, b in itertools.pairwise(items):
                 if (isinstance(a, ast.Constant) and a.value == "-m" and isinstance(b, ast.Constant)
                         and isinstance(b.value, str)):
                     out.append((b.lineno, b.value))

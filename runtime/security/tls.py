@@ -20,26 +20,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from runtime.configbase import SecretError, secret_path
+
 
 class TlsError(ValueError):
     pass
 
 
-def secret_path(ref: str, base: Path | None = None) -> Path:
-    """The file a secret reference names (``credential:NAME`` -> $CREDENTIALS_DIRECTORY/NAME)."""
-    if ref.startswith("credential:"):
-        cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not cred_dir:
-            raise TlsError(f"{ref}: $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)")
-        return Path(cred_dir) / ref.removeprefix("credential:")
-    path = Path(ref)
-    return base / path if base is not None and not path.is_absolute() else path
-
-
 def server_context(cert: str, key: str, base: Path | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    cert_path, key_path = secret_path(cert, base), secret_path(key, base)
+    try:
+        cert_path, key_path = secret_path(cert, base), secret_path(key, base)
+    except SecretError as exc:
+        raise TlsError(str(exc)) from None
     try:
         ctx.load_cert_chain(cert_path, key_path)
     except FileNotFoundError as exc:

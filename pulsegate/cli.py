@@ -19,7 +19,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 COMMAND_MODULES = tuple(
     f"pulsegate.commands.{name}"
-    for name in ("check_config", "demo", "edge", "cloud", "replay", "video", "model", "bench", "emulate")
+    for name in ("check_config", "demo", "edge", "cloud", "replay", "video", "model", "bench", "emulate",
+                 "fhir")
 )
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.localservices import free_port
 from cloud.points import to_lines
-from pulsegate.localservices import free_port
 from wire.messages import Alarm, Event, Gap, Score, Scores, Status, Summary, SummaryItem
 
 FHIR_SERVER_DIR = Path(__file__).parent / "fhir_server"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -13,12 +15,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bench.localservices import Influxd, free_port
 from cloud.fhir.config import FhirConfig
 from cloud.fhir.export import export_entries, run_export
 from cloud.fhir.push import FhirPusher
 from cloud.influx import InfluxWriter
 from cloud.points import to_lines
-from pulsegate.localservices import Influxd, free_port
 from tests.interop_fixtures import PATIENTS, FhirServer, fhir_server, ward_lines
 from wire.messages import Alarm
 
@@ -216,3 +218,23 @@ async def test_export_command_writes_one_transaction_bundle(ward: InfluxWriter, 
     assert json.loads(out.read_text()) == bundle and not again.get("push")  # same data, same Bundle
     with pytest.raises(ValueError):
         await run_export(ward, cfg, "1h; DROP DATABASE x")
+
+
+async def test_pulsegate_fhir_export_command(ward: InfluxWriter, server: str, influx: Influxd, tmp_path: Path) -> None:
+    (tmp_path / "fhir.token").write_text("t0ken\n")
+    toml = tmp_path / "cloud.toml"
+    toml.write_text(f'[cloud]\nid = "c1"\n[influx]\nurl = "{influx.url}"\ndatabase = "{ward.database}"\n'
+                    f'[fhir]\nbase_url = "{server}"\ntoken_file = "fhir.token"\nbundle_max_entries = 8\n')
+    out = tmp_path / "bundle.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pulsegate", "fhir", "export", "--config", str(toml), "--since", "1h", "--out", str(out),
+        "--push", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await proc.communicate()
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert summary["resources"] == 263 and summary["push"]["created"] == 263 and out.exists()
+    bad = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pulsegate", "fhir", "export", "--config", str(toml), "--since", "forever",
+        "--out", str(out), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await bad.communicate()
+    assert bad.returncode == 1 and b"since must look like" in err and b"Traceback" not in err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from pulsegate.configbase import Section
+from runtime.configbase import Section
 
 
 class FhirConfig(Section):

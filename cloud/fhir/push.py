@@ -36,8 +36,8 @@ import aiohttp
 
 from cloud.fhir.bundle import Entry, prune, rewrite
 from cloud.fhir.config import FhirConfig
-from pulsegate.configbase import read_optional_secret
-from pulsegate.logs import get_logger
+from runtime.configbase import read_optional_secret
+from runtime.logs import get_logger
 
 log = get_logger("cloud.fhir")
 _LOCATION = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]*)?/?$")

@@ -5,6 +5,7 @@
     GET /api/alarms?since=6h     alarm state changes, newest first (at most 500)
     GET /api/patients            pseudonymous patients with data, with their gateway and bed
     GET /api/vitals?patient=P&param=spo2&since=6h   the per-interval summaries of one patient
+    GET /api/ward, /api/burden, /api/scores, /api/markers   see cloud/api_views.py
 
 Query parameters are checked against fixed patterns before they reach
 InfluxQL (no string from a request is ever spliced in unchecked). Patients are
@@ -22,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from clinical.parameters import PARAMETERS
+from cloud.api_views import FleetViews
 from cloud.influx import InfluxError, InfluxWriter
 from runtime.logs import get_logger
 
@@ -45,6 +47,7 @@ class FleetApi:
         app.router.add_get("/api/patients", self._patients)
         app.router.add_get("/api/vitals", self._vitals)
         app.router.add_static("/static/", DASHBOARD, show_index=False, follow_symlinks=False)
+        FleetViews(self).setup(app)
 
     async def _index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(DASHBOARD / "index.html")

@@ -59,6 +59,9 @@ def ward_lines(now_ns: int, minutes: int = 12) -> list[str]:
         add("amb-12", "ambulance", "status", Status(v=1, gw="amb-12", seq=0, t=t + 31 * 10**9, online=m < minutes - 2,
                                                     backlog=10 * m, oldest_unsent_s=20.0 * m,
                                                     software="pulsegate 0.1.0", models={"vitals-anomaly": "0.9.0"}))
+    add("ward7-gw1", "stmarys", "status", Status(v=1, gw="ward7-gw1", seq=0, t=now_ns - 2 * 10**9, online=True,
+                                                 backlog=0, software="pulsegate 0.1.0",
+                                                 models={"vitals-anomaly": "1.0.0", "endoscopy-seg": "1.0.0"}))
     raised = start + (minutes - 5) * MIN + 7 * 10**9
     for alarm_id, gw, bed, prio, source, cond, param, value in (
         ("a-1", "ward7-gw1", "bed-02", "high", "threshold", "spo2_low", "spo2", 88.5),

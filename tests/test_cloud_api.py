@@ -90,8 +90,7 @@ async def test_dashboard_in_chromium_shows_gateways_alarms_and_trend(api: str, t
             assert "offline" in await page.inner_text('#gateways tr[data-gateway="amb-12"]')
             await page.wait_for_selector("#alarms tr.high", timeout=15000)
             assert "spo2_low" in await page.inner_text("#alarms")
-            await page.select_option("#param", "spo2")
-            await page.wait_for_selector("#chart polyline.line", timeout=15000)
+            await page.wait_for_selector("#chart-spo2 .uplot canvas", timeout=15000)  # uPlot (test_dashboard_v2.py)
             await page.screenshot(path=str(tmp_path / "dashboard.png"))
         finally:
             await browser.close()

@@ -13,13 +13,15 @@ import math
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bench.localservices import free_port
+from cloud.influx import InfluxWriter
 from cloud.points import to_lines
 from wire.messages import Alarm, Event, Gap, Score, Scores, Status, Summary, SummaryItem
 
@@ -84,6 +86,15 @@ def ward_lines(now_ns: int, minutes: int = 12) -> list[str]:
     add("amb-12", "ambulance", "events", Gap(v=1, gw="amb-12", seq=0, t=start + 6 * MIN, stream="bulk",
                                              first_seq=10, last_seq=19, count=10, reason="quota"))
     return lines
+
+
+async def ward_database(influx_url: str, database: str) -> AsyncIterator[InfluxWriter]:
+    """A fresh database holding ``ward_lines`` of now (use as an async fixture body)."""
+    w = InfluxWriter(influx_url, database)
+    await w.create_database()
+    assert (await w.write(ward_lines(time.time_ns()))).ok
+    yield w
+    await w.close()
 
 
 @dataclass

@@ -6,18 +6,17 @@ screenshots are kept in tests/artifacts/ (gitignored)."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from bench.localservices import Influxd, free_port
+from bench.localservices import Influxd
 from cloud.api import DASHBOARD, FleetApi
-from cloud.influx import InfluxWriter
-from tests.interop_fixtures import PATIENTS, ward_lines
+from tests.interop_fixtures import PATIENTS, ward_database
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -32,18 +31,11 @@ if not os.path.exists(CHROMIUM):
 
 @pytest.fixture
 async def api(influx: Influxd, unique: str) -> AsyncIterator[str]:
-    writer = InfluxWriter(influx.url, unique)
-    await writer.create_database()
-    assert (await writer.write(ward_lines(time.time_ns()))).ok
-    app = web.Application()
-    FleetApi(writer).setup(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
-    await writer.close()
+    async for writer in ward_database(influx.url, unique):
+        app = web.Application()
+        FleetApi(writer).setup(app)
+        async with TestServer(app, host="127.0.0.1") as server:
+            yield str(server.make_url("")).rstrip("/")
 
 
 async def test_views_answer_from_influx_and_refuse_bad_parameters(api: str) -> None:

@@ -21,7 +21,7 @@ from cloud.fhir.export import export_entries, run_export
 from cloud.fhir.push import FhirPusher
 from cloud.influx import InfluxWriter
 from cloud.points import to_lines
-from tests.interop_fixtures import PATIENTS, FhirServer, fhir_server, ward_lines
+from tests.interop_fixtures import PATIENTS, FhirServer, fhir_server, ward_database
 from wire.messages import Alarm
 
 pytestmark = pytest.mark.integration
@@ -42,11 +42,8 @@ async def server(fhir: FhirServer) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def ward(influx: Influxd, unique: str) -> AsyncIterator[InfluxWriter]:
-    w = InfluxWriter(influx.url, unique)
-    await w.create_database()
-    assert (await w.write(ward_lines(time.time_ns()))).ok
-    yield w
-    await w.close()
+    async for w in ward_database(influx.url, unique):
+        yield w
 
 
 async def stats(url: str) -> dict[str, int]:

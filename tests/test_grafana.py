@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from bench.localservices import Influxd
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from runtime.metrics import new_registry
-from tests.interop_fixtures import ward_lines
+from tests.interop_fixtures import ward_database
 
 pytestmark = pytest.mark.integration
 GRAFANA = Path(__file__).resolve().parents[1] / "examples" / "grafana"
@@ -52,11 +51,8 @@ def influx_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
 
 @pytest.fixture
 async def demo(influx: Influxd, unique: str) -> AsyncIterator[InfluxWriter]:
-    w = InfluxWriter(influx.url, unique)
-    await w.create_database()
-    assert (await w.write(ward_lines(time.time_ns()))).ok
-    yield w
-    await w.close()
+    async for w in ward_database(influx.url, unique):
+        yield w
 
 
 def test_dashboards_are_what_the_generator_writes() -> None:

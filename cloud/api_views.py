@@ -5,9 +5,10 @@
     GET /api/scores?patient=P&since=6h     NEWS2 and anomaly score of one patient
     GET /api/markers?patient=P&since=6h    that patient's alarm state changes (chart markers)
 
-``ROUTES`` lists them (method, path, handler name) so that they sit behind
-the same guard as the rest of /api/*. Every request string is checked
-against a fixed pattern before it reaches InfluxQL.
+``ROUTES`` lists them (method, path, handler name); they sit behind the same
+guard as the rest of /api/* (``API_RULES``: view_fleet) and every query is
+limited to the caller's sites (cloud/site_scope.py). Every request string is
+checked against a fixed pattern before it reaches InfluxQL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from clinical.parameters import PARAMETERS
+from cloud.site_scope import and_sites
+from runtime.security.guard import principal_of
 
 if TYPE_CHECKING:
     from cloud.api import FleetApi
@@ -60,12 +63,14 @@ class FleetViews:
         if gateway and not _GATEWAY.fullmatch(gateway):
             raise _bad("gateway must match [A-Za-z0-9_.-]{1,64}")
         gw = f" AND \"gateway\" = '{gateway}'" if gateway else ""
+        who = principal_of(request)
         vitals = await self.api._rows('SELECT last("mean") AS "value" FROM "vitals" '
-                                      f'WHERE time > now() - 1h{gw} GROUP BY "gateway", "bed", "patient", "param"')
+                                      f'{and_sites(who, "time > now() - 1h" + gw)} '
+                                      'GROUP BY "gateway", "bed", "patient", "param"')
         scores = await self.api._rows('SELECT last("news2") AS "news2" FROM "scores" '
-                                      f'WHERE time > now() - 1h{gw} GROUP BY "gateway", "bed"')
+                                      f'{and_sites(who, "time > now() - 1h" + gw)} GROUP BY "gateway", "bed"')
         alarms = await self.api._rows('SELECT max("changed_ns") AS "changed", "state", "priority", "bed" FROM "alarms" '
-                                      f'WHERE time > now() - 24h{gw} GROUP BY "gateway", "alarm_id"')
+                                      f'{and_sites(who, "time > now() - 24h" + gw)} GROUP BY "gateway", "alarm_id"')
         now_ns = time.time_ns()
         beds: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -94,14 +99,15 @@ class FleetViews:
 
     async def burden(self, request: web.Request) -> web.Response:
         since = self.api._since(request, "24h")
+        who = principal_of(request)
         minutes = await self.api._rows(
             'SELECT count("n") AS "bed_minutes" FROM (SELECT max("count") AS "n" FROM "vitals" '
-            f'WHERE time > now() - {since} GROUP BY time(1m), "gateway", "bed")')
+            f'{and_sites(who, f"time > now() - {since}")} GROUP BY time(1m), "gateway", "bed")')
         bed_days = sum(int(r.get("bed_minutes") or 0) for r in minutes) / 1440.0
         out: dict[str, Any] = {"since": since, "bed_days": round(bed_days, 4)}
         for by in ("priority", "source"):
-            rows = await self.api._rows(f'SELECT count("condition") AS "raised" FROM "alarms" WHERE "state" = '
-                                        f"'raised' AND time > now() - {since} GROUP BY \"{by}\"")
+            cond = and_sites(who, f"\"state\" = 'raised' AND time > now() - {since}")
+            rows = await self.api._rows(f'SELECT count("condition") AS "raised" FROM "alarms" {cond} GROUP BY "{by}"')
             counts: dict[str, int] = defaultdict(int)
             for r in rows:
                 counts[r.get(by) or "?"] += int(r.get("raised") or 0)
@@ -112,17 +118,17 @@ class FleetViews:
     async def scores(self, request: web.Request) -> web.Response:
         patient = self._patient(request)
         since = self.api._since(request)
-        rows = await self.api._rows(f'SELECT "news2", "anomaly" FROM "scores" WHERE "patient" = \'{patient}\' '
-                                    f"AND time > now() - {since} ORDER BY time ASC")
+        cond = and_sites(principal_of(request), f"\"patient\" = '{patient}' AND time > now() - {since}")
+        rows = await self.api._rows(f'SELECT "news2", "anomaly" FROM "scores" {cond} ORDER BY time ASC')
         return web.json_response({"patient": patient,
                                   "points": [[r["time"] // 1_000_000, r.get("news2"), r.get("anomaly")] for r in rows]})
 
     async def markers(self, request: web.Request) -> web.Response:
         patient = self._patient(request)
         since = self.api._since(request)
+        cond = and_sites(principal_of(request), f"\"patient\" = '{patient}' AND time > now() - {since}")
         rows = await self.api._rows('SELECT "condition", "changed_ns", "state", "priority", "source", "param" '
-                                    f"FROM \"alarms\" WHERE \"patient\" = '{patient}' AND time > now() - {since} "
-                                    "ORDER BY time ASC LIMIT 500")
+                                    f'FROM "alarms" {cond} ORDER BY time ASC LIMIT 500')
         out: list[dict[str, Any]] = [
             {"t": int(r.get("changed_ns") or r["time"]) // 1_000_000, "state": r.get("state"),
              "priority": r.get("priority"), "condition": r.get("condition"), "source": r.get("source"),

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from bench.localservices import Influxd
-from cloud.api import DASHBOARD, FleetApi
+from cloud.api import DASHBOARD
+from tests.cloud_api_fixtures import Api, guarded_fleet_api
 from tests.interop_fixtures import PATIENTS, ward_database
 
 pytestmark = pytest.mark.integration
@@ -30,16 +29,14 @@ if not os.path.exists(CHROMIUM):
 
 
 @pytest.fixture
-async def api(influx: Influxd, unique: str) -> AsyncIterator[str]:
+async def api(influx: Influxd, unique: str, tmp_path: Path) -> AsyncIterator[Api]:
     async for writer in ward_database(influx.url, unique):
-        app = web.Application()
-        FleetApi(writer).setup(app)
-        async with TestServer(app, host="127.0.0.1") as server:
-            yield str(server.make_url("")).rstrip("/")
+        async with guarded_fleet_api(writer, tmp_path) as served:
+            yield served
 
 
-async def test_views_answer_from_influx_and_refuse_bad_parameters(api: str) -> None:
-    async with aiohttp.ClientSession() as http:
+async def test_views_answer_from_influx_and_refuse_bad_parameters(api: Api) -> None:
+    async with aiohttp.ClientSession(headers=api.bearer()) as http:
         ward = await (await http.get(f"{api}/api/ward")).json()
         beds = {(b["gateway"], b["bed"]): b for b in ward}
         assert set(beds) == set(PATIENTS)
@@ -66,6 +63,24 @@ async def test_views_answer_from_influx_and_refuse_bad_parameters(api: str) -> N
             assert "error" in await r.json()
 
 
+async def test_views_need_a_login_and_keep_to_the_callers_sites(api: Api) -> None:
+    routes = ["/api/ward", "/api/burden", f"/api/scores?patient={DETERIORATING}", f"/api/markers?patient={DETERIORATING}"]
+    async with aiohttp.ClientSession() as anon:
+        for path in routes:
+            assert (await anon.get(api.url + path, allow_redirects=False)).status == 401, path
+    async with aiohttp.ClientSession(headers=api.bearer(roles=["clinician"])) as wrong:
+        for path in routes:
+            assert (await wrong.get(api.url + path)).status == 403, path
+    async with aiohttp.ClientSession(headers=api.bearer(sites=["ambulance"])) as http:
+        ward = await (await http.get(f"{api}/api/ward")).json()
+        assert [(b["gateway"], b["bed"]) for b in ward] == [("amb-12", "stretcher")]
+        burden = await (await http.get(f"{api}/api/burden")).json()
+        assert {k: v["raised"] for k, v in burden["by_priority"].items()} == {"low": 1}
+        assert burden["bed_days"] == pytest.approx(12 / 1440, abs=1 / 1440)
+        assert (await (await http.get(f"{api}/api/scores?patient={DETERIORATING}")).json())["points"] == []
+        assert await (await http.get(f"{api}/api/markers?patient={DETERIORATING}")).json() == []
+
+
 def test_uplot_is_vendored_from_npm_with_its_licence() -> None:
     vendored = DASHBOARD / "vendor" / "uplot"
     assert "MIT License" in (vendored / "LICENSE").read_text()
@@ -77,7 +92,7 @@ def test_uplot_is_vendored_from_npm_with_its_licence() -> None:
         assert (vendored / name).read_bytes() == src.read_bytes(), f"{name} differs from npm's: make vendor-js"
 
 
-async def test_dashboard_in_chromium(api: str) -> None:
+async def test_dashboard_in_chromium(api: Api) -> None:
     from playwright.async_api import async_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -87,12 +102,17 @@ async def test_dashboard_in_chromium(api: str) -> None:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(api.url + "/")  # the login page, then the organisation's (OIDC) login
+            await page.wait_for_url("**/login?next=/", timeout=15000)
+            await page.click("#oidc-link")
+            await page.wait_for_url(api.url + "/", timeout=15000)
+            # from here on, logged in: the dashboard itself must load without an error or a failed request
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
             page.on("request", lambda r: requested.append(r.url))
             page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-            await page.goto(api + "/")
+            await page.reload()
             assert await page.evaluate("typeof uPlot") == "function"
             await page.wait_for_selector('#gateways tr[data-gateway="ward7-gw1"] td.online', timeout=15000)
             assert "offline" in await page.inner_text('#gateways tr[data-gateway="amb-12"]')
@@ -123,4 +143,4 @@ async def test_dashboard_in_chromium(api: str) -> None:
         finally:
             await browser.close()
     assert not problems, problems
-    assert requested and all(u.startswith(api) or u.startswith("data:") for u in requested), requested
+    assert requested and all(u.startswith((api.url, "data:")) for u in requested), requested

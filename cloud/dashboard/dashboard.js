@@ -67,7 +67,9 @@ async function burden() {
     $("burden-" + by).tBodies[0].innerHTML = rows.map(([k, r]) =>
       `<tr class="${by === "priority" ? esc(k) : ""}" data-key="${esc(k)}"><td>${esc(k)}</td><td class="num">${esc(r.raised)}</td>` +
       `<td class="num">${r.per_bed_day == null ? "" : esc(r.per_bed_day.toFixed(2))}</td>` +
-      `<td><span class="bar" style="width:${Math.round(120 * (r.per_bed_day || 0) / max)}px"></span></td></tr>`).join("");
+      `<td><span class="bar" data-w="${Math.round(120 * (r.per_bed_day || 0) / max)}"></span></td></tr>`).join("");
+    // widths through the CSSOM: the CSP (style-src 'self') refuses style attributes in markup
+    $("burden-" + by).querySelectorAll(".bar").forEach((b) => { b.style.width = b.dataset.w + "px"; });
   }
 }
 

@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.localservices import Mosquitto, free_port
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from tests.uplink_fixtures import alarm, kill, raw, spawn_driver
+from tests.uplink_fixtures import alarm, kill, own_broker, raw, spawn_driver
 from wire import codec, messages, topics
 
 pytestmark = pytest.mark.integration
@@ -188,10 +188,11 @@ def test_config_sections_build_the_components(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("version", [messages.V1, messages.VERSION])
-async def test_no_subscribers_keeps_records_until_one_subscribes(broker: Mosquitto, unique: str, tmp_path: Path,
-                                                                 version: int) -> None:
+async def test_no_subscribers_keeps_records_until_one_subscribes(unique: str, tmp_path: Path, version: int) -> None:
     """mosquitto answers PUBACK 0x10 while nobody subscribes (after a restart, before the ingest's shared
-    subscription is back): the uplink keeps the records and probes with one until a subscriber appears."""
+    subscription is back): the uplink keeps the records and probes with one until a subscriber appears.
+    Its own broker: on the session's shared one, persistent ingest sessions of earlier tests still subscribe."""
+    broker = own_broker(tmp_path / "mq")
     ob = Outbox(tmp_path / "o.sqlite", unique, wire_version=version)
     for i in range(20):
         ob.append("bulk", raw(i))
@@ -214,5 +215,6 @@ async def test_no_subscribers_keeps_records_until_one_subscribes(broker: Mosquit
         ob.close()
         if lst:
             lst.close()
+        broker.stop()
     got = sorted({m.seq for _, m, _ in lst.items if isinstance(m, messages.RawBatch)})
     assert got == list(range(1, 21))

@@ -287,13 +287,13 @@ class Uplink:
         return space
 
     def _publish(self, client: mqtt.Client, records: list[Record]) -> int:
-        """Publish records already marked in flight in the outbox (released again if not sent)."""
+        """Publish records the read already marked in flight in the outbox. A mark stays until the record
+        is deleted (also if this publish fails): the quota never drops what may have been sent."""
         n = 0
         for rec in records:
             info = client.publish(topics.uplink(self.site, self.gateway, rec.stream), rec.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self._lost.set()
-                self.outbox.release([r.id for r in records[n:] if r.id not in self.ledger])
                 break
             self._inflight[info.mid] = rec.id
             self.ledger.sent(rec.id, rec.stream, rec.seq, rec.created)
@@ -343,9 +343,12 @@ class Uplink:
             self.outbox.release(ids)
 
     def _release_all(self) -> None:
-        """Link lost: what was not PUBACKed is republished next time; PUBACKed records await their receipt."""
+        """Link lost: what was not PUBACKed is republished next time; PUBACKed records await their receipt.
+        The former stay in flight for the quota: the broker may have them (PUBACK lost), so dropping one
+        could report a gap for a record that arrives. (A record published once stays in flight for the
+        quota until it is deleted; at most a window's worth, ``max_unreceipted``.)"""
         self._flush_acks()
-        self.outbox.release(self.ledger.unacked())
+        self.ledger.unacked()
         self._inflight.clear()
         self._status_mids.clear()
 
@@ -440,8 +443,8 @@ class Uplink:
         if failed or rc == NO_MATCHING_SUBSCRIBERS:
             # refused (e.g. not authorised): keep the record; it is retried on the next connection.
             # no subscribers: keep it and probe with one record until the ingest is subscribed again.
+            # Either way it stays in flight for the quota: an earlier copy may have arrived (a re-send).
             self.ledger.forget(rid)
-            self.outbox.release([rid])
             if failed:
                 self.refused += 1
                 log.warning("uplink_publish_refused", reason=rc)

@@ -202,7 +202,7 @@ async def gateway_kill_unreceipted(r: Run) -> int:
     r.start(n, 1000, ingest=("--no-receipts",))
     await r.wait_gateway(lambda d: int(d.get("unreceipted", 0)) > 200)
     kill(r.gw)
-    r.stop_ingest(signal.SIGTERM)  # its session stays; a receipting worker takes over
+    r.stop_ingest()  # killed too: its session stays, a receipting worker with its client id takes over
     r.start_ingest()
     r.start_gateway(n, 1000)  # same outbox: the unreceipted records are published again
     return n

@@ -34,10 +34,15 @@ async def wait_exit(proc: subprocess.Popen[bytes], within_s: float) -> int:
     return proc.returncode
 
 
-def kill(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGKILL) -> None:
+def kill(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGKILL, within_s: float = 15.0) -> None:
+    """Send ``sig``; a process still running ``within_s`` later is killed -9."""
     if proc is not None and proc.poll() is None:
         proc.send_signal(sig)
-        proc.wait(timeout=15)
+        try:
+            proc.wait(timeout=within_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,6 +102,8 @@ class Influxd:
     workdir: Path
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    # auth-enabled: the first request creates this admin (1.x allows it while no user exists)
+    admin: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -120,7 +124,8 @@ class Influxd:
             '[monitor]\n  store-enabled = false\n'
             f'[http]\n  enabled = true\n  bind-address = "127.0.0.1:{self.port}"\n'
             "  log-enabled = false\n  max-body-size = 0\n"
-            "[continuous_queries]\n  enabled = true\n"
+            + ("  auth-enabled = true\n" if self.admin else "")
+            + "[continuous_queries]\n  enabled = true\n"
         )
         with (self.workdir / "influxd.log").open("ab") as logf:
             self.proc = subprocess.Popen([binary, "-config", str(conf)], stdout=logf, stderr=logf)
@@ -131,9 +136,19 @@ class Influxd:
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as r:
                     if r.status == 204:
+                        self._create_admin()
                         return self
             time.sleep(0.1)
         raise ServiceError(f"influxd did not answer /ping within {timeout}s")
+
+    def _create_admin(self) -> None:
+        if self.admin is None:
+            return
+        user, password = self.admin
+        q = f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+        data = urllib.parse.urlencode({"q": q}).encode()
+        with contextlib.suppress(urllib.error.HTTPError):  # exists already (a restart on the same folder)
+            urllib.request.urlopen(f"{self.url}/query", data=data, timeout=5).close()
 
     def stop(self, kill: bool = False) -> None:
         _stop(self.proc, kill)

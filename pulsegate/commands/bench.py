@@ -6,6 +6,7 @@
     pulsegate bench outage --beds 64 --offline 60 [--json]          a gateway loses its broker: loss, doubles, drain
     pulsegate bench video --source FILE [--pace free] [--json]      endoscopy fps and frame-to-overlay latency
     pulsegate bench wire [--beds 64] [--json]                       size and speed of the wire encodings
+    pulsegate bench influx-writers [--points N] [--json]            HTTP vs influxdb-client on /api/v2/write
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ def register(cmds: Commands) -> None:
     endoscopy_model_args(p)
     p.set_defaults(handler=_video)
 
+    p = b.add_parser("influx-writers", help="the HTTP and influxdb-client v2 writers against the same server")
+    p.add_argument("--points", type=int, default=200_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_influx_writers)
+
     p = b.add_parser("wire", help="size and speed of the wire encodings")
     p.add_argument("--beds", type=int, default=64)
     p.add_argument("--json", action="store_true")
@@ -112,6 +119,13 @@ def _outage(args: argparse.Namespace) -> int:
     result = asyncio.run(bench_outage(args.beds, args.offline, broker_kill=args.broker_kill))
     _print(result, args.json, 28)
     return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
+
+
+def _influx_writers(args: argparse.Namespace) -> int:
+    from bench.influx_writers import bench_writers
+
+    _print(asyncio.run(bench_writers(args.points, repeats=args.repeats)), args.json)
+    return 0
 
 
 def _video(args: argparse.Namespace) -> int:

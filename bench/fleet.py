@@ -33,15 +33,14 @@ from typing import IO, Any
 
 from bench.fleet_probe import Probe, cpu_s, latencies, pctl
 from bench.localservices import Influxd, Mosquitto
-from cloud.influx import InfluxWriter
+from cloud.influx import InfluxError, InfluxWriter
 
 _REPO = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ("vitals", "alarms", "raw")
 # a server's settings for a large fleet (docs/operations.md): no series limits (1,000 gateways x 32 beds x
 # 8 parameters = 256,000 series per measurement; 1.x refuses writes past 1,000,000 by default), WAL fsyncs
-# grouped every 100 ms, cache snapshots at 256 MB instead of 25 MB
-INFLUX_DATA_CONF = ('  wal-fsync-delay = "100ms"\n  cache-snapshot-memory-size = "256m"\n'
-                    "  max-series-per-database = 0\n  max-values-per-tag = 0\n")
+# grouped every 100 ms
+INFLUX_DATA_CONF = '  wal-fsync-delay = "100ms"\n  max-series-per-database = 0\n  max-values-per-tag = 0\n'
 
 
 def _env() -> dict[str, str]:
@@ -80,12 +79,23 @@ async def _wait_for(paths: list[Path], key: str, procs: list[subprocess.Popen[by
         await asyncio.sleep(0.1)
 
 
-async def _stored(db: InfluxWriter, site: str) -> dict[str, tuple[int, int]]:
-    out = {}
-    for m in MEASUREMENTS:
-        rows = await db.rows(f"SELECT count(seq), sum(seq) FROM \"{m}\" WHERE site = '{site}'")
-        out[m] = (int(rows[0]["count"]), int(rows[0]["sum"])) if rows else (0, 0)
-    return out
+async def _stored(db: InfluxWriter, site: str, expected: dict[str, int], within_s: float) -> dict[str, tuple[int, int]]:
+    """Points and the sum of their seq per measurement, as InfluxDB counts them (retried while it is busy)."""
+    deadline = time.monotonic() + within_s
+    out: dict[str, tuple[int, int]] = {}
+    while True:
+        try:
+            for m in MEASUREMENTS:
+                rows = await db.rows(f"SELECT count(seq), sum(seq) FROM \"{m}\" WHERE site = '{site}'")
+                out[m] = (int(rows[0]["count"]), int(rows[0]["sum"])) if rows else (0, 0)
+        except InfluxError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+            continue
+        if all(out[m][0] >= n for m, n in expected.items()) or time.monotonic() > deadline:
+            return out
+        await asyncio.sleep(2.0)
 
 
 def _stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
@@ -112,7 +122,7 @@ async def run_fleet(gateways: int, beds: int, minutes: int, workers: int = 1, ra
         tmp = Path(d)
         mq = Mosquitto(tmp / "mq").start()
         idb = Influxd(tmp / "influx", data_conf=INFLUX_DATA_CONF).start()
-        db = InfluxWriter(idb.url, "fleet", timeout_s=120)
+        db = InfluxWriter(idb.url, "fleet", timeout_s=300)
         load_before = os.getloadavg()[0]
         procs: list[subprocess.Popen[bytes]] = []
         try:
@@ -157,14 +167,16 @@ async def run_fleet(gateways: int, beds: int, minutes: int, workers: int = 1, ra
                 for m, n in x["expected_points"].items():
                     expected[m] = expected.get(m, 0) + n
                     seq_sum[m] = seq_sum.get(m, 0) + x["expected_seq_sum"][m]
+            # wait (cheaply: the probe's per-gateway counts) until every summary and alarm is visible
+            want = {st: sum(len(x["appended"][g][st]) for x in done for g in x["appended"])
+                    for st in ("summaries", "alarms")}
             deadline = time.monotonic() + settle_s
-            got = await _stored(db, site)
-            while time.monotonic() < deadline and any(got[m][0] < n for m, n in expected.items()):
+            while time.monotonic() < deadline and any(probe.arrived(st) < n for st, n in want.items()):  # noqa: ASYNC110
                 await asyncio.sleep(0.5)
-                got = await _stored(db, site)
-            await asyncio.sleep(1.0)  # one more poll of the probe after the last points landed
+            await asyncio.sleep(2 * probe.every_s)  # raw batches are not probed: give the last ones a moment
             probe.stop.set()
             await probe_task
+            got = await _stored(db, site, expected, settle_s)
             status = await probe.status_backlog(start)
         finally:
             _stop_all(procs)

@@ -80,6 +80,9 @@ class Probe:
         return {"status_gateways": len(backlogs), "status_backlog_max": max(backlogs, default=0),
                 "status_gateways_with_backlog": sum(b > 0 for b in backlogs)}
 
+    def arrived(self, stream: str) -> int:
+        return sum(len(v.get(stream, [])) for v in self.arrivals.values())
+
     def rss_max_mb(self, key: str) -> float:
         return round(self.rss.get(key, 0.0), 1)
 

@@ -98,6 +98,19 @@ async def _stored(db: InfluxWriter, site: str, expected: dict[str, int], within_
         await asyncio.sleep(2.0)
 
 
+async def _settle(probe: Probe, want: dict[str, int], stall_s: float) -> None:
+    """Until every summary and alarm is visible, or nothing new arrived for ``stall_s`` (then what is
+    missing is lost, not late)."""
+    seen, changed = -1, time.monotonic()
+    while any(probe.arrived(st) < n for st, n in want.items()):
+        now_seen = sum(probe.arrived(st) for st in want)
+        if now_seen != seen:
+            seen, changed = now_seen, time.monotonic()
+        elif time.monotonic() - changed > stall_s:
+            return
+        await asyncio.sleep(0.5)
+
+
 def _stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
     for p in procs:
         if p.poll() is None:
@@ -114,7 +127,7 @@ def _stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> No
 async def run_fleet(gateways: int, beds: int, minutes: int, workers: int = 1, raw: bool = False,
                     speed: float = 1.0, publishers: int = 2, influx_pause_s: float = 0.0,
                     receive_maximum: int = 2000, status_s: float | None = None,
-                    settle_s: float = 120.0) -> dict[str, Any]:
+                    settle_s: float = 60.0) -> dict[str, Any]:
     site = "fleet"
     status_s = status_s if status_s is not None else max(1.0, 10.0 / speed)  # every 10 emulated seconds, >= 1 s
     keep = os.environ.get("PULSEGATE_BENCH_KEEP")  # a folder: keep the logs and data there
@@ -170,9 +183,7 @@ async def run_fleet(gateways: int, beds: int, minutes: int, workers: int = 1, ra
             # wait (cheaply: the probe's per-gateway counts) until every summary and alarm is visible
             want = {st: sum(len(x["appended"][g][st]) for x in done for g in x["appended"])
                     for st in ("summaries", "alarms")}
-            deadline = time.monotonic() + settle_s
-            while time.monotonic() < deadline and any(probe.arrived(st) < n for st, n in want.items()):  # noqa: ASYNC110
-                await asyncio.sleep(0.5)
+            await _settle(probe, want, settle_s)
             await asyncio.sleep(2 * probe.every_s)  # raw batches are not probed: give the last ones a moment
             probe.stop.set()
             await probe_task

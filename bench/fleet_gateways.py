@@ -201,7 +201,17 @@ async def run(args: argparse.Namespace) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     loop = asyncio.get_running_loop()
     stop_all = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop_all.set)
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    done = False
+
+    def on_term() -> None:  # after "done": a clean goodbye; before it (the bench gave up): leave at once
+        if done:
+            stop_all.set()
+        else:
+            main_task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
     mux = MqttMux(loop)
     d = Path(args.dir)
     gws = [EmuGateway(i, f"fleet-gw{i:05d}", args.site,
@@ -219,6 +229,7 @@ async def run(args: argparse.Namespace) -> int:
     produced_at = time.time()
     while any(g.outbox.backlog() for g in gws) and not stop_all.is_set():  # noqa: ASYNC110 - outbox counters
         await asyncio.sleep(0.1)
+    done = True
     _say(done=True, produce_end=produced_at, drained_at=time.time(), expected_points=exp.points,
          expected_seq_sum=exp.seq_sum, appended={g.gw: g.appended for g in gws},
          published=sum(g.published for g in gws), acked=sum(g.acked for g in gws),
@@ -243,6 +254,13 @@ def _say(**fields: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return asyncio.run(run(_args(argv)))
+    except asyncio.CancelledError:
+        return 1
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.fleet_gateways", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
@@ -257,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--status-s", type=float, default=10.0)
     p.add_argument("--max-inflight", type=int, default=100)
     p.add_argument("--dir", required=True)
-    return asyncio.run(run(p.parse_args(argv)))
+    return p.parse_args(argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ through, then resumes it (SIGCONT).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -33,6 +32,7 @@ from typing import IO, Any
 
 from bench.fleet_probe import Probe, cpu_s, latencies, pctl
 from bench.localservices import Influxd, Mosquitto
+from bench.reliability import json_lines
 from cloud.influx import InfluxError, InfluxWriter
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -53,22 +53,11 @@ def _spawn(args: list[str], out: Path, stdin: bool = False) -> subprocess.Popen[
                                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
 
 
-def _json_lines(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for ln in path.read_text(errors="replace").splitlines():
-        if ln.startswith("{"):
-            try:
-                out.append(json.loads(ln))
-            except ValueError:
-                pass
-    return out
-
-
 async def _wait_for(paths: list[Path], key: str, procs: list[subprocess.Popen[bytes]], within_s: float,
                     value: Any = True) -> list[dict[str, Any]]:
     deadline = time.monotonic() + within_s
     while True:
-        found = [next((d for d in _json_lines(p) if d.get(key) == value), None) for p in paths]
+        found = [next((d for d in json_lines(p) if d.get(key) == value), None) for p in paths]
         if all(found):
             return [f for f in found if f is not None]
         for p, path in zip(procs, paths, strict=True):

@@ -235,3 +235,12 @@ async def test_pulsegate_fhir_export_command(ward: InfluxWriter, server: str, in
         "--out", str(out), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await bad.communicate()
     assert bad.returncode == 1 and b"since must look like" in err and b"Traceback" not in err
+
+
+async def test_a_short_window_still_carries_the_alarms_later_states(ward: InfluxWriter) -> None:
+    """State changes are stored at the raise time: alarms are read over 24 h whatever --since says."""
+    entries, _ = await export_entries(ward, "1m", FhirConfig())
+    issues = {e.value: e.resource for e in entries if e.type == "DetectedIssue"}
+    assert set(issues) == {"ward7-gw1/a-1", "ward7-gw1/a-2", "amb-12/a-3"}
+    assert issues["ward7-gw1/a-1"]["status"] == "final"
+    assert sum(e.type == "Observation" for e in entries) < 252 / 4  # the vitals keep to the window

@@ -188,6 +188,23 @@ async def test_server_errors_are_retried_with_backoff_honouring_retry_after(ward
         await runner.cleanup()
     assert report.ok and report.retries == 3 and report.created == len(entries)
     assert slept and all(s >= 2.0 for s in slept)  # at least Retry-After
+    # a base URL that is not a FHIR endpoint, a refused token: one request, everything reported unsent
+    for status in (404, 401):
+        async def refuse(_request: web.Request, status: int = status) -> web.Response:
+            return web.json_response({}, status=status)
+
+        app = web.Application()
+        app.router.add_post("/", refuse)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            wrong = await FhirPusher(f"http://127.0.0.1:{port}", sleep=sleep).push(entries)
+        finally:
+            await runner.cleanup()
+        assert wrong.requests == 1 and len(wrong.unsent) == len(entries) and wrong.created == 0, status
+        assert str(status) in wrong.unsent[0].reason
     # an unreachable server: bounded attempts, everything reported unsent, nothing raised
     dead = await FhirPusher(f"http://127.0.0.1:{free_port()}", max_attempts=3, sleep=sleep).push(entries[:5])
     assert len(dead.unsent) == 5 and dead.created == 0 and dead.requests == 3

@@ -45,7 +45,7 @@ from prometheus_client import CollectorRegistry
 
 from cloud.deadletter import DeadLetters
 from cloud.delivery import Delivery
-from cloud.influx import InfluxConfig, InfluxWriter
+from cloud.influx import InfluxConfig, InfluxWriter, LineWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
 from cloud.ingest_writer import write_batches
 from cloud.receipts import Mark, ReceiptSender
@@ -77,7 +77,7 @@ class IngestWorker:
         self,
         host: str,
         port: int,
-        influx: InfluxWriter,
+        influx: LineWriter,
         client_id: str = "pg-ingest-1",
         group: str = "ingest",
         batch_points: int = 5000,
@@ -160,7 +160,7 @@ class IngestWorker:
         return self._inbox.qsize()
 
     @classmethod
-    def from_config(cls, cfg: IngestConfig, influx: InfluxWriter, schema: InfluxConfig | None = None,
+    def from_config(cls, cfg: IngestConfig, influx: LineWriter, schema: InfluxConfig | None = None,
                     base: Path | None = None, registry: CollectorRegistry | None = None) -> IngestWorker:
         password = read_optional_secret(cfg.password_file, base)
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
@@ -206,6 +206,9 @@ class IngestWorker:
 
     async def _ensure_schema(self) -> None:
         assert self.schema is not None
+        if not isinstance(self.influx, InfluxWriter) or self.influx.api != "v1":
+            log.info("influx_schema_external", detail="v2: buckets and tasks come from examples/influxdb2/")
+            return
         delay = 0.5
         while not self._stopping.is_set():
             try:

@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from cloud.influx import InfluxConfig, InfluxWriter
+from cloud.influx import InfluxConfig
+from cloud.influx_client import open_writer
 from cloud.ingest import IngestWorker
 from runtime import logs
 from runtime.supervisor import Supervisor
@@ -39,13 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--die-after-batches", type=int, default=0,
                    help="fault injection: exit at once (as kill -9 would) after the Nth batch InfluxDB accepted, "
                         "before its receipts and acknowledgements")
+    p.add_argument("--api", choices=("v1", "v2"), default="v1")
+    p.add_argument("--writer", choices=("http", "influxdb-client"), default="http")
+    p.add_argument("--org", default=None)
+    p.add_argument("--token-file", default=None, help="path or credential:NAME")
+    p.add_argument("--receive-maximum", type=int, default=20000)
     args = p.parse_args(argv)
-    influx = InfluxWriter(args.influx_url, args.database)
-    schema = InfluxConfig(url=args.influx_url, database=args.database) if args.schema else None
+    cfg = InfluxConfig(url=args.influx_url, database=args.database, api=args.api, writer=args.writer, org=args.org,
+                       token_file=args.token_file)
+    influx = open_writer(cfg)
+    schema = cfg if args.schema else None
     worker = IngestWorker(args.host, args.port, influx, client_id=args.client_id, group=args.group,
                           batch_points=args.batch_points, flush_s=args.flush_s,
                           deadletter_dir=Path(args.deadletter_dir) if args.deadletter_dir else None, schema=schema,
-                          receipts=not args.no_receipts, receipt_interval_s=args.receipt_interval_s)
+                          receipts=not args.no_receipts, receipt_interval_s=args.receipt_interval_s,
+                          receive_maximum=args.receive_maximum)
     worker.receipts.drop_next = args.drop_receipts
     if args.die_after_batches > 0:
         limit = args.die_after_batches

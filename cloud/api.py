@@ -21,9 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
+from clinical.parameters import PARAMETERS
 from cloud.influx import InfluxError, InfluxWriter
-from pulsegate.logs import get_logger
-from wire.sample import PARAMETERS
+from runtime.logs import get_logger
 
 log = get_logger("cloud.api")
 DASHBOARD = Path(__file__).parent / "dashboard"

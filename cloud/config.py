@@ -9,8 +9,8 @@ from pydantic import Field
 
 from cloud.influx import InfluxConfig
 from cloud.ingest import IngestConfig
-from pulsegate.configbase import Section
-from pulsegate.configload import load
+from runtime.configbase import Section
+from runtime.configload import load
 
 
 class CloudSection(Section):

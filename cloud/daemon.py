@@ -11,9 +11,9 @@ from cloud.api import FleetApi
 from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
-from pulsegate.httpserver import HttpServer
-from pulsegate.metrics import new_registry
-from pulsegate.supervisor import Component, Progress, Supervisor
+from runtime.httpserver import HttpServer
+from runtime.metrics import new_registry
+from runtime.supervisor import Component, Progress, Supervisor
 
 
 class CloudDaemon:

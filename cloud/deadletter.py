@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger("cloud.deadletter")
 

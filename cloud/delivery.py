@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cloud.influx import InfluxError, InfluxWriter, WriteResponse
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger("cloud.delivery")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from pulsegate.configbase import Section, read_optional_secret
+from runtime.configbase import Section, read_optional_secret
 
 
 class InfluxConfig(Section):

@@ -40,9 +40,9 @@ from cloud.delivery import Delivery, DeliveryAborted
 from cloud.influx import InfluxConfig, InfluxWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
 from cloud.retention import ensure_schema
-from pulsegate.configbase import read_optional_secret
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
+from runtime.configbase import read_optional_secret
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
 from wire import topics
 
 log = get_logger("cloud.ingest")
@@ -129,7 +129,7 @@ class IngestWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         if registry is not None:
             from cloud.ingest_metrics import ingest_metrics
-            from pulsegate.metrics import CallbackCollector
+            from runtime.metrics import CallbackCollector
 
             collector = CallbackCollector()
             ingest_metrics(collector, self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cloud import points
-from pulsegate.configbase import Section
+from runtime.configbase import Section
 from wire import codec, topics
 
 

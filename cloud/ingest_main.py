@@ -13,8 +13,8 @@ from pathlib import Path
 
 from cloud.influx import InfluxConfig, InfluxWriter
 from cloud.ingest import IngestWorker
-from pulsegate import logs
-from pulsegate.supervisor import Supervisor
+from runtime import logs
+from runtime.supervisor import Supervisor
 
 log = logs.get_logger("cloud.ingest_main")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pulsegate.metrics import CallbackCollector
+from runtime.metrics import CallbackCollector
 
 if TYPE_CHECKING:
     from cloud.ingest import IngestWorker

@@ -15,7 +15,7 @@ they are (a changed duration is applied with ALTER).
 from __future__ import annotations
 
 from cloud.influx import InfluxConfig, InfluxWriter
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger("cloud.retention")
 

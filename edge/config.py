@@ -12,12 +12,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edge.alarms.profiles import BedConfig, ClinicalConfig, check_beds
+from clinical.alarms.profiles import BedConfig, ClinicalConfig, check_beds
 from edge.uplink import UplinkConfig
 from edge.video.config import VideoConfig
 from firmware_bridge.config import DeviceConfig
-from pulsegate.configbase import Section
-from pulsegate.configload import load
+from runtime.configbase import Section
+from runtime.configload import load
 from wire.topics import TopicError, check_id
 
 

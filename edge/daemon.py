@@ -14,12 +14,12 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import Histogram
 
-from edge.alarms.delivery import Delivered, LocalAlarmPublisher
-from edge.alarms.manager import AuditRecord
-from edge.alarms.model import AlarmUpdate
-from edge.anomaly import MODEL_NAME as ANOMALY_MODEL
-from edge.anomaly import VitalsAnomalyModel
-from edge.clinical import ClinicalStage
+from clinical.alarms.manager import AuditRecord
+from clinical.alarms.model import AlarmUpdate
+from clinical.anomaly import MODEL_NAME as ANOMALY_MODEL
+from clinical.anomaly import VitalsAnomalyModel
+from clinical.stage import ClinicalStage
+from edge.alarm_bus import Delivered, LocalAlarmPublisher
 from edge.config import EdgeConfig
 from edge.gateway_status import uplink_metrics
 from edge.model_slots import ModelSlots, newest_verified
@@ -32,12 +32,12 @@ from edge.summaries import Summarizer
 from edge.uplink import Uplink, open_outbox
 from edge.video.config import VideoConfig
 from firmware_bridge.sources import make_source
-from pulsegate import __version__
-from pulsegate.configbase import read_secret
-from pulsegate.httpserver import HttpServer
-from pulsegate.logs import get_logger
-from pulsegate.metrics import new_registry
-from pulsegate.supervisor import Component, Progress, Supervisor
+from runtime.configbase import read_secret
+from runtime.httpserver import HttpServer
+from runtime.logs import get_logger
+from runtime.metrics import new_registry
+from runtime.supervisor import Component, Progress, Supervisor
+from runtime.version import __version__
 from wire.messages import VERSION, Alarm, Event, Message
 from wire.model_manifest import ManifestError, load_public_key, version_tuple
 
@@ -137,15 +137,15 @@ class EdgeDaemon:
 
     def _video_config(self, video: VideoConfig) -> VideoConfig:
         """Use the endoscopy model the model slots installed when it is newer than the configured one."""
-        from edge.video.config import MODEL_NAME as VIDEO_MODEL
-        from edge.video.segmodel import resolve_model_dir
+        from clinical.endoscopy.segmodel import MODEL_NAME as VIDEO_MODEL
+        from wire.model_manifest import resolve_model_dir
 
         keys = [load_public_key(k) for k in (video.trusted_keys or self.cfg.models.trusted_keys)]
         installed = newest_verified(self.cfg.gateway.state_dir / "models" / VIDEO_MODEL, keys) if keys else None
         if installed is None:
             return video
         try:
-            configured = version_tuple(resolve_model_dir(video.models_dir, video.model_version).name)
+            configured = version_tuple(resolve_model_dir(video.models_dir, VIDEO_MODEL, video.model_version).name)
         except ManifestError:
             configured = ()
         if version_tuple(installed.name) <= configured:
@@ -192,7 +192,7 @@ class EdgeDaemon:
 
     def _on_finding(self, finding: object) -> None:
         """Endoscopy findings: every one to the bulk lane (no pixels); raise/clear also as events."""
-        from edge.video.postprocess import PolypFinding
+        from clinical.endoscopy.postprocess import PolypFinding
 
         if not isinstance(finding, PolypFinding):
             return

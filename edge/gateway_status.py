@@ -1,7 +1,7 @@
 """Prometheus view of the uplink and its outbox (for the gateway's /metrics).
 
 ``uplink_metrics(collector, uplink)`` registers readings on the daemon's
-:class:`pulsegate.metrics.CallbackCollector`: values are read at scrape time
+:class:`runtime.metrics.CallbackCollector`: values are read at scrape time
 from the uplink's and the outbox's own counters, so the hot path never touches
 a metrics library. The nurse page's cloud-link banner reads
 ``uplink.connected`` directly.
@@ -10,7 +10,7 @@ a metrics library. The nurse page's cloud-link banner reads
 from __future__ import annotations
 
 from edge.uplink import Uplink
-from pulsegate.metrics import CallbackCollector
+from runtime.metrics import CallbackCollector
 
 
 def uplink_metrics(c: CallbackCollector, up: Uplink) -> None:

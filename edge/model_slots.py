@@ -30,11 +30,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge.anomaly import MODEL_NAME, VitalsAnomalyModel
-from edge.litert import ModelError
+from clinical.anomaly import MODEL_NAME, VitalsAnomalyModel
+from clinical.litert import ModelError
 from edge.shadow import ShadowResult, ShadowScorer
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
 from wire import topics
 from wire.messages import VERSION, Event, Message
 from wire.model_manifest import ManifestError, load_public_key, verify_model_dir, version_tuple
@@ -61,7 +61,7 @@ def newest_verified(slot: Path, keys: Sequence[Ed25519PublicKey]) -> Path | None
 class ModelSlots:
     name = "model-slots"
     tier = Tier.SINK
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(
         self,
@@ -139,7 +139,10 @@ class ModelSlots:
         if offer.name == MODEL_NAME and self.shadow is not None:
             try:  # verified again as it is loaded: nothing on disk is trusted between check and use
                 candidate = await asyncio.to_thread(VitalsAnomalyModel, final, self.num_threads, self.key_paths)
-            except (ModelError, ManifestError):
+            except ModelError as exc:  # signed, but not a model this gateway can run (e.g. another feature spec)
+                self._record_decision(ShadowResult(offer.version, False, 0, 0, 0.0, 0, f"load: {exc}"[:300]))
+                return "rolled_back"
+            except ManifestError:
                 shutil.rmtree(final, ignore_errors=True)
                 raise
             self.shadow.begin(candidate)

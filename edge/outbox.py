@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 from wire import codec, messages, topics
 
 log = get_logger("edge.outbox")

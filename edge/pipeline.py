@@ -17,9 +17,9 @@ import math
 import time
 from typing import Protocol
 
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Progress, Tier
-from wire.sample import DeviceEvent, Sample
+from clinical.sample import DeviceEvent, Sample
+from runtime.logs import get_logger
+from runtime.supervisor import Progress, Tier
 
 log = get_logger("edge.pipeline")
 

@@ -20,8 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.anomaly import AnomalyScorer
-from edge.bedstate import BedState
+from clinical.anomaly import AnomalyScorer
+from clinical.bedstate import BedState
 
 
 @dataclass

@@ -13,9 +13,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clinical.sample import DeviceEvent, Sample
 from edge.pseudonym import Pseudonymizer
 from wire.messages import VERSION, Message, Raw, RawBatch, Score, Scores, Summary, SummaryItem
-from wire.sample import DeviceEvent, Sample
 
 Publish = Callable[[str, Message], None]
 ScoreSource = Callable[[], dict[str, tuple[int | None, float | None]]]  # bed -> (NEWS2, anomaly)

@@ -36,9 +36,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.outbox import Outbox
-from pulsegate.configbase import Section, read_optional_secret
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
+from runtime.configbase import Section, read_optional_secret
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
 from wire import codec, messages, topics
 
 log = get_logger("edge.uplink")
@@ -79,7 +79,7 @@ def open_outbox(cfg: UplinkConfig, gateway: str, base: Path | None = None) -> Ou
 class Uplink:
     name = "uplink"
     tier = Tier.SINK
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(
         self,

@@ -1,1 +1,4 @@
-"""Device protocols: sans-IO codecs, async transports, device emulators."""
+"""Device protocols: sans-IO codecs, async serial/MLLP/MQTT transports, device emulators.
+
+May import: ``wire``, ``runtime``, ``clinical`` (Sample, DeviceEvent, the parameter registry).
+"""

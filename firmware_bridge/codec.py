@@ -2,8 +2,8 @@
 
 A codec is fed the bytes a transport read, together with the receive times the
 transport took when those bytes arrived (``recv_mono``/``recv_wall``); it never
-reads a clock or does I/O itself. It returns a list of :class:`~wire.sample.Sample`
-and :class:`~wire.sample.DeviceEvent` (technical conditions, reported only when
+reads a clock or does I/O itself. It returns a list of :class:`~clinical.sample.Sample`
+and :class:`~clinical.sample.DeviceEvent` (technical conditions, reported only when
 they change). Damage is never raised: it is counted in :class:`CodecStats` and
 the decoder resynchronises on the next frame boundary. Every codec keeps its
 receive buffer bounded (``max_buffer``).
@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from wire.sample import PARAMETERS, DeviceEvent, Quality, Sample
+from clinical.parameters import PARAMETERS
+from clinical.sample import DeviceEvent, Quality, Sample
 
 Decoded = Sample | DeviceEvent
 

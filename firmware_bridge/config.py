@@ -23,7 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
-from pulsegate.configbase import Section
+from runtime.configbase import Section
 
 DRIVERS = ("philips_mib", "masimo", "nonin_oem3", "hl7_mllp", "wearable_mqtt")
 SERIAL_DRIVERS = ("philips_mib", "masimo", "nonin_oem3")

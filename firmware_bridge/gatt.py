@@ -23,9 +23,9 @@ import calendar
 import math
 import struct
 
+from clinical.sample import Quality
 from firmware_bridge.codec import CodecStats, ConditionTracker, Decoded, Origin, make_sample
 from firmware_bridge.ieee11073_float import Special, decode_float, decode_sfloat
-from wire.sample import Quality
 
 HEART_RATE_MEASUREMENT = 0x2A37
 PLX_SPOT_CHECK = 0x2A5E

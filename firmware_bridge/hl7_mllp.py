@@ -21,8 +21,8 @@ import calendar
 import math
 from dataclasses import dataclass, field
 
+from clinical.sample import Quality
 from firmware_bridge.codec import CodecStats, Decoded, Origin, make_sample
-from wire.sample import Quality
 
 SB, EB, CR = b"\x0b", b"\x1c", b"\r"
 MLLP_END = b"\x1c\x0d"

@@ -25,8 +25,8 @@ from __future__ import annotations
 import calendar
 import math
 
+from clinical.sample import Quality
 from firmware_bridge.codec import CodecStats, ConditionTracker, Decoded, Origin, make_sample
-from wire.sample import Quality
 
 MAX_LINE = 512
 NAN = math.nan

@@ -14,11 +14,11 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from clinical.sample import DeviceEvent, Sample
 from firmware_bridge.config import Hl7MllpConfig
 from firmware_bridge.hl7_mllp import MllpDecoder
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
-from wire.sample import DeviceEvent, Sample
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
 
 log = get_logger("firmware_bridge.mllp")
 
@@ -61,7 +61,7 @@ class MllpSource:
     """Listen on host:port for MLLP; emits Samples and DeviceEvents. ``port`` 0 picks a free port."""
 
     tier = Tier.SOURCE
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(self, cfg: Hl7MllpConfig, emit: Callable[[Sample], None],
                  emit_event: Callable[[DeviceEvent], None]) -> None:

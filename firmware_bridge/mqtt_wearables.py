@@ -34,11 +34,11 @@ from collections.abc import AsyncIterator, Callable
 
 import aiomqtt
 
+from clinical.sample import DeviceEvent, Sample
 from firmware_bridge.config import WearableMqttConfig
 from firmware_bridge.gatt import GattDecoder, uuid16
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
-from wire.sample import DeviceEvent, Sample
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
 
 log = get_logger("firmware_bridge.wearables")
 
@@ -71,7 +71,7 @@ class WearableMqttSource:
     """Subscribe to the bridge's topics on the local broker; one GattDecoder per wearable."""
 
     tier = Tier.SOURCE
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(self, cfg: WearableMqttConfig, emit: Callable[[Sample], None],
                  emit_event: Callable[[DeviceEvent], None]) -> None:

@@ -33,8 +33,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from clinical.sample import Quality
 from firmware_bridge.codec import CodecStats, ConditionTracker, Decoded, Origin, make_sample
-from wire.sample import Quality
 
 FRAME = 5
 PACKET_FRAMES = 25

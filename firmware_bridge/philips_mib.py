@@ -21,7 +21,7 @@ import calendar
 import struct
 from dataclasses import dataclass
 
-from wire.sample import Quality
+from clinical.sample import Quality
 
 SPPDU = b"\xe1\x00\x00\x02"
 # session SPDU types (first byte of association-layer messages)

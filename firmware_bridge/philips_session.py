@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 import struct
 
+from clinical.parameters import PARAMETERS, Parameter
+from clinical.sample import Quality, Sample
 from firmware_bridge.codec import CodecStats, Decoded, Origin
 from firmware_bridge.ieee11073_float import Special, decode_float
 from firmware_bridge.philips_framing import Deframer, encode_frame
@@ -55,7 +57,6 @@ from firmware_bridge.philips_mib import (
     poll_request,
     state_quality,
 )
-from wire.sample import PARAMETERS, Parameter, Quality, Sample
 
 IDLE, ASSOCIATING, WAIT_MDS_CREATE, ASSOCIATED = "idle", "associating", "wait_mds_create", "associated"
 _HIDE = Quality.UNAVAILABLE

@@ -24,7 +24,7 @@ from typing import Any
 import serial
 import serial_asyncio_fast
 
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger("firmware_bridge.serial")
 

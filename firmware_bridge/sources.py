@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from clinical.sample import DeviceEvent, Sample
 from firmware_bridge.codec import Decoded, Decoder
 from firmware_bridge.config import DeviceConfig, MasimoConfig, NoninConfig, PhilipsMibConfig, SerialDeviceConfig
 from firmware_bridge.serial_transport import SerialLink, SerialSettings
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Component, Tier
-from wire.sample import DeviceEvent, Sample
+from runtime.logs import get_logger
+from runtime.supervisor import Component, Tier
 
 log = get_logger("firmware_bridge.sources")
 
@@ -61,7 +61,7 @@ class SerialDeviceSource:
     """One serial device: SerialLink -> codec -> emit / emit_event."""
 
     tier = Tier.SOURCE
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(self, cfg: SerialDeviceConfig, emit: EmitSample, emit_event: EmitEvent,
                  decoder_factory: Callable[[], Decoder] | None = None) -> None:

@@ -1,3 +1,9 @@
-"""PulseGate: edge-cloud daemon for clinical IoT (shared runtime and CLI)."""
+"""PulseGate's top layer: the ``pulsegate`` console script, one module per command group, and the demo.
 
-__version__ = "0.1.0"
+It may import every other package (wire, runtime, clinical, firmware_bridge, edge, cloud, bench);
+nothing imports it.
+"""
+
+from runtime.version import __version__
+
+__all__ = ["__version__"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pulsegate.localservices import Influxd, Mosquitto, free_port
+from bench.localservices import Influxd, Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_BEDS = (  # bed, driver, emulator protocol, scenario

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pulsegate.localservices import Influxd, Mosquitto, ServiceError
+from bench.localservices import Influxd, Mosquitto, ServiceError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 KVASIR = SHARED / "data" / "kvasir-seg"

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from clinical.sample import DeviceEvent, Sample
 from firmware_bridge.codec import Decoded, Decoder
-from wire.sample import DeviceEvent, Sample
 
 
 def feed_all(decoder: Decoder, chunks: Iterable[bytes]) -> list[Decoded]:

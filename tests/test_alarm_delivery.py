@@ -11,12 +11,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from edge.alarms.delivery import Delivered, LocalAlarmPublisher
-from edge.alarms.model import AlarmUpdate
-from edge.alarms.profiles import ClinicalConfig
-from edge.clinical import ClinicalStage
-from pulsegate.localservices import Mosquitto, free_port
-from wire.sample import Sample
+from bench.localservices import Mosquitto, free_port
+from clinical.alarms.model import AlarmUpdate
+from clinical.alarms.profiles import ClinicalConfig
+from clinical.sample import Sample
+from clinical.stage import ClinicalStage
+from edge.alarm_bus import Delivered, LocalAlarmPublisher
 from wire.topics import local_alarms
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ async def test_delivers_when_broker_comes_up_later(tmp_path: Path, unique: str) 
 
 
 def test_topic_bed_is_a_single_safe_level() -> None:
-    from edge.alarms.delivery import topic_bed
+    from edge.alarm_bus import topic_bed
 
     assert topic_bed("bed-07") == "bed-07"
     assert topic_bed("ward/3+#") == "ward_3__"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edge.alarms.manager import AlarmActionError, AlarmManager, ConditionSpec
-from edge.alarms.model import Alarm, AlarmUpdate, Event, Kind, Priority, State
-from edge.alarms.profiles import EscalationSettings
+from clinical.alarms.manager import AlarmActionError, AlarmManager, ConditionSpec
+from clinical.alarms.model import Alarm, AlarmUpdate, Event, Kind, Priority, State
+from clinical.alarms.profiles import EscalationSettings
 
 
 class Clock:

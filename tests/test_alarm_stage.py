@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from edge.alarms.model import AlarmUpdate, Event, Kind, State
-from edge.alarms.profiles import ADULT, BedConfig, ClinicalConfig, News2Triggers, Profile
-from edge.bedstate import BedState
-from edge.clinical import ClinicalStage
-from wire.sample import DeviceEvent, Quality, Sample
+from clinical.alarms.model import AlarmUpdate, Event, Kind, State
+from clinical.alarms.profiles import ADULT, BedConfig, ClinicalConfig, News2Triggers, Profile
+from clinical.bedstate import BedState
+from clinical.sample import DeviceEvent, Quality, Sample
+from clinical.stage import ClinicalStage
 
 UNITS = {"heart_rate": "/min", "pulse_rate": "/min", "spo2": "%", "resp_rate": "/min", "nibp_sys": "mm[Hg]", "temperature": "Cel"}
 NORMAL = {"heart_rate": 75.0, "spo2": 97.0, "resp_rate": 15.0, "nibp_sys": 125.0, "temperature": 36.8}

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloud.training import features as F
+from clinical import bedstate as B
+from clinical import features as F
+from clinical.anomaly import VitalsAnomalyModel
+from clinical.litert import ModelError
+from clinical.sample import Quality, Sample
+from cloud.training.labels import buckets
 from cloud.training.scenarios import GeneratorParams, generate
-from edge import bedstate as B
-from edge.anomaly import VitalsAnomalyModel
-from edge.clinical_cli import newest_model
-from edge.litert import ModelError
-from wire.model_manifest import ManifestError
-from wire.sample import Quality, Sample
+from wire.model_manifest import ManifestError, newest_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PUB = ROOT / "examples" / "keys" / "dev-signing.pub"
@@ -22,14 +22,9 @@ PUB = ROOT / "examples" / "keys" / "dev-signing.pub"
 
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
-    d = newest_model(ROOT / "models" / "vitals-anomaly")
+    d = newest_model_dir(ROOT / "models", "vitals-anomaly")
     assert d is not None, "no shipped model under models/vitals-anomaly/"
     return d
-
-
-def test_feature_constants_match_between_edge_and_cloud() -> None:
-    assert (B.MODEL_PARAMS, B.CARRY_S, B.NORM, B.BUCKET_S, B.WINDOW, B.N_FEATURES) == (
-        F.MODEL_PARAMS, F.CARRY_S, F.NORM, F.BUCKET_S, F.WINDOW, F.N_FEATURES)
 
 
 def _bed_windows(sc_values: dict[str, np.ndarray], sc_quality: dict[str, np.ndarray], abs_t: np.ndarray,
@@ -48,7 +43,7 @@ def _bed_windows(sc_values: dict[str, np.ndarray], sc_quality: dict[str, np.ndar
         if st.buckets_filled > seen:
             seen = st.buckets_filled
             if seen % every == 0:
-                w = np.zeros((B.WINDOW, B.N_FEATURES), np.float32)
+                w = np.zeros((F.WINDOW, F.N_FEATURES), np.float32)
                 st.window(w)
                 got_t.append(float(t))
                 got.append(w)
@@ -59,7 +54,7 @@ def test_bedstate_windows_equal_training_features() -> None:
     sc = generate(77, 3, GeneratorParams(hours=3.0, sensor_off_per_h=2.0, gap_per_h=0.5), kind="sepsis")
     abs_t = sc.start + sc.t
     got_t, got = _bed_windows(sc.values, sc.quality, abs_t, every=7)
-    ends, rows = F.buckets(sc)
+    ends, rows = buckets(sc)
     assert len(got) > 10
     for t, w in zip(got_t, got, strict=True):
         # a bucket closed by the first sample at or after its end: the window ends at the bucket before t's
@@ -70,13 +65,13 @@ def test_bedstate_windows_equal_training_features() -> None:
 
 def test_shipped_model_loads_verified_and_scores_in_one_batch(model_dir: Path) -> None:
     m = VitalsAnomalyModel(model_dir, trusted_keys=[PUB])
-    assert m.runner.input_shape == (B.WINDOW, B.N_FEATURES) and 0 < m.threshold < 1
+    assert m.runner.input_shape == (F.WINDOW, F.N_FEATURES) and 0 < m.threshold < 1
     gp = GeneratorParams(hours=12.0, artifact_per_h=0.0, sensor_off_per_h=0.0, gap_per_h=0.0)
     stable = [generate(4242, i, gp, kind="stable") for i in range(4)]
     sick = [generate(4242, 10 + i, gp, kind=k) for i, k in enumerate(("sepsis", "resp_failure", "haemorrhage"))]
     wins, is_sick = [], []
     for sc in stable + sick:
-        ends, rows = F.buckets(sc)
+        ends, rows = buckets(sc)
         if sc.event_s is not None:
             k = int(np.searchsorted(ends - sc.start, sc.event_s)) - 1  # at the event: fully developed
         else:
@@ -126,10 +121,10 @@ def test_wrong_model_shape_is_refused(model_dir: Path, tmp_path: Path) -> None:
 
 def test_stage_from_config_raises_anomaly_alarm_for_deteriorating_patient_only(model_dir: Path,
                                                                                  tmp_path: Path) -> None:
+    from clinical.alarms.profiles import ClinicalConfig
+    from clinical.replay import replay
+    from clinical.stage import ClinicalStage
     from cloud.training.scenarios import write_csv
-    from edge.alarms.profiles import ClinicalConfig
-    from edge.clinical import ClinicalStage
-    from edge.replay import replay
 
     cfg = ClinicalConfig.model_validate({"anomaly": {"model_dir": str(model_dir), "trusted_keys": [str(PUB)]}})
     stage = ClinicalStage.from_config(cfg)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cloud.training.evaluation import score
-from cloud.training.features import buckets, labels
+from cloud.training.labels import buckets, labels
 from cloud.training.scenarios import ARTIFACT, SENSOR_OFF, GeneratorParams, generate, heldout_params
 from cloud.training.vitals_anomaly import simulate_alarms
 
@@ -80,8 +80,8 @@ def test_score_counts_strict_and_active_detection() -> None:
 
 @pytest.mark.slow
 def test_tiny_training_exports_a_model_the_gateway_loads(tmp_path: Path) -> None:
+    from clinical.anomaly import VitalsAnomalyModel
     from cloud.training.vitals_anomaly import train
-    from edge.anomaly import VitalsAnomalyModel
 
     res = train(tmp_path, "0.0.1", seed=3, n_train=6, n_val=3, epochs=1, hours=6.0,
                 key_path=ROOT / "examples" / "keys" / "dev-signing.key", log=lambda *a: None)

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 
-from edge.bedstate import HR, SPO2, WINDOW, BedState, trend
-from wire.sample import Quality, Sample
+from clinical.bedstate import HR, SPO2, BedState, trend
+from clinical.features import WINDOW
+from clinical.sample import Quality, Sample
 
 
 def s(p: str, v: float, t: float, q: Quality = Quality.VALID) -> Sample:

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bench.localservices import Influxd, free_port
 from cloud.api import FleetApi
 from cloud.influx import InfluxWriter
 from cloud.points import to_lines
-from pulsegate.localservices import Influxd, free_port
 from wire.messages import Alarm, Status, Summary, SummaryItem
 
 pytestmark = pytest.mark.integration

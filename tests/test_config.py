@@ -10,9 +10,9 @@ import pytest
 
 from edge.config import EdgeConfig
 from pulsegate.cli import main
-from pulsegate.configbase import SecretError, read_secret
-from pulsegate.configload import ConfigError, key_lines, loads
-from pulsegate.logs import JsonFormatter, get_logger
+from runtime.configbase import SecretError, read_secret
+from runtime.configload import ConfigError, key_lines, loads
+from runtime.logs import JsonFormatter, get_logger
 
 GOOD = """
 [gateway]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.localservices import Mosquitto, free_port
 from firmware_bridge.emulators.pty import open_pty_emulator
-from pulsegate.localservices import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
+from bench.localservices import Influxd, Mosquitto
 from cloud.config import load_cloud_config
 from cloud.daemon import CloudDaemon
 from edge.config import load_edge_config
 from edge.daemon import EdgeDaemon
 from edge.pseudonym import Pseudonymizer
 from firmware_bridge.emulators.pty import open_pty_emulator
-from pulsegate.localservices import Influxd, Mosquitto
 from wire.messages import Message, Summary
 
 pytestmark = pytest.mark.integration

@@ -10,16 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
+from clinical.endoscopy.evaluate import evaluate
+from clinical.endoscopy.segmodel import MODEL_NAME, load_verified, preprocess, probability_map
 from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS
-from edge.video.evaluate import evaluate
-from edge.video.segmodel import load_verified, model_versions, preprocess, probability_map, resolve_model_dir
 from pulsegate.cli import main
-from wire.model_manifest import ManifestError, load_public_key, verify_model_dir
+from wire.model_manifest import ManifestError, load_public_key, model_versions, resolve_model_dir, verify_model_dir
 
 
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
-    return resolve_model_dir(DEFAULT_MODELS_DIR)
+    return resolve_model_dir(DEFAULT_MODELS_DIR, MODEL_NAME)
 
 
 def read(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
@@ -37,7 +37,7 @@ def test_shipped_model_verifies_and_matches_manifest(model_dir: Path) -> None:
     assert manifest.name == "endoscopy-seg"
     assert runner.input_shape == (256, 256, 3)
     assert runner.input_dtype == np.int8  # int8 model; ModelRunner quantises float frames
-    assert model_versions(DEFAULT_MODELS_DIR)[0] == model_dir
+    assert model_versions(DEFAULT_MODELS_DIR, MODEL_NAME)[0] == model_dir
     assert (model_dir / "MODEL_CARD.md").read_text().count("Kvasir-SEG") >= 2
     assert (model_dir / "model.tflite").stat().st_size < 4_000_000
 

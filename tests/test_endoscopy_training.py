@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clinical.litert import ModelRunner
 from cloud.training.endoscopy_seg import TrainConfig, build_model, learning_rate, load_frames, read_names, train
-from edge.litert import ModelRunner
 
 
 def test_learning_rate_schedule() -> None:

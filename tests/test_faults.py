@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.localservices import Influxd, Mosquitto, free_port
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from pulsegate.localservices import Influxd, Mosquitto, free_port
 from tests.uplink_fixtures import (
     alarm,
     assert_exactly_once,

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clinical.sample import Quality
 from firmware_bridge.gatt import (
     PLX_DS_DISCONNECTED,
     PLX_DS_LOW_PERFUSION,
@@ -22,7 +23,6 @@ from firmware_bridge.gatt import (
 )
 from firmware_bridge.ieee11073_float import Special, decode_float, decode_sfloat, encode_float, encode_sfloat
 from tests.fw_fixtures import events, samples
-from wire.sample import Quality
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

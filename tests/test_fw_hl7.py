@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clinical.sample import Quality
 from firmware_bridge.config import parse_device
 from firmware_bridge.emulators.hl7 import Hl7Sender, oru_message
 from firmware_bridge.emulators.scenarios import make_scenario
@@ -16,7 +17,6 @@ from firmware_bridge.hl7_mllp import MLLP_END, SB, MllpDecoder, parse_ts
 from firmware_bridge.mllp_server import MllpSource
 from firmware_bridge.sources import make_source
 from tests.fw_fixtures import Collector, chunked, samples
-from wire.sample import Quality
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REF_OBX = "OBX|4|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.6.1.1|98|262688^MDC_DIM_PERCENT^MDC|||||R|||20240102030405|||0012"

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clinical.sample import Quality
 from firmware_bridge.emulators.masimo import MasimoEmulator
 from firmware_bridge.emulators.scenarios import make_scenario
 from firmware_bridge.masimo import MAX_LINE, MasimoDecoder, exc_quality, format_line
 from tests.fw_fixtures import chunked, events, feed_all, samples
-from wire.sample import Quality
 
 REF = (
     b"02/22/16 22:47:45 SN=0000056661 SPO2=098% BPM=097 PI=03.60% SPCO=--.-% SPMET=--.-% "

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clinical.sample import Quality
 from firmware_bridge.codec import Decoded
 from firmware_bridge.emulators.nonin import NoninEmulator
 from firmware_bridge.emulators.scenarios import make_scenario
@@ -22,7 +23,6 @@ from firmware_bridge.nonin import (
     packet,
 )
 from tests.fw_fixtures import chunked, events, feed_all, samples
-from wire.sample import Quality
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clinical.sample import Quality
 from firmware_bridge.emulators.philips import PhilipsMonitorEmulator
 from firmware_bridge.emulators.scenarios import VitalState, make_scenario
 from firmware_bridge.philips_framing import Deframer, encode_frame, escape, fcs16, unescape
@@ -31,7 +32,6 @@ from firmware_bridge.philips_mib import (
 )
 from firmware_bridge.philips_session import ASSOCIATED, ASSOCIATING, PhilipsSession
 from tests.fw_fixtures import chunked, samples
-from wire.sample import Quality
 
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WALL = 1_700_000_000.0

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from clinical.sample import Quality
 from firmware_bridge.config import parse_device
 from firmware_bridge.emulators.pty import PtyEmulator, open_pty_emulator
 from firmware_bridge.sources import SerialDeviceSource, make_source
 from tests.fw_fixtures import Collector
-from wire.sample import Quality
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
+from clinical.sample import DeviceEvent, Sample
 from edge.pipeline import Pipeline
 from firmware_bridge.config import parse_device
 from firmware_bridge.emulators.pty import open_pty_emulator
 from firmware_bridge.sources import make_source
-from pulsegate.supervisor import Supervisor
-from wire.sample import DeviceEvent, Sample
+from runtime.supervisor import Supervisor
 
 pytestmark = pytest.mark.timeout(60)
 

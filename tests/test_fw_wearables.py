@@ -11,14 +11,14 @@ from pathlib import Path
 import paho.mqtt.publish as publish
 import pytest
 
+from bench.localservices import Mosquitto
+from clinical.sample import Quality
 from firmware_bridge.config import parse_device
 from firmware_bridge.emulators.scenarios import make_scenario
 from firmware_bridge.emulators.wearable import WearablePublisher
 from firmware_bridge.mqtt_wearables import WearableMqttSource
 from firmware_bridge.sources import make_source
-from pulsegate.localservices import Mosquitto
 from tests.fw_fixtures import Collector
-from wire.sample import Quality
 
 pytestmark = pytest.mark.timeout(60)
 

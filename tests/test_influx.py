@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from bench.localservices import Influxd
 from cloud.delivery import Delivery
 from cloud.influx import InfluxConfig, InfluxError, InfluxWriter
 from cloud.points import line, to_lines
 from cloud.retention import ROLLUP_RP, ensure_schema, rollup_select
-from pulsegate.localservices import Influxd
 from tests.uplink_fixtures import T0, summary
 
 pytestmark = pytest.mark.integration

@@ -104,7 +104,7 @@ async def test_stop_aborts_a_retrying_delivery_without_success() -> None:
 
 
 async def test_connection_refused_on_a_real_closed_port_is_status_0() -> None:
-    from pulsegate.localservices import free_port
+    from bench.localservices import free_port
 
     w = InfluxWriter(f"http://127.0.0.1:{free_port()}", "db", timeout_s=2)
     resp = await w.write(LINES[:1])

@@ -11,10 +11,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry, generate_latest
 
+from bench.localservices import Influxd, Mosquitto
 from cloud.deadletter import read_entries
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
-from pulsegate.localservices import Influxd, Mosquitto
 from tests.uplink_fixtures import T0, assert_exactly_once, raw, wait_for_count
 from wire import codec, messages
 

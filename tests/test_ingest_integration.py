@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.localservices import Influxd, Mosquitto
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from pulsegate.localservices import Influxd, Mosquitto
 from tests.uplink_fixtures import alarm, raw, summary, wait_for_count
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bench.localservices import Influxd, Mosquitto
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
-from pulsegate.localservices import Influxd, Mosquitto
 from tests.uplink_fixtures import assert_exactly_once, raw, wait_for_count
 from wire import codec
 

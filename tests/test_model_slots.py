@@ -11,12 +11,12 @@ import msgspec
 import numpy as np
 import pytest
 
+from bench.localservices import Mosquitto
+from clinical.anomaly import VitalsAnomalyModel
+from clinical.bedstate import BedState
 from cloud.model_publish import publish_model
-from edge.anomaly import VitalsAnomalyModel
-from edge.bedstate import BedState
 from edge.model_slots import ModelSlots, newest_verified
 from edge.shadow import ShadowResult, ShadowScorer
-from pulsegate.localservices import Mosquitto
 from wire.messages import Event, Message
 from wire.model_manifest import generate_keypair, load_private_key, load_public_key, sign_model_dir
 from wire.model_offer import encode_offer, offer_from_dir
@@ -62,11 +62,13 @@ def test_shadow_rolls_back_disagreeing_or_invalid_candidate(scores: list[float],
     assert shadow.active.version == "1.0.0" and shadow.threshold == 0.5
 
 
-def make_version(tmp: Path, version: str, key: Path = DEV_KEY) -> Path:
+def make_version(tmp: Path, version: str, key: Path = DEV_KEY, bucket_s: float | None = None) -> Path:
     d = tmp / f"src-{version}"
     shutil.copytree(SHIPPED, d)
     manifest = json.loads((d / "manifest.json").read_text())
     manifest["version"] = version
+    if bucket_s is not None:
+        manifest["features"]["bucket_s"] = bucket_s
     (d / "manifest.json").write_text(json.dumps(manifest))
     sign_model_dir(d, load_private_key(key))
     return d
@@ -100,6 +102,22 @@ async def test_bad_offers_are_rejected_and_counted(tmp_path: Path) -> None:
     assert not list((tmp_path / "state" / "models" / "vitals-anomaly").glob("9.*"))  # nothing left on disk
     first = events[0]
     assert isinstance(first, Event) and "sha256" in str(first.detail["error"])
+
+
+async def test_signed_candidate_with_another_feature_spec_is_rolled_back(tmp_path: Path) -> None:
+    events: list[Message] = []
+    active = VitalsAnomalyModel(SHIPPED, 1, [DEV_PUB])
+    shadow = ShadowScorer(active)
+    slots = _slots(tmp_path, events, shadow)
+    offer = encode_offer(offer_from_dir(make_version(tmp_path, "9.0.0", bucket_s=30.0)))
+    assert await slots.handle(offer) == "rolled_back"
+    assert shadow.candidate is None and shadow.active is active
+    slot = tmp_path / "state" / "models" / "vitals-anomaly"
+    assert (slot / "REJECTED").read_text().split() == ["9.0.0"] and not (slot / "9.0.0").exists()
+    ev = events[-1]
+    assert isinstance(ev, Event) and ev.kind == "model_rolled_back"
+    assert "bucket_s: gateway 60.0 != model 30.0" in str(ev.detail["reason"])
+    assert await slots.handle(offer) == "rejected"  # the retained offer is not tried again
 
 
 async def test_signed_newer_model_over_broker_is_shadowed_then_promoted(tmp_path: Path, broker: Mosquitto,

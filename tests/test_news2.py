@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from edge.news2 import (
+from clinical.news2 import (
     Response,
     news2,
     response_for,

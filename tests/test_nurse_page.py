@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from edge.alarms.profiles import BedConfig, ClinicalConfig
-from edge.clinical import ClinicalStage
+from bench.localservices import free_port
+from clinical.alarms.profiles import BedConfig, ClinicalConfig
+from clinical.sample import Sample
+from clinical.stage import ClinicalStage
 from edge.nurse_page import PAGE_KEY, make_nurse_app
-from pulsegate.localservices import free_port
-from wire.sample import Sample
 
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]

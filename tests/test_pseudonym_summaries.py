@@ -4,10 +4,10 @@ import math
 
 import pytest
 
+from clinical.sample import Quality, Sample
 from edge.pseudonym import Pseudonymizer
 from edge.summaries import Summarizer
 from wire.messages import Message, RawBatch, Summary
-from wire.sample import Quality, Sample
 
 
 def test_pseudonym_is_keyed_stable_and_not_the_reference() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge.replay import ReplayError, parse_time, replay
+from clinical.replay import ReplayError, parse_time, replay
 from pulsegate.cli import main
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pulsegate.sdnotify import Notifier, watchdog_interval
-from pulsegate.supervisor import Progress, RestartPolicy, Supervisor, Tier
+from runtime.sdnotify import Notifier, watchdog_interval
+from runtime.supervisor import Progress, RestartPolicy, Supervisor, Tier
 
 
 class Comp:

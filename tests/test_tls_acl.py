@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.localservices import Influxd, free_port
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from pulsegate.localservices import Influxd, free_port
 from tests.uplink_fixtures import REPO, assert_exactly_once, own_broker, raw, seq_counts, wait_for_count
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.localservices import Mosquitto, free_port
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from pulsegate.localservices import Mosquitto, free_port
 from tests.uplink_fixtures import alarm, kill, raw, spawn_driver
 from wire import codec, messages, topics
 
@@ -136,7 +136,7 @@ async def test_metrics_collector_reports_uplink_and_outbox(broker: Mosquitto, un
     from prometheus_client import generate_latest
 
     from edge.gateway_status import uplink_metrics
-    from pulsegate.metrics import new_registry
+    from runtime.metrics import new_registry
 
     ob = Outbox(tmp_path / "o.sqlite", unique)
     up = Uplink(ob, "127.0.0.1", broker.port, "s1", unique)

@@ -9,12 +9,12 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
+from clinical.endoscopy.postprocess import PolypFinding
 from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, REPO_ROOT, VideoConfig
 from edge.video.liveview import BOUNDARY, LiveView
 from edge.video.pipeline import VideoPipeline
-from edge.video.postprocess import PolypFinding
 from edge.video.service import video_components
-from pulsegate.supervisor import Progress, Supervisor, Tier
+from runtime.supervisor import Progress, Supervisor, Tier
 
 CLIP = REPO_ROOT / "examples" / "video" / "kvasir-demo.mp4"
 
@@ -90,10 +90,11 @@ async def test_supervised_pipeline_serves_page_jpeg_stream_and_status() -> None:
 
 
 async def test_bad_source_fails_start_clearly() -> None:
+    from clinical.endoscopy.segmodel import MODEL_NAME, load_verified
     from edge.video.capture import CaptureError
-    from edge.video.segmodel import load_verified, resolve_model_dir
+    from wire.model_manifest import resolve_model_dir
 
-    runner, _ = load_verified(resolve_model_dir(DEFAULT_MODELS_DIR), config().trusted_keys)
+    runner, _ = load_verified(resolve_model_dir(DEFAULT_MODELS_DIR, MODEL_NAME), config().trusted_keys)
     pipe = VideoPipeline("/nonexistent/clip.mp4", runner, lambda f: None, "r")
     with pytest.raises(CaptureError):
         await pipe.start()

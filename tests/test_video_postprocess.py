@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.video.postprocess import Detection, FindingSmoother, PolypFinding, detect
+from clinical.endoscopy.postprocess import Detection, FindingSmoother, PolypFinding, detect
 from wire.codec import decode, encode
 from wire.messages import Finding
 

@@ -120,7 +120,7 @@ def test_large_messages_are_compressed_and_bounded() -> None:
 
 
 def test_bench_wire_reports_contract_smaller_than_json() -> None:
-    from wire.bench import run
+    from bench.wire_sizes import run
 
     out = run(beds=8, n=5)
     assert out["items"] == 48

@@ -11,8 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.localservices import Mosquitto
 from cloud.influx import InfluxWriter
-from pulsegate.localservices import Mosquitto
 from wire import messages
 
 T0 = 1_700_000_000_000_000_000
@@ -61,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def own_broker(workdir: Path, port: int = 0, extra_conf: str = "") -> Mosquitto:
-    """A private mosquitto (with persistence, also as root: see pulsegate.localservices)."""
+    """A private mosquitto (with persistence, also as root: see bench.localservices)."""
     return Mosquitto(workdir, port=port, extra_conf=extra_conf).start()
 
 
@@ -75,7 +75,7 @@ def spawn(module: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
 
 def spawn_driver(tmp: Path, gateway: str, port: int, count: int, rate: float, name: str = "driver",
                  *extra: str) -> subprocess.Popen[bytes]:
-    return spawn("edge.outbox_driver", "--db", str(tmp / f"{gateway}.sqlite"), "--gateway", gateway, "--port",
+    return spawn("bench.outbox_driver", "--db", str(tmp / f"{gateway}.sqlite"), "--gateway", gateway, "--port",
                  str(port), "--count", str(count), "--rate", str(rate), *extra, log=tmp / f"{name}.log")
 
 

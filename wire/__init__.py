@@ -1,10 +1,4 @@
-"""The edge-cloud contract: topics, message schemas, encoding and versions.
+"""The edge-cloud contract: topics, message schemas, encoding, versions, model manifests and signing.
 
-Imported by both daemons (edge/ and cloud/); nothing here imports either of them.
+Imported by both daemons (edge/ and cloud/) and by the layers between; it imports nothing of ours.
 """
-
-from wire.sample import PARAMETERS, DeviceEvent, Parameter, Quality, Sample
-
-WIRE_VERSION = 1
-
-__all__ = ["PARAMETERS", "WIRE_VERSION", "DeviceEvent", "Parameter", "Quality", "Sample"]

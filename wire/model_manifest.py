@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -38,6 +39,7 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True):
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     metrics: dict[str, float | int | str | None] = {}
+    features: dict[str, Any] = {}  # the input feature spec (vitals-anomaly: clinical/features.py FeatureSpec)
     training_data: str = ""
     created: str = ""
     notes: str = ""
@@ -141,3 +143,35 @@ def _verifies(key: Ed25519PublicKey, sig: bytes, body: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
+
+
+def model_versions(models_dir: Path, name: str) -> list[Path]:
+    """Version directories under models_dir/name, newest first (non-version names ignored)."""
+    root = models_dir / name
+    if not root.is_dir():
+        return []
+    dirs = []
+    for d in root.iterdir():
+        try:
+            dirs.append((version_tuple(d.name), d))
+        except ManifestError:
+            continue
+    return [d for _, d in sorted(dirs, reverse=True) if d.is_dir()]
+
+
+def resolve_model_dir(models_dir: Path, name: str, version: str | None = None) -> Path:
+    """The requested version, or the newest one, under models_dir/name."""
+    if version is not None:
+        d = models_dir / name / version
+        if not d.is_dir():
+            raise ManifestError(f"{d}: no such model version")
+        return d
+    versions = model_versions(models_dir, name)
+    if not versions:
+        raise ManifestError(f"no {name} model under {models_dir}")
+    return versions[0]
+
+
+def newest_model_dir(models_dir: Path, name: str) -> Path | None:
+    """The newest version directory of ``name`` under models_dir, or None."""
+    return next((d for d in model_versions(models_dir, name) if (d / "model.tflite").exists()), None)

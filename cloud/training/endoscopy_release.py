@@ -1,7 +1,7 @@
 """Packaging a trained endoscopy-seg model: figures on val.txt, manifest, card, signature.
 
 The figures are measured on the held-out ``val.txt`` frames through the
-gateway's own ModelRunner and evaluation code (edge.video.evaluate), on the
+gateway's own ModelRunner and evaluation code (clinical.endoscopy.evaluate), on the
 int8 .tflite that ships, never on the Keras model or on training frames.
 """
 
@@ -11,7 +11,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from wire.model_manifest import Manifest, TensorSpec, encode_manifest, load_private_key, sign_model_dir
+from clinical.litert import tensor_specs
+from wire.model_manifest import Manifest, encode_manifest, load_private_key, sign_model_dir
 
 from .endoscopy_seg import MODEL_NAME, TrainConfig, TrainResult, read_names
 
@@ -27,23 +28,9 @@ TERMS = (
 )
 
 
-def tensor_specs(tflite: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    from edge.litert import _interpreter_class
-
-    interp = _interpreter_class()(model_path=str(tflite))
-
-    def spec(d: dict[str, Any]) -> TensorSpec:
-        scale, zp = d["quantization"]
-        shape = [int(x) for x in d["shape"]]
-        shape[0] = -1
-        return TensorSpec(d["name"], shape, d["dtype"].__name__, float(scale), int(zp))
-
-    return [spec(d) for d in interp.get_input_details()], [spec(d) for d in interp.get_output_details()]
-
-
 def evaluate_val(tflite: Path, data_dir: Path, threads: int = 2) -> dict[str, Any]:
-    from edge.litert import ModelRunner
-    from edge.video.evaluate import evaluate
+    from clinical.endoscopy.evaluate import evaluate
+    from clinical.litert import ModelRunner
 
     runner = ModelRunner(tflite, num_threads=threads)
     names = read_names(data_dir / "val.txt")

@@ -8,7 +8,7 @@ quantises) and returns a polyp probability map at half resolution (128 x 128),
 which the edge upsamples to the frame.
 
 Figures are measured on ``val.txt`` only, through the same ModelRunner the
-gateway uses (edge.video.evaluate), never on frames the model trained on.
+gateway uses (clinical.endoscopy.evaluate), never on frames the model trained on.
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 
 Held-out scenarios come from other seeds AND other generator parameters
 (scenarios.heldout_params) than training and validation. They are written in
-the replay CSV format and run through ``pulsegate replay --json`` in a
-subprocess (the same ClinicalStage the gateway runs; cloud/ does not import
-edge/). For each alarm source:
+the replay CSV format and replayed in-process through clinical.replay (the same
+ClinicalStage, profiles and model runner the gateway runs). For each alarm source:
 
 - sensitivity: deteriorating patients with an alarm of that source raised
   between the deterioration's onset and its event (strict: an alarm raised
@@ -21,9 +20,6 @@ edge/). For each alarm source:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,20 +118,16 @@ class Report:
         return "\n".join(lines)
 
 
-def run_replay(csv_path: Path, model_dir: Path, extra: list[str] | None = None) -> tuple[list[dict[str, Any]],
-                                                                                         dict[str, Any]]:
-    cmd = [sys.executable, "-m", "pulsegate", "replay", str(csv_path), "--json", "--events", "--model",
-           str(model_dir), *(extra or [])]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"replay failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    alarms = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    summary: dict[str, Any] = {}
-    for line in proc.stderr.splitlines():
-        if line.startswith('{"replay"'):
-            summary = json.loads(line)["replay"]
-    return alarms, summary
+def run_replay(csv_path: Path, model_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The gateway's clinical core (clinical.replay, default profile) over ``csv_path`` with the model in
+    ``model_dir``: every alarm state change, and the replay's summary."""
+    from clinical.anomaly import VitalsAnomalyModel
+    from clinical.replay import replay
+
+    scorer = VitalsAnomalyModel(model_dir)
+    alarms: list[dict[str, Any]] = []
+    stats = replay(csv_path, alarms.append, scorer=scorer, events=True)
+    return alarms, {**stats.as_dict(), "model": scorer.version}
 
 
 Scored = tuple[dict[str, SourceMetrics], float, list[float], int, dict[str, dict[str, int]]]

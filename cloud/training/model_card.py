@@ -57,7 +57,7 @@ whole pipeline on such recordings).
 
 It reads a bed's last 60 minutes of numerics as 60 one-minute buckets (heart rate, SpO2, respiration rate,
 systolic NIBP, temperature, each normalised, plus a 0/1 availability mask per parameter; see
-`edge/bedstate.py`) and outputs the probability that the patient is deteriorating. On the gateway it runs
+`clinical/bedstate.py`) and outputs the probability that the patient is deteriorating. On the gateway it runs
 beside NEWS2 and the threshold alarms, never instead of them: a score at or above the threshold
 ({mt.get('threshold')}) held for 2 minutes raises a medium-priority physiological alarm (source `anomaly`).
 Beds are scored in one batched LiteRT invoke per tick.

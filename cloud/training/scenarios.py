@@ -44,7 +44,7 @@ import numpy as np
 
 PARAMS = ("heart_rate", "spo2", "resp_rate", "nibp_sys", "temperature")
 KINDS = ("stable", "sepsis", "resp_failure", "haemorrhage")
-ARTIFACT, SENSOR_OFF, UNAVAILABLE = 8, 4, 2  # wire.sample.Quality bits (cloud does not import edge)
+ARTIFACT, SENSOR_OFF, UNAVAILABLE = 8, 4, 2  # clinical.sample.Quality bits (cloud does not import edge)
 START_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z; scenario k starts on day 2k (so a set never overlaps in time)
 
 

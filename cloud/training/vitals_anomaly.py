@@ -1,6 +1,6 @@
 """Train the vitals-anomaly model on generated scenarios and export it to .tflite with a manifest.
 
-Method: windows of WINDOW one-minute buckets (cloud/training/features.py) from
+Method: windows of WINDOW one-minute buckets (clinical/features.py, the gateway's own spec) from
 training scenarios, labelled 1 from 15 % into a deterioration until its event,
 0 for stable patients and for the time before onset; the ambiguous start of a
 deterioration is left out. A small dense network (flatten -> 32 -> 16 -> 1,
@@ -26,7 +26,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from cloud.training.features import N_FEATURES, WINDOW, buckets, labels, windows
+from clinical.features import N_FEATURES, SPEC, WINDOW, windows
+from cloud.training.labels import buckets, labels
 from cloud.training.scenarios import GeneratorParams, generate
 from wire.model_manifest import Manifest, TensorSpec, encode_manifest, load_private_key, sign_model_dir
 
@@ -215,6 +216,7 @@ def train(
         inputs=[TensorSpec("windows", [-1, WINDOW, N_FEATURES], "float32")],
         outputs=[TensorSpec("deterioration", [-1, 1], "float32")],
         metrics=metrics,
+        features=SPEC.to_manifest(),
         training_data=f"SYNTHETIC: cloud/training/scenarios.py, {n_train} training scenarios (seed {seed}), "
         f"{n_val} validation scenarios (seed {seed + 500}); no real patient data",
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -31,9 +31,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from edge.alarms.manager import AlarmActionError
-from edge.alarms.model import AlarmUpdate
-from pulsegate.logs import get_logger
+from clinical.alarms.manager import AlarmActionError
+from clinical.alarms.model import AlarmUpdate
+from runtime.logs import get_logger
 
 log = get_logger("edge.nurse_page")
 STATIC = Path(__file__).parent / "static"

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pulsegate.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger("video.capture")
 

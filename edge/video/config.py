@@ -6,12 +6,11 @@ from pathlib import Path
 
 from pydantic import Field
 
-from pulsegate.configbase import Section
+from runtime.configbase import Section
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODELS_DIR = REPO_ROOT / "models"
 DEFAULT_TRUSTED_KEYS = (REPO_ROOT / "examples" / "keys" / "dev-signing.pub",)
-MODEL_NAME = "endoscopy-seg"
 
 
 class VideoConfig(Section):

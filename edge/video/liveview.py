@@ -16,10 +16,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Tier
-
-from .pipeline import Annotated
+from edge.video.pipeline import Annotated
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
 
 log = get_logger("video.liveview")
 
@@ -58,7 +57,7 @@ class LiveView:
     """aiohttp server for one pipeline. A supervisor Component (tier SINK)."""
 
     tier = Tier.SINK
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(
         self,

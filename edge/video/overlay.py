@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .postprocess import Detection
+from clinical.endoscopy.postprocess import Detection
 
 GREEN = (80, 220, 60)
 AMBER = (0, 190, 255)

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.litert import ModelRunner
-from pulsegate.logs import get_logger
-from pulsegate.supervisor import Progress, Tier
-
-from .capture import Frame, FrameGrabber, Pace
-from .overlay import draw
-from .postprocess import Detection, FindingSmoother, PolypFinding, detect
-from .segmodel import preprocess, probability_map
+from clinical.endoscopy.postprocess import Detection, FindingSmoother, PolypFinding, detect
+from clinical.endoscopy.segmodel import preprocess, probability_map
+from clinical.litert import ModelRunner
+from edge.video.capture import Frame, FrameGrabber, Pace
+from edge.video.overlay import draw
+from runtime.logs import get_logger
+from runtime.supervisor import Progress, Tier
 
 log = get_logger("video.pipeline")
 
@@ -73,7 +72,7 @@ class VideoPipeline:
     """Supervisor component: capture thread + inference thread for one procedure room."""
 
     tier = Tier.SOURCE
-    essential = False  # see pulsegate/supervisor.py
+    essential = False  # see runtime/supervisor.py
 
     def __init__(
         self,

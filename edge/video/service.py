@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pulsegate.supervisor import Component, Progress
-
-from .config import VideoConfig
-from .liveview import LiveView
-from .pipeline import FindingCallback, VideoPipeline
-from .segmodel import load_verified, resolve_model_dir
+from clinical.endoscopy.segmodel import MODEL_NAME, load_verified
+from edge.video.config import VideoConfig
+from edge.video.liveview import LiveView
+from edge.video.pipeline import FindingCallback, VideoPipeline
+from runtime.supervisor import Component, Progress
+from wire.model_manifest import resolve_model_dir
 
 
 def video_components(
@@ -25,7 +25,7 @@ def video_components(
     """
     if not cfg.enabled:
         return []
-    model_dir = resolve_model_dir(cfg.models_dir, cfg.model_version)
+    model_dir = resolve_model_dir(cfg.models_dir, MODEL_NAME, cfg.model_version)
     keys = cfg.trusted_keys or tuple(trusted_keys)
     if not keys:
         raise ValueError("video: no trusted key to verify the model ([models] trusted_keys)")

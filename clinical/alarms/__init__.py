@@ -1,0 +1,1 @@
+"""Alarm rules and the alarm manager's state machine (priorities, delays, latching, acknowledgement)."""

@@ -1,0 +1,131 @@
+"""Per-bed state: latest valid value per parameter, minute windows, patient context.
+
+One :class:`BedState` per bed, updated once per Sample in O(1) with no
+allocation beyond float boxing: values live in preallocated lists indexed by
+parameter slot. Samples carrying any quality flag (or NaN) never update a
+value that feeds a score; they only record that the parameter was seen
+invalid (for the technical alarms).
+
+The anomaly model's window of minute buckets is the streaming form of the one
+feature spec in clinical/features.py (:class:`~clinical.features.MinuteWindow`,
+this class's base); training computes the same buckets with its vectorised form.
+
+Times: every method takes ``now`` (monotonic seconds, or the recorded time in
+a replay); nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+from clinical.features import FALLBACK_AFTER_S, MODEL_PARAMS, SPEC, MinuteWindow
+from clinical.sample import Quality, Sample
+
+# parameter slots tracked for scoring; pulse_rate backs heart_rate when no ECG
+SLOTS: tuple[str, ...] = ("heart_rate", "pulse_rate", "spo2", "resp_rate", "nibp_sys", "nibp_dia", "temperature")
+SLOT: dict[str, int] = {p: i for i, p in enumerate(SLOTS)}
+HR, PR, SPO2, RESP, SYS, DIA, TEMP = range(len(SLOTS))
+
+# the anomaly model's input channels, from the one feature spec
+MODEL_SLOTS: tuple[int, ...] = tuple(SLOT[p] for p in MODEL_PARAMS)
+
+
+class PatientContext:
+    """What NEWS2 needs beyond the monitor: oxygen, SpO2 scale 2, consciousness (ACVPU)."""
+
+    __slots__ = ("consciousness", "on_oxygen", "scale2")
+
+    def __init__(self, on_oxygen: bool = False, scale2: bool = False, consciousness: str = "A") -> None:
+        self.on_oxygen = on_oxygen
+        self.scale2 = scale2
+        self.consciousness = consciousness
+
+
+class BedState(MinuteWindow):
+    __slots__ = (
+        "bed",
+        "context",
+        "dirty",
+        "last_any",
+        "last_quality",
+        "last_seen",
+        "news2",
+        "patient",
+        "prev_value",
+        "profile",
+        "t_valid",
+        "t_wall",
+        "value",
+    )
+
+    def __init__(self, bed: str, profile: str = "default", patient: str = "", context: PatientContext | None = None):
+        n = len(SLOTS)
+        self.bed = bed
+        self.profile = profile
+        self.patient = patient
+        self.context = context or PatientContext()
+        self.value: list[float] = [math.nan] * n  # latest valid value
+        self.prev_value: list[float] = [math.nan] * n  # value one minute before (trend arrows)
+        self.t_valid: list[float] = [-math.inf] * n  # when the latest valid value arrived
+        self.t_wall: list[float] = [0.0] * n
+        self.last_seen: list[float] = [-math.inf] * n  # any sample, valid or not
+        self.last_quality: list[int] = [0] * n
+        self.last_any = -math.inf
+        self.dirty = False  # a value changed since NEWS2 was last computed
+        self.news2: object = None  # clinical.news2.News2 of the latest computation
+        super().__init__()
+
+    # -- hot path ----------------------------------------------------------------------------------
+    def update(self, s: Sample) -> int:
+        """Apply one sample; returns the slot it updated with a valid value, or -1."""
+        i = SLOT.get(s.parameter, -1)
+        if i < 0:
+            return -1
+        t = s.recv_mono
+        self.last_seen[i] = t
+        self.last_any = t
+        self.last_quality[i] = int(s.quality)
+        if s.quality != Quality.VALID or s.value != s.value:  # NaN check without a call
+            return -1
+        if t >= self._bucket_end or self._bucket_end != self._bucket_end:
+            self.roll(t)
+        self.value[i] = s.value
+        self.t_valid[i] = t
+        self.t_wall[i] = s.recv_wall
+        self.dirty = True
+        if i == PR:
+            # pulse oximeter rate stands in for ECG heart rate in the model when no ECG is present
+            if t - self.t_valid[HR] > FALLBACK_AFTER_S:
+                self._bucket_add(_HR_CHANNEL, s.value)
+        else:
+            j = _MODEL_INDEX[i]
+            if j >= 0:
+                self._bucket_add(j, s.value)
+        return i
+
+    def fresh(self, i: int, now: float, max_age: float) -> float:
+        """The latest valid value of slot ``i`` if younger than ``max_age`` seconds, else NaN."""
+        return self.value[i] if now - self.t_valid[i] <= max_age else math.nan
+
+    def heart_rate(self, now: float, max_age: float) -> float:
+        v = self.fresh(HR, now, max_age)
+        return v if v == v else self.fresh(PR, now, max_age)
+
+    def _closed(self) -> None:
+        for i in range(len(SLOTS)):
+            self.prev_value[i] = self.value[i]
+
+
+_MODEL_INDEX: tuple[int, ...] = tuple(MODEL_SLOTS.index(i) if i in MODEL_SLOTS else -1 for i in range(len(SLOTS)))
+_HR_CHANNEL = MODEL_PARAMS.index("heart_rate")
+if SPEC.fallback != (("heart_rate", "pulse_rate"),):  # update() implements exactly this fallback
+    raise ImportError(f"clinical.bedstate implements no fallback {SPEC.fallback}")
+
+
+def trend(state: BedState, i: int) -> int:
+    """+1 rising, -1 falling, 0 steady against the value one bucket ago (5 % band)."""
+    v, p = state.value[i], state.prev_value[i]
+    if v != v or p != p or p == 0:
+        return 0
+    r = (v - p) / abs(p)
+    return 1 if r > 0.05 else -1 if r < -0.05 else 0

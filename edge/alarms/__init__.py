@@ -1,1 +1,0 @@
-"""Alarm types, the alarm manager, alarm profiles (config) and local delivery."""

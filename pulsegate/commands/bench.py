@@ -1,0 +1,129 @@
+"""``pulsegate bench ...``: benchmarks that print figures (the code lives in bench/).
+
+    pulsegate bench codecs [--json]                                 decode throughput of every device codec
+    pulsegate bench edge --beds 64 --wearables 200 [--json]         sample -> local alarm latency on the real pipeline
+    pulsegate bench ingest --points 200000 [--json]                 InfluxDB write rate, straight vs the whole uplink
+    pulsegate bench outage --beds 64 --offline 60 [--json]          a gateway loses its broker: loss, doubles, drain
+    pulsegate bench video --source FILE [--pace free] [--json]      endoscopy fps and frame-to-overlay latency
+    pulsegate bench wire [--beds 64] [--json]                       size and speed of the wire encodings
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+from pulsegate.cli import Commands
+from pulsegate.commands.model import endoscopy_model_args, endoscopy_model_dir
+
+
+def register(cmds: Commands) -> None:
+    b = cmds.bench
+    p = b.add_parser("codecs", help="decode throughput of every device codec (MB/s, frames/s)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--scale", type=float, default=1.0, help="stream size factor")
+    p.add_argument("--repeats", type=int, default=3)
+    p.set_defaults(handler=_codecs)
+
+    p = b.add_parser("edge", help="emulated monitors + wearables through the real pipeline to the local bus")
+    p.add_argument("--beds", type=int, default=64)
+    p.add_argument("--wearables", type=int, default=200)
+    p.add_argument("--duration", type=float, default=30.0, help="seconds per run")
+    p.add_argument("--no-model", action="store_true", help="without the anomaly model")
+    p.add_argument("--model", type=Path)
+    p.add_argument("--find-max", action="store_true",
+                   help="then double the beds until p99 alarm latency passes 100 ms; report the largest passing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_edge)
+
+    p = b.add_parser("ingest", help="InfluxDB write rate: straight vs through outbox, MQTT and ingest")
+    p.add_argument("--points", type=int, default=200_000)
+    p.add_argument("--per-message", type=int, default=500, help="points per uplink message")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_ingest)
+
+    p = b.add_parser("outage", help="a gateway loses its broker for S seconds: loss, doubles, drain time")
+    p.add_argument("--beds", type=int, default=64)
+    p.add_argument("--offline", type=float, default=60.0, help="seconds without the broker")
+    p.add_argument("--broker-kill", action="store_true",
+                   help="kill the broker with SIGKILL (a crash) instead of stopping it (SIGTERM)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_outage)
+
+    p = b.add_parser("video", help="video pipeline fps and latency (frame captured -> overlay ready)")
+    p.add_argument("--source", required=True, help="video file, camera index or rtsp/http URL")
+    p.add_argument("--frames", type=int, default=600)
+    p.add_argument("--pace", choices=("native", "free"), default="native",
+                   help="files: play at their frame rate (native) or decode flat out (free)")
+    p.add_argument("--json", action="store_true")
+    endoscopy_model_args(p)
+    p.set_defaults(handler=_video)
+
+    p = b.add_parser("wire", help="size and speed of the wire encodings")
+    p.add_argument("--beds", type=int, default=64)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_wire)
+
+
+def _print(result: dict[str, object], as_json: bool, width: int = 32) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:{width}} {v}")
+
+
+def _codecs(args: argparse.Namespace) -> int:
+    from bench.codecs import run
+
+    result = run(scale=args.scale, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        codecs = result["codecs"]
+        assert isinstance(codecs, dict)
+        for name, fig in codecs.items():
+            print(f"{name:12s} {fig['mb_per_s']:8.2f} MB/s {fig['frames_per_s']:10,} frames/s")
+    return 0 if result["serial_codecs_meet_floor"] else 1
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from bench.edge_latency import run_bench
+    from wire.model_manifest import newest_model_dir
+
+    model = None if args.no_model else (args.model or newest_model_dir(Path("models"), "vitals-anomaly"))
+    _print(run_bench(args.beds, args.wearables, args.duration, model, find_max=args.find_max), args.json)
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from bench.reliability import bench_ingest
+
+    result = asyncio.run(bench_ingest(args.points, args.per_message))
+    _print(result, args.json, 28)
+    return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
+
+
+def _outage(args: argparse.Namespace) -> int:
+    from bench.reliability import bench_outage
+
+    result = asyncio.run(bench_outage(args.beds, args.offline, broker_kill=args.broker_kill))
+    _print(result, args.json, 28)
+    return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
+
+
+def _video(args: argparse.Namespace) -> int:
+    from bench.video_fps import bench_video
+
+    model_dir, keys = endoscopy_model_dir(args)
+    _print(bench_video(args.source, model_dir, keys, args.frames, args.threads, args.pace), args.json, 16)
+    return 0
+
+
+def _wire(args: argparse.Namespace) -> int:
+    from bench.wire_sizes import run
+
+    print(json.dumps(run(args.beds), indent=None if args.json else 2))
+    return 0

@@ -1,0 +1,61 @@
+"""``pulsegate check-config FILE``: validate an edge or a cloud config without starting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+from pulsegate.cli import Commands
+
+
+def register(cmds: Commands) -> None:
+    p = cmds.top.add_parser("check-config", help="validate an edge or cloud TOML config")
+    p.add_argument("file", type=Path)
+    p.set_defaults(handler=_check)
+
+
+def config_kind(path: Path) -> str:
+    """'edge' if the file has a [gateway] table, 'cloud' if it has [cloud]."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return "unknown"
+    if "gateway" in data:
+        return "edge"
+    if "cloud" in data:
+        return "cloud"
+    return "unknown"
+
+
+def _check(args: argparse.Namespace) -> int:
+    from runtime.configload import ConfigError
+
+    path: Path = args.file
+    kind = config_kind(path)
+    try:
+        if kind == "edge":
+            from edge.config import load_edge_config
+
+            load_edge_config(path)
+        elif kind == "cloud":
+            from cloud.config import load_cloud_config
+
+            load_cloud_config(path)
+        else:
+            try:
+                tomllib.loads(path.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                print(f"{path}: cannot read TOML: {exc}", file=sys.stderr)
+                return 1
+            print(f"{path}: neither a [gateway] (edge) nor a [cloud] table: cannot tell which daemon it is for",
+                  file=sys.stderr)
+            return 1
+    except ConfigError as exc:
+        print(f"{path}: invalid {kind} config", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: valid {kind} config")
+    return 0

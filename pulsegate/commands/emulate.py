@@ -1,0 +1,105 @@
+"""``pulsegate emulate ...``: the device emulators (firmware_bridge/emulators) on ptys, TCP or MQTT.
+
+    pulsegate emulate masimo|nonin|philips [--scenario S] [--seed N] [--speed X] [--link PATH] [--duration S]
+    pulsegate emulate hl7 --port P [--host H] [--beds 3,4] [--period S] ...
+    pulsegate emulate wearable --port P [--host H] [--prefix T] [--device MAC ...] [--json] ...
+
+Serial emulators print the pty path (a stable symlink) on the first stdout line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from pulsegate.cli import Commands
+
+SCENARIOS = ("stable", "deterioration", "desaturation", "probe_off", "artifact", "cable_pull")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", choices=SCENARIOS, default="stable", help="what the patient/probe does")
+    p.add_argument("--seed", type=int, default=0, help="scenario seed (same seed, same values)")
+    p.add_argument("--speed", type=float, default=1.0, help="scenario time per real second (1 = real time)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
+
+
+def _wait(duration: float, status: object) -> None:
+    deadline = time.monotonic() + duration if duration > 0 else float("inf")
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    except KeyboardInterrupt:
+        pass
+    print(json.dumps(status() if callable(status) else status), file=sys.stderr)
+
+
+def _serial(args: argparse.Namespace) -> int:
+    from firmware_bridge.emulators.pty import open_pty_emulator
+
+    emu = open_pty_emulator(args.device, args.scenario, seed=args.seed, speed=args.speed, link=args.link)
+    print(emu.path, flush=True)
+    print(f"{args.device} emulator on {emu.path} -> {emu.pts} (scenario {args.scenario}, seed {args.seed}, "
+          f"speed {args.speed}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        _wait(args.duration, lambda: {"bytes_out": emu.bytes_out, "bytes_in": emu.bytes_in, "plugs": emu.plug_count})
+    finally:
+        emu.stop()
+    return 0
+
+
+def _hl7(args: argparse.Namespace) -> int:
+    from firmware_bridge.emulators.hl7 import Hl7Sender
+    from firmware_bridge.emulators.scenarios import make_scenario
+
+    sender = Hl7Sender(args.host, args.port, make_scenario(args.scenario, args.seed), beds=args.beds.split(","),
+                       period_s=args.period, speed=args.speed).start()
+    print(f"mllp://{args.host}:{args.port}", flush=True)
+    try:
+        _wait(args.duration, lambda: {"sent": sender.sent, "acked": sender.acked, "nacked": sender.nacked,
+                                      "connects": sender.connects})
+    finally:
+        sender.stop()
+    return 0
+
+
+def _wearable(args: argparse.Namespace) -> int:
+    from firmware_bridge.emulators.scenarios import make_scenario
+    from firmware_bridge.emulators.wearable import WearablePublisher
+
+    pub = WearablePublisher(args.host, args.port, make_scenario(args.scenario, args.seed),
+                            devices=args.device or None, prefix=args.prefix, period_s=args.period,
+                            speed=args.speed, json_form=args.json).start()
+    print(f"mqtt://{args.host}:{args.port}/{args.prefix}", flush=True)
+    try:
+        _wait(args.duration, lambda: {"published": pub.published})
+    finally:
+        pub.stop()
+    return 0
+
+
+def register(cmds: Commands) -> None:
+    for proto, text in (("philips", "Philips IntelliVue MIB/RS232 monitor (answers association and polls)"),
+                        ("masimo", "Masimo Rad-8 ASCII 1 oximeter"), ("nonin", "Nonin OEM III oximeter")):
+        p = cmds.emulate.add_parser(proto, help=f"{text} on a pty")
+        _common(p)
+        p.add_argument("--link", help="path of the stable symlink to the pty (default: a temp dir)")
+        p.set_defaults(handler=_serial)
+    p = cmds.emulate.add_parser("hl7", help="central station sending HL7 ORU^R01 over MLLP to a gateway")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=2575)
+    p.add_argument("--beds", default="3", help="comma-separated PV1-3 beds to send for")
+    p.add_argument("--period", type=float, default=1.0, help="seconds between messages (scenario time)")
+    p.set_defaults(handler=_hl7)
+    p = cmds.emulate.add_parser("wearable", help="BLE-to-MQTT bridge publishing GATT health characteristics")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--prefix", default="pulsegate/ble", help="topic prefix")
+    p.add_argument("--device", action="append", help="BLE id to emulate (repeatable)")
+    p.add_argument("--period", type=float, default=1.0, help="seconds between notifications (scenario time)")
+    p.add_argument("--json", action="store_true", help="publish the JSON form instead of raw bytes")
+    p.set_defaults(handler=_wearable)

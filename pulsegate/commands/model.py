@@ -1,0 +1,247 @@
+"""``pulsegate model ...``: the model registry in one place.
+
+    pulsegate model keygen --out KEY                      Ed25519 signing key pair (KEY, KEY.pub)
+    pulsegate model sign DIR --key KEY                    re-hash model.tflite into manifest.json and sign it
+    pulsegate model verify DIR --trusted-key KEY.pub      check a model folder's signature and hash
+    pulsegate model publish DIR --site S --gateway G      offer a signed model to gateways (retained MQTT)
+    pulsegate model train vitals-anomaly|endoscopy-seg    training (needs the `train` extra)
+    pulsegate model eval vitals-anomaly|endoscopy-seg     held-out evaluation
+
+Handlers import their area lazily, so ``pulsegate --help`` stays fast and a gateway install (no
+TensorFlow, no cloud extras) still has keygen/sign/verify and the endoscopy evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, REPO_ROOT
+from pulsegate.cli import Commands
+
+DEFAULT_KEY = Path("examples/keys/dev-signing.key")
+DEFAULT_KVASIR = REPO_ROOT.parent / "shared" / "data" / "kvasir-seg"
+
+
+def register(cmds: Commands) -> None:
+    m = cmds.model
+    p = m.add_parser("keygen", help="create an Ed25519 signing key pair (KEY and KEY.pub)")
+    p.add_argument("--out", type=Path, required=True, help="private key path; the public key gets .pub")
+    p.set_defaults(handler=_keygen)
+    p = m.add_parser("sign", help="re-hash model.tflite into manifest.json and sign it")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--key", type=Path, required=True)
+    p.set_defaults(handler=_sign)
+    p = m.add_parser("verify", help="verify a model folder's signature and hash")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--trusted-key", type=Path, action="append", required=True)
+    p.set_defaults(handler=_verify)
+    p = m.add_parser("publish", help="send a signed model folder to gateways (retained MQTT message)")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--site", required=True)
+    p.add_argument("--gateway", action="append", required=True, help="repeat for several gateways")
+    p.add_argument("--username")
+    p.add_argument("--password-file", type=Path)
+    p.add_argument("--tls-ca")
+    p.set_defaults(handler=_publish)
+
+    train = m.add_parser("train", help="train a model").add_subparsers(dest="train_what", metavar="MODEL",
+                                                                        required=True)
+    p = train.add_parser("vitals-anomaly", help="train the vitals-anomaly model on synthetic scenarios")
+    p.add_argument("--out", type=Path, default=Path("models/vitals-anomaly"), help="models/vitals-anomaly")
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--train-scenarios", type=int, default=240)
+    p.add_argument("--val-scenarios", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--hours", type=float, default=12.0)
+    p.add_argument("--target-fa", type=float, default=0.5,
+                   help="false alarms per bed-day on validation scenarios that sets the threshold")
+    p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
+    p.set_defaults(handler=_train_vitals)
+    p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
+    p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
+    p.add_argument("--version", required=True, help="dotted version, e.g. 1.0.0")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--time-budget", type=float, default=3000.0,
+                   help="seconds; the learning-rate schedule ends here or at --epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="peak (default: %(default)s)")
+    p.add_argument("--width", type=int, default=16, help="channels of the first U-Net level")
+    p.add_argument("--input-size", type=int, default=256)
+    p.add_argument("--limit", type=int, default=0, help="train on the first N frames only (smoke tests)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint", type=Path, help="save Keras weights here after every epoch (*.weights.h5)")
+    p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_train_endoscopy)
+
+    ev = m.add_parser("eval", help="evaluate a model on held-out or your own data").add_subparsers(
+        dest="eval_what", metavar="MODEL", required=True)
+    e = ev.add_parser("vitals-anomaly", help="alarms of the real pipeline vs NEWS2 on held-out scenarios")
+    e.add_argument("model_dir", type=Path, help="models/vitals-anomaly/<version>")
+    e.add_argument("--scenarios", type=int, default=80, help="held-out scenarios (default 80)")
+    e.add_argument("--seed", type=int, default=9001, help="held-out seed (training used others)")
+    e.add_argument("--hours", type=float, default=12.0)
+    e.add_argument("--workdir", type=Path, default=None, help="keep the CSV and alarms here")
+    e.add_argument("--write", action="store_true",
+                   help="put the figures into manifest.json (re-signed) and write MODEL_CARD.md")
+    e.add_argument("--key", type=Path, default=DEFAULT_KEY, help="signing key for --write")
+    e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    e.set_defaults(handler=_eval_vitals)
+    e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/specificity over a folder of images and masks")
+    e.add_argument("--images", type=Path, required=True)
+    e.add_argument("--masks", type=Path, required=True, help="grey-scale masks with the images' file stems")
+    e.add_argument("--list", type=Path, help="evaluate only the image names in this file (e.g. val.txt)")
+    e.add_argument("--threshold", type=float, default=0.5)
+    e.add_argument("--min-area", type=float, default=0.005, help="smallest region counted as a finding")
+    e.add_argument("--json", action="store_true")
+    endoscopy_model_args(e)
+    e.set_defaults(handler=_eval_endoscopy)
+
+
+def endoscopy_model_args(p: argparse.ArgumentParser) -> None:
+    """Where the endoscopy-seg model comes from (shared by `model eval`, `video run` and `bench video`)."""
+    p.add_argument("--model-dir", type=Path, help="a model version directory (default: newest under --models-dir)")
+    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="default: %(default)s")
+    p.add_argument("--trusted-key", type=Path, action="append", help="public key(s) (default: the development key)")
+    p.add_argument("--threads", type=int, default=2, help="LiteRT threads (default: %(default)s)")
+
+
+def endoscopy_model_dir(args: argparse.Namespace) -> tuple[Path, list[Path]]:
+    from clinical.endoscopy.segmodel import MODEL_NAME
+    from wire.model_manifest import resolve_model_dir
+
+    model_dir = args.model_dir or resolve_model_dir(args.models_dir, MODEL_NAME)
+    return model_dir, list(args.trusted_key or DEFAULT_TRUSTED_KEYS)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from wire.model_manifest import generate_keypair
+
+    out: Path = args.out
+    if out.exists():
+        print(f"refusing to overwrite {out}")
+        return 2
+    generate_keypair(out, out.with_name(out.name + ".pub"))
+    print(json.dumps({"private": str(out), "public": str(out) + ".pub"}))
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from wire.model_manifest import load_private_key, sign_model_dir
+
+    sign_model_dir(args.model_dir, load_private_key(args.key))
+    print(json.dumps({"signed": str(args.model_dir)}))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from wire.model_manifest import ManifestError, load_public_key, verify_model_dir
+
+    try:
+        m = verify_model_dir(args.model_dir, [load_public_key(k) for k in args.trusted_key])
+    except ManifestError as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 1
+    print(json.dumps({"ok": True, "name": m.name, "version": m.version, "sha256": m.sha256}))
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from cloud.model_publish import publish_model
+    from runtime.configbase import read_optional_secret
+
+    password = read_optional_secret(str(args.password_file) if args.password_file else None)
+    try:
+        size = publish_model(args.model_dir, args.host, args.port, args.site, args.gateway, args.username, password,
+                             args.tls_ca)
+    except (RuntimeError, OSError, KeyError, ValueError) as exc:
+        print(f"publish failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"published": str(args.model_dir), "gateways": args.gateway, "bytes": size}))
+    return 0
+
+
+def _train_vitals(args: argparse.Namespace) -> int:
+    from cloud.training.vitals_anomaly import train
+
+    if not args.key.exists():
+        print(f"signing key {args.key} not found", file=sys.stderr)
+        return 2
+    res = train(args.out, args.version, seed=args.seed, n_train=args.train_scenarios, n_val=args.val_scenarios,
+                epochs=args.epochs, hours=args.hours, target_fa_per_day=args.target_fa, key_path=args.key)
+    print(json.dumps({"model_dir": str(res.model_dir), **res.metrics}))
+    return 0
+
+
+def _eval_vitals(args: argparse.Namespace) -> int:
+    from cloud.training.evaluation import evaluate
+
+    if not (args.model_dir / "model.tflite").exists():
+        print(f"{args.model_dir}: no model.tflite", file=sys.stderr)
+        return 2
+    report = evaluate(args.model_dir, count=args.scenarios, seed=args.seed, hours=args.hours, workdir=args.workdir)
+    if args.write:
+        from cloud.training.model_card import write_model_card
+        from cloud.training.vitals_anomaly import update_manifest_metrics
+
+        update_manifest_metrics(args.model_dir, report.manifest_metrics(), args.key if args.key.exists() else None)
+        write_model_card(args.model_dir, report.as_dict())
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(report.table())
+    return 0
+
+
+def _train_endoscopy(args: argparse.Namespace) -> int:
+    from cloud.training.endoscopy_release import write_model_dir
+    from cloud.training.endoscopy_seg import TrainConfig, train
+
+    def log(msg: str) -> None:
+        if not args.json:
+            print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    cfg = TrainConfig(
+        data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        input_size=args.input_size, width=args.width, limit=args.limit, threads=args.threads,
+        time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint,
+    )
+    result = train(cfg)
+    model_dir, figures = write_model_dir(args.out, args.version, cfg, result, args.key)
+    summary = {"model_dir": str(model_dir), "epochs": result.epochs_run,
+               "train_seconds": round(result.train_seconds, 1), "signed": args.key is not None, "val": figures}
+    print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))
+    return 0
+
+
+def _eval_endoscopy(args: argparse.Namespace) -> int:
+    from clinical.endoscopy.evaluate import EvalError, evaluate
+    from clinical.endoscopy.segmodel import load_verified
+
+    model_dir, keys = endoscopy_model_dir(args)
+    runner, manifest = load_verified(model_dir, keys, args.threads)
+    names = None
+    if args.list is not None:
+        names = [n.strip() for n in args.list.read_text().splitlines() if n.strip()]
+    try:
+        res = evaluate(runner, args.images, args.masks, names, args.threshold, args.min_area)
+    except EvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    figures = {"model": manifest.name, "version": manifest.version, **res.figures()}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for k, val in figures.items():
+            print(f"{k:12} {val}")
+        if res.skipped:
+            print(f"skipped (unreadable or no mask): {', '.join(res.skipped[:20])}", file=sys.stderr)
+    return 0 if res.n else 1

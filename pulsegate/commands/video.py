@@ -1,0 +1,47 @@
+"""``pulsegate video run``: the endoscopy video pipeline with its live view, stand-alone."""
+
+from __future__ import annotations
+
+import argparse
+
+from pulsegate.cli import Commands
+from pulsegate.commands.model import endoscopy_model_args, endoscopy_model_dir
+
+
+def register(cmds: Commands) -> None:
+    v = cmds.top.add_parser("video", help="endoscopy video analysis").add_subparsers(
+        dest="video_cmd", metavar="ACTION", required=True
+    )
+    r = v.add_parser("run", help="run the video pipeline with its live view, standalone")
+    r.add_argument("--source", required=True, help="video file (looped), camera index or rtsp/http URL")
+    r.add_argument("--port", type=int, default=8090)
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--room", default="demo")
+    r.add_argument("--fps-limit", type=float, default=30.0)
+    endoscopy_model_args(r)
+    r.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from clinical.endoscopy.postprocess import PolypFinding
+    from clinical.endoscopy.segmodel import load_verified
+    from edge.video.liveview import LiveView
+    from edge.video.pipeline import VideoPipeline
+    from runtime.logs import get_logger, setup
+    from runtime.supervisor import Supervisor
+
+    setup("info", component="video")
+    log = get_logger("video.run")
+    model_dir, keys = endoscopy_model_dir(args)
+    runner, manifest = load_verified(model_dir, keys, args.threads)
+
+    def on_finding(f: PolypFinding) -> None:
+        log.info("finding", room=f.room, present=f.present, confidence=round(f.confidence, 3),
+                 area=round(f.area, 4), box=f.box)
+
+    pipe = VideoPipeline(args.source, runner, on_finding, args.room, fps_limit=args.fps_limit)
+    live = LiveView(pipe.latest, pipe.status, args.room, args.host, args.port, max_fps=args.fps_limit)
+    print(f"live view: http://{args.host}:{args.port}/  (model {manifest.name} {manifest.version})", flush=True)
+    return asyncio.run(Supervisor([live, pipe]).run())

@@ -1,0 +1,69 @@
+"""The daemon's HTTP server component: /metrics, /healthz, plus the area's routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
+
+log = get_logger("http")
+
+
+class HttpServer:
+    name = "http"
+    tier = Tier.SINK
+
+    def __init__(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        health: Callable[[], dict[str, object]] | None = None,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.registry = registry
+        self.health = health or (lambda: {"ok": True})
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        self._runner: web.AppRunner | None = None
+        self._stop = asyncio.Event()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        state = self.health()
+        return web.json_response(state, status=200 if state.get("ok") else 503)
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            if sockets:
+                self.port = sockets[0].getsockname()[1]
+        log.info("http_listening", host=self.host, port=self.port)
+        self._stop.clear()
+
+    async def run(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,29 @@
+"""`pulsegate replay` of a fixed recording gives byte-identical alarm output across refactorings.
+
+tests/data/replay_golden.csv.gz: 8 synthetic patients x 4 h (stable, haemorrhage, sepsis; artifacts,
+probe-off periods, gaps), 68,844 rows. tests/data/replay_golden.events.jsonl.gz: what
+`pulsegate replay FILE --json --events` printed for it with the shipped vitals-anomaly model, recorded
+before the architecture-v2 restructuring. A change that is meant to change alarms regenerates it in a
+commit of its own that says why.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+
+
+def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
+    csv = tmp_path / "golden.csv"
+    csv.write_bytes(gzip.decompress((DATA / "replay_golden.csv.gz").read_bytes()))
+    expected = gzip.decompress((DATA / "replay_golden.events.jsonl.gz").read_bytes())
+    res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
+                         cwd=REPO, capture_output=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len(expected.splitlines()) == 1962
+    assert res.stdout == expected

@@ -62,6 +62,30 @@ CONDITIONS: tuple[Cond, ...] = (
     Cond("nibp_cuff_error", 1, True, "artifact", "implausible NIBP reading ignored: repeat", "nibp_sys"),
 )
 IDX = {c.name: i for i, c in enumerate(CONDITIONS)}
+C_DETERIORATION_TREND = IDX["deterioration_trend"]
+C_HEART_RATE_EXTREME_HIGH = IDX["heart_rate_extreme_high"]
+C_HEART_RATE_EXTREME_LOW = IDX["heart_rate_extreme_low"]
+C_HEART_RATE_HIGH = IDX["heart_rate_high"]
+C_HEART_RATE_HIGH_BRIEF = IDX["heart_rate_high_brief"]
+C_HEART_RATE_LOW = IDX["heart_rate_low"]
+C_HEART_RATE_LOW_BRIEF = IDX["heart_rate_low_brief"]
+C_NIBP_CUFF_ERROR = IDX["nibp_cuff_error"]
+C_NIBP_SYS_EXTREME_LOW = IDX["nibp_sys_extreme_low"]
+C_NIBP_SYS_HIGH = IDX["nibp_sys_high"]
+C_NIBP_SYS_HIGH_UNCONFIRMED = IDX["nibp_sys_high_unconfirmed"]
+C_NIBP_SYS_LOW = IDX["nibp_sys_low"]
+C_NIBP_SYS_LOW_UNCONFIRMED = IDX["nibp_sys_low_unconfirmed"]
+C_POOR_PERFUSION = IDX["poor_perfusion"]
+C_RESP_LOST = IDX["resp_lost"]
+C_RESP_RATE_HIGH = IDX["resp_rate_high"]
+C_RESP_RATE_HIGH_BRIEF = IDX["resp_rate_high_brief"]
+C_RESP_RATE_LOW = IDX["resp_rate_low"]
+C_RESP_RATE_LOW_BRIEF = IDX["resp_rate_low_brief"]
+C_SPO2_EXTREME_LOW = IDX["spo2_extreme_low"]
+C_SPO2_LOW = IDX["spo2_low"]
+C_SPO2_LOW_BRIEF = IDX["spo2_low_brief"]
+C_TEMPERATURE_HIGH = IDX["temperature_high"]
+C_TEMPERATURE_LOW = IDX["temperature_low"]
 CHANNEL = {"heart_rate": HR, "pulse_rate": PR, "spo2": SPO2, "resp_rate": RESP, "perfusion_index": PI}
 Emit = Callable[[int, bool, float, float | None, str], None]  # (condition index, on, t, value, reason)
 
@@ -186,9 +210,12 @@ class SmartBed:
             self.on[i] = on
             self.emit(i, on, t, value, reason)
 
-    def _levels(self, lim: IntegratedLimit, v: float, t: float, med: int, low: int, corroborated: bool,
-                unit: str) -> None:
+    def _levels(self, lim: IntegratedLimit, v: float, t: float, med: int, low: int, own: int, unit: str) -> None:
         lim.add(v, t)
+        on = self.on
+        if lim.index < lim.setting and not on[med] and not on[low]:
+            return  # the common case: inside, or a small excursion
+        corroborated = self._corroborated(own)
         lv = lim.level(t, corroborated)
         why = ""
         if lv and not self.on[med if lv == 2 else low]:
@@ -204,7 +231,7 @@ class SmartBed:
         for k, lim in enumerate(self._lim):
             if k != own and lim.index > 0 and (k, own) not in ((1, 2), (2, 1), (3, 4), (4, 3)):
                 return True
-        return self.trend.score >= 1.0 or self.on[IDX["nibp_sys_low"]]
+        return self.trend.score >= 1.0 or self.on[C_NIBP_SYS_LOW]
 
     def _corroboration_text(self) -> str:
         names = ("SpO2", "HR high", "HR low", "resp high", "resp low")
@@ -222,7 +249,7 @@ class SmartBed:
         self._hr_ewma = a * self._hr_ewma + (1 - a) * v
         self._hr_ewma_t = t
         self._min_add(0, v)
-        i_hi, i_lo = IDX["heart_rate_extreme_high"], IDX["heart_rate_extreme_low"]
+        i_hi, i_lo = IDX["heart_rate_extreme_high"], C_HEART_RATE_EXTREME_LOW
         run = self._runs[0].add(v, t)
         if run >= lt.hr_high_delay_s or (self.on[i_hi] and run > 0):
             if not self.on[i_hi] and max(last) - min(last) <= lt.hr_steady_band and self.art.hr_confirmed(v, t):
@@ -233,10 +260,10 @@ class SmartBed:
         on = run >= lt.hr_low_delay_s and self.art.hr_confirmed(v, t)
         if on != self.on[i_lo]:
             self._set(i_lo, on, t, v, f"HR {v:g} /min <= {lt.hr_low:g} for {run:.0f} s")
-        self._levels(self._lim[1], v, t, IDX["heart_rate_high"], IDX["heart_rate_high_brief"],
-                     self._corroborated(1), " /min")
-        self._levels(self._lim[2], v, t, IDX["heart_rate_low"], IDX["heart_rate_low_brief"],
-                     self._corroborated(2), " /min")
+        self._levels(self._lim[1], v, t, C_HEART_RATE_HIGH, C_HEART_RATE_HIGH_BRIEF,
+                     1, " /min")
+        self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF,
+                     2, " /min")
 
     def _spo2(self, v: float, t: float) -> None:
         lt = self.p.life_threatening
@@ -245,7 +272,7 @@ class SmartBed:
         i = IDX["spo2_extreme_low"]
         if (run >= lt.spo2_low_delay_s) != self.on[i]:
             self._set(i, not self.on[i], t, v, f"SpO2 {v:g} % <= {lt.spo2_low:g} for {run:.0f} s, not motion")
-        self._levels(self._lim[0], v, t, IDX["spo2_low"], IDX["spo2_low_brief"], self._corroborated(0), " %")
+        self._levels(self._lim[0], v, t, C_SPO2_LOW, C_SPO2_LOW_BRIEF, 0, " %")
 
     def _resp(self, v: float, t: float) -> None:
         lt = self.p.life_threatening
@@ -254,9 +281,9 @@ class SmartBed:
         i = IDX["resp_lost"]
         if (run >= lt.resp_low_delay_s) != self.on[i]:
             self._set(i, not self.on[i], t, v, f"resp {v:g} /min <= {lt.resp_low:g} for {run:.0f} s")
-        self._levels(self._lim[3], v, t, IDX["resp_rate_high"], IDX["resp_rate_high_brief"], self._corroborated(3),
+        self._levels(self._lim[3], v, t, C_RESP_RATE_HIGH, C_RESP_RATE_HIGH_BRIEF, 3,
                      " /min")
-        self._levels(self._lim[4], v, t, IDX["resp_rate_low"], IDX["resp_rate_low_brief"], self._corroborated(4),
+        self._levels(self._lim[4], v, t, C_RESP_RATE_LOW, C_RESP_RATE_LOW_BRIEF, 4,
                      " /min")
 
     def _perfusion(self, v: float, t: float) -> None:
@@ -276,8 +303,8 @@ class SmartBed:
             return
         self.trend.temperature(t, v)
         p = self.p
-        self._set(IDX["temperature_high"], v >= p.temperature_high, t, v, f"temperature {v:g} >= {p.temperature_high:g}")
-        self._set(IDX["temperature_low"], v <= p.temperature_low, t, v, f"temperature {v:g} <= {p.temperature_low:g}")
+        self._set(C_TEMPERATURE_HIGH, v >= p.temperature_high, t, v, f"temperature {v:g} >= {p.temperature_high:g}")
+        self._set(C_TEMPERATURE_LOW, v <= p.temperature_low, t, v, f"temperature {v:g} <= {p.temperature_low:g}")
 
     # -- NIBP -------------------------------------------------------------------------------------------
     def _nibp_eval(self, now: float) -> None:
@@ -303,13 +330,13 @@ class SmartBed:
         confirmed = low and (hr_up or self.trend.score >= 1.0 or recent_prev <= p.nibp_sys_low + 10.0)
         why = (f"NIBP sys {sys:g}" + (f" (previous {recent_prev:g})" if recent_prev == recent_prev else "")
                + (f", HR {hr:.0f}" if hr == hr else "") + (f", trend score {self.trend.score:.1f}"))
-        self._set(IDX["nibp_sys_extreme_low"], confirmed and sys <= p.life_threatening.nibp_sys_low, ts, sys, why)
-        self._set(IDX["nibp_sys_low"], confirmed and sys > p.life_threatening.nibp_sys_low, ts, sys, why)
-        self._set(IDX["nibp_sys_low_unconfirmed"], low and not confirmed, ts, sys, why)
+        self._set(C_NIBP_SYS_EXTREME_LOW, confirmed and sys <= p.life_threatening.nibp_sys_low, ts, sys, why)
+        self._set(C_NIBP_SYS_LOW, confirmed and sys > p.life_threatening.nibp_sys_low, ts, sys, why)
+        self._set(C_NIBP_SYS_LOW_UNCONFIRMED, low and not confirmed, ts, sys, why)
         high = sys >= p.nibp_sys_high
         both = high and recent_prev >= p.nibp_sys_high
-        self._set(IDX["nibp_sys_high"], both, ts, sys, why)
-        self._set(IDX["nibp_sys_high_unconfirmed"], high and not both, ts, sys, why)
+        self._set(C_NIBP_SYS_HIGH, both, ts, sys, why)
+        self._set(C_NIBP_SYS_HIGH_UNCONFIRMED, high and not both, ts, sys, why)
 
     # -- minutes and time -------------------------------------------------------------------------------
     def _min_add(self, j: int, v: float) -> None:

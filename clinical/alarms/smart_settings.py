@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pulsegate.configbase import Section
+from runtime.configbase import Section
 
 
 class LifeThreatening(Section):

@@ -227,3 +227,33 @@ def table(metrics: list[StreamMetrics]) -> str:
                      f"{d['lt_time_to_alarm_s_max']!s:>8} "
                      f"{b.get('high', 0)!s:>8}/{b.get('medium', 0)!s}/{b.get('low', 0)!s}")
     return "\n".join(lines)
+
+
+# -- running the pipeline ---------------------------------------------------------------------------------
+def replay_alarms(csv_path: Path, config: Any, scorer: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The real replay (clinical/replay.py) over ``csv_path``: its raised alarms and summary (with rows/s)."""
+    import time
+
+    from clinical.replay import replay
+
+    got: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    stats = replay(csv_path, got.append, config, scorer)
+    dt = time.perf_counter() - t0
+    summary = stats.as_dict()
+    summary["seconds"] = round(dt, 2)
+    summary["rows_per_s"] = round(stats.rows / dt) if dt > 0 else None
+    return got, summary
+
+
+def evaluate(csv_path: Path, labels: list[WardLabel], default_config: Any, bedside_config: Any,
+             scorer: Any = None) -> dict[str, Any]:
+    """The default profile, the bedside thresholds and the NEWS2 reference on the same rows."""
+    mine, s_mine = replay_alarms(csv_path, default_config, scorer)
+    bed, s_bed = replay_alarms(csv_path, bedside_config, None)
+    ref = news2_reference(read_rows(csv_path))
+    streams = [score_stream("default", labels, mine), score_stream("news2", labels, ref),
+               score_stream("bedside", labels, bed)]
+    return {"streams": {m.name: m.as_dict() for m in streams}, "table": table(streams),
+            "replay_default": s_mine, "replay_bedside": s_bed,
+            "patients": len(labels), "deteriorating": sum(1 for lab in labels if lab.onset is not None)}

@@ -20,7 +20,10 @@ def register(cmds: Commands) -> None:
     r.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: newest under models/)")
     r.add_argument("--no-model", action="store_true", help="NEWS2 and thresholds only")
     r.add_argument("--events", action="store_true", help="also print escalations, clears and other changes")
-    r.add_argument("--profile", help="alarm profile for every patient (default: [clinical] default_profile)")
+    r.add_argument("--profile", help="alarm profile for every patient (default: [clinical] default_profile; "
+                   "'bedside' = single thresholds as on the monitor)")
+    r.add_argument("--reorder-s", type=float, default=10.0,
+                   help="rows may be this many seconds out of order per patient (default %(default)s)")
     r.set_defaults(handler=_replay)
 
 
@@ -33,31 +36,48 @@ def load_clinical_config(path: Path | None, profile: str | None = None) -> Any:
             data = dict(tomllib.load(f).get("clinical", {}))
     if profile:
         data["default_profile"] = profile
+        base = ClinicalConfig.model_validate({k: v for k, v in data.items() if k != "default_profile"})
+        if f"{profile}-copd" in base.all_profiles():  # e.g. bedside: its scale-2 sibling too
+            data["scale2_profile"] = f"{profile}-copd"
     return ClinicalConfig.model_validate(data)
+
+
+class ModelLoadError(Exception):
+    pass
+
+
+def load_scorer(args: argparse.Namespace, cfg: Any) -> Any:
+    """The vitals-anomaly model of ``--model`` / the config / the newest under models/, or None (--no-model)."""
+    from wire.model_manifest import newest_model_dir
+
+    if args.no_model:
+        return None
+    model_dir = args.model or cfg.anomaly.model_dir or newest_model_dir(Path("models"), "vitals-anomaly")
+    if model_dir is None:
+        return None
+    from clinical.anomaly import VitalsAnomalyModel
+
+    try:
+        return VitalsAnomalyModel(Path(model_dir), cfg.anomaly.num_threads, cfg.anomaly.trusted_keys)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"model: {exc}") from None
 
 
 def _replay(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from clinical.replay import ReplayError, replay
-    from wire.model_manifest import newest_model_dir
 
     try:
         cfg = load_clinical_config(args.config, args.profile)
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
         print(f"config: {exc}", file=sys.stderr)
         return 2
-    scorer = None
-    if not args.no_model:
-        model_dir = args.model or cfg.anomaly.model_dir or newest_model_dir(Path("models"), "vitals-anomaly")
-        if model_dir is not None:
-            from clinical.anomaly import VitalsAnomalyModel
-
-            try:
-                scorer = VitalsAnomalyModel(Path(model_dir), cfg.anomaly.num_threads, cfg.anomaly.trusted_keys)
-            except (OSError, ValueError, RuntimeError) as exc:
-                print(f"model: {exc}", file=sys.stderr)
-                return 2
+    try:
+        scorer = load_scorer(args, cfg)
+    except ModelLoadError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     out = sys.stdout
     if args.json:
         def emit(rec: dict[str, Any]) -> None:
@@ -69,11 +89,14 @@ def _replay(args: argparse.Namespace) -> int:
             out.write(f"{rec['time']:24} {rec['patient'][:16]:16} {rec['priority']:8} {rec['kind']:13} "
                       f"{rec['source']:9} {rec['condition'][:24]:24} {rec['score']}\n")
     try:
-        stats = replay(args.file, emit, cfg, scorer, events=args.events)
+        stats = replay(args.file, emit, cfg, scorer, events=args.events, reorder_s=args.reorder_s)
     except ReplayError as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
         return 2
     summary = stats.as_dict()
-    summary["model"] = None if scorer is None else scorer.version  # type: ignore[attr-defined]
+    summary["model"] = None if scorer is None else scorer.version
+    if stats.order.late:
+        print(f"warning: {stats.order.late} row(s) more than the reorder window behind their patient's newest row "
+              f"were not applied (lines {stats.order.late_lines[:5]}...)", file=sys.stderr)
     print(json.dumps({"replay": summary}), file=sys.stderr)
     return 0

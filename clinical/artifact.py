@@ -7,7 +7,7 @@ devices' own numbers (REFERENCES.md, "Smarter alarms"):
 - plausibility: values outside what a body can show (HR < 20 or > 250 /min, SpO2 < 40 %,
   resp > 70 /min, perfusion index outside 0-30) are artifacts;
 - rate of change: a heart rate that jumps >= ``jump_hr`` /min within ``window_s``, an SpO2 that
-  falls >= ``drop_spo2`` % within ``window_s``;
+  falls >= ``drop_spo2`` % within ``window_s`` (also across a dropout of up to ``GAP_S``);
 - motion signature: a heart-rate (or pulse-rate) jump and an SpO2 drop within ``window_s`` of each
   other mark heart rate, pulse rate and SpO2 as artifact for ``motion_hold_s`` after the last sign,
   and for as long as they stay away from their values before the motion (at most ``max_motion_s``:
@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 HR, PR, SPO2, RESP, PI = range(5)
+GAP_S = 30.0  # a value before a dropout this short still counts as "before" (flagged bursts hide their start)
 PLAUSIBLE = ((20.0, 250.0), (20.0, 250.0), (40.0, 100.0), (0.0, 70.0), (0.0, 30.0))
 
 
@@ -77,9 +78,11 @@ class ArtifactDetector:
             return True
         # rate-of-change against the value about window_s ago
         rt = self._ref_t[ch]
-        if t - rt > self.window_s:
-            self._ref_v[ch] = self._last_v[ch] if t - self._last_t[ch] <= self.window_s else v
-            self._ref_t[ch] = self._last_t[ch] if t - self._last_t[ch] <= self.window_s else t
+        if t - rt > self.window_s:  # a new reference: the previous value, also across a short dropout
+            lt = self._last_t[ch]
+            fresh = t - lt <= GAP_S
+            self._ref_v[ch] = self._last_v[ch] if fresh else v
+            self._ref_t[ch] = t if fresh else t  # the reference holds for window_s from now
         ref = self._ref_v[ch]
         self._last_v[ch] = v
         self._last_t[ch] = t

@@ -70,9 +70,11 @@ class News2Sweep:
         c = st.context
         ca, na, ta = p.continuous_max_age_s, p.nibp_max_age_s, p.temperature_max_age_s
         hr = st.heart_rate(now, ca)
+        sb = b.smart
+        sys = st.fresh(SYS, now, na) if sb is None else sb.trend.robust_sys(now, na)  # smart: no lone cuff error
         res = news2(
             resp_rate=_opt(st.fresh(RESP, now, ca)), spo2=_opt(st.fresh(SPO2, now, ca)),
-            systolic=_opt(st.fresh(SYS, now, na)), pulse=_opt(hr), temperature=_opt(st.fresh(TEMP, now, ta)),
+            systolic=_opt(sys), pulse=_opt(hr), temperature=_opt(st.fresh(TEMP, now, ta)),
             on_oxygen=c.on_oxygen, consciousness=c.consciousness, scale2=c.scale2,
         )
         st.news2 = res
@@ -81,6 +83,11 @@ class News2Sweep:
         m, bed, pat, pr = self.manager, st.bed, st.patient, b.prof
         total = res.total
         hi = total >= p.high_at or (m.is_on(bed, "news2_high") and total >= p.high_at - 1)
+        if hi and sb is not None and m.get_alarm(bed, "news2_high") is None:
+            # the smart policy: a high NEWS2 on the patient's usual values (COPD on oxygen, chronic
+            # tachycardia) is shown; with the trend against the own baseline rising it is high priority
+            sp, tr = sb.p, sb.trend
+            hi = total >= sp.news2_high_alone_at or tr.score >= sp.trend_corroborates_at or tr.cusum >= 0.5 * tr.settings.h
         med = not hi and (total >= p.medium_at or (m.is_on(bed, "news2_medium") and total >= p.medium_at - 1))
         three = p.single_three != "off" and not hi and not med and res.single_parameter_3
         score = float(total)

@@ -29,7 +29,8 @@ class TechnicalConditions:
         self.manager = manager
         self.registry = registry
         self.stale_after_s = cfg.technical.stale_after_s
-        self.stale_long_s = cfg.technical.stale_medium_after_s
+        long_s = cfg.technical.stale_medium_after_s
+        self.stale_long_s = math.inf if long_s is None else long_s
 
     def update(self, b: Bed, cond: str, param: str, active: bool, now: float, wall: float) -> None:
         spec = self.specs[cond](param)

@@ -3,9 +3,9 @@
 Every minute the bed's policy hands in the minute means of clean heart rate, respiration rate and
 SpO2 and the latest NIBP systolic and temperature readings. Per parameter:
 
-- level: the median of the last ``slow_min`` minute means for heart rate and resp (activity,
-  a walk to the toilet, lasts minutes; a deterioration persists), of the last ``fast_min`` for
-  SpO2; for NIBP the less alarming of the last two readings within an hour (one cuff error
+- level: the median of the last ``slow_min`` minute means for heart rate and resp, of the last
+  ``fast_min`` for SpO2; heart rate and resp changing alone (activity, a walk to the toilet, pain:
+  minutes; a deterioration persists) are judged on ``long_min`` (30-minute) medians; for NIBP the less alarming of the last two readings within an hour (one cuff error
   does not move it), for temperature the last reading within 6 h;
 - baseline: the median of the first ``baseline_min`` minute means (first readings for NIBP and
   temperature), then a slow moving average (time constant ``adapt_min``) that only follows the
@@ -32,17 +32,20 @@ NAMES = ("HR", "resp", "SpO2", "NIBP sys", "temp")
 
 @dataclass(frozen=True, slots=True)
 class TrendSettings:
-    scale: tuple[float, float, float, float, float] = (10.0, 3.0, 1.5, 12.0, 0.5)
+    scale: tuple[float, float, float, float, float] = (10.0, 3.0, 2.0, 15.0, 0.5)
+    gate: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 1.0, 0.5)  # how far inside the band still counts
     dead_band: float = 0.5
     slow_min: int = 10
     fast_min: int = 5
+    long_min: int = 30  # heart rate and resp alone are judged on 30-minute medians (activity lasts minutes)
     baseline_min: int = 15
     adapt_min: float = 240.0
     k: float = 1.0
     h: float = 12.0
     single_margin: float = 1.5
     cap: float = 3.0
-    rate_only_cap: float = 1.8
+    rate_only_cap: float = 1.8  # heart rate and resp alone (30-min medians) add at most cap - k a minute
+    unlock: float = 0.75  # SpO2, NIBP or temperature deviating at least this much: not just activity
 
 
 def _median(xs: list[float]) -> float:
@@ -55,21 +58,29 @@ def _median(xs: list[float]) -> float:
 
 class TrendDetector:
     __slots__ = ("_init", "_nibp", "_temp", "base", "contrib", "cusum", "level", "minutes", "scale2", "score",
-                 "settings")
+                 "settings", "slow")
 
     def __init__(self, settings: TrendSettings | None = None, scale2: bool = False) -> None:
         self.settings = settings or TrendSettings()
         self.scale2 = scale2
-        n = max(self.settings.slow_min, self.settings.fast_min)
+        n = max(self.settings.slow_min, self.settings.fast_min, self.settings.long_min)
         self.minutes: list[list[float]] = [[math.nan] * n for _ in range(3)]  # ring per continuous parameter
         self._init: list[list[float]] = [[], [], [], [], []]  # values for the initial baseline
         self.base = [math.nan] * 5
         self.level = [math.nan] * 5
         self.contrib = [0.0] * 5
+        self.slow = [0.0, 0.0]  # HR and resp deviations on the 30-minute medians
         self._nibp: list[tuple[float, float]] = []  # (t, systolic) of the last two readings
         self._temp = (-math.inf, math.nan)
         self.cusum = 0.0
         self.score = 0.0
+
+    def robust_sys(self, t: float, max_age: float = 3600.0) -> float:
+        """The less alarming of the last two NIBP systolic readings (one cuff error does not count), NaN if none."""
+        recent = [s for tt, s in self._nibp if t - tt <= 2 * max_age]
+        if not recent or t - self._nibp[-1][0] > max_age:
+            return math.nan
+        return max(recent)
 
     def nibp(self, t: float, sys: float) -> None:
         self._nibp = [*self._nibp[-1:], (t, sys)]
@@ -80,6 +91,11 @@ class TrendDetector:
         self._baseline_reading(T_TEMP, v)
 
     def _baseline_reading(self, j: int, v: float) -> None:
+        b = self.base[j]
+        if b == b:  # follow the patient slowly while this parameter does not deviate
+            if self.contrib[j] <= 0.25 and self.score < 1.0:
+                self.base[j] = b + 0.2 * (v - b)
+            return
         if self.base[j] != self.base[j]:
             self._init[j].append(v)
             if len(self._init[j]) >= 2 or j == T_TEMP:
@@ -107,23 +123,27 @@ class TrendDetector:
         lv[T_TEMP] = self._temp[1] if t - self._temp[0] <= 6 * 3600.0 else math.nan
         dev = self.contrib
         for j in range(5):
-            dev[j] = self._deviation(j)
+            dev[j] = self._deviation(j, lv[j])
+        slow = self.slow
+        slow[0] = self._deviation(T_HR, _median(self.minutes[T_HR][-st.long_min:]))
+        slow[1] = self._deviation(T_RR, _median(self.minutes[T_RR][-st.long_min:]))
         if len(recent) == 1:  # one NIBP reading alone counts half (it may be a cuff error)
             dev[T_SYS] *= 0.5
         pos = [d for d in dev if d >= 0.5]
-        if len(pos) >= 2:
+        u = st.unlock
+        if len(pos) >= 2 and (dev[T_SPO2] >= u or dev[T_SYS] >= u or dev[T_TEMP] >= u):
             s = sum(d for d in dev if d > 0)
-            if dev[T_SPO2] < 0.5 and dev[T_SYS] < 0.5 and dev[T_TEMP] < 0.5:
-                s = min(s, st.rate_only_cap)  # HR and resp alone: activity, pain, anxiety look the same
+        elif slow[0] >= 0.5 and slow[1] >= 0.5:  # heart rate and resp alone: activity, pain, anxiety look alike
+            s = min(slow[0] + slow[1], st.rate_only_cap)
         else:
-            s = max(0.0, max(dev) - st.single_margin)
+            s = max(0.0, max(slow[0], slow[1], dev[T_SPO2], dev[T_SYS], dev[T_TEMP]) - st.single_margin)
         self.score = s
         self.cusum = max(0.0, self.cusum + s - st.k)
         self._adapt(s)
         return self.cusum
 
-    def _deviation(self, j: int) -> float:
-        b, v = self.base[j], self.level[j]
+    def _deviation(self, j: int, v: float) -> float:
+        b = self.base[j]
         if b != b or v != v:
             return 0.0
         st = self.settings
@@ -138,7 +158,7 @@ class TrendDetector:
             z, a = (b - v) / sc, (115.0 - v) / sc
         else:
             z, a = abs(v - b) / sc, (abs(v - 37.0) - 0.5) / sc
-        d = min(z - st.dead_band, a + 1.0)
+        d = min(z - st.dead_band, a + st.gate[j])
         return 0.0 if d <= 0 else min(d, st.cap)
 
     def _adapt(self, s: float) -> None:
@@ -159,4 +179,6 @@ class TrendDetector:
                 fmt = "{:+.1f}" if j == T_TEMP else "{:+.0f}"
                 own = "{:.1f}" if j == T_TEMP else "{:.0f}"
                 parts.append(f"{NAMES[j]} {fmt.format(d)} vs own {own.format(self.base[j])}")
+        if not parts:  # heart rate and resp alone, on their 30-minute medians
+            parts = [f"{NAMES[j]} 30-min level up vs own {self.base[j]:.0f}" for j in (T_HR, T_RR) if self.slow[j] > 0]
         return ", ".join(parts) + f" (trend score {self.score:.1f}, cusum {self.cusum:.0f})"

@@ -91,5 +91,5 @@ def technical_specs(cfg: ClinicalConfig) -> dict[str, Callable[[str], ConditionS
         "probe_fault": mk("probe_fault", t.signal_delay_s, t.signal_priority, "probe fault"),
         "low_signal": mk("low_signal", t.signal_delay_s, t.signal_priority, "low signal quality"),
         "no_data": mk("no_data", 0.0, t.stale_priority, "no valid data"),
-        "no_data_long": mk("no_data_long", 0.0, "medium", f"no valid data for {t.stale_medium_after_s:g} s"),
+        "no_data_long": mk("no_data_long", 0.0, "medium", f"no valid data for {t.stale_medium_after_s or 0:g} s"),
     }

@@ -90,7 +90,7 @@ class TechnicalSettings(Section):
     signal_priority: PriorityName = "low"
     stale_after_s: float = Field(default=30.0, gt=0.0)  # no valid heart rate/SpO2/resp for this long
     stale_priority: PriorityName = "low"  # a lost signal is shown at once ...
-    stale_medium_after_s: float = Field(default=900.0, gt=0.0)  # ... and is medium when it lasts this long
+    stale_medium_after_s: float | None = Field(default=None, gt=0.0)  # ... medium when it lasts this long (opt-in)
 
 
 class EscalationSettings(Section):

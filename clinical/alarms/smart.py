@@ -222,21 +222,21 @@ class SmartBed:
             word = "above" if lim.high else "below"
             why = (f"{CONDITIONS[med].param} {v:g}{unit}, integrated {lim.index:.0f} {word} {lim.limit:g} "
                    f"(setting {lim.setting:g}) for {lim.held_s(t):.0f} s"
-                   + ("; corroborated by " + self._corroboration_text() if corroborated else ""))
+                   + ("; corroborated by " + self._corroboration_text(own) if corroborated else ""))
         self._set(med, lv == 2, t, v, why)
         self._set(low, lv == 1, t, v, why)
 
     def _corroborated(self, own: int) -> bool:
-        """Another parameter beyond its own limit, or the trend deviating on two parameters."""
+        """Another parameter beyond its own integrated limit, the trend deviating, or a confirmed low NIBP."""
         for k, lim in enumerate(self._lim):
-            if k != own and lim.index > 0 and (k, own) not in ((1, 2), (2, 1), (3, 4), (4, 3)):
+            if k != own and lim.index >= lim.setting and (k, own) not in ((1, 2), (2, 1), (3, 4), (4, 3)):
                 return True
-        return self.trend.score >= 1.0 or self.on[C_NIBP_SYS_LOW]
+        return self.trend.score >= self.p.trend_corroborates_at or self.on[C_NIBP_SYS_LOW]
 
-    def _corroboration_text(self) -> str:
+    def _corroboration_text(self, own: int) -> str:
         names = ("SpO2", "HR high", "HR low", "resp high", "resp low")
-        parts = [names[k] for k, lim in enumerate(self._lim) if lim.index > 0]
-        if self.trend.score >= 1.0:
+        parts = [names[k] for k, lim in enumerate(self._lim) if lim.index >= lim.setting and k != own]
+        if self.trend.score >= self.p.trend_corroborates_at:
             parts.append(f"trend score {self.trend.score:.1f}")
         return ", ".join(parts) or "NIBP"
 
@@ -375,6 +375,7 @@ class SmartBed:
         hr, rr = self.trend.base[0], self.trend.base[1]
         lt = p.life_threatening
         if hr == hr:
+            self._runs[0].limit = max(lt.hr_high, hr + p.hr_extreme_high_above_baseline)
             self._lim[1].limit = max(p.hr_high.limit, hr + p.hr_high_above_baseline)
             self._lim[2].limit = min(p.hr_low.limit, hr - p.hr_low_below_baseline)
             self._runs[1].limit = min(lt.hr_low, hr - p.hr_extreme_low_below_baseline)

@@ -24,7 +24,7 @@ class LifeThreatening(Section):
     resp_low: float = Field(default=4.0, ge=0)  # respiration lost (apnoea)
     resp_low_delay_s: float = Field(default=7.0, ge=0, le=60.0)
     nibp_sys_low: float = Field(default=70.0, gt=0)
-    hr_steady_band: float = Field(default=25.0, gt=0)  # max - min of the last 5 clean HR samples
+    hr_steady_band: float = Field(default=15.0, gt=0)  # max - min of the last 5 clean HR samples
 
 
 class Integrated(Section):
@@ -41,13 +41,14 @@ class SmartPolicy(Section):
     life_threatening: LifeThreatening = LifeThreatening()
     spo2_low: Integrated = Integrated(limit=90.0, setting=100.0, persist_s=120.0, strong_factor=3.0)
     spo2_low_scale2: Integrated = Integrated(limit=85.0, setting=100.0, persist_s=120.0, strong_factor=3.0)
-    hr_high: Integrated = Integrated(limit=130.0, setting=600.0, persist_s=300.0, strong_factor=6.0)
+    hr_high: Integrated = Integrated(limit=130.0, setting=600.0, persist_s=600.0, strong_factor=6.0)
     hr_low: Integrated = Integrated(limit=40.0, setting=300.0, persist_s=300.0, strong_factor=6.0)
-    resp_high: Integrated = Integrated(limit=28.0, setting=120.0, persist_s=300.0, strong_factor=6.0)
+    resp_high: Integrated = Integrated(limit=28.0, setting=120.0, persist_s=600.0, strong_factor=10.0)
     resp_low: Integrated = Integrated(limit=8.0, setting=60.0, persist_s=180.0, strong_factor=4.0)
     # limits follow the patient's own baseline (trend baseline) once it is known
     baseline_relative: bool = True
     hr_high_above_baseline: float = Field(default=30.0, ge=0)
+    hr_extreme_high_above_baseline: float = Field(default=45.0, ge=0)
     hr_low_below_baseline: float = Field(default=10.0, ge=0)
     hr_extreme_low_below_baseline: float = Field(default=12.0, ge=0)
     resp_high_above_baseline: float = Field(default=10.0, ge=0)
@@ -68,6 +69,9 @@ class SmartPolicy(Section):
     trend: bool = True
     trend_k: float = Field(default=1.0, ge=0)
     trend_h: float = Field(default=12.0, gt=0)
+    trend_corroborates_at: float = Field(default=2.0, ge=0)  # trend score that corroborates a single excursion
+    # NEWS2 >= high_at raises high priority only with the trend corroborating it (or NEWS2 >= this)
+    news2_high_alone_at: int = Field(default=9, ge=1, le=20)
     trend_baseline_min: int = Field(default=15, ge=3, le=240)
     trend_adapt_min: float = Field(default=240.0, gt=0)
     # a lost signal is a low-priority technical alarm at once, medium when it lasts this long

@@ -82,7 +82,7 @@ class ArtifactDetector:
             lt = self._last_t[ch]
             fresh = t - lt <= GAP_S
             self._ref_v[ch] = self._last_v[ch] if fresh else v
-            self._ref_t[ch] = t if fresh else t  # the reference holds for window_s from now
+            self._ref_t[ch] = t  # the reference holds for window_s from now
         ref = self._ref_v[ch]
         self._last_v[ch] = v
         self._last_t[ch] = t

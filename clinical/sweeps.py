@@ -18,7 +18,6 @@ from clinical.bedstate import RESP, SPO2, SYS, TEMP
 from clinical.news2 import News2, news2
 from clinical.technical import TechnicalConditions
 
-
 RESCORE_S = 5.0  # a bed whose values changed is rescored at most this often (NEWS2 triggers hold for minutes)
 
 
@@ -87,7 +86,8 @@ class News2Sweep:
             # the smart policy: a high NEWS2 on the patient's usual values (COPD on oxygen, chronic
             # tachycardia) is shown; with the trend against the own baseline rising it is high priority
             sp, tr = sb.p, sb.trend
-            hi = total >= sp.news2_high_alone_at or tr.score >= sp.trend_corroborates_at or tr.cusum >= 0.5 * tr.settings.h
+            hi = (total >= sp.news2_high_alone_at or c.consciousness != "A" or tr.score >= sp.trend_corroborates_at
+                  or tr.cusum >= 0.5 * tr.settings.h)
         med = not hi and (total >= p.medium_at or (m.is_on(bed, "news2_medium") and total >= p.medium_at - 1))
         three = p.single_three != "off" and not hi and not med and res.single_parameter_3
         score = float(total)

@@ -5,8 +5,9 @@ SpO2 and the latest NIBP systolic and temperature readings. Per parameter:
 
 - level: the median of the last ``slow_min`` minute means for heart rate and resp, of the last
   ``fast_min`` for SpO2; heart rate and resp changing alone (activity, a walk to the toilet, pain:
-  minutes; a deterioration persists) are judged on ``long_min`` (30-minute) medians; for NIBP the less alarming of the last two readings within an hour (one cuff error
-  does not move it), for temperature the last reading within 6 h;
+  minutes; a deterioration persists) are judged on ``long_min`` (30-minute) medians; for NIBP
+  the less alarming of the last two readings within 2 h (one cuff error does not move it), for
+  temperature the last reading within 6 h;
 - baseline: the median of the first ``baseline_min`` minute means (first readings for NIBP and
   temperature), then a slow moving average (time constant ``adapt_min``) that only follows the
   patient while that parameter is not deviating: an athlete's 45 /min and a chronic 115 /min are

@@ -21,6 +21,9 @@ from edge.nurse_page import PAGE_KEY, make_nurse_app
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
+# these tests are about delivery and the page, with single-threshold alarms (the "bedside" profiles)
+BEDSIDE = ClinicalConfig(default_profile="bedside", scale2_profile="bedside-copd")
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -48,7 +51,7 @@ class Ward:
 @pytest.fixture
 async def ward() -> AsyncIterator[Ward]:
     clock = FakeClock()
-    stage = ClinicalStage(ClinicalConfig(), [BedConfig(id="bed-07", patient="MRN-SECRET-1")], clock=clock)
+    stage = ClinicalStage(BEDSIDE, [BedConfig(id="bed-07", patient="MRN-SECRET-1")], clock=clock)
     cloud = {"up": True}
     app = make_nurse_app(stage.snapshot, stage.acknowledge, lambda: cloud["up"], stage.silence,
                          push_interval_s=0.2, title="Ward 7")

@@ -12,8 +12,13 @@ import pytest
 
 from clinical.replay import replay
 from cloud.training.alarm_eval import score_stream
-from cloud.training.ward_scenarios import (WardParams, generate_ward, generate_ward_set, heldout_ward_params,
-                                           write_ward_csv)
+from cloud.training.ward_scenarios import (
+    WardParams,
+    generate_ward,
+    generate_ward_set,
+    heldout_ward_params,
+    write_ward_csv,
+)
 
 
 def _run(path: Path, **kw: Any) -> tuple[list[str], Any]:

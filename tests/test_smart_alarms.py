@@ -115,7 +115,7 @@ def test_motion_bursts_never_become_physiological_alarms() -> None:
     b = Bed()
     for _ in range(1800):
         b.second()
-    for burst in range(20):
+    for _ in range(20):
         for k in range(40):  # HR, pulse rate and SpO2 together, perfusion falls
             b.second(hr=150 + (k * 7) % 30, spo2=70 + (k * 3) % 10, pi=0.5, pr=170 - (k * 5) % 40)
         for _ in range(300):

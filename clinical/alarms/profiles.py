@@ -1,8 +1,11 @@
 """Config of the clinical pipeline: ``[clinical]`` (alarm profiles, delays, escalation, anomaly model) and ``[[beds]]``.
 
-Built-in profiles ``adult`` and ``copd`` (SpO2 limits for a prescribed 88-92 %
-target) are always available; a ``[clinical.profiles.NAME]`` table adds a
-profile or replaces a built-in one of the same name. Which condition gets which
+Built-in profiles: ``adult`` and ``copd`` (the default: the smart policy of
+clinical/alarms/smart.py, ``[clinical.profiles.NAME.smart]``; the copd bed
+context selects SpO2 scale 2 and its lower SpO2 limits), and ``bedside`` /
+``bedside-copd`` (single thresholds as on a bedside monitor, kept for
+comparison). A ``[clinical.profiles.NAME]`` table adds a profile or replaces a
+built-in one of the same name. Which condition gets which
 priority is a risk-management decision of the hospital (IEC 60601-1-8 does not
 set it): the defaults here are typical ward-monitor defaults, documented in
 docs/clinical.md, and meant to be reviewed locally.
@@ -165,7 +168,8 @@ def _r(p: ThresholdParam, d: Literal["high", "low"], limit: float, prio: Priorit
                          name=name)
 
 
-# Bedside-monitor thresholds (profile "bedside", the adult default before the smart policy). Tachycardia is confirmed within 10 s (IEC 60601-2-27 asks < 11 s to alarm).
+# Bedside-monitor thresholds (profile "bedside", the adult default before the smart policy).
+# Tachycardia is confirmed within 10 s (IEC 60601-2-27 asks < 11 s to alarm).
 ADULT = Profile(
     thresholds=[
         _r("heart_rate", "high", 130, "medium", 10, 5),

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from clinical.alarms.satseconds import IntegratedLimit
-from clinical.alarms.smart_settings import SmartPolicy
+from clinical.alarms.smart_settings import Integrated, SmartPolicy
 from clinical.artifact import HR, PI, PR, RESP, SPO2, ArtifactDetector
 from clinical.trend import TrendDetector, TrendSettings
 
@@ -149,8 +149,9 @@ class SmartBed:
     def _limits(self) -> tuple[IntegratedLimit, ...]:
         p = self.p
         sp = p.spo2_low_scale2 if self.scale2 else p.spo2_low
-        mk = (lambda c, high: IntegratedLimit(c.limit, c.setting, c.persist_s, high=high,
-                                               strong_factor=c.strong_factor))
+        def mk(c: Integrated, high: bool) -> IntegratedLimit:
+            return IntegratedLimit(c.limit, c.setting, c.persist_s, high=high, strong_factor=c.strong_factor)
+
         lims = mk(sp, False), mk(p.hr_high, True), mk(p.hr_low, False), mk(p.resp_high, True), mk(p.resp_low, False)
         self._lim = lims
         if hasattr(self, "trend"):

@@ -170,12 +170,12 @@ def news2_reference(rows: dict[str, dict[str, list[tuple[float, str]]]], hold_mi
         arr = {p: (np.array([t for t, _ in s]), np.array([v for _, v in s])) for p, s in series.items()}
         run, on = 0, False
         for m in np.arange(t0 + 300.0, t1 + 60.0, 60.0):
-            def med(p: str, win: float = 300.0, m: float = float(m)) -> float:
+            def med(p: str, m: float = float(m), arr: dict[str, tuple[Any, Any]] = arr) -> float:
                 ts, vs = arr[p]
-                lo, hi = np.searchsorted(ts, m - win), np.searchsorted(ts, m)
+                lo, hi = np.searchsorted(ts, m - 300.0), np.searchsorted(ts, m)
                 return float(np.median(vs[lo:hi])) if hi > lo else math.nan
 
-            def last(p: str, age: float, m: float = float(m)) -> float:
+            def last(p: str, age: float, m: float = float(m), arr: dict[str, tuple[Any, Any]] = arr) -> float:
                 ts, vs = arr[p]
                 k = np.searchsorted(ts, m) - 1
                 return float(vs[k]) if k >= 0 and m - ts[k] <= age else math.nan

@@ -228,21 +228,21 @@ def generate_ward(seed: int, index: int, wp: WardParams, kind: str | None = None
         present[p] = keep
     present["nibp_dia"] = present["nibp_sys"].copy()
     v["nibp_dia"] = v["nibp_sys"] * rng.uniform(0.55, 0.68) + rng.normal(0, 3, n)
-    for k in np.flatnonzero(present["nibp_sys"]):  # cuff errors: a wrong reading, the next one is fine again
+    for kk in np.flatnonzero(present["nibp_sys"]).tolist():  # cuff errors: one wrong reading, the next is fine
         if rng.random() < wp.cuff_error_fraction:
             if rng.random() < 0.5:
-                v["nibp_sys"][k] += rng.choice([-1.0, 1.0]) * rng.uniform(30, 60)
+                v["nibp_sys"][kk] += rng.choice([-1.0, 1.0]) * rng.uniform(30, 60)
             else:
-                v["nibp_dia"][k] = v["nibp_sys"][k] + rng.uniform(2, 15)
+                v["nibp_dia"][kk] = v["nibp_sys"][kk] + rng.uniform(2, 15)
     for p in CHANNELS:
         v[p] = np.where(flagged[p] & present[p], np.nan, v[p])
     for p in ("heart_rate", "pulse_rate", "spo2", "resp_rate", "nibp_sys", "nibp_dia"):
         v[p] = np.round(v[p])
     v["temperature"] = np.round(v["temperature"], 1)
     v["perfusion_index"] = np.round(v["perfusion_index"], 2)
-    m = int(label.stop - start)
-    return WardScenario(label, t[:m], {p: a[:m] for p, a in v.items()}, {p: a[:m] for p, a in present.items()},
-                        sorted(c for c in ctx if c[0] < m))
+    keep_n = int(label.stop - start)
+    return WardScenario(label, t[:keep_n], {p: a[:keep_n] for p, a in v.items()},
+                        {p: a[:keep_n] for p, a in present.items()}, sorted(c for c in ctx if c[0] < keep_n))
 
 
 def _deteriorate(rng: np.random.Generator, kind: str, wp: WardParams, t: np.ndarray, v: dict[str, np.ndarray],

@@ -218,21 +218,19 @@ def _eval_vitals(args: argparse.Namespace) -> int:
 def _eval_alarms(args: argparse.Namespace) -> int:
     import tempfile
 
-    from pydantic import ValidationError
-
     from cloud.training.alarm_eval import evaluate
-    from cloud.training.ward_scenarios import (generate_ward_set, heldout_ward_params, read_labels,
-                                               write_labels, write_ward_csv)
-    from pulsegate.commands.replay import ModelLoadError, load_clinical_config, load_scorer
+    from cloud.training.ward_scenarios import (
+        generate_ward_set,
+        heldout_ward_params,
+        read_labels,
+        write_labels,
+        write_ward_csv,
+    )
+    from pulsegate.commands.replay import ModelLoadError, clinical_setup, load_clinical_config
 
     try:
-        cfg = load_clinical_config(args.config)
+        cfg, scorer = clinical_setup(args, None)
         bedside = load_clinical_config(args.config, "bedside")
-    except (OSError, ValueError, ValidationError) as exc:
-        print(f"config: {exc}", file=sys.stderr)
-        return 2
-    try:
-        scorer = load_scorer(args, cfg)
     except ModelLoadError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -43,7 +43,18 @@ def load_clinical_config(path: Path | None, profile: str | None = None) -> Any:
 
 
 class ModelLoadError(Exception):
-    pass
+    """The config or the model cannot be loaded; the message says which and why."""
+
+
+def clinical_setup(args: argparse.Namespace, profile: str | None) -> tuple[Any, Any]:
+    """(ClinicalConfig of ``--config`` with ``profile``, anomaly scorer or None); ModelLoadError if either fails."""
+    from pydantic import ValidationError
+
+    try:
+        cfg = load_clinical_config(args.config, profile)
+    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ModelLoadError(f"config: {exc}") from None
+    return cfg, load_scorer(args, cfg)
 
 
 def load_scorer(args: argparse.Namespace, cfg: Any) -> Any:
@@ -64,17 +75,10 @@ def load_scorer(args: argparse.Namespace, cfg: Any) -> Any:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from clinical.replay import ReplayError, replay
 
     try:
-        cfg = load_clinical_config(args.config, args.profile)
-    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
-        print(f"config: {exc}", file=sys.stderr)
-        return 2
-    try:
-        scorer = load_scorer(args, cfg)
+        cfg, scorer = clinical_setup(args, args.profile)
     except ModelLoadError as exc:
         print(str(exc), file=sys.stderr)
         return 2

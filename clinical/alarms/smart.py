@@ -116,8 +116,8 @@ class _Run:
 
 class SmartBed:
     __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_last", "_lim", "_min_cnt", "_min_end", "_min_sum", "_nibp_prev",
-                 "_pend_dia", "_pend_sys", "_pi_low_since", "_runs", "art", "emit", "on", "p", "scale2", "trend",
-                 "values")
+                 "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since", "_rel_hi", "_rel_lo", "_runs", "art", "emit",
+                 "on", "p", "scale2", "trend", "values")
 
     def __init__(self, p: SmartPolicy, emit: Emit, scale2: bool = False) -> None:
         self.p = p
@@ -129,6 +129,9 @@ class SmartBed:
                                     low_pi=p.low_perfusion_index, hr_pr_diff=p.hr_pr_max_diff,
                                     max_motion_s=p.motion_max_s)
         lt = p.life_threatening
+        self._rel_hi = _Run(lt.hr_high, True)  # the same limits, moved by the patient's own baseline
+        self._rel_lo = _Run(lt.hr_low, False)
+        self._onset_hr = [0.0, 1000.0]  # smoothed HR when the current extreme-high / -low run began
         self._runs = (_Run(lt.hr_high, True), _Run(lt.hr_low, False),
                       _Run(lt.spo2_low_scale2 if scale2 else lt.spo2_low, False), _Run(lt.resp_low, False))
         self._lim = self._limits()
@@ -246,21 +249,37 @@ class SmartBed:
         last = self._hr_last
         last.pop(0)
         last.append(v)
-        a = math.exp(-(t - self._hr_ewma_t) / 60.0) if self._hr_ewma == self._hr_ewma else 0.0
-        self._hr_ewma = a * self._hr_ewma + (1 - a) * v
+        prev = self._hr_ewma
+        a = math.exp(-(t - self._hr_ewma_t) / 60.0) if prev == prev else 0.0
+        self._hr_ewma = a * prev + (1 - a) * v
         self._hr_ewma_t = t
         self._min_add(0, v)
-        i_hi, i_lo = IDX["heart_rate_extreme_high"], C_HEART_RATE_EXTREME_LOW
-        run = self._runs[0].add(v, t)
-        if run >= lt.hr_high_delay_s or (self.on[i_hi] and run > 0):
+        i_hi, i_lo = C_HEART_RATE_EXTREME_HIGH, C_HEART_RATE_EXTREME_LOW
+        # an abrupt change (ventricular tachycardia, heart block) alarms at the absolute limit; a gradual one
+        # (exertion on a chronic tachycardia, sleep in an athlete) only beyond the patient's own margin
+        r_hi, r_lo = self._runs[0], self._runs[1]
+        run = r_hi.add(v, t)
+        if run == 0.0 and r_hi.since == t:
+            self._onset_hr[0] = prev if prev == prev else v
+        rel = self._rel_hi.add(v, t)
+        abrupt = self._onset_hr[0] <= lt.hr_high - lt.abrupt_change
+        if (run >= lt.hr_high_delay_s and (abrupt or rel >= lt.hr_high_delay_s)) or (self.on[i_hi] and run > 0):
             if not self.on[i_hi] and max(last) - min(last) <= lt.hr_steady_band and self.art.hr_confirmed(v, t):
-                self._set(i_hi, True, t, v, f"HR {v:g} /min >= {lt.hr_high:g} for {run:.0f} s, steady, not motion")
+                why = "abrupt onset" if abrupt else f"beyond own baseline + {self.p.hr_extreme_high_above_baseline:g}"
+                self._set(i_hi, True, t, v, f"HR {v:g} /min >= {lt.hr_high:g} for {run:.0f} s ({why}), steady, "
+                          "confirmed, not motion")
         elif self.on[i_hi]:
             self._set(i_hi, False, t, v)
-        run = self._runs[1].add(v, t)
-        on = run >= lt.hr_low_delay_s and self.art.hr_confirmed(v, t)
-        if on != self.on[i_lo]:
-            self._set(i_lo, on, t, v, f"HR {v:g} /min <= {lt.hr_low:g} for {run:.0f} s")
+        run = r_lo.add(v, t)
+        if run == 0.0 and r_lo.since == t:
+            self._onset_hr[1] = prev if prev == prev else v
+        rel = self._rel_lo.add(v, t)
+        abrupt = self._onset_hr[1] >= lt.hr_low + lt.abrupt_change
+        on = run >= lt.hr_low_delay_s and (abrupt or rel >= lt.hr_low_delay_s) and self.art.hr_confirmed(v, t)
+        if on != self.on[i_lo] and (on or run == 0.0):
+            self._set(i_lo, on, t, v, f"HR {v:g} /min <= {lt.hr_low:g} for {run:.0f} s"
+                      + (" (abrupt onset)" if abrupt else f" and below own baseline - "
+                                                          f"{self.p.hr_extreme_low_below_baseline:g}"))
         self._levels(self._lim[1], v, t, C_HEART_RATE_HIGH, C_HEART_RATE_HIGH_BRIEF,
                      1, " /min")
         self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF,
@@ -376,10 +395,10 @@ class SmartBed:
         hr, rr = self.trend.base[0], self.trend.base[1]
         lt = p.life_threatening
         if hr == hr:
-            self._runs[0].limit = max(lt.hr_high, hr + p.hr_extreme_high_above_baseline)
+            self._rel_hi.limit = max(lt.hr_high, hr + p.hr_extreme_high_above_baseline)
             self._lim[1].limit = max(p.hr_high.limit, hr + p.hr_high_above_baseline)
             self._lim[2].limit = min(p.hr_low.limit, hr - p.hr_low_below_baseline)
-            self._runs[1].limit = min(lt.hr_low, hr - p.hr_extreme_low_below_baseline)
+            self._rel_lo.limit = min(lt.hr_low, hr - p.hr_extreme_low_below_baseline)
         if rr == rr:
             self._lim[3].limit = max(p.resp_high.limit, rr + p.resp_high_above_baseline)
             self._lim[4].limit = min(p.resp_low.limit, rr - p.resp_low_below_baseline)

@@ -25,6 +25,8 @@ class LifeThreatening(Section):
     resp_low_delay_s: float = Field(default=7.0, ge=0, le=60.0)
     nibp_sys_low: float = Field(default=70.0, gt=0)
     hr_steady_band: float = Field(default=15.0, gt=0)  # max - min of the last 5 clean HR samples
+    # smoothed HR this far inside the limit when the run began: abrupt, alarm at the absolute limit
+    abrupt_change: float = Field(default=30.0, gt=0)
 
 
 class Integrated(Section):
@@ -47,10 +49,10 @@ class SmartPolicy(Section):
     resp_low: Integrated = Integrated(limit=8.0, setting=60.0, persist_s=180.0, strong_factor=4.0)
     # limits follow the patient's own baseline (trend baseline) once it is known
     baseline_relative: bool = True
-    hr_high_above_baseline: float = Field(default=30.0, ge=0)
-    hr_extreme_high_above_baseline: float = Field(default=45.0, ge=0)
-    hr_low_below_baseline: float = Field(default=10.0, ge=0)
-    hr_extreme_low_below_baseline: float = Field(default=12.0, ge=0)
+    hr_high_above_baseline: float = Field(default=35.0, ge=0)
+    hr_extreme_high_above_baseline: float = Field(default=50.0, ge=0)
+    hr_low_below_baseline: float = Field(default=14.0, ge=0)
+    hr_extreme_low_below_baseline: float = Field(default=15.0, ge=0)
     resp_high_above_baseline: float = Field(default=10.0, ge=0)
     resp_low_below_baseline: float = Field(default=5.0, ge=0)
     nibp_sys_low: float = 90.0

@@ -10,7 +10,8 @@ validated). Figures, for medium and high priority unless named otherwise:
   10 min before onset); alarms less than 5 min after the previous one merge into one episode;
   by priority and by source;
 - lead before the deterioration is half developed (half - first alarm in the window), median and
-  10th percentile, minutes (positive = earlier);
+  10th percentile, minutes (positive = earlier); also the median without the life-threatening events
+  (half developed seconds after onset: judged by their time to alarm instead);
 - alarm burden: every alarm raised (low included), per bed-day, by priority;
 - life-threatening events: seconds from validation to the first medium/high alarm in the window.
 
@@ -47,6 +48,7 @@ class StreamMetrics:
     fa_by_source: dict[str, int] = field(default_factory=dict)
     burden: dict[str, int] = field(default_factory=dict)
     leads_min: list[float] = field(default_factory=list)
+    leads_non_lt_min: list[float] = field(default_factory=list)  # without the life-threatening events
     lt_events: int = 0
     lt_times_s: list[float] = field(default_factory=list)  # inf: never alarmed
     missed: list[str] = field(default_factory=list)
@@ -64,6 +66,8 @@ class StreamMetrics:
             "fa_by_source_per_day": {k: round(v / sd, 3) for k, v in sorted(self.fa_by_source.items())},
             "lead_min_median": round(float(np.median(self.leads_min)), 1) if self.leads_min else None,
             "lead_min_p10": round(float(np.percentile(self.leads_min, 10)), 1) if self.leads_min else None,
+            "lead_min_median_non_lt": round(float(np.median(self.leads_non_lt_min)), 1)
+            if self.leads_non_lt_min else None,
             "burden_per_bed_day": {k: round(v / max(self.bed_days, 1e-9), 2) for k, v in sorted(self.burden.items())},
             "life_threatening": self.lt_events,
             "lt_alarmed_within_10s": sum(1 for x in lt if x <= 10.0),
@@ -116,6 +120,8 @@ def score_stream(name: str, labels: list[WardLabel], alarms: Iterable[dict[str, 
             m.detected += 1
             if lab.half is not None:
                 m.leads_min.append((lab.half - hits[0]) / 60.0)
+                if not lab.life_threatening:
+                    m.leads_non_lt_min.append((lab.half - hits[0]) / 60.0)
         else:
             m.missed.append(f"{lab.patient}:{lab.kind}")
         if lab.life_threatening and lab.validated is not None:

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from clinical.alarms.profiles import ClinicalConfig
 from clinical.alarms.satseconds import IntegratedLimit
-from clinical.alarms.smart import CONDITIONS, SmartBed
+from clinical.alarms.smart import SmartBed
+from clinical.alarms.smart_conditions import CONDITIONS
 from clinical.alarms.smart_settings import SmartPolicy
 from clinical.artifact import HR, PI, PR, SPO2, ArtifactDetector
 from clinical.trend import TrendDetector

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from clinical.alarms.manager import ConditionSpec
 from clinical.alarms.model import Kind, Priority
 from clinical.alarms.profiles import ClinicalConfig, Profile, ThresholdRule
-from clinical.alarms.smart import CONDITIONS
+from clinical.alarms.smart_conditions import CONDITIONS
 from clinical.bedstate import HR, PR, SLOT, SLOTS
 
 PRIO = {"high": Priority.HIGH, "medium": Priority.MEDIUM, "low": Priority.LOW}

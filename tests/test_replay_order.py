@@ -103,3 +103,15 @@ def test_small_heldout_set_meets_the_floors(tmp_path: Path) -> None:
     assert m["lt_alarmed_within_10s"] == m["life_threatening"], m
     for a in alarms:
         assert a["reason"] or a["kind"] == "technical"
+
+
+def test_parallel_replay_gives_the_same_output(ward: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from pulsegate.cli import main
+
+    outs = []
+    for jobs in ("1", "2"):
+        assert main(["replay", str(ward["shuffled"]), "--json", "--events", "--no-model", "--jobs", jobs]) == 0
+        out, err = capsys.readouterr()
+        outs.append((out, json.loads(err.strip().splitlines()[-1])["replay"]))
+    assert outs[0][0] == outs[1][0] and outs[0][0].count("\n") > 10
+    assert outs[0][1] == outs[1][1]  # the merged statistics too

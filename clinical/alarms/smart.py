@@ -308,7 +308,7 @@ class SmartBed:
         base_hr = self.trend.base[0]
         hr_up = hr == hr and (hr >= 110.0 or (base_hr == base_hr and hr >= base_hr + 20.0))
         low = sys <= p.nibp_sys_low
-        confirmed = low and (hr_up or self.trend.score >= 1.0 or recent_prev <= p.nibp_sys_low + 10.0)
+        confirmed = low and (hr_up or self.trend.score >= 1.0 or recent_prev <= p.nibp_sys_low)
         why = (f"NIBP sys {sys:g}" + (f" (previous {recent_prev:g})" if recent_prev == recent_prev else "")
                + (f", HR {hr:.0f}" if hr == hr else "") + (f", trend score {self.trend.score:.1f}"))
         self._set(C_NIBP_SYS_EXTREME_LOW, confirmed and sys <= p.life_threatening.nibp_sys_low, ts, sys, why)

@@ -209,7 +209,7 @@ async def test_api_needs_login_rejects_non_json_and_bounds_silence(ward: Ward) -
 
 async def test_nurse_off_her_ward_cannot_act(tmp_path: Path) -> None:
     clock = FakeClock()
-    stage = ClinicalStage(ClinicalConfig(), [BedConfig(id="bed-07")], clock=clock)
+    stage = ClinicalStage(BEDSIDE, [BedConfig(id="bed-07")], clock=clock)
     users, _ = make_users(tmp_path / "users.json")  # nina is on ward-7
     sec = secure_listener("nurse", "127.0.0.1", AuthSection(), None, NURSE_RULES, users=users, ward="ward-9")
     app = make_nurse_app(stage.snapshot, stage.acknowledge, lambda: True, stage.silence, security=sec, ward="ward-9")

@@ -117,3 +117,22 @@ def test_eval_command_needs_something_to_evaluate(tmp_path: Path, capsys: pytest
     assert "no such video" in capsys.readouterr().err
     (tmp_path / "junk.mp4").write_bytes(b"not a video")
     assert main(["model", "eval", "endoscopy-seg", "--sequence", str(tmp_path / "junk.mp4")]) == 2
+
+
+def test_heldout_sets_command(kvasir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cloud.training.endoscopy_data import read_names
+
+    out = tmp_path / "sets"
+    assert main(["model", "heldout-sets", "endoscopy-seg", "--data", str(kvasir), "--out", str(out),
+                 "--video-seconds", "2"]) == 0
+    counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    crops = sorted((out / "negatives" / "images").iterdir())
+    assert counts["negatives"] == len(crops) > 300 and counts["video_frames"] == 60
+    val_stems = {Path(n).stem for n in read_names(kvasir / "val.txt")}
+    assert {p.stem.rsplit("-neg", 1)[0] for p in crops} <= val_stems  # only val.txt frames, never train
+    mask = cv2.imread(str(out / "negatives" / "masks" / crops[0].name), cv2.IMREAD_GRAYSCALE)
+    assert mask is not None and not mask.any()
+    assert len(read_names(out / "ood_val.txt")) == counts["ood_val"] < counts["ood"] == len(read_names(out / "ood.txt"))
+    cap = cv2.VideoCapture(str(out / "polyp-free.mp4"))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 1280
+    cap.release()

@@ -158,7 +158,8 @@ def dataset(pools: SamplePools, size: int, batch: int, overlays: np.ndarray, thr
     )
 
 
-def write_heldout_sets(data_dir: Path, out: Path, size: int = 256, seed: int = 2024) -> dict[str, int]:
+def write_heldout_sets(data_dir: Path, out: Path, size: int = 256, seed: int = 2024,
+                       video_seconds: float = 0.0) -> dict[str, int]:
     """Evaluation folders that were never trained on, for ``pulsegate model eval endoscopy-seg``.
 
     - ``out/negatives/{images,masks}``: polyp-free crops of ``val.txt`` frames (every scale of
@@ -166,6 +167,8 @@ def write_heldout_sets(data_dir: Path, out: Path, size: int = 256, seed: int = 2
     - ``out/ood.txt``: the out-of-domain proxy, every Kvasir-SEG frame (train.txt and val.txt) at least
       OOD_MIN_WIDTH px wide in the original (held out of 2.x training); ``out/ood_val.txt`` the val.txt
       part alone (unseen by 1.x models too). Evaluate with ``--images DATA/images --masks DATA/masks``.
+    - with ``video_seconds``: ``out/polyp-free.mp4``, 1280 x 720 at 30 fps, a one-second pan across each
+      of the first ``video_seconds`` crops (for ``--sequence``: false findings per minute).
     """
     import cv2
 
@@ -186,5 +189,11 @@ def write_heldout_sets(data_dir: Path, out: Path, size: int = 256, seed: int = 2
     _, ood_val = ood_split(data_dir, val)
     (out / "ood.txt").write_text("\n".join(ood_train + ood_val) + "\n")
     (out / "ood_val.txt").write_text("\n".join(ood_val) + "\n")
-    return {"negatives": len(counts), "negative_source_frames": len(set(src.tolist())), "ood": len(ood_train) +
-            len(ood_val), "ood_val": len(ood_val)}
+    video_frames = 0
+    if video_seconds > 0:
+        from .endoscopy_video import write_pan_video
+
+        bgr = [cv2.cvtColor(c, cv2.COLOR_RGB2BGR) for c in crops[: int(video_seconds)]]
+        video_frames = write_pan_video(bgr, out / "polyp-free.mp4", seed=seed)
+    return {"negatives": len(counts), "negative_source_frames": len(set(src.tolist())),
+            "ood": len(ood_train) + len(ood_val), "ood_val": len(ood_val), "video_frames": video_frames}

@@ -20,31 +20,9 @@ import cv2
 import numpy as np
 
 from cloud.training.endoscopy_data import load_frames, negative_crops
+from cloud.training.endoscopy_video import pan_frames
 
 MAX_FRAMES = 20
-
-
-def pan(writer: cv2.VideoWriter, img: np.ndarray, box: tuple[int, int, int, int], steps: int,
-        size: tuple[int, int], rng: np.random.Generator) -> None:
-    """A slow zoom and pan inside ``box`` (y0, x0, h, w) of ``img``, never leaving it."""
-    w, h = size
-    by, bx, bh, bw = box
-    z0, z1 = rng.uniform(1.0, 1.15), rng.uniform(1.25, 1.6)
-    if rng.random() < 0.5:
-        z0, z1 = z1, z0
-    (cx0, cy0), (cx1, cy1) = rng.uniform(0.35, 0.65, 2), rng.uniform(0.35, 0.65, 2)
-    for i in range(steps):
-        t = i / max(1, steps - 1)
-        s = 0.5 - 0.5 * np.cos(np.pi * t)  # ease in/out
-        z = z0 + (z1 - z0) * s
-        cw = min(bw / z, bh * w / h)
-        ch = cw * h / w
-        cx = bx + (cx0 + (cx1 - cx0) * s) * bw
-        cy = by + (cy0 + (cy1 - cy0) * s) * bh
-        x0 = float(np.clip(cx - cw / 2, bx, bx + bw - cw))
-        y0 = float(np.clip(cy - ch / 2, by, by + bh - ch))
-        m = np.array([[w / cw, 0, -x0 * w / cw], [0, h / ch, -y0 * h / ch]], np.float32)
-        writer.write(cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
 
 
 def main() -> int:
@@ -77,7 +55,8 @@ def main() -> int:
         if img is None:
             raise SystemExit(f"cannot read {name} in {args.data}")
         side = img.shape[1]
-        pan(writer, img, (0, 0, img.shape[0], side), steps, size, rng)
+        for f in pan_frames(img, (0, 0, img.shape[0], side), steps, size, rng):
+            writer.write(f)
         segments.append({"start_s": t / args.fps, "end_s": (t + steps) / args.fps, "polyp": True, "frame": name})
         t += steps
         if (k + 1) % args.every:
@@ -89,7 +68,8 @@ def main() -> int:
                 y0, x0, bh, bw = (int(v) for v in boxes[hit[0]])
                 frame = cv2.resize(cv2.imread(str(args.data / "images" / names[j]), cv2.IMREAD_COLOR), (256, 256),
                                    interpolation=cv2.INTER_AREA)
-                pan(writer, frame, (y0, x0, bh, bw), free_steps, size, rng)
+                for f in pan_frames(frame, (y0, x0, bh, bw), free_steps, size, rng):
+                    writer.write(f)
                 segments.append({"start_s": t / args.fps, "end_s": (t + free_steps) / args.fps, "polyp": False,
                                  "frame": names[j]})
                 t += free_steps

@@ -6,6 +6,7 @@
     pulsegate model publish DIR --site S --gateway G      offer a signed model to gateways (retained MQTT)
     pulsegate model train vitals-anomaly|endoscopy-seg    training (needs the `train` extra)
     pulsegate model eval vitals-anomaly|endoscopy-seg     held-out evaluation
+    pulsegate model heldout-sets endoscopy-seg --out DIR  polyp-free crops of val.txt + out-of-domain lists
 
 Handlers import their area lazily, so ``pulsegate --help`` stays fast and a gateway install (no
 TensorFlow, no cloud extras) still has keygen/sign/verify and the endoscopy evaluation.
@@ -83,6 +84,14 @@ def register(cmds: Commands) -> None:
     p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_train_endoscopy)
+
+    p = m.add_parser("heldout-sets", help="write the endoscopy-seg held-out evaluation sets (Kvasir-SEG val.txt)")
+    p.add_argument("what", choices=["endoscopy-seg"])
+    p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="folder for negatives/ and the out-of-domain lists")
+    p.add_argument("--video-seconds", type=float, default=60.0,
+                   help="length of polyp-free.mp4, 1 s per crop (0 = none; default: %(default)s)")
+    p.set_defaults(handler=_heldout_sets)
 
     ev = m.add_parser("eval", help="evaluate a model on held-out or your own data").add_subparsers(
         dest="eval_what", metavar="MODEL", required=True)
@@ -232,6 +241,17 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
     summary = {"model_dir": str(model_dir), "epochs": result.epochs_run,
                "train_seconds": round(result.train_seconds, 1), "signed": args.key is not None, "val": figures}
     print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))
+    return 0
+
+
+def _heldout_sets(args: argparse.Namespace) -> int:
+    from cloud.training.endoscopy_data import write_heldout_sets
+
+    if not (args.data / "val.txt").exists():
+        print(f"{args.data}: no Kvasir-SEG val.txt", file=sys.stderr)
+        return 2
+    counts = write_heldout_sets(args.data, args.out, video_seconds=args.video_seconds)
+    print(json.dumps({"out": str(args.out), **counts}))
     return 0
 
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cloud.api import FleetApi
+from cloud.api import API_RULES, FleetApi
 from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from runtime.httpserver import HttpServer
 from runtime.metrics import new_registry
+from runtime.security.audit import Audit
+from runtime.security.listener import register_metrics, secure_listener
 from runtime.supervisor import Component, Progress, Supervisor
 
 
@@ -27,7 +29,13 @@ class CloudDaemon:
         self.app = web.Application()
         self.api = FleetApi(self.influx)
         self.api.setup(self.app)
-        self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health)
+        # staff through OIDC ([auth.oidc]), machines with API tokens (users_file), scoped to their sites
+        self.audit = Audit()
+        self.security = secure_listener("api", cfg.api.listen, cfg.auth, cfg.api.tls, API_RULES, base=config_dir,
+                                        users_file=cfg.cloud.state_dir / "users.json", audit=self.audit)
+        register_metrics(self.collector, self.audit, self.security)
+        self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health,
+                               security=self.security)
 
     def health(self) -> dict[str, object]:
         return {"ok": True, "ingest_connected": self.ingest.connected}

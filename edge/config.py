@@ -18,6 +18,7 @@ from edge.video.config import VideoConfig
 from firmware_bridge.config import DeviceConfig
 from runtime.configbase import Section
 from runtime.configload import load
+from runtime.security.config import AuthSection, TlsSection
 from wire.topics import TopicError, check_id
 
 
@@ -40,8 +41,11 @@ class GatewaySection(Section):
 
 
 class HttpSection(Section):
+    """The nurse page, /metrics, /healthz; its TLS pair serves the endoscopy live view too."""
+
     listen: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    tls: TlsSection | None = None  # required on a non-loopback address (see docs/security.md)
 
 
 class LocalBusSection(Section):
@@ -50,6 +54,8 @@ class LocalBusSection(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None  # the broker allows no anonymous client (examples/mosquitto, docs/security.md)
+    password_file: str | None = None  # a path or credential:NAME
 
 
 class SummariesSection(Section):
@@ -65,6 +71,7 @@ class ModelsSection(Section):
 class EdgeConfig(Section):
     gateway: GatewaySection
     http: HttpSection = HttpSection()
+    auth: AuthSection = AuthSection()  # users_file defaults to state_dir/users.json
     local_bus: LocalBusSection = LocalBusSection()
     summaries: SummariesSection = SummariesSection()
     models: ModelsSection = ModelsSection()

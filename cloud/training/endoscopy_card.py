@@ -33,12 +33,30 @@ def _row(label: str, f: dict[str, Any]) -> str:
             f"({_ci(f, 'sensitivity_ci95')}) | {g('false_findings_per_frame')} ({_ci(f, 'false_findings_ci95')}) |")
 
 
+def _init_minutes(init_from: Path | None) -> float | None:
+    """Training minutes of the model the weights started from (its manifest), if known."""
+    import json
+
+    if init_from is None:
+        return None
+    try:
+        secs = json.loads((init_from.parent / "manifest.json").read_text())["metrics"]["train_seconds"]
+        return float(secs) / 60.0
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dict[str, dict[str, Any]],
                tflite: Path) -> str:
     minutes = result.train_seconds / 60.0
     w = cfg.width
-    init = (f"initialised from `{cfg.init_from}` (its int8 weights dequantised; that model's own training: "
-            "see its card)" if cfg.init_from is not None else "from random initialisation")
+    before = _init_minutes(cfg.init_from)
+    init = "from random initialisation"
+    if cfg.init_from is not None:
+        init = f"initialised from `{cfg.init_from.parent.name}` (`{cfg.init_from}`, its int8 weights dequantised)"
+        if before is not None:
+            init += (f", which itself trained {before:.1f} minutes from scratch on all 800 `train.txt` frames "
+                     f"(the out-of-domain group included): **{before + minutes:.1f} minutes** of training in all")
     minings = "; ".join(f"epoch {int(m['epoch'])}: {m['over_half']:.1%} of the negatives scored >= 0.5"
                         for m in result.minings) or "none ran"
     return f"""# endoscopy-seg {version}

@@ -89,6 +89,7 @@ class EdgeDaemon:
         self.nurse = NursePage(
             self.clinical.snapshot, self.clinical.acknowledge, self.cloud_up, self.clinical.silence,
             title=f"PulseGate {gw}", max_silence_s=cfg.clinical.max_silence_s,
+            trends_provider=lambda bed, hours: self.clinical.trends(bed, hours), link_info=self.cloud_link,
         )
         # local delivery first (nurse call, page), then the uplink (on_alarm)
         self.clinical.sinks[:0] = [s.offer for s in (self.local_alarms, self.nurse) if s is not None]
@@ -158,6 +159,11 @@ class EdgeDaemon:
 
     def cloud_up(self) -> bool:
         return self.uplink is not None and self.uplink.connected
+
+    def cloud_link(self) -> dict[str, object]:
+        """For the nurse page's link indicator: whether an uplink is configured, connected, its backlog."""
+        return {"configured": self.uplink is not None, "connected": self.cloud_up(),
+                "backlog": self.outbox.backlog() if self.outbox is not None else None}
 
     # -- uplink ------------------------------------------------------------------------------------------
     def publish(self, stream: str, msg: Message) -> None:

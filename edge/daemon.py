@@ -107,7 +107,8 @@ class EdgeDaemon:
                                           list(cfg.models.trusted_keys))
         self.app = web.Application()
         self.nurse.setup(self.app)
-        self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health)
+        self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health,
+                               port_key="http.port in the gateway config")
         self._metrics()
 
     def _anomaly_model(self) -> ShadowScorer | None:
@@ -213,13 +214,26 @@ class EdgeDaemon:
 
     # -- health and metrics ------------------------------------------------------------------------------
     def health(self) -> dict[str, object]:
+        """Readiness (/readyz, /healthz): the pipeline makes progress and, when enabled, the local alarm
+        bus (nurse call, pagers) is connected. The cloud link is reported but never makes the gateway
+        unready: local alarms work without it (the outbox keeps the backlog)."""
         stalled = time.monotonic() - self.progress.last
+        pipeline_ok = stalled < 5.0
+        bus_ok = self.local_alarms is None or self.local_alarms.connected
+        backlog = self.outbox.backlog() if self.outbox else 0
+        uplink_up = bool(self.uplink and self.uplink.connected)
         return {
-            "ok": stalled < 5.0,
+            "ok": pipeline_ok and bus_ok,
             "gateway": self.gateway,
             "pipeline_stalled_s": round(stalled, 2),
-            "uplink_connected": bool(self.uplink and self.uplink.connected),
-            "backlog": self.outbox.backlog() if self.outbox else 0,
+            "uplink_connected": uplink_up,
+            "backlog": backlog,
+            "components": {
+                "pipeline": {"ok": pipeline_ok, "stalled_s": round(stalled, 2)},
+                "local_bus": {"ok": bus_ok, "enabled": self.local_alarms is not None},
+                "uplink": {"ok": uplink_up or self.uplink is None, "essential": False,
+                           "configured": self.uplink is not None, "backlog": backlog},
+            },
         }
 
     def _metrics(self) -> None:

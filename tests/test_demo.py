@@ -35,3 +35,104 @@ def test_demo_json_reports_points_counted_in_influxdb(tmp_path: Path) -> None:
         check = subprocess.run([sys.executable, "-m", "pulsegate", "check-config", str(tmp_path / cfg)],
                                capture_output=True, text=True, timeout=60)
         assert check.returncode == 0, check.stderr
+
+
+def _descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (from /proc: pid -> parent pid)."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - out
+        out |= frontier
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_demo_sigterm_stops_everything_and_frees_every_port(tmp_path: Path) -> None:
+    import queue
+    import re
+    import signal
+    import threading
+    import time
+
+    from bench.localservices import free_port
+    from runtime.ports import check_free
+
+    http_port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pulsegate", "demo", "--http-port", str(http_port), "--no-video",
+         "--state-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout or []], daemon=True).start()
+    banner: list[str] = []
+    try:
+        deadline = time.monotonic() + 150
+        while not any("stops everything" in ln for ln in banner):
+            assert time.monotonic() < deadline and proc.poll() is None, (banner, proc.poll())
+            try:
+                banner.append(lines.get(timeout=1.0))
+            except queue.Empty:
+                pass
+        text = "".join(banner)
+        for what in ("nurse station:", "endoscopy live view:", "cloud fleet dashboard:", "gateway metrics:",
+                     "cloud metrics:", "InfluxDB:"):
+            assert what in text, text
+        assert f"http://127.0.0.1:{http_port}/" in text
+        ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", text)}
+        assert len(ports) >= 5, text  # nurse page, cloud API, InfluxDB, two brokers
+        children = _descendants(proc.pid)
+        assert len(children) >= 5, children  # edge, cloud, 2 mosquitto, influxd
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+        assert "demo stopped (SIGTERM)" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    left = [pid for pid in children if _alive(pid)]
+    assert left == [], [Path(f"/proc/{p}/cmdline").read_bytes() for p in left]
+    for port in ports:
+        check_free("127.0.0.1", port, "test")  # raises PortInUseError if anything still listens
+
+
+def test_a_port_in_use_is_one_line_naming_the_flag_and_key(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "pulsegate", "demo", "--http-port", str(port), "--duration", "1",
+                              "--no-video", "--state-dir", str(tmp_path / "demo")],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1
+        assert res.stderr.strip().splitlines() == [
+            f"demo: cannot listen on 127.0.0.1:{port}: the port is already in use (another process listens there);"
+            " choose another with --http-port (http.port in the demo's edge.toml)"]
+        assert not (tmp_path / "demo").exists()  # nothing was started
+        (tmp_path / "key").write_text("k" * 32)
+        cfg = tmp_path / "edge.toml"
+        cfg.write_text(f'[gateway]\nid = "g"\nsite = "s"\nstate_dir = "{tmp_path / "state"}"\npseudonym_key = "key"\n'
+                       f'[http]\nport = {port}\n[local_bus]\nenabled = false\n')
+        res = subprocess.run([sys.executable, "-m", "pulsegate", "edge", "run", "--config", str(cfg)],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip().splitlines() == [
+            f"pulsegate edge: cannot listen on 127.0.0.1:{port}: the port is already in use (another process listens"
+            " there); choose another with http.port in the gateway config"]
+        assert "Traceback" not in res.stdout + res.stderr

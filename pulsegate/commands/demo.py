@@ -21,13 +21,21 @@ def register(cmds: Commands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pulsegate.demo import run
+    from pulsegate.demo import Stopped, run
+    from runtime.ports import PortInUseError
 
     def say(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     try:
         result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say)
+    except PortInUseError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    except (Stopped, KeyboardInterrupt) as exc:
+        print(f"demo stopped ({'SIGTERM' if isinstance(exc, Stopped) else 'interrupted'}): everything it started "
+              "is stopped", file=sys.stderr)
+        return 0
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ from cloud.daemon import CloudDaemon
 from edge.config import EdgeConfig
 from edge.daemon import EdgeDaemon
 from runtime.configload import loads
+from tests.test_daemon_process import gateway_toml
 
 pytestmark = pytest.mark.integration
 
@@ -100,17 +101,7 @@ async def test_gateway_not_ready_with_its_local_alarm_bus_down(tmp_path: Path) -
     bus = Mosquitto(tmp_path / "bus").start()
     (tmp_path / "key").write_text("k" * 32)
     port = free_port()
-    cfg = loads(f"""
-[gateway]
-id = "health-gw"
-site = "t"
-state_dir = "{tmp_path / 'state'}"
-pseudonym_key = "key"
-[http]
-port = {port}
-[local_bus]
-port = {bus.port}
-""", EdgeConfig)
+    cfg = loads(gateway_toml("health-gw", tmp_path, port, bus.port), EdgeConfig)
     base = f"http://127.0.0.1:{port}"
     try:
         async for _ in running(EdgeDaemon(cfg, tmp_path)):

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
@@ -17,6 +17,9 @@ def register(cmds: Commands) -> None:
     p.add_argument("--state-dir", type=Path, default=None, help="keep data and configs here (default: a temp dir)")
     p.add_argument("--http-port", type=int, default=8080, help="nurse page / metrics port (0: any free port)")
     p.add_argument("--no-video", action="store_true", help="leave out the endoscopy video room")
+    example(p, "pulsegate demo                         # until Ctrl-C or SIGTERM; prints every address",
+            "pulsegate demo --duration 20 --json   # a scripted run: one JSON object with the figures",
+            "pulsegate demo --http-port 0 --state-dir /tmp/pg   # any free port; keep configs and logs")
     p.set_defaults(handler=_run)
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
-    p = cmds.top.add_parser("edge", help="the gateway daemon").add_subparsers(dest="edge_cmd", required=True)
-    run = p.add_parser("run", help="run the gateway daemon (systemd Type=notify)")
-    run.add_argument("--config", type=Path, required=True)
+    g = example(cmds.top.add_parser("edge", help="the gateway daemon"),
+                "pulsegate edge run --config /etc/pulsegate/edge.toml")
+    p = g.add_subparsers(dest="edge_cmd", metavar="ACTION", required=True)
+    run = p.add_parser("run", help="run the gateway daemon (systemd Type=notify): devices, alarms, nurse page, uplink")
+    run.add_argument("--config", type=Path, required=True,
+                     help="the gateway's TOML file (start from examples/edge.toml)")
+    example(run, "pulsegate edge run --config /etc/pulsegate/edge.toml",
+            "pulsegate check-config /etc/pulsegate/edge.toml   # first: exit 2 and key/line on a bad config")
     run.set_defaults(handler=_run)
 
 

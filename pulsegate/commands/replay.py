@@ -9,12 +9,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
     r = cmds.top.add_parser("replay", help="run the clinical pipeline over a recorded CSV and print its alarms")
-    r.add_argument("file", type=Path, help="CSV with timestamp,patient,parameter,value")
+    r.add_argument("file", type=Path, help="CSV (or .csv.gz) with columns timestamp,patient,parameter,value")
     r.add_argument("--json", action="store_true", help="one JSON object per alarm raised (default: a table)")
     r.add_argument("--config", type=Path, help="TOML file whose [clinical] table sets profiles and delays")
     r.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: newest under models/)")
@@ -22,6 +22,9 @@ def register(cmds: Commands) -> None:
     r.add_argument("--events", action="store_true", help="also print escalations, clears and other changes")
     r.add_argument("--profile", help="alarm profile for every patient (default: [clinical] default_profile)")
     r.set_defaults(handler=_replay)
+    example(r, "pulsegate replay tests/data/replay_golden.csv.gz --json",
+            "pulsegate replay ward.csv --config /etc/pulsegate/edge.toml --events   # your profiles and delays",
+            "pulsegate replay ward.csv --no-model --profile copd")
 
 
 def load_clinical_config(path: Path | None, profile: str | None = None) -> Any:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 from pulsegate.commands.model import endoscopy_model_args, endoscopy_model_dir
 
 
 def register(cmds: Commands) -> None:
-    v = cmds.top.add_parser("video", help="endoscopy video analysis").add_subparsers(
+    v = example(cmds.top.add_parser("video", help="endoscopy video analysis"),
+                "pulsegate video run --source examples/video/kvasir-demo.mp4").add_subparsers(
         dest="video_cmd", metavar="ACTION", required=True
     )
     r = v.add_parser("run", help="run the video pipeline with its live view, standalone")
     r.add_argument("--source", required=True, help="video file (looped), camera index or rtsp/http URL")
-    r.add_argument("--port", type=int, default=8090)
-    r.add_argument("--host", default="127.0.0.1")
-    r.add_argument("--room", default="demo")
-    r.add_argument("--fps-limit", type=float, default=30.0)
+    r.add_argument("--port", type=int, default=8090, help="live view port (0: any free port)")
+    r.add_argument("--host", default="127.0.0.1", help="live view address to listen on")
+    r.add_argument("--room", default="demo", help="procedure room name shown on the live view")
+    r.add_argument("--fps-limit", type=float, default=30.0, help="most frames analysed per second")
     endoscopy_model_args(r)
+    example(r, "pulsegate video run --source examples/video/kvasir-demo.mp4   # then open http://127.0.0.1:8090/",
+            "pulsegate video run --source 0 --room endo-2 --port 8091      # camera 0")
     r.set_defaults(handler=_run)
 
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cloud.api import FleetApi
+from cloud.api import API_RULES, FleetApi
 from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from runtime.httpserver import HttpServer
 from runtime.metrics import new_registry
+from runtime.security.audit import Audit
+from runtime.security.listener import register_metrics, secure_listener
 from runtime.supervisor import Component, Progress, Supervisor
 
 HEALTH_PING_S = 2.0
@@ -29,8 +31,13 @@ class CloudDaemon:
         self.app = web.Application()
         self.api = FleetApi(self.influx)
         self.api.setup(self.app)
+        # staff through OIDC ([auth.oidc]), machines with API tokens (users_file), scoped to their sites
+        self.audit = Audit()
+        self.security = secure_listener("api", cfg.api.listen, cfg.auth, cfg.api.tls, API_RULES, base=config_dir,
+                                        users_file=cfg.cloud.state_dir / "users.json", audit=self.audit)
+        register_metrics(self.collector, self.audit, self.security)
         self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health,
-                               port_key="api.port in the cloud config")
+                               security=self.security, port_key="api.port in the cloud config")
 
     async def health(self) -> dict[str, object]:
         """Readiness (/readyz, /healthz): the ingest is subscribed on the broker AND InfluxDB answers its

@@ -8,6 +8,10 @@ Health, as systemd, Kubernetes and load balancers use it (docs/operations.md):
 
 ``health()`` (sync or async) returns ``{"ok": bool, ...}``; ``ok`` is readiness. A port already taken
 raises :class:`runtime.ports.PortInUseError` naming ``port_key`` (the config key that sets it).
+
+With ``security`` (runtime/security: guard, TLS, aiohttp limits) every route is
+behind the login or a token (``/metrics`` also from loopback when configured;
+the health routes are public); without it the server starts only on loopback.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from runtime.logs import get_logger
 from runtime.ports import listen
+from runtime.security.listener import ListenerSecurity
+from runtime.security.policy import check_listener
 from runtime.supervisor import Tier
 
 log = get_logger("http")
@@ -40,7 +46,13 @@ class HttpServer:
         registry: CollectorRegistry,
         health: Health | None = None,
         port_key: str = "port",
+        security: ListenerSecurity | None = None,
     ) -> None:
+        if security is None:
+            check_listener("http", host, auth=False, tls=False, insecure_no_auth=False)
+        else:
+            security.install(app)
+        self.security = security
         self.app = app
         self.host = host
         self.port = port
@@ -72,9 +84,12 @@ class HttpServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        sec = self.security
+        kwargs = sec.runner_kwargs() if sec is not None else {"access_log": None}
+        self._runner = web.AppRunner(self.app, handle_signals=False, **kwargs)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
+                           ssl_context=sec.ssl if sec is not None else None)
         try:
             await listen(site, self.host, self.port, self.port_key)
         except Exception:
@@ -86,7 +101,7 @@ class HttpServer:
             sockets = getattr(server, "sockets", None) or []
             if sockets:
                 self.port = sockets[0].getsockname()[1]
-        log.info("http_listening", host=self.host, port=self.port)
+        log.info("http_listening", host=self.host, port=self.port, tls=sec is not None and sec.ssl is not None)
         self._stop.clear()
 
     async def run(self) -> None:

@@ -7,7 +7,6 @@ view from the gateway's memory, no console error or failed request; screenshots 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,11 @@ from clinical.anomaly import VitalsAnomalyModel
 from clinical.sample import Sample
 from clinical.stage import ClinicalStage
 from edge.nurse_page import PAGE_KEY, make_nurse_app
+from edge.nurse_page.app import NURSE_RULES
+from runtime.security.config import AuthSection, TlsSection
+from runtime.security.listener import secure_listener
+from runtime.security.tls import write_selfsigned
+from tests.security_fixtures import PASSWORDS, make_users
 from tests.test_nurse_page import CHROMIUM_ARGS, FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,32 +60,39 @@ def artifacts(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def ward() -> AsyncIterator[Ward]:
+async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
     clock = FakeClock()
     model = VitalsAnomalyModel(ROOT / "models/vitals-anomaly/1.0.0", trusted_keys=[ROOT / "examples/keys/dev-signing.pub"])
     stage = ClinicalStage(ClinicalConfig(), [BedConfig(id="bed-02", patient="MRN-SECRET-2"),
                                              BedConfig(id="bed-07", patient="MRN-SECRET-7")],
                           clock=clock, scorer=model)
     link: dict[str, Any] = {"configured": True, "connected": True, "backlog": 0}
+    users, _ = make_users(tmp_path / "users.json")
+    write_selfsigned(tmp_path / "cert.pem", tmp_path / "key.pem", ["127.0.0.1", "localhost"])
+    tls = TlsSection(cert=str(tmp_path / "cert.pem"), key=str(tmp_path / "key.pem"))
+    sec = secure_listener("nurse", "127.0.0.1", AuthSection(), tls, NURSE_RULES, users=users, ward="ward-7")
     app = make_nurse_app(stage.snapshot, stage.acknowledge, lambda: bool(link["connected"]), stage.silence,
                          push_interval_s=0.2, title="Ward 7", trends_provider=stage.trends,
-                         link_info=lambda: dict(link))
+                         link_info=lambda: dict(link), security=sec, ward="ward-7")
     stage.sinks.append(app[PAGE_KEY].offer)
-    async with served(app) as url:
-        yield Ward(stage, clock, link, url)
-
-
-@contextlib.asynccontextmanager
-async def served(app: web.Application) -> AsyncIterator[str]:
-    """``app`` on a free loopback port for the test; yields its base URL."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, **sec.runner_kwargs())
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=sec.ssl).start()
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield Ward(stage, clock, link, f"https://127.0.0.1:{port}/")
     finally:
         await runner.cleanup()
+
+
+def session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(ssl=False))
+
+
+async def login(s: aiohttp.ClientSession, url: str, user: str) -> dict[str, str]:
+    r = await s.post(url + "auth/login", json={"user": user, "password": PASSWORDS[user]})
+    assert r.status == 200
+    return {"X-CSRF-Token": str((await r.json())["csrf"])}
 
 
 @pytest.mark.browser
@@ -94,7 +105,8 @@ async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            ctx = await browser.new_context(ignore_https_errors=True, viewport={"width": 1920, "height": 1080})
+            page = await ctx.new_page()
 
             def on_console(m: ConsoleMessage) -> None:
                 if m.type in ("error", "warning"):
@@ -111,7 +123,11 @@ async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("response", on_response)
             page.on("requestfailed", on_failed)
-            await page.goto(ward.url)
+            await page.goto(ward.url + "login?next=/")
+            await page.fill("#user", "nina")
+            await page.fill("#password", PASSWORDS["nina"])
+            await page.click("#submit")
+            await page.wait_for_url(ward.url)
             tile2 = page.locator('article.bed[data-bed="bed-02"]')
             tile7 = page.locator('article.bed[data-bed="bed-07"]')
             await expect(tile7.locator('[data-param="heart_rate"]')).to_contain_text("78")
@@ -153,7 +169,6 @@ async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
             assert await page.evaluate("SOUND_PATTERNS.low.offsets.length") in (1, 2)
 
             # acknowledge: the tile is no longer red (its only open alarm is acknowledged)
-            await page.fill("#initials", "js")
             await alarm.locator(".ack").click()
             await expect(alarm).to_have_attribute("data-state", "acknowledged")
             await expect(tile2).to_have_class("bed")
@@ -162,12 +177,13 @@ async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
 
             # a second acknowledge keeps the first acknowledger and lists the later one
             alarm_id = await alarm.get_attribute("data-id")
-            async with aiohttp.ClientSession() as s:
-                r = await s.post(ward.url + "nurse/api/ack", json={"alarm_id": alarm_id, "initials": "AB"})
+            async with session() as s:  # the charge nurse acknowledges it too, from another station
+                r = await s.post(ward.url + "nurse/api/ack", json={"alarm_id": alarm_id},
+                                 headers=await login(s, ward.url, "carl"))
                 assert r.status == 200
-            await expect(alarm).to_contain_text("ack JS (also AB)")
+            await expect(alarm).to_contain_text("ack nina (also carl)")
             a = ward.stage.manager.get(str(alarm_id))
-            assert a is not None and a.acked_by == "JS" and a.acked_also == ["AB"]
+            assert a is not None and a.acked_by == "nina" and a.acked_also == ["carl"]
 
             # the cloud link indicator: always there, up / backlog / down
             link = page.locator("#link")
@@ -214,7 +230,10 @@ async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
 
 async def test_trends_api(ward: Ward) -> None:
     ward.seconds(5 * 60 + 1)
-    async with aiohttp.ClientSession() as s:
+    async with session() as s:
+        r = await s.get(ward.url + "nurse/api/trends", params={"bed": "bed-07"}, allow_redirects=False)
+        assert r.status in (302, 401)  # behind the login like the rest of the ward
+        await login(s, ward.url, "vic")  # a viewer may see the trends
         r = await s.get(ward.url + "nurse/api/trends", params={"bed": "bed-07", "hours": "1"})
         body = await r.json()
         assert r.status == 200 and body["ok"] and body["bed"] == "bed-07"
@@ -227,5 +246,6 @@ async def test_trends_api(ward: Ward) -> None:
         for bad in ("0", "-1", "25", "nan", "x"):
             r = await s.get(ward.url + "nurse/api/trends", params={"bed": "bed-07", "hours": bad})
             assert r.status == 400, bad
+    async with session() as s:  # the icon is public (the login page asks for it too)
         r = await s.get(ward.url + "favicon.ico")
         assert r.status == 200 and r.content_type == "image/svg+xml"

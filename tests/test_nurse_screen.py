@@ -7,7 +7,6 @@ view from the gateway's memory, no console error or failed request; screenshots 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from edge.nurse_page.app import NURSE_RULES
 from runtime.security.config import AuthSection, TlsSection
 from runtime.security.listener import secure_listener
 from runtime.security.tls import write_selfsigned
+from tests.artifacts import artifacts_dir
 from tests.security_fixtures import PASSWORDS, make_users
 from tests.test_nurse_page import CHROMIUM_ARGS, FakeClock
 
@@ -51,12 +51,6 @@ class Ward:
                     self.stage.on_sample(Sample(bed, p, v, UNITS[p], self.clock.t, time.time()))
             self.stage.tick(self.clock.t, time.time())
             self.clock.t += 1.0
-
-
-def artifacts(tmp_path: Path) -> Path:
-    d = Path(os.environ.get("PULSEGATE_ARTIFACTS") or tmp_path) / "nurse-screen"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 @pytest.fixture
@@ -99,7 +93,7 @@ async def login(s: aiohttp.ClientSession, url: str, user: str) -> dict[str, str]
 async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
     from playwright.async_api import ConsoleMessage, Request, Response, async_playwright, expect
 
-    out = artifacts(tmp_path)
+    out = artifacts_dir("nurse-screen", tmp_path)
     ward.seconds(15 * 60)  # a quarter of an hour of normal vitals: minute buckets, anomaly scores
     problems: list[str] = []
     async with async_playwright() as pw:

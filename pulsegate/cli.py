@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from runtime.version import __version__
 
@@ -40,6 +41,18 @@ def example(p: argparse.ArgumentParser, *lines: str) -> argparse.ArgumentParser:
     """Show ``lines`` (command lines, ``# comment`` allowed) under "examples:" in ``p``'s --help."""
     p.epilog = "examples:\n" + "\n".join(f"  {ln}" for ln in lines)
     return p
+
+
+def daemon_command(cmds: Commands, kind: str, what: str, run_help: str, handler: Handler) -> None:
+    """``pulsegate KIND run --config FILE`` (the two daemons), described, with examples."""
+    path = f"/etc/pulsegate/{kind}.toml"
+    g = example(cmds.top.add_parser(kind, help=what), f"pulsegate {kind} run --config {path}")
+    run = g.add_subparsers(dest=f"{kind}_cmd", metavar="ACTION", required=True).add_parser("run", help=run_help)
+    run.add_argument("--config", type=Path, required=True,
+                     help=f"the {kind} daemon's TOML file (start from examples/{kind}.toml)")
+    example(run, f"pulsegate {kind} run --config {path}",
+            f"pulsegate check-config {path}   # first: exit 2 and key/line on a bad config")
+    run.set_defaults(handler=handler)
 
 
 def _describe(parser: argparse.ArgumentParser) -> None:

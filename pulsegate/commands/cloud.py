@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pulsegate.cli import Commands, example
+from pulsegate.cli import Commands, daemon_command
 
 
 def register(cmds: Commands) -> None:
-    g = example(cmds.top.add_parser("cloud", help="the cloud daemon"),
-                "pulsegate cloud run --config /etc/pulsegate/cloud.toml")
-    p = g.add_subparsers(dest="cloud_cmd", metavar="ACTION", required=True)
-    run = p.add_parser("run", help="run the cloud ingest + API daemon (systemd Type=notify)")
-    run.add_argument("--config", type=Path, required=True,
-                     help="the cloud's TOML file (start from examples/cloud.toml)")
-    example(run, "pulsegate cloud run --config /etc/pulsegate/cloud.toml")
-    run.set_defaults(handler=_run)
+    daemon_command(cmds, "cloud", "the cloud daemon", "run the cloud ingest + API daemon (systemd Type=notify)", _run)
 
 
 def _run(args: argparse.Namespace) -> int:

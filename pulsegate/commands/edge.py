@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pulsegate.cli import Commands, example
+from pulsegate.cli import Commands, daemon_command
 
 
 def register(cmds: Commands) -> None:
-    g = example(cmds.top.add_parser("edge", help="the gateway daemon"),
-                "pulsegate edge run --config /etc/pulsegate/edge.toml")
-    p = g.add_subparsers(dest="edge_cmd", metavar="ACTION", required=True)
-    run = p.add_parser("run", help="run the gateway daemon (systemd Type=notify): devices, alarms, nurse page, uplink")
-    run.add_argument("--config", type=Path, required=True,
-                     help="the gateway's TOML file (start from examples/edge.toml)")
-    example(run, "pulsegate edge run --config /etc/pulsegate/edge.toml",
-            "pulsegate check-config /etc/pulsegate/edge.toml   # first: exit 2 and key/line on a bad config")
-    run.set_defaults(handler=_run)
+    daemon_command(cmds, "edge", "the gateway daemon",
+                   "run the gateway daemon (systemd Type=notify): devices, alarms, nurse page, uplink", _run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -240,7 +240,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
             said = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("pulsegate ")]
             raise RuntimeError(f"daemon exited with {proc.returncode} during start"
                                + (f": {said[-1]}" if said else f"; see {log}"))
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=1):
             return
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout}s")

@@ -32,4 +32,4 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: setup lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	PULSEGATE_ARTIFACTS=$(CURDIR)/artifacts $(PY) -m pytest -q -p no:cacheprovider

@@ -90,12 +90,9 @@ class HttpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
                            ssl_context=sec.ssl if sec is not None else None)
-        try:
-            await listen(site, self.host, self.port, self.port_key)
-        except Exception:
-            await self._runner.cleanup()
-            self._runner = None
-            raise
+        runner, self._runner = self._runner, None
+        await listen(runner, site, self.host, self.port, self.port_key)
+        self._runner = runner
         if self.port == 0:
             server = site._server
             sockets = getattr(server, "sockets", None) or []

@@ -32,11 +32,13 @@ def bind_problem(exc: OSError) -> str | None:
     return _WHY.get(exc.errno or 0)
 
 
-async def listen(site: web.BaseSite, host: str, port: int, key: str) -> None:
+async def listen(runner: web.BaseRunner, site: web.BaseSite, host: str, port: int, key: str) -> None:
+    """Start ``site``; on failure clean ``runner`` up and raise (PortInUseError for an address problem)."""
     try:
         await site.start()
-    except OSError as exc:
-        why = bind_problem(exc)
+    except BaseException as exc:
+        await runner.cleanup()
+        why = bind_problem(exc) if isinstance(exc, OSError) else None
         if why is None:
             raise
         raise PortInUseError(host, port, key, why) from None

@@ -136,3 +136,11 @@ def test_a_port_in_use_is_one_line_naming_the_flag_and_key(tmp_path: Path) -> No
             f"pulsegate edge: cannot listen on 127.0.0.1:{port}: the port is already in use (another process listens"
             " there); choose another with http.port in the gateway config"]
         assert "Traceback" not in res.stdout + res.stderr
+        res = subprocess.run([sys.executable, "-m", "pulsegate", "video", "run", "--source",
+                              "examples/video/kvasir-demo.mp4", "--port", str(port)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip().splitlines()[-1] == (
+            f"pulsegate video: cannot listen on 127.0.0.1:{port}: the port is already in use (another process"
+            " listens there); choose another with --port")
+        assert "Traceback" not in res.stdout + res.stderr

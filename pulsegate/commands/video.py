@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pulsegate.cli import Commands, example
 from pulsegate.commands.model import endoscopy_model_args, endoscopy_model_dir
@@ -33,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     from edge.video.liveview import LiveView
     from edge.video.pipeline import VideoPipeline
     from runtime.logs import get_logger, setup
+    from runtime.ports import PortInUseError
     from runtime.supervisor import Supervisor
 
     setup("info", component="video")
@@ -45,6 +47,11 @@ def _run(args: argparse.Namespace) -> int:
                  area=round(f.area, 4), box=f.box)
 
     pipe = VideoPipeline(args.source, runner, on_finding, args.room, fps_limit=args.fps_limit)
-    live = LiveView(pipe.latest, pipe.status, args.room, args.host, args.port, max_fps=args.fps_limit)
+    live = LiveView(pipe.latest, pipe.status, args.room, args.host, args.port, max_fps=args.fps_limit,
+                    port_key="--port")
     print(f"live view: http://{args.host}:{args.port}/  (model {manifest.name} {manifest.version})", flush=True)
-    return asyncio.run(Supervisor([live, pipe]).run())
+    try:
+        return asyncio.run(Supervisor([live, pipe]).run())
+    except PortInUseError as exc:
+        print(f"pulsegate video: {exc}", file=sys.stderr)
+        return 1

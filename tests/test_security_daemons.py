@@ -163,14 +163,15 @@ def _insecure_ctx() -> ssl.SSLContext:
 def test_a_listener_open_to_the_network_does_not_start(tmp_path: Path) -> None:
     (tmp_path / "key").write_text("k" * 32)
     cfg = tmp_path / "edge.toml"
+    port = free_port()
     base = f'[gateway]\nid = "g"\nsite = "s"\nstate_dir = "{tmp_path}"\npseudonym_key = "key"\n' \
-           f'[local_bus]\nenabled = false\n[http]\nlisten = "0.0.0.0"\nport = {free_port()}\n'
+           f'[local_bus]\nenabled = false\n[http]\nlisten = "0.0.0.0"\nport = {port}\n'
     cfg.write_text(base)
     res = subprocess.run([*PG, "edge", "run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "not loopback" in res.stdout and "Traceback" not in res.stdout + res.stderr
     cfg.write_text(base + "[auth]\ninsecure_no_auth = true\n")
     proc = start(["edge", "run", "--config", str(cfg)])
-    time.sleep(4)
+    asyncio.run(wait_up(f"http://127.0.0.1:{port}", 60.0))  # started (the warning comes before the listener)
     events = stop(proc)
     loud = [e for e in events if e.get("event") == "insecure_listener"]
     assert loud and loud[0]["level"] == "error" and proc.returncode == 0

@@ -1,4 +1,4 @@
-"""The cloud daemon's TOML config (ingest, InfluxDB, API)."""
+"""The cloud daemon's TOML config (ingest, InfluxDB, API, FHIR export)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from cloud.fhir.config import FhirConfig
 from cloud.influx import InfluxConfig
 from cloud.ingest import IngestConfig
 from runtime.configbase import Section
@@ -34,6 +35,7 @@ class CloudConfig(Section):
     auth: AuthSection = AuthSection()  # [auth.oidc] for staff; users_file (default state_dir/users.json) for tokens
     ingest: IngestConfig = IngestConfig()
     influx: InfluxConfig = InfluxConfig()
+    fhir: FhirConfig = FhirConfig()
 
 
 def load_cloud_config(path: Path) -> CloudConfig:

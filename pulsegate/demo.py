@@ -70,9 +70,31 @@ class DemoResult:
     beds_in_influxdb: list[str]
     duration_s: float
     state_dir: str
+    fhir: dict[str, Any] | None = None  # --fhir-out: what the export wrote
 
     def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        out = self.__dict__.copy()
+        if out["fhir"] is None:
+            del out["fhir"]
+        return out
+
+
+def fhir_export(influx_url: str, out: Path) -> dict[str, Any]:
+    """The FHIR R4 transaction Bundle of everything the demo's InfluxDB holds (``pulsegate fhir export``)."""
+    import asyncio
+
+    from cloud.fhir.config import FhirConfig
+    from cloud.fhir.export import run_export
+    from cloud.influx import InfluxWriter
+
+    async def export() -> dict[str, Any]:
+        influx = InfluxWriter(influx_url, DATABASE)
+        try:
+            return await run_export(influx, FhirConfig(), "1d", out=out)
+        finally:
+            await influx.close()
+
+    return asyncio.run(export())
 
 
 def _toml_str(v: object) -> str:
@@ -269,7 +291,8 @@ def addresses(work: Path, edge_url: str, cloud_url: str, live_port: int | None, 
     return "\n".join(lines)
 
 
-def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any) -> DemoResult:
+def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any,
+        fhir_out: Path | None = None) -> DemoResult:
     """Run the demo; raises PortInUseError (http port taken), Stopped (SIGTERM) or RuntimeError."""
     check_free("127.0.0.1", http_port, "--http-port (http.port in the demo's edge.toml)")
     work = state_dir or Path(tempfile.mkdtemp(prefix="pulsegate-demo-"))
@@ -277,7 +300,7 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
     t0 = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _on_sigterm), signal.getsignal(signal.SIGINT)
     try:
-        return _run(work, t0, duration, http_port, video, say)
+        return _run(work, t0, duration, http_port, video, say, fhir_out)
     except KeyboardInterrupt:
         _stopping()  # Ctrl-C during the start: the ExitStack already stopped what had started
         raise
@@ -286,7 +309,8 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
         signal.signal(signal.SIGINT, previous[1])
 
 
-def _run(work: Path, t0: float, duration: float | None, http_port: int, video: bool, say: Any) -> DemoResult:
+def _run(work: Path, t0: float, duration: float | None, http_port: int, video: bool, say: Any,
+         fhir_out: Path | None) -> DemoResult:
     from firmware_bridge.emulators.hl7 import Hl7Sender
     from firmware_bridge.emulators.pty import open_pty_emulator
     from firmware_bridge.emulators.scenarios import make_scenario
@@ -347,6 +371,11 @@ def _run(work: Path, t0: float, duration: float | None, http_port: int, video: b
             last = points
             time.sleep(1.0)
         points, alarms = influx_counts(influx.url)
+        fhir = None
+        if fhir_out is not None:
+            summary = fhir_export(influx.url, fhir_out)
+            fhir = {"out": str(fhir_out), "resources": summary["resources"], "by_type": summary["by_type"]}
+            say(f"FHIR export: {summary['resources']} resources in {fhir_out}")
         return DemoResult(
             samples_read=int(metrics.get("pulsegate_samples_total", 0)),
             messages_uplinked=int(metrics.get("pulsegate_uplink_acked_total", 0)),
@@ -355,4 +384,5 @@ def _run(work: Path, t0: float, duration: float | None, http_port: int, video: b
             beds_in_influxdb=influx_beds(influx.url),
             duration_s=round(time.monotonic() - t0, 1),
             state_dir=str(work),
+            fhir=fhir,
         )

@@ -1,5 +1,5 @@
 """Where tests keep their artefacts (page screenshots): ``$PULSEGATE_ARTIFACTS/<name>``, else the test's tmp
-folder. CI sets PULSEGATE_ARTIFACTS (artifacts/ at the top of the tree, ignored by git)."""
+folder. `make test` (CI) sets PULSEGATE_ARTIFACTS to tests/artifacts/ (ignored by git)."""
 
 from __future__ import annotations
 

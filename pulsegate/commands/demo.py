@@ -17,9 +17,12 @@ def register(cmds: Commands) -> None:
     p.add_argument("--state-dir", type=Path, default=None, help="keep data and configs here (default: a temp dir)")
     p.add_argument("--http-port", type=int, default=8080, help="nurse page / metrics port (0: any free port)")
     p.add_argument("--no-video", action="store_true", help="leave out the endoscopy video room")
+    p.add_argument("--fhir-out", type=Path, default=None,
+                   help="at the end, write the FHIR R4 export (transaction Bundle) of the demo's data to this file")
     example(p, "pulsegate demo                         # until Ctrl-C or SIGTERM; prints every address",
             "pulsegate demo --duration 20 --json   # a scripted run: one JSON object with the figures",
-            "pulsegate demo --http-port 0 --state-dir /tmp/pg   # any free port; keep configs and logs")
+            "pulsegate demo --http-port 0 --state-dir /tmp/pg   # any free port; keep configs and logs",
+            "pulsegate demo --duration 60 --fhir-out demo-fhir.json   # and its FHIR R4 export at the end")
     p.set_defaults(handler=_run)
 
 
@@ -31,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     try:
-        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say)
+        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say, args.fhir_out)
     except PortInUseError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

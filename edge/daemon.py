@@ -32,7 +32,7 @@ from edge.summaries import Summarizer
 from edge.uplink import Uplink, open_outbox
 from edge.video.config import VideoConfig
 from firmware_bridge.sources import make_source
-from runtime.configbase import read_secret
+from runtime.configbase import read_optional_secret, read_secret
 from runtime.httpserver import HttpServer
 from runtime.logs import get_logger
 from runtime.metrics import new_registry
@@ -70,6 +70,9 @@ class EdgeDaemon:
         self.local_alarms: LocalAlarmPublisher | None = None
         if cfg.local_bus.enabled:
             self.local_alarms = LocalAlarmPublisher(cfg.local_bus.host, cfg.local_bus.port, gw,
+                                                    username=cfg.local_bus.username,
+                                                    password=read_optional_secret(cfg.local_bus.password_file,
+                                                                                  config_dir),
                                                     on_delivered=self._on_delivered)
         self.alarm_latency = Histogram(
             "pulsegate_alarm_latency_seconds", "Sample received -> alarm published on the local bus (PUBACK)",

@@ -11,14 +11,22 @@ read, uplinked and stored (the last counted by querying InfluxDB).
 Either signal stops everything the demo started (edge and cloud daemons,
 both mosquittos, influxd, the emulators) and leaves no process and no port.
 A port already taken is one line naming it and the flag or key that sets it.
+
+Secure like a real install (docs/security.md): one demo account per role with a
+random password, printed at start (the login of the nurse page, the live view
+and the cloud dashboard); both brokers take no anonymous client (passwords,
+examples/mosquitto ACLs); InfluxDB has authentication on. The temporary folder
+(keys, passwords, data) is removed at exit; ``--state-dir`` keeps it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.localservices import Influxd, Mosquitto, free_port
+from bench.localservices import Influxd, Mosquitto, free_port, stop_process
 from runtime.ports import check_free
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +78,7 @@ class DemoResult:
     beds_in_influxdb: list[str]
     duration_s: float
     state_dir: str
+    state_removed: bool = False
     fhir: dict[str, Any] | None = None  # --fhir-out: what the export wrote
 
     def as_dict(self) -> dict[str, Any]:
@@ -79,7 +88,7 @@ class DemoResult:
         return out
 
 
-def fhir_export(influx_url: str, out: Path) -> dict[str, Any]:
+def fhir_export(influx_url: str, out: Path, auth: tuple[str, str] | None = None) -> dict[str, Any]:
     """The FHIR R4 transaction Bundle of everything the demo's InfluxDB holds (``pulsegate fhir export``)."""
     import asyncio
 
@@ -88,7 +97,7 @@ def fhir_export(influx_url: str, out: Path) -> dict[str, Any]:
     from cloud.influx import InfluxWriter
 
     async def export() -> dict[str, Any]:
-        influx = InfluxWriter(influx_url, DATABASE)
+        influx = InfluxWriter(influx_url, DATABASE, *(auth or (None, None)))
         try:
             return await run_export(influx, FhirConfig(), "1d", out=out)
         finally:
@@ -104,19 +113,72 @@ def _toml_str(v: object) -> str:
 HL7_BED, WEARABLE_BED, WEARABLE_MAC = "bed-07", "bed-08", "C4:7C:8D:6A:12:34"
 
 
+DEMO_ROLES: tuple[tuple[str, str, list[str], list[str]], ...] = (  # user name, role, wards, sites
+    ("nurse", "nurse", ["demo-hospital"], []),
+    ("charge", "charge_nurse", ["*"], []),
+    ("viewer", "viewer", [], ["*"]),
+    ("clinician", "clinician", [], []),
+    ("admin", "admin", ["*"], ["*"]),
+    ("nurse-call", "service", ["*"], []),
+)
+LOCAL_BUS_ACL = REPO / "examples" / "mosquitto" / "local-bus.acl"
+CLOUD_ACL = REPO / "examples" / "mosquitto" / "pulsegate.acl"
+
+
+@dataclass
+class DemoSecrets:
+    """Everything the demo makes up: broker, InfluxDB and staff passwords, each in a 0600 file of ``creds``."""
+
+    creds: Path
+    passwords: dict[str, str]
+
+    @classmethod
+    def make(cls, creds: Path) -> DemoSecrets:
+        creds.mkdir(parents=True, exist_ok=True)
+        creds.chmod(0o700)
+        names = ("mqtt-gateway", "mqtt-ingest", "mqtt-local-gateway", "mqtt-ble-bridge", "mqtt-nurse-call",
+                 "influx-admin")
+        out = cls(creds, {n: secrets.token_urlsafe(18) for n in names})
+        for name, pw in out.passwords.items():
+            out.file(name).write_text(pw)
+            out.file(name).chmod(0o600)
+        return out
+
+    def file(self, name: str) -> Path:
+        return self.creds / name
+
+
+def make_demo_users(path: Path) -> list[tuple[str, str, str]]:
+    """One account per role (random passwords; the service account gets an API token instead)."""
+    from runtime.security.users import UserStore
+
+    store = UserStore(path)
+    out = []
+    for name, role, wards, sites in DEMO_ROLES:
+        if name in store.users:
+            store.remove(name)
+        password = secrets.token_urlsafe(12)
+        store.add(name, password, [role], wards, sites)
+        out.append((name, role, store.new_token(name) if role == "service" else password))
+    store.save()
+    return out
+
+
 def video_available() -> bool:
     return (REPO / "examples" / "video" / "kvasir-demo.mp4").exists() and (REPO / "models" / "endoscopy-seg").is_dir()
 
 
 def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str, http_port: int, api_port: int,
-                  ptys: dict[str, str], live_port: int | None, hl7_port: int) -> tuple[Path, Path]:
+                  ptys: dict[str, str], live_port: int | None, hl7_port: int, sec: DemoSecrets | None = None
+                  ) -> tuple[Path, Path]:
     """The edge and cloud TOML files; ``live_port`` None: no endoscopy room."""
     creds = work / "credentials"
-    creds.mkdir(parents=True, exist_ok=True)
+    sec = sec or DemoSecrets.make(creds)
     key = creds / "pseudonym-key"
     if not key.exists():
         key.write_text(secrets.token_hex(32))
         key.chmod(0o600)
+    users = work / "users.json"
     all_beds = [bed for bed, *_rest in DEMO_BEDS] + [HL7_BED, WEARABLE_BED]
     beds = "".join(f'\n[[beds]]\nid = "{bed}"\npatient = "DEMO-{i:04d}"\n' for i, bed in enumerate(all_beds, 1))
     devices = "".join(
@@ -127,14 +189,15 @@ def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str,
         f'\n[[devices]]\ndriver = "hl7_mllp"\nid = "central-station"\nbed = "{HL7_BED}"\nhost = "127.0.0.1"\n'
         f'port = {hl7_port}\nbed_map = {{ "7" = "{HL7_BED}" }}\n'
         f'\n[[devices]]\ndriver = "wearable_mqtt"\nid = "ble-bridge"\nbed = "{WEARABLE_BED}"\nport = {local_port}\n'
-        f'devices = {{ "{WEARABLE_MAC}" = "{WEARABLE_BED}" }}\n'
+        f'devices = {{ "{WEARABLE_MAC}" = "{WEARABLE_BED}" }}\nusername = "pulsegate"\n'
+        f'password_file = {_toml_str(sec.file("mqtt-local-gateway"))}\n'
     )
     video_section = ""
     clip = REPO / "examples" / "video" / "kvasir-demo.mp4"
     if live_port is not None:
         video_section = (
             f"\n[video]\nsource = {_toml_str(clip)}\nroom = \"endoscopy-1\"\nfps_limit = 10.0\n"
-            f"live_port = {live_port}\nlive_host = \"127.0.0.1\"\nthreads = 1\n"
+            f"live_port = {free_port()}\nlive_host = \"127.0.0.1\"\nthreads = 1\n"
         )
     anomaly = ""
     versions = sorted((REPO / "models" / "vitals-anomaly").glob("*/manifest.json"))
@@ -153,8 +216,13 @@ pseudonym_key = {_toml_str(key)}
 listen = "127.0.0.1"
 port = {http_port}
 
+[auth]
+users_file = {_toml_str(users)}
+
 [local_bus]
 port = {local_port}
+username = "pulsegate"
+password_file = {_toml_str(sec.file("mqtt-local-gateway"))}
 
 [summaries]
 interval_s = 5
@@ -165,6 +233,8 @@ trusted_keys = [{_toml_str(REPO / "examples" / "keys" / "dev-signing.pub")}]  # 
 [uplink]
 host = "127.0.0.1"
 port = {cloud_port}
+username = "ward7-gw1"
+password_file = {_toml_str(sec.file("mqtt-gateway"))}
 outbox_path = "outbox.sqlite"
 status_interval_s = 5
 {anomaly}{beds}{devices}{video_section}"""
@@ -180,27 +250,41 @@ state_dir = {_toml_str(work / "cloud-state")}
 listen = "127.0.0.1"
 port = {api_port}
 
+[auth]
+users_file = {_toml_str(users)}
+
 [ingest]
 host = "127.0.0.1"
 port = {cloud_port}
 client_id = "pg-ingest-demo"
+username = "ingest"
+password_file = {_toml_str(sec.file("mqtt-ingest"))}
 deadletter_dir = {_toml_str(work / "cloud-state" / "deadletter")}
 flush_s = 0.5
 
 [influx]
 url = "{influx_url}"
 database = "{DATABASE}"
+username = "admin"
+password_file = {_toml_str(sec.file("influx-admin"))}
 """
     )
     return edge, cloud
 
 
-def influx_counts(url: str) -> tuple[int, int]:
+def _influx_query(url: str, q: str, auth: tuple[str, str] | None) -> dict[str, Any]:
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()} if auth else {}
+    req = urllib.request.Request(f"{url}/query", data=urllib.parse.urlencode({"db": DATABASE, "q": q}).encode(),
+                                 method="POST", headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body: dict[str, Any] = json.load(r)
+    return body
+
+
+def influx_counts(url: str, auth: tuple[str, str] | None = None) -> tuple[int, int]:
     """(points in all measurements, alarm points): the largest field count per measurement."""
-    q = urllib.parse.urlencode({"db": DATABASE, "q": "SELECT count(*) FROM /.*/"})
     try:
-        with urllib.request.urlopen(f"{url}/query?{q}", timeout=10) as r:
-            body = json.load(r)
+        body = _influx_query(url, "SELECT count(*) FROM /.*/", auth)
     except OSError:
         return 0, 0
     total = alarms = 0
@@ -213,11 +297,9 @@ def influx_counts(url: str) -> tuple[int, int]:
     return total, alarms
 
 
-def influx_beds(url: str) -> list[str]:
-    q = urllib.parse.urlencode({"db": DATABASE, "q": 'SHOW TAG VALUES FROM "vitals" WITH KEY = "bed"'})
+def influx_beds(url: str, auth: tuple[str, str] | None = None) -> list[str]:
     try:
-        with urllib.request.urlopen(f"{url}/query?{q}", timeout=10) as r:
-            body = json.load(r)
+        body = _influx_query(url, 'SHOW TAG VALUES FROM "vitals" WITH KEY = "bed"', auth)
     except OSError:
         return []
     series = (body.get("results") or [{}])[0].get("series") or []
@@ -246,13 +328,7 @@ def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 30.0)
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
@@ -269,13 +345,13 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 def addresses(work: Path, edge_url: str, cloud_url: str, live_port: int | None, influx_url: str, cloud_mqtt: int,
-              local_mqtt: int, edge_toml: Path, cloud_toml: Path) -> str:
+              local_mqtt: int) -> list[str]:
     """Every address the demo serves, each with what it is."""
     live = f"http://127.0.0.1:{live_port}/" if live_port is not None else "(off: --no-video, or no clip/model)"
     rows = [
         ("nurse station", f"{edge_url}/", "beds, alarms, acknowledge; open a bed for its trends"),
         ("endoscopy live view", live, "annotated video, processed fps, latency"),
-        ("cloud fleet dashboard", f"{cloud_url}/", "gateways, backlog, alarm timeline, vitals trends"),
+        ("cloud fleet dashboard", f"{cloud_url}/", "ward, trends, alarm burden, gateways, models"),
         ("gateway metrics", f"{edge_url}/metrics", "Prometheus; health: /livez /readyz"),
         ("cloud metrics", f"{cloud_url}/metrics", "Prometheus; health: /livez /readyz"),
         ("InfluxDB", influx_url, f"database {DATABASE}; InfluxQL, for Grafana"),
@@ -283,12 +359,8 @@ def addresses(work: Path, edge_url: str, cloud_url: str, live_port: int | None, 
         ("gateway local bus", f"mqtt://127.0.0.1:{local_mqtt}", "MQTT, alarms for nurse call and pagers"),
     ]
     width = max(len(r[0]) for r in rows) + 1
-    lines = [f"PulseGate demo running (state in {work})"]
-    lines += [f"  {name + ':':<{width}} {url:<32} {what}" for name, url, what in rows]
-    lines += [f"  {'configs:':<{width}} {edge_toml}  {cloud_toml}",
-              f"  {'logs:':<{width}} {work}/edge.log  {work}/cloud.log",
-              "Ctrl-C or SIGTERM stops everything."]
-    return "\n".join(lines)
+    return [f"PulseGate demo running (state in {work})"] + [
+        f"  {name + ':':<{width}} {url:<32} {what}" for name, url, what in rows]
 
 
 def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any,
@@ -297,31 +369,44 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
     check_free("127.0.0.1", http_port, "--http-port (http.port in the demo's edge.toml)")
     work = state_dir or Path(tempfile.mkdtemp(prefix="pulsegate-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _on_sigterm), signal.getsignal(signal.SIGINT)
     try:
-        return _run(work, t0, duration, http_port, video, say, fhir_out)
+        result = _run(work, duration, http_port, video, say, fhir_out)
     except KeyboardInterrupt:
         _stopping()  # Ctrl-C during the start: the ExitStack already stopped what had started
         raise
     finally:
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
+        if state_dir is None:  # our temporary folder: keys, passwords and data go with it
+            shutil.rmtree(work, ignore_errors=True)
+    result.state_removed = state_dir is None
+    return result
 
 
-def _run(work: Path, t0: float, duration: float | None, http_port: int, video: bool, say: Any,
+def _run(work: Path, duration: float | None, http_port: int, video: bool, say: Any,
          fhir_out: Path | None) -> DemoResult:
     from firmware_bridge.emulators.hl7 import Hl7Sender
     from firmware_bridge.emulators.pty import open_pty_emulator
     from firmware_bridge.emulators.scenarios import make_scenario
     from firmware_bridge.emulators.wearable import WearablePublisher
 
+    t0 = time.monotonic()
+    sec = DemoSecrets.make(work / "credentials")
+    pw = sec.passwords
+    accounts = make_demo_users(work / "users.json")
     with contextlib.ExitStack() as stack:
-        cloud_broker = Mosquitto(work / "cloud-broker").start()
+        cloud_broker = Mosquitto(work / "cloud-broker", users={"ward7-gw1": pw["mqtt-gateway"],
+                                                               "ingest": pw["mqtt-ingest"]},
+                                 acl=CLOUD_ACL.read_text()).start()
         stack.callback(cloud_broker.stop)
-        local_bus = Mosquitto(work / "local-bus").start()
+        local_bus = Mosquitto(work / "local-bus", users={"pulsegate": pw["mqtt-local-gateway"],
+                                                         "ble-bridge": pw["mqtt-ble-bridge"],
+                                                         "nurse-call": pw["mqtt-nurse-call"]},
+                              acl=LOCAL_BUS_ACL.read_text()).start()
         stack.callback(local_bus.stop)
-        influx = Influxd(work / "influxdb").start()
+        influx_auth = ("admin", pw["influx-admin"])
+        influx = Influxd(work / "influxdb", admin=influx_auth).start()
         stack.callback(influx.stop)
         ptys = {}
         for i, (bed, _driver, proto, scenario) in enumerate(DEMO_BEDS):
@@ -332,7 +417,7 @@ def _run(work: Path, t0: float, duration: float | None, http_port: int, video: b
         live_port = free_port() if video and video_available() else None
         http_port = http_port or free_port()
         edge_toml, cloud_toml = write_configs(
-            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, live_port, hl7_port
+            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, live_port, hl7_port, sec
         )
         exe = [sys.executable, "-m", "pulsegate"]
         cloud = stack.enter_context(_process([*exe, "cloud", "run", "--config", str(cloud_toml)], work / "cloud.log"))
@@ -343,12 +428,21 @@ def _run(work: Path, t0: float, duration: float | None, http_port: int, video: b
         hl7 = Hl7Sender("127.0.0.1", hl7_port, make_scenario("deterioration", 7), beds=["7"])
         hl7.start()
         stack.callback(hl7.stop)
-        wearable = WearablePublisher("127.0.0.1", local_bus.port, make_scenario("stable", 8), devices=[WEARABLE_MAC])
+        wearable = WearablePublisher("127.0.0.1", local_bus.port, make_scenario("stable", 8), devices=[WEARABLE_MAC],
+                                     username="ble-bridge", password=pw["mqtt-ble-bridge"])
         wearable.start()
         stack.callback(wearable.stop)
-        cloud_url = f"http://127.0.0.1:{api_port}"
-        say(addresses(work, edge_url, cloud_url, live_port, influx.url, cloud_broker.port, local_bus.port,
-                      edge_toml, cloud_toml))
+        say("\n".join([
+            *addresses(work, edge_url, f"http://127.0.0.1:{api_port}", live_port, influx.url, cloud_broker.port,
+                       local_bus.port),
+            f"  InfluxDB user admin, password in {sec.file('influx-admin')}; brokers take no anonymous client"
+            f" (nurse-call password in {sec.file('mqtt-nurse-call')})",
+            "  demo accounts (nurse page, live view, cloud dashboard; made for this run only):",
+            *(f"    {name:<11} {role:<13} {'API token' if role == 'service' else 'password'} {cred}"
+              for name, role, cred in accounts),
+            f"  configs: {edge_toml}  {cloud_toml}",
+            f"  logs:    {work}/edge.log  {work}/cloud.log",
+            "Ctrl-C or SIGTERM stops everything."]))
         deadline = None if duration is None else time.monotonic() + duration
         try:
             while deadline is None or time.monotonic() < deadline:
@@ -365,15 +459,15 @@ def _run(work: Path, t0: float, duration: float | None, http_port: int, video: b
         metrics = scrape(edge_url)
         while time.monotonic() < settle:
             metrics = scrape(edge_url)
-            points, _ = influx_counts(influx.url)
+            points, _ = influx_counts(influx.url, influx_auth)
             if metrics.get("pulsegate_outbox_backlog", 1) == 0 and points == last:
                 break
             last = points
             time.sleep(1.0)
-        points, alarms = influx_counts(influx.url)
+        points, alarms = influx_counts(influx.url, influx_auth)
         fhir = None
         if fhir_out is not None:
-            summary = fhir_export(influx.url, fhir_out)
+            summary = fhir_export(influx.url, fhir_out, influx_auth)
             fhir = {"out": str(fhir_out), "resources": summary["resources"], "by_type": summary["by_type"]}
             say(f"FHIR export: {summary['resources']} resources in {fhir_out}")
         return DemoResult(
@@ -381,7 +475,7 @@ def _run(work: Path, t0: float, duration: float | None, http_port: int, video: b
             messages_uplinked=int(metrics.get("pulsegate_uplink_acked_total", 0)),
             points_in_influxdb=points,
             alarms_in_influxdb=alarms,
-            beds_in_influxdb=influx_beds(influx.url),
+            beds_in_influxdb=influx_beds(influx.url, influx_auth),
             duration_s=round(time.monotonic() - t0, 1),
             state_dir=str(work),
             fhir=fhir,

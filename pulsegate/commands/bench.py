@@ -72,14 +72,15 @@ def register(cmds: Commands) -> None:
             "pulsegate bench video --source examples/video/kvasir-demo.mp4 --pace free --json")
 
     p = b.add_parser("influx-writers", help="the HTTP and influxdb-client v2 writers against the same server")
-    p.add_argument("--points", type=int, default=200_000)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--points", type=int, default=200_000, help="points each writer sends")
+    p.add_argument("--repeats", type=int, default=3, help="runs per writer; the best is reported")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_influx_writers)
+    example(p, "pulsegate bench influx-writers --json")
 
     p = b.add_parser("fleet", help="N emulated gateways -> mosquitto -> K ingest workers -> influxd")
-    p.add_argument("--gateways", type=int, default=1000)
-    p.add_argument("--beds-per-gateway", type=int, default=32)
+    p.add_argument("--gateways", type=int, default=1000, help="emulated gateways")
+    p.add_argument("--beds-per-gateway", type=int, default=32, help="beds each emulated gateway sends for")
     p.add_argument("--minutes", type=int, default=5, help="emulated minutes of traffic")
     p.add_argument("--workers", default="1", help="ingest worker processes; a list (1,2,4) runs each in turn")
     p.add_argument("--raw", action="store_true", help="also raw numerics (every bed and parameter, 1 Hz)")
@@ -88,8 +89,10 @@ def register(cmds: Commands) -> None:
     p.add_argument("--publishers", type=int, default=2, help="processes the emulated gateways are spread over")
     p.add_argument("--influx-pause", type=float, default=0.0, help="SIGSTOP influxd for S seconds mid-run")
     p.add_argument("--receive-maximum", type=int, default=2000, help="MQTT 5 Receive Maximum of each worker")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_fleet)
+    example(p, "pulsegate bench fleet --gateways 1000 --beds-per-gateway 32 --minutes 5 --workers 1,2,4 --json",
+            "pulsegate bench fleet --gateways 200 --speed 60 --influx-pause 30")
 
     p = b.add_parser("wire", help="size and speed of the wire encodings")
     p.add_argument("--beds", type=int, default=64, help="beds per summary message")

@@ -14,7 +14,7 @@ from clinical.beds import BedRegistry
 from clinical.bedstate import PR, SLOTS, trend
 from clinical.news2 import News2
 from clinical.technical import CONTINUOUS
-from clinical.ward_words import anomaly_words, limits, news2_words
+from clinical.ward_words import anomaly_words, limits, news2_words, rule_limits, smart_limits
 
 ANOMALY_TREND_POINTS = 30  # scores on the tile's small trend (about one a minute)
 
@@ -51,6 +51,8 @@ def snapshot(registry: BedRegistry, manager: AlarmManager, now: float,
     for bed_id in sorted(registry.beds):
         b = registry.beds[bed_id]
         st = b.st
+        smart = b.prof.p.smart
+        smart_lims = smart_limits(smart, st.context.scale2) if smart is not None and smart.enabled else {}
         values: dict[str, Any] = {}
         for i, name in enumerate(SLOTS):
             if st.t_valid[i] == -math.inf:
@@ -58,7 +60,7 @@ def snapshot(registry: BedRegistry, manager: AlarmManager, now: float,
             age = now - st.t_valid[i]
             values[name] = {"v": round(st.value[i], 1), "age": round(age, 1), "trend": trend(st, i),
                             "stale": age > (b.prof.p.fresh_s if i in CONTINUOUS or i == PR else 4 * 3600),
-                            **limits(b.prof.by_slot[i], st.value[i])}
+                            **limits(rule_limits(b.prof.by_slot[i]) + smart_lims.get(name, []), st.value[i])}
         n = st.news2
         level, acked = levels.get(bed_id, (None, 0))
         beds.append({

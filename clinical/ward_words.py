@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clinical.alarms.conditions import Rule
+from clinical.alarms.smart_settings import SmartPolicy
 from clinical.news2 import News2, Response
 
 NEWS2_PARAM_WORDS = {"resp_rate": "resp rate", "spo2": "SpO2", "systolic": "BP", "pulse": "pulse",
@@ -26,9 +27,33 @@ NEWS2_RESPONSE_WORDS: dict[Response, tuple[str, str]] = {
 }
 
 PRIORITY_RANK = {"high": 3, "medium": 2, "low": 1}
+Limit = tuple[bool, float, str]  # (a high limit?, the limit, the priority of the alarm beyond it)
 
 
-def limits(rules: Sequence[Rule], value: float) -> dict[str, Any]:
+def rule_limits(rules: Sequence[Rule]) -> list[Limit]:
+    return [(r.high, r.limit, r.spec.priority.label) for r in rules]
+
+
+def smart_limits(p: SmartPolicy, scale2: bool) -> dict[str, list[Limit]]:
+    """The limits of a smart policy per parameter: its time-integrated limits (medium when they persist)
+    and its life-threatening short paths (high). Baseline-relative limits move with the patient and are
+    not shown here."""
+    lt = p.life_threatening
+    sp = p.spo2_low_scale2 if scale2 else p.spo2_low
+    hr = [(True, p.hr_high.limit, "medium"), (True, lt.hr_high, "high"), (False, p.hr_low.limit, "medium"),
+          (False, lt.hr_low, "high")]
+    return {
+        "heart_rate": hr, "pulse_rate": hr,
+        "spo2": [(False, sp.limit, "medium"), (False, lt.spo2_low_scale2 if scale2 else lt.spo2_low, "high")],
+        "resp_rate": [(True, p.resp_high.limit, "medium"), (False, p.resp_low.limit, "medium"),
+                      (False, lt.resp_low, "high")],
+        "nibp_sys": [(False, p.nibp_sys_low, "medium"), (True, p.nibp_sys_high, "medium"),
+                     (False, lt.nibp_sys_low, "high")],
+        "temperature": [(True, p.temperature_high, "low"), (False, p.temperature_low, "low")],
+    }
+
+
+def limits(rules: Sequence[Limit], value: float) -> dict[str, Any]:
     """The active limits of one parameter in the bed's profile and whether ``value`` is beyond one.
 
     ``low``/``high``: the first limit met on the way down/up (the alarm limits a monitor shows);
@@ -37,17 +62,16 @@ def limits(rules: Sequence[Rule], value: float) -> dict[str, Any]:
     low = high = None
     breach: dict[str, Any] | None = None
     rank = 0
-    for r in rules:
-        if r.high:
-            high = r.limit if high is None else min(high, r.limit)
-            beyond = value >= r.limit
+    for is_high, limit, prio in rules:
+        if is_high:
+            high = limit if high is None else min(high, limit)
+            beyond = value >= limit
         else:
-            low = r.limit if low is None else max(low, r.limit)
-            beyond = value <= r.limit
-        prio = r.spec.priority.label
+            low = limit if low is None else max(low, limit)
+            beyond = value <= limit
         if beyond and PRIORITY_RANK.get(prio, 0) > rank:
             rank = PRIORITY_RANK.get(prio, 0)
-            breach = {"direction": "high" if r.high else "low", "limit": r.limit, "priority": prio}
+            breach = {"direction": "high" if is_high else "low", "limit": limit, "priority": prio}
     return {"low": low, "high": high, "breach": breach}
 
 

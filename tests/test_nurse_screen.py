@@ -7,6 +7,7 @@ view from the gateway's memory, no console error or failed request; screenshots 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -140,12 +141,12 @@ async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
             assert int(await tile7.locator(".anomaly svg").get_attribute("data-points") or 0) >= 2
 
             # bed-02 desaturates: the value is coloured by the limit it is beyond, and shows that limit
-            ward.override["bed-02"] = {"spo2": 82.0}
-            ward.seconds(12)
+            ward.override["bed-02"] = {"spo2": 75.0}  # below the profile's life-threatening SpO2 limit (80)
+            ward.seconds(15)
             spo2 = tile2.locator('[data-param="spo2"]')
             await expect(spo2).to_have_class("v out out-high")
-            await expect(spo2).to_contain_text("82")
-            await expect(spo2).to_contain_text("low limit 85")
+            await expect(spo2).to_contain_text("75")
+            await expect(spo2).to_contain_text("low limit 80")
             await expect(tile7.locator('[data-param="spo2"]')).to_have_class("v")
             await expect(tile2).to_have_class("bed alarm-high")
             alarm = page.locator('#alarms li[data-bed="bed-02"][data-priority="high"]')
@@ -162,10 +163,14 @@ async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
             assert await page.evaluate("SOUND_PATTERNS.medium.offsets.length") == 3
             assert await page.evaluate("SOUND_PATTERNS.low.offsets.length") in (1, 2)
 
-            # acknowledge: the tile is no longer red (its only open alarm is acknowledged)
+            # acknowledge: the tile is no longer red; it takes the colour of the highest alarm still
+            # unacknowledged (the smart policy's brief-desaturation one, low), none if there is none
             await alarm.locator(".ack").click()
             await expect(alarm).to_have_attribute("data-state", "acknowledged")
-            await expect(tile2).to_have_class("bed")
+            await expect(tile2).not_to_have_class(re.compile("alarm-high"))
+            others = [a for a in ward.stage.manager.open_alarms() if a.bed == "bed-02" and a.acked_by is None]
+            await expect(tile2).to_have_attribute("data-alarm", max(others, key=lambda a: a.priority).priority.label
+                                                  if others else "")
             await expect(tile2).to_have_attribute("data-acknowledged", "1")
             await expect(spo2).to_have_class("v out out-high")  # the value is still out of range, and shown so
 

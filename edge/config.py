@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from clinical.alarms.profiles import BedConfig, ClinicalConfig, check_beds
+from edge.config_refs import reference_problems
 from edge.uplink import UplinkConfig
 from edge.video.config import VideoConfig
 from firmware_bridge.config import DeviceConfig
@@ -91,6 +92,11 @@ class EdgeConfig(Section):
         if dup:
             raise ValueError(f"devices: repeated id(s) {sorted(dup)}")
         return self
+
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Beds named by devices but not defined (edge/config_refs.py); run by runtime.configload."""
+        return reference_problems(self)
 
 
 def load_edge_config(path: Path) -> EdgeConfig:

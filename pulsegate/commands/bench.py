@@ -66,17 +66,19 @@ def register(cmds: Commands) -> None:
     example(p, "pulsegate bench outage --beds 64 --offline 60", "pulsegate bench outage --broker-kill --json")
 
     p = b.add_parser("faults", help="the fault matrix of the receipts, N times with fresh processes")
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=5, help="how many times the whole matrix runs")
     p.add_argument("--fault", action="append", default=None, help="only this fault class (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_faults)
+    example(p, "pulsegate bench faults --runs 20 --json", "pulsegate bench faults --runs 3 --fault lost_receipt")
 
     p = b.add_parser("soak", help="a ward gateway for hours with faults at intervals: RSS, files, outbox, loss")
-    p.add_argument("--beds", type=int, default=64)
-    p.add_argument("--hours", type=float, default=1.0)
+    p.add_argument("--beds", type=int, default=64, help="emulated beds of the ward gateway")
+    p.add_argument("--hours", type=float, default=1.0, help="how long it runs")
     p.add_argument("--fault-every", type=float, default=300.0, help="seconds between faults")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_soak)
+    example(p, "pulsegate bench soak --beds 64 --hours 1 --json")
 
     p = b.add_parser("video", help="video pipeline fps and latency (frame captured -> overlay ready)")
     p.add_argument("--source", required=True, help="video file, camera index or rtsp/http URL")

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from cloud.arrivals import ArrivalsConfig
 from cloud.influx import InfluxConfig
 from cloud.ingest import IngestConfig
 from runtime.configbase import Section
@@ -29,6 +30,7 @@ class CloudConfig(Section):
     api: ApiSection = ApiSection()
     ingest: IngestConfig = IngestConfig()
     influx: InfluxConfig = InfluxConfig()
+    arrivals: ArrivalsConfig = ArrivalsConfig()
 
 
 def load_cloud_config(path: Path) -> CloudConfig:

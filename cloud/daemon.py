@@ -8,9 +8,12 @@ from pathlib import Path
 from aiohttp import web
 
 from cloud.api import FleetApi
+from cloud.arrivals import ArrivalsService
+from cloud.arrivals_api import ArrivalsApi
 from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
+from runtime.configbase import read_optional_secret
 from runtime.httpserver import HttpServer
 from runtime.metrics import new_registry
 from runtime.supervisor import Component, Progress, Supervisor
@@ -27,13 +30,21 @@ class CloudDaemon:
         self.app = web.Application()
         self.api = FleetApi(self.influx)
         self.api.setup(self.app)
+        self.arrivals: ArrivalsService | None = None
+        if cfg.arrivals.enabled:  # pre-arrival notices from ambulances (cloud/arrivals.py), a page of its own
+            i = cfg.ingest
+            brokers = [(b.host, b.port, b.username, read_optional_secret(b.password_file, config_dir), b.tls_ca_file)
+                       for b in cfg.arrivals.brokers] or [
+                (i.host, i.port, i.username, read_optional_secret(i.password_file, config_dir), i.tls_ca_file)]
+            self.arrivals = ArrivalsService(brokers, cfg.arrivals.keep_s, client_id=f"pg-arrivals-{cfg.cloud.id}")
+            ArrivalsApi(self.arrivals, self.influx).setup(self.app)
         self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health)
 
     def health(self) -> dict[str, object]:
         return {"ok": True, "ingest_connected": self.ingest.connected}
 
     def components(self) -> list[Component]:
-        return [self.http, self.ingest]
+        return [self.http, self.ingest, *([self.arrivals] if self.arrivals is not None else [])]
 
     async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:
         try:

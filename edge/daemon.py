@@ -20,8 +20,11 @@ from clinical.anomaly import MODEL_NAME as ANOMALY_MODEL
 from clinical.anomaly import VitalsAnomalyModel
 from clinical.stage import ClinicalStage
 from edge.alarm_bus import Delivered, LocalAlarmPublisher
+from edge.ambulance import AmbulanceService
+from edge.budget import Budget
 from edge.config import EdgeConfig
-from edge.gateway_status import uplink_metrics
+from edge.gateway_status import ambulance_metrics, uplink_metrics
+from edge.links import LinkConfig, LinkSet
 from edge.model_slots import ModelSlots, newest_verified
 from edge.nurse_page.app import NursePage
 from edge.outbox import Outbox
@@ -53,12 +56,21 @@ class EdgeDaemon:
         self.progress = Progress()
         self.registry, self.collector = new_registry()
         self.outbox: Outbox | None = None
-        self.uplink: Uplink | None = None
+        self.uplink: Uplink | LinkSet | None = None
+        self.budget: Budget | None = None
         if cfg.uplink is not None:
             self.outbox = open_outbox(cfg.uplink, gw, cfg.gateway.state_dir)
-            self.uplink = Uplink.from_config(
-                cfg.uplink, self.outbox, gw, config_dir, software=f"pulsegate {__version__}", site=cfg.gateway.site
-            )
+            u = cfg.uplink
+            software = f"pulsegate {__version__}"
+            if u.links or u.budget is not None:  # handover and/or a cellular budget (an ambulance)
+                if u.budget is not None:
+                    self.budget = Budget(u.budget, state_path=cfg.gateway.state_dir / "budget.json")
+                links = u.links or [LinkConfig(name="default", host=u.host, port=u.port)]
+                self.uplink = LinkSet.from_config(u, links, self.outbox, gw, config_dir, software,
+                                                  cfg.gateway.site, self.budget)
+            else:
+                self.uplink = Uplink.from_config(u, self.outbox, gw, config_dir, software=software,
+                                                 site=cfg.gateway.site)
         self.summarizer = Summarizer(
             gw, self.publish, self.pseudonyms, cfg.summaries.interval_s, cfg.summaries.raw,
             patients={b.id: b.patient for b in cfg.beds},
@@ -82,7 +94,7 @@ class EdgeDaemon:
             self.uplink.models = self.model_versions
             self.slots = ModelSlots(
                 cfg.gateway.state_dir, gw, cfg.gateway.site, self._trusted_keys(), self.publish,
-                host=u.host, port=u.port, username=u.username, password=self.uplink.password,
+                host=u.host, port=u.port, username=u.username, password=self._uplink_password(),
                 tls=(u.tls_ca_file, u.tls_cert_file, u.tls_key_file), shadow=self.shadow,
                 on_promote=lambda: self.clinical.set_scorer(self.shadow), versions=self.model_versions,
             )
@@ -104,10 +116,39 @@ class EdgeDaemon:
 
             self.video = video_components(self._video_config(cfg.video), self._on_finding, self.progress,
                                           list(cfg.models.trusted_keys))
+        self.ambulance: AmbulanceService | None = None
+        if cfg.ambulance is not None:
+            self._ambulance(cfg)
         self.app = web.Application()
         self.nurse.setup(self.app)
+        if self.ambulance is not None:
+            from edge.crew_page.app import CrewPage
+
+            CrewPage(self.ambulance.sender, self.ambulance.status, title=f"PulseGate {gw} crew").setup(self.app)
         self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health)
         self._metrics()
+
+    def _ambulance(self, cfg: EdgeConfig) -> None:
+        """GPS, budget governor, pre-arrival notices and the ED's acknowledgements (edge/ambulance.py)."""
+        from firmware_bridge.gps_source import GpsSource
+
+        assert cfg.ambulance is not None
+        links = self.uplink if isinstance(self.uplink, LinkSet) else None
+        local = (cfg.local_bus.host, cfg.local_bus.port) if cfg.local_bus.enabled else None
+        amb = self.ambulance = AmbulanceService(
+            cfg.ambulance, self.gateway, cfg.gateway.site, self.publish, self.clinical.snapshot,
+            lambda bed: self.pseudonyms.pseudonym(self.summarizer.patients.get(bed, "")), self.summarizer, links,
+            self.budget, local,
+        )
+        self.summarizer.position = amb.tracker.position
+        if cfg.ambulance.gps is not None:
+            self.sources.append(GpsSource(cfg.ambulance.gps, amb.tracker.on_fix))
+
+    def _uplink_password(self) -> str | None:
+        up = self.uplink
+        if isinstance(up, LinkSet):
+            return up.links[0][2].password
+        return None if up is None else up.password
 
     def _anomaly_model(self) -> ShadowScorer | None:
         """The active vitals-anomaly model, in a ShadowScorer so that new versions can be tried beside it.
@@ -214,6 +255,7 @@ class EdgeDaemon:
             "pipeline_stalled_s": round(stalled, 2),
             "uplink_connected": bool(self.uplink and self.uplink.connected),
             "backlog": self.outbox.backlog() if self.outbox else 0,
+            **({"ambulance": self.ambulance.status()} if self.ambulance is not None else {}),
         }
 
     def _metrics(self) -> None:
@@ -234,6 +276,8 @@ class EdgeDaemon:
             c.counter("pulsegate_local_alarms_dropped", "Alarm updates dropped (local queue full)", lambda: la.dropped)
         if self.uplink is not None:
             uplink_metrics(c, self.uplink)
+        if self.ambulance is not None:
+            ambulance_metrics(c, self.ambulance, self.budget)
         if self.slots is not None:
             sl = self.slots
             c.counter("pulsegate_model_offers", "Model offers received", lambda: sl.received)
@@ -254,7 +298,8 @@ class EdgeDaemon:
             sinks.append(self.uplink)
         if self.slots is not None:
             sinks.append(self.slots)
-        return [*sinks, self.pipeline, *self.sources, *self.video]
+        pipeline: list[Component] = [self.pipeline] if self.ambulance is None else [self.pipeline, self.ambulance]
+        return [*sinks, *pipeline, *self.sources, *self.video]
 
     async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:
         sup = Supervisor(self.components(), progress=self.progress)

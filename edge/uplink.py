@@ -26,6 +26,7 @@ import asyncio
 import random
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,6 +121,10 @@ class Uplink:
         self.resume_holdoff_s = resume_holdoff_s
         self._was_lost = False
         self.models: dict[str, str] = {}  # set by the model slots; reported in the status
+        # link handover and the cellular budget (edge/links.py, edge/budget.py)
+        self.bytes_out = 0  # topic + payload of every PUBLISH handed to paho (records and status)
+        self.messages_out = 0
+        self.held_lanes: Callable[[], frozenset[int]] = frozenset
         self.connected = False
         # counters for /metrics
         self.published = 0
@@ -247,13 +252,19 @@ class Uplink:
             space = self.max_inflight - len(self._inflight)
             got = 0
             if space >= refill or not self._inflight:
-                records = await asyncio.to_thread(self.outbox.read, space, None, cursors)
+                after = dict(cursors)
+                for lane in self.held_lanes():  # the budget holds these lanes on a metered link
+                    after[lane] = 1 << 62
+                records = await asyncio.to_thread(self.outbox.read, space, None, after)
                 ids = []
                 for rec in records:
-                    info = client.publish(topics.uplink(self.site, self.gateway, rec.stream), rec.payload, qos=1)
+                    topic = topics.uplink(self.site, self.gateway, rec.stream)
+                    info = client.publish(topic, rec.payload, qos=1)
                     if info.rc != mqtt.MQTT_ERR_SUCCESS:
                         self._lost.set()
                         break
+                    self.bytes_out += len(topic) + len(rec.payload)
+                    self.messages_out += 1
                     self._inflight[info.mid] = rec.id
                     ids.append(rec.id)
                     cursors[rec.lane] = max(cursors.get(rec.lane, 0), rec.id)
@@ -304,9 +315,12 @@ class Uplink:
     async def _publish_status(self, client: mqtt.Client, online: bool) -> None:
         age = await asyncio.to_thread(self.outbox.oldest_unsent_age)
         payload = self._status_payload(online, age)
-        info = client.publish(topics.uplink(self.site, self.gateway, "status"), payload, qos=1, retain=True)
+        topic = topics.uplink(self.site, self.gateway, "status")
+        info = client.publish(topic, payload, qos=1, retain=True)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             self._status_mids.add(info.mid)
+            self.bytes_out += len(topic) + len(payload)
+            self.messages_out += 1
 
     def _status_payload(self, online: bool, age: float) -> bytes:
         st = messages.Status(v=messages.VERSION, gw=self.gateway, seq=self.outbox.reserve_seq("status"),

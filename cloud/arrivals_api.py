@@ -1,0 +1,117 @@
+"""The arrivals board: a page of the cloud dashboard of its own, and its JSON API.
+
+    GET  /arrivals                           the page (cloud/arrivals_board/; all assets local)
+    GET  /arrivals/static/{file}
+    GET  /api/arrivals?hospital=H            incoming patients of hospital H (all when left out), soonest first
+    POST /api/arrivals/ack                   {"hospital", "notice_id", "rev"} -> the ED acknowledges
+    GET  /api/arrivals/journey?notice_id=N   the journey's record under the patient's pseudonym (InfluxDB):
+                                             every notice revision, the summaries' trend, the alarms
+
+Everything lives under ``/arrivals`` and ``/api/arrivals`` so an authentication
+middleware can guard it with one rule (an ED role), apart from the fleet
+dashboard. Ids are checked against fixed patterns before they reach InfluxQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from cloud.arrivals import ArrivalsService
+from cloud.influx import InfluxError, InfluxWriter
+from runtime.logs import get_logger
+
+log = get_logger("cloud.arrivals_api")
+BOARD = Path(__file__).parent / "arrivals_board"
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ROUTES = ("/arrivals", "/api/arrivals")
+
+
+def _bad(text: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": text}), content_type="application/json")
+
+
+class ArrivalsApi:
+    def __init__(self, service: ArrivalsService, influx: InfluxWriter | None = None) -> None:
+        self.service = service
+        self.influx = influx
+
+    def setup(self, app: web.Application) -> None:
+        app.router.add_get("/arrivals", self._index)
+        app.router.add_get("/api/arrivals", self._list)
+        app.router.add_post("/api/arrivals/ack", self._ack)
+        app.router.add_get("/api/arrivals/journey", self._journey)
+        app.router.add_static("/arrivals/static/", BOARD, show_index=False, follow_symlinks=False)
+
+    async def _index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(BOARD / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _list(self, request: web.Request) -> web.Response:
+        hospital = request.query.get("hospital")
+        if hospital is not None and not _ID.fullmatch(hospital):
+            raise _bad("hospital must match [A-Za-z0-9_-]{1,64}")
+        hospitals = sorted({str(e.doc["hospital"]) for e in self.service.board.entries.values()})
+        return web.json_response({"hospital": hospital, "hospitals": hospitals,
+                                  "arrivals": self.service.board.for_hospital(hospital)})
+
+    async def _ack(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            raise web.HTTPUnsupportedMediaType(text="send application/json")
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise _bad("body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _bad("body must be a JSON object")
+        hospital, nid = str(body.get("hospital", "")), str(body.get("notice_id", ""))
+        if not (_ID.fullmatch(hospital) and _ID.fullmatch(nid)):
+            raise _bad("hospital and notice_id are ids")
+        try:
+            rev = int(body["rev"]) if "rev" in body else None
+        except (TypeError, ValueError):
+            raise _bad("rev must be an integer") from None
+        ok = await self.service.acknowledge(hospital, nid, rev)
+        if not ok:
+            return web.json_response({"ok": False, "error": "no such notice for that hospital"}, status=404)
+        return web.json_response({"ok": True})
+
+    async def _rows(self, q: str) -> list[dict[str, Any]]:
+        assert self.influx is not None
+        try:
+            return await self.influx.rows(q)
+        except InfluxError as exc:
+            if "database not found" in str(exc):
+                return []
+            log.warning("influx_query_failed", error=str(exc)[:300])
+            raise web.HTTPServiceUnavailable(text=json.dumps({"error": "database unavailable"}),
+                                             content_type="application/json") from None
+
+    async def _journey(self, request: web.Request) -> web.Response:
+        nid = request.query.get("notice_id", "")
+        if not _ID.fullmatch(nid):
+            raise _bad("notice_id must be an id")
+        if self.influx is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no database"}), content_type="application/json")
+        notices = await self._rows(
+            'SELECT "rev", "eta_s", "news2", "open_alarms", "vitals", "patient", "hospital", "state", "complaint", '
+            f"\"t_alert\" FROM \"notices\" WHERE \"notice_id\" = '{nid}' ORDER BY time ASC")
+        if not notices:
+            raise web.HTTPNotFound(text=json.dumps({"error": "unknown notice"}), content_type="application/json")
+        patient = str(notices[-1]["patient"])
+        if not re.fullmatch(r"[0-9a-f]{32}", patient):
+            return web.json_response({"notice_id": nid, "notices": notices, "vitals": [], "alarms": []})
+        since = int(notices[0]["t_alert"]) - 3600 * 10**9  # from an hour before the first alert
+        vitals = await self._rows(
+            'SELECT "mean", "min", "max", "count", "param", "gateway" FROM "vitals" '
+            f"WHERE \"patient\" = '{patient}' AND time >= {since} ORDER BY time ASC LIMIT 5000")
+        alarms = await self._rows(
+            'SELECT "condition", "priority", "state", "alarm_id", "gateway" FROM "alarms" '
+            f"WHERE \"patient\" = '{patient}' AND time >= {since} ORDER BY time ASC LIMIT 500")
+        for n in notices:
+            n["vitals"] = json.loads(n["vitals"]) if n.get("vitals") else {}
+        return web.json_response({"notice_id": nid, "patient": patient, "notices": notices, "vitals": vitals,
+                                  "alarms": alarms})

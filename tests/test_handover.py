@@ -1,0 +1,86 @@
+"""Link handover on real brokers: base Wi-Fi broker and a cellular broker, each with an ingest worker into the
+same real InfluxDB. The Wi-Fi broker goes away mid-stream and comes back: every record arrives exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.localservices import Influxd
+from cloud.influx import InfluxWriter
+from cloud.ingest import IngestWorker
+from edge.budget import Budget, BudgetConfig
+from edge.links import LinkSet
+from edge.outbox import Outbox
+from edge.uplink import Uplink
+from tests.uplink_fixtures import alarm, assert_exactly_once, own_broker, summary, wait_for_count
+
+pytestmark = pytest.mark.integration
+
+
+def _uplink(outbox: Outbox, port: int, gw: str) -> Uplink:
+    return Uplink(outbox, "127.0.0.1", port, "site1", gw, max_inflight=50, reconnect_min_s=0.1,
+                  reconnect_max_s=0.5, status_interval_s=2.0)
+
+
+async def test_wifi_goes_away_and_comes_back(influx: Influxd, unique: str, tmp_path: Path) -> None:
+    wifi = own_broker(tmp_path / "wifi")
+    cell = own_broker(tmp_path / "cell")
+    writer = InfluxWriter(influx.url, unique)
+    await writer.create_database()
+    workers = [IngestWorker("127.0.0.1", b.port, InfluxWriter(influx.url, unique), client_id=f"ing-{n}-{unique}",
+                            group=unique, batch_points=200, flush_s=0.2, deadletter_dir=tmp_path / f"dl-{n}")
+               for n, b in (("wifi", wifi), ("cell", cell))]
+    outbox = Outbox(tmp_path / "outbox.sqlite", gateway=unique)
+    budget = Budget(BudgetConfig(bytes_per_hour=10**7))
+    links = LinkSet(outbox, [("wifi", False, _uplink(outbox, wifi.port, unique)),
+                             ("cell", True, _uplink(outbox, cell.port, unique))], budget,
+                    failover_s=1.0, probe_interval_s=1.0)
+    for w in workers:
+        await w.start()
+    await links.start()
+    tasks = [asyncio.create_task(w.run()) for w in workers] + [asyncio.create_task(links.run())]
+    seen: list[str] = []
+    n = 0
+
+    async def produce(seconds: float) -> None:
+        nonlocal n
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            n += 1
+            outbox.append("alarms", alarm(n))
+            outbox.append("summaries", summary(n))
+            if not seen or seen[-1] != links.active_name:
+                seen.append(links.active_name)
+            await asyncio.sleep(0.02)
+
+    try:
+        await produce(1.5)
+        wifi.stop()  # the ambulance drives away from the station
+        await produce(3.0)
+        assert links.active_name == "cell"
+        wifi = own_broker(tmp_path / "wifi", port=wifi.port)  # back at the station
+        await produce(4.0)
+        alarms = await wait_for_count(writer, "alarms", unique, n, within_s=30)
+        vitals = await wait_for_count(writer, "vitals", unique, n, within_s=30)
+    finally:
+        await links.stop()
+        for w in workers:
+            await w.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+        outbox.close()
+        await writer.close()
+        wifi.stop()
+        cell.stop()
+    assert seen[:3] == ["wifi", "cell", "wifi"], seen
+    assert links.handovers >= 2
+    assert_exactly_once(alarms, n)
+    assert_exactly_once(vitals, n)
+    assert outbox.backlog() == 0
+    # only the cellular link's bytes count against the budget
+    cell_bytes = links.links[1][2].bytes_out
+    assert 0 < budget.metered_total and cell_bytes > 0 and budget.free_total > 0
+    assert budget.metered_total >= cell_bytes

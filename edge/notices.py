@@ -135,8 +135,7 @@ class NoticeSender:
             return
         vitals, news2, alarms = self._observe(cur.bed)
         now = self.mono()
-        if news2 is not None and (not self._news2 or self._news2[-1][1] != news2):
-            self._news2.append((int(self.clock() * 1e9), news2))
+        self._trend(news2)
         since = now - cur.sent_at
         eta = self._eta(cur.hospital)
         eta_s = eta[0] if eta else None
@@ -147,6 +146,10 @@ class NoticeSender:
         if ((urgent or moved) and since >= self.min_gap_s) or (eta_moved and since >= self.eta_gap_s) \
                 or since >= self.refresh_s:
             self._send(cur, "active")
+
+    def _trend(self, news2: int | None) -> None:
+        if news2 is not None and (not self._news2 or self._news2[-1][1] != news2):
+            self._news2.append((int(self.clock() * 1e9), news2))
 
     def _observe(self, bed: str) -> tuple[dict[str, float], int | None, frozenset[str]]:
         snap = self.snapshot()
@@ -166,6 +169,7 @@ class NoticeSender:
 
     def _send(self, cur: _Current, state: str) -> None:
         vitals, news2, alarm_ids = self._observe(cur.bed)
+        self._trend(news2)
         snap_alarms = [a for a in self.snapshot().get("alarms", []) if a.get("bed") == cur.bed]
         eta = self._eta(cur.hospital)
         now_ns = int(self.clock() * 1e9)

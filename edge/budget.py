@@ -7,10 +7,11 @@ of MQTT framing) plus ``overhead_bytes`` per message for TCP/IP and TLS (an
 estimate: 40 bytes), charged when the message is handed to the link.
 
 The governor is feedback with hysteresis, re-evaluated every ``check_s``:
-``projected`` = metered bytes of the last ``window_s`` scaled to an hour. The
-allowance per hour is ``bytes_per_hour``, or less when the month's remaining
-bytes spread over its remaining hours are fewer. Above 85 % of the allowance
-the level goes up one step, below 40 % it comes down one (at most one step per
+``projected`` = metered bytes of the last ``window_s`` (or of the time since
+start, when shorter) scaled to an hour. The allowance per hour is
+``bytes_per_hour``, or less when the month's remaining bytes spread over its
+remaining hours are fewer. Above 85 % of the allowance the level goes up one
+step (two above 200 %), below 40 % it comes down one (one decision per
 ``check_s``). The level sets:
 
 | level | summary interval | raw numerics produced | lanes held on a metered link |
@@ -79,6 +80,7 @@ class Budget:
         self._month = self._month_key(clock())
         self.month_used = 0
         self._last_check = clock()
+        self._started = clock()
         self._load()
 
     @staticmethod
@@ -146,10 +148,12 @@ class Budget:
             return False
         self._last_check = now
         allowance = self.allowance_per_hour()
-        projected = self.used_window() * 3600.0 / self.cfg.window_s
+        span = min(self.cfg.window_s, max(now - self._started, self.cfg.check_s))  # a young window: what it saw
+        projected = self.used_window() * 3600.0 / span
         old = self.level
-        if projected > 0.85 * allowance and self.level < len(SUMMARY_FACTOR) - 1:
-            self.level += 1
+        top = len(SUMMARY_FACTOR) - 1
+        if projected > 0.85 * allowance and self.level < top:
+            self.level = min(top, self.level + (2 if projected > 2 * allowance else 1))
         elif projected < 0.4 * allowance and self.level > 0:
             self.level -= 1
         if self.level != old:

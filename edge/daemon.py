@@ -47,6 +47,18 @@ from wire.model_manifest import ManifestError, load_public_key, version_tuple
 log = get_logger("edge.daemon")
 
 
+def alarm_message(gateway: str, pseudonyms: Pseudonymizer, u: AlarmUpdate) -> Alarm:
+    """The uplink message of one alarm state change (the patient as a pseudonym)."""
+    a = u.alarm
+    return Alarm(
+        v=VERSION, gw=gateway, seq=0, alarm_id=a.alarm_id, bed=a.bed,
+        patient=pseudonyms.pseudonym(a.patient), t=int(a.t_wall * 1e9), state=u.event.value,  # type: ignore[arg-type]
+        priority=a.priority.label, kind=a.kind.value, source=a.source,  # type: ignore[arg-type]
+        condition=a.condition, score=a.score, value=a.value, param=a.param, by=u.by or a.acked_by,
+        latency_ms=a.latency_ms(), changed=int((a.t_wall + (u.at_mono - a.recv_mono)) * 1e9),
+    )
+
+
 class EdgeDaemon:
     def __init__(self, cfg: EdgeConfig, config_dir: Path) -> None:
         self.cfg = cfg
@@ -207,17 +219,7 @@ class EdgeDaemon:
             self.outbox.append(stream, msg)
 
     def _on_alarm(self, u: AlarmUpdate) -> None:
-        a = u.alarm
-        self.publish(
-            "alarms",
-            Alarm(
-                v=VERSION, gw=self.gateway, seq=0, alarm_id=a.alarm_id, bed=a.bed,
-                patient=self.pseudonyms.pseudonym(a.patient), t=int(a.t_wall * 1e9), state=u.event.value,  # type: ignore[arg-type]
-                priority=a.priority.label, kind=a.kind.value, source=a.source,  # type: ignore[arg-type]
-                condition=a.condition, score=a.score, value=a.value, param=a.param, by=u.by or a.acked_by,
-                latency_ms=a.latency_ms(), changed=int((a.t_wall + (u.at_mono - a.recv_mono)) * 1e9),
-            ),
-        )
+        self.publish("alarms", alarm_message(self.gateway, self.pseudonyms, u))
 
     def _on_delivered(self, d: Delivered) -> None:
         a = d.update.alarm

@@ -34,8 +34,8 @@ from wire.messages import COMPLAINTS, VERSION, Complaint, Message, Notice, Notic
 
 Publish = Callable[[str, Message], None]
 STEPS = {"heart_rate": 10.0, "pulse_rate": 10.0, "spo2": 3.0, "resp_rate": 4.0, "nibp_sys": 15.0,
-         "nibp_dia": 10.0, "temp": 0.5}
-SENT_VITALS = ("heart_rate", "pulse_rate", "spo2", "resp_rate", "nibp_sys", "nibp_dia", "temp", "etco2")
+         "nibp_dia": 10.0, "temperature": 0.5}
+SENT_VITALS = ("heart_rate", "pulse_rate", "spo2", "resp_rate", "nibp_sys", "nibp_dia", "temperature")
 
 
 class NoticeError(ValueError):

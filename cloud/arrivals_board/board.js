@@ -4,7 +4,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let hospital = params.get("hospital") || "";
 const LABEL = {heart_rate: "HR", pulse_rate: "PR", spo2: "SpO2", resp_rate: "RR", nibp_sys: "SBP",
-               nibp_dia: "DBP", temp: "T", etco2: "EtCO2"};
+               nibp_dia: "DBP", temperature: "T"};
 
 function cell(tr, text, cls) {
   const td = document.createElement("td");

@@ -88,6 +88,7 @@ class Cloud:
         self.sim_now = sim_now
         self.got: dict[str, dict[int, float]] = {}  # stream -> seq -> first arrival (sim)
         self.copies = 0
+        self.bytes_by_stream: Counter[str] = Counter()
         self.summaries: dict[int, float] = {}  # seq -> interval end (sim s)
         self.ready = asyncio.Event()
 
@@ -100,6 +101,7 @@ class Cloud:
                 msg = codec.decode(bytes(m.payload))  # type: ignore[arg-type]
                 seen = self.got.setdefault(stream, {})
                 self.copies += 1
+                self.bytes_by_stream[stream] += len(m.payload) + len(str(m.topic))  # type: ignore[arg-type]
                 if msg.seq not in seen:
                     seen[msg.seq] = self.sim_now()
                     if isinstance(msg, Summary) and msg.items:
@@ -243,6 +245,7 @@ async def _run(tmp: Path, broker: Mosquitto, minutes: float, profile: str, cuts:
         "summaries_sent": produced.get("summaries", 0), "summaries_lost": lost("summaries"),
         "summaries_delayed": delayed, "notices_lost": lost("notices"), "bulk_lost": lost("bulk"),
         "held_in_outbox": dict(held),
+        "payload_bytes_per_hour_by_stream": {k: round(v / hours) for k, v in sorted(cloud.bytes_by_stream.items())},
         "duplicates_on_wire": cloud.copies - sum(len(v) for v in cloud.got.values()),
         "handovers": links.handovers, "reconnects": up.connects,
     }

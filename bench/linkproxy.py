@@ -74,3 +74,32 @@ class LinkProxy:
                 w.write(data)
                 await w.drain()
         w.transport.abort()
+
+
+class ThreadedLinkProxy:
+    """A :class:`LinkProxy` on its own event loop thread, for synchronous callers (``pulsegate demo``)."""
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self.proxy = LinkProxy(target_port)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="link-proxy", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def start(self) -> ThreadedLinkProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(10)
+        return self
+
+    def set_up(self, up: bool) -> None:
+        self._loop.call_soon_threadsafe(self.proxy.up if up else self.proxy.down)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()

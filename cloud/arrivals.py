@@ -72,9 +72,8 @@ def notice_json(msg: Notice, site: str, acked_rev: int = 0) -> dict[str, Any]:
         "position": None if pos is None else {"lat": pos.lat, "lon": pos.lon, "speed_kmh": pos.speed_kmh,
                                                "fix": pos.fix, "t": pos.t // 1_000_000},
         "vitals": {v.param: v.value for v in msg.vitals},
-        "news2": [[t // 1_000_000, s] for t, s in msg.news2],
-        "alarms": [{"alarm_id": a.alarm_id, "priority": a.priority, "condition": a.condition,
-                    "t": a.t // 1_000_000} for a in msg.alarms],
+        "news2": [[t * 1000, s] for t, s in msg.news2],
+        "alarms": [{"priority": a.priority, "condition": a.condition, "t": a.t * 1000} for a in msg.alarms],
         "acked_rev": acked_rev,
     }
 

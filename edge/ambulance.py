@@ -53,7 +53,7 @@ class AmbulanceSection(Section):
     route_factor: Annotated[float, Field(ge=1.0, le=3.0)] = 1.3
     min_speed_kmh: Annotated[float, Field(gt=0, le=200)] = 20.0
     notice_min_gap_s: Annotated[float, Field(ge=0.5, le=600)] = 2.0
-    notice_refresh_s: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    notice_refresh_s: Annotated[float, Field(ge=5, le=3600)] = 300.0
     position_interval_s: Annotated[float, Field(ge=5, le=3600)] = 60.0
     epcr: bool = True  # listen for the ePCR on the local broker
 

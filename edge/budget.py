@@ -11,18 +11,18 @@ The governor is feedback with hysteresis, re-evaluated every ``check_s``:
 start, when shorter) scaled to an hour. The allowance per hour is
 ``bytes_per_hour``, or less when the month's remaining bytes spread over its
 remaining hours are fewer. Above 85 % of the allowance the level goes up one
-step (two above 200 %), below 40 % it comes down one (one decision per
+step (two above 200 %), below 30 % it comes down one (one decision per
 ``check_s``). The level sets:
 
 | level | summary interval | raw numerics produced | lanes held on a metered link |
 |---|---|---|---|
 | 0 | base | all (if ``[summaries] raw``) | none |
-| 1 | base x 2 | 1 in 5 | none |
+| 1 | base x 2 | 1 in 10 | none |
 | 2 | base x 5 | none | bulk |
 | 3 | base x 10 | none | bulk |
 
-and, whatever the level, once the trailing hour's metered bytes reach the
-allowance the summaries lane is held too: it waits in the outbox (nothing is
+and, whatever the level, once the trailing hour's metered bytes reach 75 % of
+the allowance (the last quarter is kept for alarms and notices) the summaries lane is held too: it waits in the outbox (nothing is
 dropped; the disk quota still applies) until the hour frees up or a free link
 is back. **Alarms and pre-arrival notices (lane 0) are never held and never
 throttled**: they are charged, and they count against what is left for the rest.
@@ -48,7 +48,8 @@ log = get_logger("edge.budget")
 
 LANE_NORMAL, LANE_BULK = 1, 2  # edge.outbox lanes (alarms = 0 is never held)
 SUMMARY_FACTOR = (1, 2, 5, 10)
-RAW_EVERY = (1, 5, 0, 0)  # keep 1 raw sample in N (0 = none)
+RAW_EVERY = (1, 10, 0, 0)  # keep 1 raw sample in N (0 = none)
+HARD_CAP = 0.75  # the rest of the hour is kept for alarms and notices
 MQTT_FRAMING = 7  # fixed header, remaining length, topic length, packet id, property length
 
 
@@ -154,7 +155,7 @@ class Budget:
         top = len(SUMMARY_FACTOR) - 1
         if projected > 0.85 * allowance and self.level < top:
             self.level = min(top, self.level + (2 if projected > 2 * allowance else 1))
-        elif projected < 0.4 * allowance and self.level > 0:
+        elif projected < 0.3 * allowance and self.level > 0:
             self.level -= 1
         if self.level != old:
             self.level_changes += 1
@@ -165,7 +166,7 @@ class Budget:
     def held_lanes(self, metered: bool) -> frozenset[int]:
         if not metered:
             return frozenset()
-        if self.used_hour() >= self.allowance_per_hour():
+        if self.used_hour() >= HARD_CAP * self.allowance_per_hour():
             return frozenset({LANE_NORMAL, LANE_BULK})
         return frozenset({LANE_BULK}) if self.level >= 2 else frozenset()
 

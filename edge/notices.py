@@ -12,8 +12,11 @@ changes:
   between updates);
 - a vital moved by more than its step (HR 10/min, SpO2 3 %, RR 4/min, systolic
   BP 15 mmHg, temperature 0.5 C) since the last revision: after ``min_gap_s``;
-- the ETA moved by more than 60 s: after ``eta_gap_s`` (30 s);
-- otherwise a refresh every ``refresh_s`` (120 s) so the board's "last heard" stays honest.
+- the ETA moved by more than 2 minutes: after ``eta_gap_s`` (30 s);
+- otherwise a refresh every ``refresh_s`` (300 s) so the board's "last heard" stays honest.
+
+A notice is about 550 bytes of MessagePack; on a 64 kB/hour budget the
+refresh and the ETA step are what keep a stable patient's notices near 10 kB/hour.
 
 The notice carries the pseudonym, never a patient reference, and no free text.
 The ED's acknowledgement comes back as a :class:`wire.messages.NoticeAck`
@@ -66,7 +69,7 @@ class NoticeSender:
     def __init__(self, gateway: str, publish: Publish, snapshot: Callable[[], dict[str, Any]],
                  patient_of: Callable[[str], str], tracker: PositionTracker,
                  hospitals: dict[str, tuple[float, float]], min_gap_s: float = 2.0, eta_gap_s: float = 30.0,
-                 refresh_s: float = 120.0, clock: Callable[[], float] = time.time,
+                 refresh_s: float = 300.0, clock: Callable[[], float] = time.time,
                  mono: Callable[[], float] = time.monotonic) -> None:
         self.gateway = gateway
         self.publish = publish
@@ -83,7 +86,7 @@ class NoticeSender:
         self.sent = 0
         self.acks = 0
         self.rejected_acks = 0
-        self._news2: deque[tuple[int, int]] = deque(maxlen=12)
+        self._news2: deque[tuple[int, int]] = deque(maxlen=6)
         self.on_change: Callable[[], None] | None = None  # the crew page and the ePCR feed push on this
 
     # ---- crew actions ---------------------------------------------------------------------------------
@@ -142,14 +145,14 @@ class NoticeSender:
         urgent = news2 != cur.news2 or alarms != cur.alarms
         moved = any(abs(vitals.get(k, v) - v) > STEPS.get(k, float("inf")) for k, v in cur.vitals.items()) or (
             set(vitals) - set(cur.vitals))
-        eta_moved = (eta_s is not None and (cur.eta_s is None or abs(eta_s - cur.eta_s) > 60))
+        eta_moved = (eta_s is not None and (cur.eta_s is None or abs(eta_s - cur.eta_s) > 120))
         if ((urgent or moved) and since >= self.min_gap_s) or (eta_moved and since >= self.eta_gap_s) \
                 or since >= self.refresh_s:
             self._send(cur, "active")
 
     def _trend(self, news2: int | None) -> None:
         if news2 is not None and (not self._news2 or self._news2[-1][1] != news2):
-            self._news2.append((int(self.clock() * 1e9), news2))
+            self._news2.append((int(self.clock()), news2))
 
     def _observe(self, bed: str) -> tuple[dict[str, float], int | None, frozenset[str]]:
         snap = self.snapshot()
@@ -186,10 +189,9 @@ class NoticeSender:
             hospital=cur.hospital, complaint=cur.complaint, bed=cur.bed, patient=self.patient_of(cur.bed),
             state=state,  # type: ignore[arg-type]
             eta_s=cur.eta_s, distance_m=eta[1] if eta else None, position=self.tracker.position(),
-            vitals=[NoticeVital(k, round(v, 1), now_ns) for k, v in sorted(vitals.items())],
+            vitals=[NoticeVital(k, round(v, 1)) for k, v in sorted(vitals.items())],
             news2=list(self._news2),
-            alarms=[NoticeAlarm(str(a["alarm_id"]), str(a["priority"]), str(a["condition"]), int(float(a["t"]) * 1e9))
-                    for a in snap_alarms[:8]],
+            alarms=[NoticeAlarm(str(a["priority"]), str(a["condition"]), int(float(a["t"]))) for a in snap_alarms[:4]],
         )
         self.publish("notices", msg)
         self.sent += 1

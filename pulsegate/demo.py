@@ -50,6 +50,7 @@ class DemoResult:
     beds_in_influxdb: list[str]
     duration_s: float
     state_dir: str
+    ambulance: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -143,6 +144,9 @@ flush_s = 0.5
 [influx]
 url = "{influx_url}"
 database = "{DATABASE}"
+
+[arrivals]                              # pre-arrival notices from ambulances (pulsegate demo --ambulance)
+enabled = true
 """
     )
     return edge, cloud
@@ -219,7 +223,8 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
-def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any) -> DemoResult:
+def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any,
+        ambulance: bool = False) -> DemoResult:
     from firmware_bridge.emulators.hl7 import Hl7Sender
     from firmware_bridge.emulators.pty import open_pty_emulator
     from firmware_bridge.emulators.scenarios import make_scenario
@@ -257,6 +262,17 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
         wearable = WearablePublisher("127.0.0.1", local_bus.port, make_scenario("stable", 8), devices=[WEARABLE_MAC])
         wearable.start()
         stack.callback(wearable.stop)
+        amb = None
+        if ambulance:
+            from pulsegate.demo_ambulance import Ambulance
+
+            amb = Ambulance(work, cloud_broker.port, local_bus.port, work / "credentials" / "pseudonym-key",
+                            REPO / "examples" / "keys" / "dev-signing.pub", stack)
+            amb_proc = stack.enter_context(_process([*exe, "edge", "run", "--config", str(amb.toml)],
+                                                    work / "ambulance.log"))
+            _wait_http(amb.url, amb_proc)
+            say(f"  ambulance {amb.url}/crew  ->  arrivals board http://127.0.0.1:{api_port}/arrivals"
+                "?hospital=city-general (notice after 10 s; link cut in the tunnel, real s 27-39)")
         say(
             f"PulseGate demo running (state in {work})\n"
             f"  nurse station:  {edge_url}/\n"
@@ -274,6 +290,8 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
                 for name, proc in (("edge", edge), ("cloud", cloud)):
                     if proc.poll() is not None:
                         raise RuntimeError(f"{name} daemon exited with {proc.returncode}; see {work}/{name}.log")
+                if amb is not None:
+                    amb.step()
                 time.sleep(0.5)
         except KeyboardInterrupt:
             say("stopping")
@@ -297,4 +315,5 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
             beds_in_influxdb=influx_beds(influx.url),
             duration_s=round(time.monotonic() - t0, 1),
             state_dir=str(work),
+            ambulance=None if amb is None else amb.summary(f"http://127.0.0.1:{api_port}"),
         )

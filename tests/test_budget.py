@@ -57,7 +57,9 @@ def test_levels_rise_with_demand_and_fall_back() -> None:
 def test_hard_cap_holds_everything_but_alarms() -> None:
     c = Clock(T0)
     b = Budget(BudgetConfig(bytes_per_hour=5000, bytes_per_month=10**9), c)
-    b.charge(5000, metered=True)
+    b.charge(3700, metered=True)
+    assert b.held_lanes(True) == frozenset()
+    b.charge(50, metered=True)  # 75 % of the hour: the last quarter is kept for alarms and notices
     assert b.held_lanes(True) == frozenset({LANE_NORMAL, LANE_BULK})  # lane 0 (alarms, notices) never held
     c.t += 3601
     assert b.held_lanes(True) == frozenset()

@@ -108,7 +108,7 @@ async def test_gps_over_a_pty_through_the_serial_transport() -> None:
     task = asyncio.create_task(src.run())
     try:
         deadline = time.monotonic() + 10
-        while len([f for f in fixes if f.valid and f.speed_kmh]) < 5 and time.monotonic() < deadline:
+        while len([f for f in fixes if f.valid and f.speed_kmh]) < 5 and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     finally:
         await src.stop()

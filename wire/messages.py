@@ -150,15 +150,13 @@ class Position(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
 
 class NoticeVital(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     param: str
-    value: float
-    t: int
+    value: float  # latest valid value at the notice's time ``t``
 
 
 class NoticeAlarm(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    alarm_id: str
     priority: str
     condition: str
-    t: int
+    t: int  # raised, s since the epoch (the notice is sent often on a metered link: kept small)
 
 
 class Notice(_Msg, tag="ntc"):
@@ -179,8 +177,8 @@ class Notice(_Msg, tag="ntc"):
     distance_m: int | None = None
     position: Position | None = None
     vitals: list[NoticeVital] = []
-    news2: list[tuple[int, int]] = []  # (t ns, score) oldest first, the trend
-    alarms: list[NoticeAlarm] = []  # open alarms
+    news2: list[tuple[int, int]] = []  # (t s since the epoch, score) oldest first: the trend, at most 6
+    alarms: list[NoticeAlarm] = []  # open alarms, highest priority first, at most 4
 
 
 class NoticeAck(_Msg, tag="nak"):

@@ -17,6 +17,8 @@ def register(cmds: Commands) -> None:
     p.add_argument("--state-dir", type=Path, default=None, help="keep data and configs here (default: a temp dir)")
     p.add_argument("--http-port", type=int, default=8080, help="nurse page / metrics port (0: any free port)")
     p.add_argument("--no-video", action="store_true", help="leave out the endoscopy video room")
+    p.add_argument("--ambulance", action="store_true",
+                   help="add an ambulance on an emulated route (GPS, tunnel, pre-arrival notice on the arrivals board)")
     p.set_defaults(handler=_run)
 
 
@@ -27,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     try:
-        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say)
+        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say, args.ambulance)
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +121,25 @@ async def test_gps_over_a_pty_through_the_serial_transport() -> None:
     assert len(good) >= 5 and src.nmea.sentences >= 10 and sum(src.nmea.rejected.values()) == 0
     assert good[-1].speed_kmh is not None and good[-1].speed_kmh == pytest.approx(route.legs[0].speed_kmh, rel=0.02)
     assert abs(good[-1].lat - route.start[0]) < 0.05
+
+
+def test_emulate_gps_command_on_a_pty(tmp_path: Path) -> None:
+    import serial
+
+    link = tmp_path / "ttyGPS"
+    proc = subprocess.Popen([sys.executable, "-m", "pulsegate", "emulate", "gps", "--route", "rural", "--speed", "5",
+                             "--link", str(link), "--duration", "6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == str(link)
+        d = NmeaDecoder()
+        fixes: list[Fix] = []
+        with serial.Serial(str(link), 4800, timeout=0.5) as port:
+            deadline = time.monotonic() + 5
+            while len(fixes) < 4 and time.monotonic() < deadline:
+                fixes += d.feed(port.read(512), time.time())
+        assert len(fixes) >= 4 and all(f.valid for f in fixes) and sum(d.rejected.values()) == 0
+    finally:
+        proc.wait(timeout=15)
+    assert proc.returncode == 0

@@ -177,3 +177,30 @@ async def test_arrivals_service_on_a_real_broker(broker: Mosquitto, unique: str,
     finally:
         await svc2.stop()
         await asyncio.wait_for(task2, 10)
+
+
+def test_ambulance_config_is_checked(tmp_path: Path) -> None:
+    from edge.config import load_edge_config
+    from runtime.configload import ConfigError
+
+    base = '[gateway]\nid = "amb-1"\nsite = "ems"\npseudonym_key = "k"\n'
+    hospital = '[[ambulance.hospitals]]\nid = "h1"\nlat = 52.0\nlon = 4.0\n'
+    cases = {
+        "no hospital": base.replace('site = "ems"', 'site = "ems"\nkind = "ambulance"') + "[ambulance]\n",
+        "ward with ambulance": base + hospital,
+        "free text complaint list": base.replace('site = "ems"', 'site = "ems"\nkind = "ambulance"') + hospital
+        + '[[ambulance.hospitals]]\nid = "bad id!"\nlat = 1\nlon = 1\n',
+        "links repeat": base + '[uplink]\n[[uplink.links]]\nname = "a"\nhost = "x"\n[[uplink.links]]\nname = "a"\n'
+        'host = "y"\n',
+    }
+    for name, text in cases.items():
+        p = tmp_path / "e.toml"
+        p.write_text(text)
+        with pytest.raises(ConfigError):
+            load_edge_config(p)
+        assert name
+    p = tmp_path / "ok.toml"
+    p.write_text(base.replace('site = "ems"', 'site = "ems"\nkind = "ambulance"') + hospital
+                 + '[uplink]\n[uplink.budget]\nbytes_per_hour = 4096\n')
+    cfg = load_edge_config(p)
+    assert cfg.gateway.kind == "ambulance" and cfg.uplink is not None and cfg.uplink.budget is not None

@@ -25,7 +25,8 @@ and, whatever the level, once the trailing hour's metered bytes reach 75 % of
 the allowance (the last quarter is kept for alarms and notices) the summaries
 lane is held too: it waits in the outbox (nothing is dropped; the disk quota
 still applies) until the hour frees up or a free link is back. **Alarms and
-pre-arrival notices (lane 0) are never held and never throttled**: they are charged, and they count against what is left for the rest.
+pre-arrival notices (lane 0) are never held and never throttled**: they are
+charged, and they count against what is left for the rest.
 """
 
 from __future__ import annotations

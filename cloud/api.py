@@ -6,8 +6,11 @@
     GET /api/patients            pseudonymous patients with data, with their gateway and bed
     GET /api/vitals?patient=P&param=spo2&since=6h   the per-interval summaries of one patient
 
-Query parameters are checked against fixed patterns before they reach
-InfluxQL (no string from a request is ever spliced in unchecked). Patients are
+Every route needs a login (OIDC session or bearer JWT) or an API token with
+the ``view_fleet`` permission (``API_RULES``), and every query is limited to
+the caller's sites (cloud/site_scope.py). Query parameters are checked against
+fixed patterns before they reach InfluxQL (no string from a request is ever
+spliced in unchecked). Patients are
 only ever pseudonyms here: the cloud never sees a patient reference.
 """
 
@@ -23,13 +26,23 @@ from aiohttp import web
 
 from clinical.parameters import PARAMETERS
 from cloud.influx import InfluxError, InfluxWriter
+from cloud.site_scope import and_sites
 from runtime.logs import get_logger
+from runtime.security.guard import principal_of, rule
+from runtime.security.roles import Access
 
 log = get_logger("cloud.api")
 DASHBOARD = Path(__file__).parent / "dashboard"
 SINCE = {"15m", "1h", "6h", "24h", "7d", "30d"}
 _PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 STALE_S = 60.0  # a gateway whose last status is older than this is shown as "stale"
+
+
+API_RULES = (
+    rule("/", Access.VIEW_FLEET, "GET"),
+    rule("/static/*", Access.VIEW_FLEET, "GET"),
+    rule("/api/*", Access.VIEW_FLEET, "GET"),
+)
 
 
 class FleetApi:
@@ -72,8 +85,9 @@ class FleetApi:
 
     async def _gateways(self, request: web.Request) -> web.Response:
         # the newest status point per gateway (several last() selectors would lose the point's time)
+        scope = and_sites(principal_of(request))
         rows = await self._rows(
-            'SELECT "online", "backlog", "oldest_unsent_s", "software", "models" FROM "status" '
+            f'SELECT "online", "backlog", "oldest_unsent_s", "software", "models" FROM "status" {scope} '
             'GROUP BY "gateway", "site" ORDER BY time DESC LIMIT 1'
         )
         now_ns = time.time_ns()
@@ -94,10 +108,11 @@ class FleetApi:
     async def _alarms(self, request: web.Request) -> web.Response:
         since = self._since(request)
         # tags selected as columns, no GROUP BY: LIMIT then bounds the whole answer, not each series
+        scope = and_sites(principal_of(request), f"time > now() - {since}")
         rows = await self._rows(
             'SELECT "condition", "score", "value", "by", "changed_ns", "latency_total_ms", "gateway", "bed", '
             '"patient", "alarm_id", "state", "priority", "kind", "source" FROM "alarms" '
-            f"WHERE time > now() - {since} ORDER BY time DESC LIMIT 500"
+            f"{scope} ORDER BY time DESC LIMIT 500"
         )
         for r in rows:  # the time of this state change (points are keyed by the raise time)
             r["changed"] = r.pop("changed_ns", None) or r["time"]
@@ -105,9 +120,8 @@ class FleetApi:
         return web.json_response(rows[:500])
 
     async def _patients(self, request: web.Request) -> web.Response:
-        rows = await self._rows(
-            'SELECT last("count") FROM "vitals" WHERE time > now() - 30d GROUP BY "patient", "gateway", "bed"'
-        )
+        scope = and_sites(principal_of(request), "time > now() - 30d")
+        rows = await self._rows(f'SELECT last("count") FROM "vitals" {scope} GROUP BY "patient", "gateway", "bed"')
         out = [{"patient": r["patient"], "gateway": r.get("gateway"), "bed": r.get("bed"), "last": r["time"]}
                for r in rows if r.get("patient")]
         out.sort(key=lambda p: -int(p["last"]))
@@ -123,9 +137,8 @@ class FleetApi:
             raise web.HTTPBadRequest(text=json.dumps({"error": f"unknown param {param[:40]!r}"}),
                                      content_type="application/json")
         since = self._since(request)
-        rows = await self._rows(
-            f'SELECT "mean", "min", "max", "count" FROM "vitals" WHERE "patient" = \'{patient}\' '
-            f"AND \"param\" = '{param}' AND time > now() - {since} ORDER BY time ASC"
-        )
+        scope = and_sites(principal_of(request),
+                          f"\"patient\" = '{patient}' AND \"param\" = '{param}' AND time > now() - {since}")
+        rows = await self._rows(f'SELECT "mean", "min", "max", "count" FROM "vitals" {scope} ORDER BY time ASC')
         return web.json_response({"patient": patient, "param": param, "unit": PARAMETERS[param].unit,
                                   "points": [[r["time"] // 1_000_000, r["mean"], r["min"], r["max"]] for r in rows]})

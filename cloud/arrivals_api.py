@@ -7,9 +7,13 @@
     GET  /api/arrivals/journey?notice_id=N   the journey's record under the patient's pseudonym (InfluxDB):
                                              every notice revision, the summaries' trend, the alarms
 
-Everything lives under ``/arrivals`` and ``/api/arrivals`` so an authentication
-middleware can guard it with one rule (an ED role), apart from the fleet
-dashboard. Ids are checked against fixed patterns before they reach InfluxQL.
+Behind the cloud's guard (``ARRIVALS_RULES``, placed before the fleet API's
+rules): reading needs ``view_ward`` (ED nurses, viewers), acknowledging
+``act_on_alarms``; both are limited to what the principal's sites cover: a
+notice is visible when the principal sees its hospital (an ED's staff have the
+hospital id among their sites) or the ambulance's site (the EMS service). An
+acknowledgement is audited under the user's name. Ids are checked against fixed
+patterns before they reach InfluxQL.
 """
 
 from __future__ import annotations
@@ -24,11 +28,25 @@ from aiohttp import web
 from cloud.arrivals import ArrivalsService
 from cloud.influx import InfluxError, InfluxWriter
 from runtime.logs import get_logger
+from runtime.security.guard import client_of, principal_of, rule
+from runtime.security.jsonbody import read_json
+from runtime.security.listener import ListenerSecurity
+from runtime.security.roles import Access, Principal
 
 log = get_logger("cloud.arrivals_api")
 BOARD = Path(__file__).parent / "arrivals_board"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-ROUTES = ("/arrivals", "/api/arrivals")
+ARRIVALS_RULES = (
+    rule("/arrivals", Access.VIEW_WARD, "GET"),
+    rule("/arrivals/static/*", Access.VIEW_WARD, "GET"),
+    rule("/api/arrivals", Access.VIEW_WARD, "GET"),
+    rule("/api/arrivals/journey", Access.VIEW_WARD, "GET"),
+    rule("/api/arrivals/ack", Access.ACT_ON_ALARMS, "POST"),
+)
+
+
+def sees(p: Principal, doc: dict[str, Any]) -> bool:
+    return p.sees_site(str(doc.get("hospital", ""))) or p.sees_site(str(doc.get("site", "")))
 
 
 def _bad(text: str) -> web.HTTPBadRequest:
@@ -36,9 +54,11 @@ def _bad(text: str) -> web.HTTPBadRequest:
 
 
 class ArrivalsApi:
-    def __init__(self, service: ArrivalsService, influx: InfluxWriter | None = None) -> None:
+    def __init__(self, service: ArrivalsService, influx: InfluxWriter | None = None,
+                 security: ListenerSecurity | None = None) -> None:
         self.service = service
         self.influx = influx
+        self.security = security
 
     def setup(self, app: web.Application) -> None:
         app.router.add_get("/arrivals", self._index)
@@ -54,19 +74,14 @@ class ArrivalsApi:
         hospital = request.query.get("hospital")
         if hospital is not None and not _ID.fullmatch(hospital):
             raise _bad("hospital must match [A-Za-z0-9_-]{1,64}")
-        hospitals = sorted({str(e.doc["hospital"]) for e in self.service.board.entries.values()})
-        return web.json_response({"hospital": hospital, "hospitals": hospitals,
-                                  "arrivals": self.service.board.for_hospital(hospital)})
+        p = principal_of(request)
+        visible = [d for d in self.service.board.for_hospital(hospital) if sees(p, d)]
+        hospitals = sorted({str(e.doc["hospital"]) for e in self.service.board.entries.values() if sees(p, e.doc)})
+        return web.json_response({"hospital": hospital, "hospitals": hospitals, "arrivals": visible})
 
     async def _ack(self, request: web.Request) -> web.Response:
-        if request.content_type != "application/json":
-            raise web.HTTPUnsupportedMediaType(text="send application/json")
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            raise _bad("body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _bad("body must be a JSON object")
+        p = principal_of(request)
+        body = await read_json(request, 4096, 4)
         hospital, nid = str(body.get("hospital", "")), str(body.get("notice_id", ""))
         if not (_ID.fullmatch(hospital) and _ID.fullmatch(nid)):
             raise _bad("hospital and notice_id are ids")
@@ -74,10 +89,16 @@ class ArrivalsApi:
             rev = int(body["rev"]) if "rev" in body else None
         except (TypeError, ValueError):
             raise _bad("rev must be an integer") from None
-        ok = await self.service.acknowledge(hospital, nid, rev)
+        e = self.service.board.entries.get(nid)
+        if e is None or not p.sees_site(hospital):
+            return web.json_response({"ok": False, "error": "no such notice for that hospital"}, status=404)
+        ok = await self.service.acknowledge(hospital, nid, rev, by="ed")
+        if self.security is not None:
+            self.security.guard.audit.record("pre_arrival_ack", "ok" if ok else "failed", p.name, client_of(request),
+                                             notice_id=nid, hospital=hospital)
         if not ok:
             return web.json_response({"ok": False, "error": "no such notice for that hospital"}, status=404)
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, "by": p.name})
 
     async def _rows(self, q: str) -> list[dict[str, Any]]:
         assert self.influx is not None
@@ -97,9 +118,10 @@ class ArrivalsApi:
         if self.influx is None:
             raise web.HTTPNotFound(text=json.dumps({"error": "no database"}), content_type="application/json")
         notices = await self._rows(
-            'SELECT "rev", "eta_s", "news2", "open_alarms", "vitals", "patient", "hospital", "state", "complaint", '
-            f"\"t_alert\" FROM \"notices\" WHERE \"notice_id\" = '{nid}' ORDER BY time ASC")
-        if not notices:
+            'SELECT "rev", "eta_s", "news2", "open_alarms", "vitals", "patient", "hospital", "site", "state", '
+            f"\"complaint\", \"t_alert\" FROM \"notices\" WHERE \"notice_id\" = '{nid}' ORDER BY time ASC")
+        if not notices or not sees(principal_of(request), {"hospital": notices[-1].get("hospital"),
+                                                            "site": notices[-1].get("site")}):
             raise web.HTTPNotFound(text=json.dumps({"error": "unknown notice"}), content_type="application/json")
         patient = str(notices[-1]["patient"])
         if not re.fullmatch(r"[0-9a-f]{32}", patient):

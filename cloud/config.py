@@ -12,6 +12,7 @@ from cloud.influx import InfluxConfig
 from cloud.ingest import IngestConfig
 from runtime.configbase import Section
 from runtime.configload import load
+from runtime.security.config import AuthSection, TlsSection
 
 
 class CloudSection(Section):
@@ -21,13 +22,17 @@ class CloudSection(Section):
 
 
 class ApiSection(Section):
+    """The REST API, dashboard, /metrics and /healthz."""
+
     listen: str = "127.0.0.1"
     port: int = Field(8081, ge=0, le=65535)
+    tls: TlsSection | None = None  # required on a non-loopback address (see docs/security.md)
 
 
 class CloudConfig(Section):
     cloud: CloudSection
     api: ApiSection = ApiSection()
+    auth: AuthSection = AuthSection()  # [auth.oidc] for staff; users_file (default state_dir/users.json) for tokens
     ingest: IngestConfig = IngestConfig()
     influx: InfluxConfig = InfluxConfig()
     arrivals: ArrivalsConfig = ArrivalsConfig()

@@ -7,15 +7,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cloud.api import FleetApi
+from cloud.api import API_RULES, FleetApi
 from cloud.arrivals import ArrivalsService
-from cloud.arrivals_api import ArrivalsApi
+from cloud.arrivals_api import ARRIVALS_RULES, ArrivalsApi
 from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from runtime.configbase import read_optional_secret
 from runtime.httpserver import HttpServer
 from runtime.metrics import new_registry
+from runtime.security.audit import Audit
+from runtime.security.listener import register_metrics, secure_listener
 from runtime.supervisor import Component, Progress, Supervisor
 
 
@@ -37,8 +39,18 @@ class CloudDaemon:
                        for b in cfg.arrivals.brokers] or [
                 (i.host, i.port, i.username, read_optional_secret(i.password_file, config_dir), i.tls_ca_file)]
             self.arrivals = ArrivalsService(brokers, cfg.arrivals.keep_s, client_id=f"pg-arrivals-{cfg.cloud.id}")
-            ArrivalsApi(self.arrivals, self.influx).setup(self.app)
-        self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health)
+            arrivals_api = ArrivalsApi(self.arrivals, self.influx)
+            arrivals_api.setup(self.app)
+        # staff through OIDC ([auth.oidc]), machines with API tokens (users_file), scoped to their sites
+        self.audit = Audit()
+        rules = (ARRIVALS_RULES if cfg.arrivals.enabled else ()) + API_RULES  # before the fleet's /api/*
+        self.security = secure_listener("api", cfg.api.listen, cfg.auth, cfg.api.tls, rules, base=config_dir,
+                                        users_file=cfg.cloud.state_dir / "users.json", audit=self.audit)
+        register_metrics(self.collector, self.audit, self.security)
+        if self.arrivals is not None:
+            arrivals_api.security = self.security
+        self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health,
+                               security=self.security)
 
     def health(self) -> dict[str, object]:
         return {"ok": True, "ingest_connected": self.ingest.connected}

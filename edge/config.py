@@ -21,6 +21,7 @@ from edge.video.config import VideoConfig
 from firmware_bridge.config import DeviceConfig
 from runtime.configbase import Section
 from runtime.configload import load
+from runtime.security.config import AuthSection, TlsSection
 from wire.topics import TopicError, check_id
 
 
@@ -44,8 +45,11 @@ class GatewaySection(Section):
 
 
 class HttpSection(Section):
+    """The nurse page, /metrics, /healthz; its TLS pair serves the endoscopy live view too."""
+
     listen: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    tls: TlsSection | None = None  # required on a non-loopback address (see docs/security.md)
 
 
 class LocalBusSection(Section):
@@ -83,6 +87,7 @@ class EdgeUplinkConfig(UplinkConfig):
 class EdgeConfig(Section):
     gateway: GatewaySection
     http: HttpSection = HttpSection()
+    auth: AuthSection = AuthSection()  # users_file defaults to state_dir/users.json
     local_bus: LocalBusSection = LocalBusSection()
     summaries: SummariesSection = SummariesSection()
     models: ModelsSection = ModelsSection()

@@ -23,10 +23,11 @@ from edge.alarm_bus import Delivered, LocalAlarmPublisher
 from edge.ambulance import AmbulanceService
 from edge.budget import Budget
 from edge.config import EdgeConfig
+from edge.crew_page.app import CREW_RULES
 from edge.gateway_status import ambulance_metrics, uplink_metrics
 from edge.links import LinkConfig, LinkSet
 from edge.model_slots import ModelSlots, newest_verified
-from edge.nurse_page.app import NursePage
+from edge.nurse_page.app import NURSE_RULES, NursePage
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.pseudonym import Pseudonymizer
@@ -39,6 +40,9 @@ from runtime.configbase import read_secret
 from runtime.httpserver import HttpServer
 from runtime.logs import get_logger
 from runtime.metrics import new_registry
+from runtime.security.audit import Audit
+from runtime.security.listener import register_metrics, secure_listener
+from runtime.security.users import UserStore
 from runtime.supervisor import Component, Progress, Supervisor
 from runtime.version import __version__
 from wire.messages import VERSION, Alarm, Event, Message
@@ -110,9 +114,19 @@ class EdgeDaemon:
                 tls=(u.tls_ca_file, u.tls_cert_file, u.tls_key_file), shadow=self.shadow,
                 on_promote=lambda: self.clinical.set_scorer(self.shadow), versions=self.model_versions,
             )
+        # every listener: TLS, login or token, roles, bounded input, audit (runtime/security, docs/security.md)
+        self.audit = Audit()
+        self.ward = cfg.auth.ward or cfg.gateway.site
+        users_file = cfg.auth.users_file or cfg.gateway.state_dir / "users.json"
+        users = None if cfg.auth.insecure_no_auth else UserStore(users_file)
+        rules = NURSE_RULES + (CREW_RULES if cfg.ambulance is not None else ())  # the ambulance's crew page
+        self.http_security = secure_listener("nurse", cfg.http.listen, cfg.auth, cfg.http.tls, rules,
+                                             ward=self.ward, base=config_dir, audit=self.audit, users=users)
+        self.listeners = [self.http_security]
         self.nurse = NursePage(
             self.clinical.snapshot, self.clinical.acknowledge, self.cloud_up, self.clinical.silence,
-            title=f"PulseGate {gw}", max_silence_s=cfg.clinical.max_silence_s,
+            title=f"PulseGate {gw}", max_silence_s=cfg.clinical.max_silence_s, security=self.http_security,
+            ward=self.ward,
         )
         # local delivery first (nurse call, page), then the uplink (on_alarm)
         self.clinical.sinks[:0] = [s.offer for s in (self.local_alarms, self.nurse) if s is not None]
@@ -124,10 +138,16 @@ class EdgeDaemon:
         self.video: list[Component] = []
         self._findings_present: dict[str, bool] = {}
         if cfg.video is not None:
+            from edge.video.liveview import LIVE_RULES
             from edge.video.service import video_components
 
+            live = None
+            if cfg.video.enabled and cfg.video.live_port is not None:
+                live = secure_listener("live", cfg.video.live_host, cfg.auth, cfg.http.tls, LIVE_RULES,
+                                       base=config_dir, audit=self.audit, users=users)
+                self.listeners.append(live)
             self.video = video_components(self._video_config(cfg.video), self._on_finding, self.progress,
-                                          list(cfg.models.trusted_keys))
+                                          list(cfg.models.trusted_keys), security=live)
         self.ambulance: AmbulanceService | None = None
         if cfg.ambulance is not None:
             self._ambulance(cfg)
@@ -136,8 +156,10 @@ class EdgeDaemon:
         if self.ambulance is not None:
             from edge.crew_page.app import CrewPage
 
-            CrewPage(self.ambulance.sender, self.ambulance.status, title=f"PulseGate {gw} crew").setup(self.app)
-        self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health)
+            CrewPage(self.ambulance.sender, self.ambulance.status, title=f"PulseGate {gw} crew",
+                     security=self.http_security, ward=self.ward).setup(self.app)
+        self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health,
+                               security=self.http_security)
         self._metrics()
 
     def _ambulance(self, cfg: EdgeConfig) -> None:
@@ -262,6 +284,7 @@ class EdgeDaemon:
 
     def _metrics(self) -> None:
         c = self.collector
+        register_metrics(c, self.audit, *self.listeners)
         c.counter("pulsegate_samples", "Samples fed into the pipeline", lambda: self.pipeline.samples)
         c.counter("pulsegate_device_events", "Technical device events", lambda: self.pipeline.events)
         c.counter("pulsegate_summaries", "Summary messages produced", lambda: self.summarizer.summaries_sent)

@@ -1,7 +1,7 @@
 """PulseGate: clinical edge gateway and cloud ingest.
 
 Every command group is one module of pulsegate/commands/ (edge, cloud, replay, video, model, bench,
-emulate, demo, check_config). Those modules import heavy libraries (OpenCV, TensorFlow, LiteRT) only
+emulate, demo, check_config, user, cert). Those modules import heavy libraries (OpenCV, TensorFlow, LiteRT) only
 inside the command handlers, so ``pulsegate --help`` stays fast.
 """
 
@@ -19,7 +19,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 COMMAND_MODULES = tuple(
     f"pulsegate.commands.{name}"
-    for name in ("check_config", "demo", "edge", "cloud", "replay", "video", "model", "bench", "emulate")
+    for name in ("check_config", "demo", "edge", "cloud", "replay", "video", "model", "bench", "emulate", "user",
+                 "cert")
 )
 
 

@@ -271,8 +271,9 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
             amb_proc = stack.enter_context(_process([*exe, "edge", "run", "--config", str(amb.toml)],
                                                     work / "ambulance.log"))
             _wait_http(amb.url, amb_proc)
-            say(f"  ambulance {amb.url}/crew  ->  arrivals board http://127.0.0.1:{api_port}/arrivals"
-                "?hospital=city-general (notice after 10 s; link cut in the tunnel, real s 27-39)")
+            say(f"  ambulance {amb.url}/crew (log in: crew / {amb.crew_password})  ->  arrivals board "
+                f"http://127.0.0.1:{api_port}/arrivals?hospital=city-general (ed / {amb.ed_password}); "
+                "notice after 10 s; link cut in the tunnel, real s 27-39")
         say(
             f"PulseGate demo running (state in {work})\n"
             f"  nurse station:  {edge_url}/\n"

@@ -12,7 +12,9 @@ broker through a TCP proxy that is cut while the route is in its tunnel
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import json
+import secrets
 import time
 import urllib.request
 from pathlib import Path
@@ -23,9 +25,46 @@ from bench.localservices import free_port
 from firmware_bridge.emulators.gps import HOSPITALS, GpsEmulator, Route, make_route
 from firmware_bridge.emulators.pty import PtyEmulator, open_pty_emulator
 from firmware_bridge.emulators.scenarios import make_scenario
+from runtime.security.users import UserStore
 
 GPS_SPEED = 20.0
 GATEWAY = "amb-12"
+
+
+class Session:
+    """A logged-in HTTP session (cookie + CSRF token) against a PulseGate listener, with urllib."""
+
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.url = url
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.user, self.password = user, password
+        self.csrf = ""
+
+    def _call(self, path: str, body: dict[str, Any] | None) -> Any:
+        headers = {"Origin": self.url}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers |= {"Content-Type": "application/json", "X-CSRF-Token": self.csrf}
+        with self.opener.open(urllib.request.Request(self.url + path, data, headers), timeout=5) as r:
+            return json.load(r)
+
+    def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        if not self.csrf:
+            self.csrf = self._call("/auth/login", {"user": self.user, "password": self.password})["csrf"]
+        return self._call(path, body)
+
+
+def demo_account(users_file: Path, name: str, role: str, **scope: list[str]) -> str:
+    """A demo login with a random password (printed by the demo; the folder is the user's own)."""
+    users_file.parent.mkdir(parents=True, exist_ok=True)
+    store = UserStore(users_file)
+    password = secrets.token_urlsafe(12)
+    if name in store.users:
+        store.remove(name)
+    store.add(name, password, [role], **scope)
+    store.save()
+    return password
 
 
 class Ambulance:
@@ -46,6 +85,9 @@ class Ambulance:
         self._down = False
         self.notice_sent = False
         self.toml = self._config(local_port, key, trusted_key)
+        self.crew_password = demo_account(work / "ambulance-state" / "users.json", "crew", "nurse", wards=["demo-ems"])
+        self.ed_password = demo_account(work / "cloud-state" / "users.json", "ed", "nurse", sites=["*"])
+        self.crew = Session(self.url, "crew", self.crew_password)
 
     def _config(self, local_port: int, key: Path, trusted_key: Path) -> Path:
         hospitals = "".join(f'\n[[ambulance.hospitals]]\nid = "{h}"\nlat = {lat}\nlon = {lon}\n'
@@ -114,16 +156,14 @@ port = {json.dumps(self.monitor.path)}
             self.cuts += int(down)
             self.link.set_up(not down)
         if not self.notice_sent and time.monotonic() - self.t0 > 10:
-            body = json.dumps({"hospital": "city-general", "complaint": "stroke", "bed": "stretcher"}).encode()
-            req = urllib.request.Request(f"{self.url}/crew/api/notice", body, {"Content-Type": "application/json"})
-            with contextlib.suppress(OSError), urllib.request.urlopen(req, timeout=5) as r:
-                self.notice_sent = r.status == 200
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                self.notice_sent = bool(self.crew.call("/crew/api/notice", {
+                    "hospital": "city-general", "complaint": "stroke", "bed": "stretcher"})["ok"])
 
     def summary(self, api_url: str) -> dict[str, Any]:
         board: list[dict[str, Any]] = []
-        with contextlib.suppress(OSError, ValueError), \
-                urllib.request.urlopen(f"{api_url}/api/arrivals?hospital=city-general", timeout=5) as r:
-            board = json.load(r)["arrivals"]
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            board = Session(api_url, "ed", self.ed_password).call("/api/arrivals?hospital=city-general")["arrivals"]
         health: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as r:
             health = json.load(r).get("ambulance", {})

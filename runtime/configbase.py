@@ -22,17 +22,21 @@ class SecretError(ValueError):
     pass
 
 
-def read_secret(ref: str, base: Path | None = None) -> bytes:
-    """Read a secret named by a path or by ``credential:NAME`` (systemd LoadCredential=)."""
+def secret_path(ref: str, base: Path | None = None) -> Path:
+    """The file a secret reference names: a path (relative to ``base``) or ``credential:NAME``
+    ($CREDENTIALS_DIRECTORY/NAME, systemd LoadCredential=)."""
     if ref.startswith("credential:"):
         cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         if not cred_dir:
             raise SecretError(f"{ref}: $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)")
-        path = Path(cred_dir) / ref.removeprefix("credential:")
-    else:
-        path = Path(ref)
-        if base is not None and not path.is_absolute():
-            path = base / path
+        return Path(cred_dir) / ref.removeprefix("credential:")
+    path = Path(ref)
+    return base / path if base is not None and not path.is_absolute() else path
+
+
+def read_secret(ref: str, base: Path | None = None) -> bytes:
+    """Read a secret named by a path or by ``credential:NAME`` (systemd LoadCredential=)."""
+    path = secret_path(ref, base)
     try:
         data = path.read_bytes().strip()
     except OSError as exc:

@@ -1,4 +1,9 @@
-"""The daemon's HTTP server component: /metrics, /healthz, plus the area's routes."""
+"""The daemon's HTTP server component: /metrics, /healthz, plus the area's routes.
+
+With ``security`` (runtime/security: guard, TLS, aiohttp limits) every route is
+behind the login or a token (``/metrics`` also from loopback when configured;
+``/healthz`` is public); without it the server starts only on loopback.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from runtime.logs import get_logger
+from runtime.security.listener import ListenerSecurity
+from runtime.security.policy import check_listener
 from runtime.supervisor import Tier
 
 log = get_logger("http")
@@ -25,7 +32,13 @@ class HttpServer:
         port: int,
         registry: CollectorRegistry,
         health: Callable[[], dict[str, object]] | None = None,
+        security: ListenerSecurity | None = None,
     ) -> None:
+        if security is None:
+            check_listener("http", host, auth=False, tls=False, insecure_no_auth=False)
+        else:
+            security.install(app)
+        self.security = security
         self.app = app
         self.host = host
         self.port = port
@@ -47,16 +60,19 @@ class HttpServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        sec = self.security
+        kwargs = sec.runner_kwargs() if sec is not None else {"access_log": None}
+        self._runner = web.AppRunner(self.app, handle_signals=False, **kwargs)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
+                           ssl_context=sec.ssl if sec is not None else None)
         await site.start()
         if self.port == 0:
             server = site._server
             sockets = getattr(server, "sockets", None) or []
             if sockets:
                 self.port = sockets[0].getsockname()[1]
-        log.info("http_listening", host=self.host, port=self.port)
+        log.info("http_listening", host=self.host, port=self.port, tls=sec is not None and sec.ssl is not None)
         self._stop.clear()
 
     async def run(self) -> None:

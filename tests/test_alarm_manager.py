@@ -84,13 +84,13 @@ def test_acknowledged_alarm_stays_until_condition_ends(env: tuple[AlarmManager, 
     assert got[-1].event is Event.CLEARED
 
 
-def test_acknowledge_needs_initials_and_a_known_alarm(env: tuple[AlarmManager, list[AlarmUpdate], Clock]) -> None:
+def test_acknowledge_needs_a_user_name_and_a_known_alarm(env: tuple[AlarmManager, list[AlarmUpdate], Clock]) -> None:
     m, _, clock = env
     feed(m, clock, HIGH, [True] * 12)
     (a,) = m.open_alarms()
-    with pytest.raises(AlarmActionError, match="initials"):
+    with pytest.raises(AlarmActionError, match="user name"):
         m.acknowledge(a.alarm_id, "", clock.t)
-    with pytest.raises(AlarmActionError, match="initials"):
+    with pytest.raises(AlarmActionError, match="user name"):
         m.acknowledge(a.alarm_id, "<script>", clock.t)
     with pytest.raises(AlarmActionError, match="no such"):
         m.acknowledge("nope", "JS", clock.t)

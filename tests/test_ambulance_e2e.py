@@ -23,6 +23,8 @@ from edge.pseudonym import Pseudonymizer
 from firmware_bridge.emulators.gps import GpsEmulator, make_route
 from firmware_bridge.emulators.pty import PtyEmulator, open_pty_emulator
 from firmware_bridge.emulators.scenarios import make_scenario
+from runtime.security.users import UserStore
+from tests.security_fixtures import FAST
 from tests.test_cloud_api import CHROMIUM, CHROMIUM_ARGS
 from tests.uplink_fixtures import own_broker
 from wire import topics
@@ -94,6 +96,7 @@ def cloud_toml(tmp: Path, unique: str, port: int, influx: Influxd) -> Path:
     p.write_text(f"""
 [cloud]
 id = "c-{unique}"
+state_dir = "{tmp / 'cloud-state'}"
 [api]
 port = 0
 [ingest]
@@ -112,6 +115,37 @@ enabled = true
     return p
 
 
+def accounts(tmp: Path) -> None:
+    """The crew log in on the ambulance (nurses of its ward, the site), the ED's staff in the cloud
+    (their hospital among their sites); one cloud user of another hospital sees none of it."""
+    edge = UserStore(tmp / "state" / "users.json", FAST)
+    edge.add("crew1", "crew-password-1", ["nurse"], wards=["ems"])
+    edge.add("vic", "viewer-password-1", ["viewer"])
+    edge.save()
+    cloud = UserStore(tmp / "cloud-state" / "users.json", FAST)
+    cloud.add("ed1", "ed-password-1", ["nurse"], sites=["city-general"])
+    cloud.add("ed2", "ed-password-2", ["nurse"], sites=["st-marys"])
+    cloud.save()
+
+
+async def login(http: aiohttp.ClientSession, url: str, user: str, password: str) -> str:
+    r = await http.post(f"{url}/auth/login", json={"user": user, "password": password}, headers={"Origin": url})
+    body = await r.json()
+    assert r.status == 200, body
+    return str(body["csrf"])
+
+
+async def browser_login(page: Any, url: str, user: str, password: str) -> None:
+    await page.goto(url)
+    await page.wait_for_url("**/login?next=**", timeout=15000)
+    await page.fill("#user", user)
+    await page.fill("#password", password)
+    await page.click("#submit")
+    await page.wait_for_url(url.split("?")[0] + "**", timeout=15000)  # the guard's redirect keeps the path only
+    if "?" in url:
+        await page.goto(url)
+
+
 async def until(pred: Any, within: float, what: str) -> Any:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -127,6 +161,9 @@ async def test_ambulance_notice_reaches_the_board_and_the_ack_reaches_the_crew(
     from playwright.async_api import async_playwright
 
     (tmp_path / "pseudonym-key").write_bytes(KEY)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "cloud-state").mkdir()
+    accounts(tmp_path)
     gw = f"amb-{unique}"
     local = own_broker(tmp_path / "local")
     gps = PtyEmulator(GpsEmulator(make_route("city", minutes=10)), make_scenario("stable")).start()
@@ -139,7 +176,10 @@ async def test_ambulance_notice_reaches_the_board_and_the_ack_reaches_the_crew(
     edge_task = asyncio.create_task(edge.run(edge_stop, install_signals=False))
     pseudonym = Pseudonymizer(KEY).pseudonym("EPCR-2026-0042")
     try:
-        async with aiohttp.ClientSession() as http:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http, \
+                aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as ed, \
+                aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
             assert edge.ambulance is not None
             amb = edge.ambulance
 
@@ -151,17 +191,29 @@ async def test_ambulance_notice_reaches_the_board_and_the_ack_reaches_the_crew(
             await until(ready, 20, "GPS fix, oximeter values and the uplink")
             crew = f"http://127.0.0.1:{edge.http.port}"
             board = f"http://127.0.0.1:{cloud.http.port}"
-            bad = await http.post(f"{crew}/crew/api/notice", json={"hospital": "mars", "complaint": "stemi",
-                                                                  "bed": "stretcher"})
+            req = {"hospital": "city-general", "complaint": "stemi", "bed": "stretcher"}
+            assert (await http.post(f"{crew}/crew/api/notice", json=req, headers={"Origin": crew})).status == 401
+            viewer = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            async with viewer:
+                csrf_v = await login(viewer, crew, "vic", "viewer-password-1")
+                r = await viewer.post(f"{crew}/crew/api/notice", json=req,
+                                      headers={"Origin": crew, "X-CSRF-Token": csrf_v})
+                assert r.status == 403  # a viewer reads the crew page, sends nothing
+            csrf = await login(http, crew, "crew1", "crew-password-1")
+            hdr = {"Origin": crew, "X-CSRF-Token": csrf}
+            bad = await http.post(f"{crew}/crew/api/notice", json={**req, "hospital": "mars"}, headers=hdr)
             assert bad.status == 400
-            assert (await http.post(f"{crew}/crew/api/notice", data="hospital=x")).status == 415
+            assert (await http.post(f"{crew}/crew/api/notice", data="hospital=x", headers=hdr)).status == 415
+            assert (await http.post(f"{crew}/crew/api/notice", json=req, headers={"Origin": crew})).status == 403
             t_post = time.monotonic()
-            r = await http.post(f"{crew}/crew/api/notice", json={"hospital": "city-general", "complaint": "stemi",
-                                                                "bed": "stretcher"})
+            r = await http.post(f"{crew}/crew/api/notice", json=req, headers=hdr)
             assert r.status == 200 and (await r.json())["notice"]["rev"] == 1
+            assert (await ed.get(f"{board}/api/arrivals")).status == 401
+            csrf_ed = await login(ed, board, "ed1", "ed-password-1")
+            await login(other, board, "ed2", "ed-password-2")
 
             async def on_board() -> list[dict[str, Any]]:
-                j = await (await http.get(f"{board}/api/arrivals?hospital=city-general")).json()
+                j = await (await ed.get(f"{board}/api/arrivals?hospital=city-general")).json()
                 return list(j["arrivals"])
 
             [entry] = await until(on_board, 15, "the notice on the arrivals board")
@@ -171,15 +223,21 @@ async def test_ambulance_notice_reaches_the_board_and_the_ack_reaches_the_crew(
             assert entry["eta_s"] > 0 and entry["distance_m"] > 1000 and "spo2" in entry["vitals"]
             assert entry["position"]["lat"] == round(entry["position"]["lat"], 3)  # coarse, ~100 m
             assert "EPCR" not in json.dumps(entry)
-            other = await (await http.get(f"{board}/api/arrivals?hospital=st-marys")).json()
-            assert other["arrivals"] == []  # routed to its hospital only
-            assert (await http.get(f"{board}/api/arrivals?hospital=x'y")).status == 400
+            mine = await (await ed.get(f"{board}/api/arrivals?hospital=st-marys")).json()
+            assert mine["arrivals"] == []  # routed to its hospital only
+            theirs = await (await other.get(f"{board}/api/arrivals")).json()
+            assert theirs["arrivals"] == [] and theirs["hospitals"] == []  # another hospital's staff see nothing
+            r = await other.post(f"{board}/api/arrivals/ack", json={"hospital": "city-general",
+                                 "notice_id": entry["notice_id"]}, headers={"Origin": board})
+            assert r.status == 403  # no CSRF token
+            assert (await ed.get(f"{board}/api/arrivals?hospital=x'y")).status == 400
+            assert csrf_ed
 
             # the ED's systems read the retained feed
-            async with aiomqtt.Client("127.0.0.1", broker.port, identifier=f"ed-{unique}") as ed:
-                await ed.subscribe(topics.ed_notices_filter("city-general"), qos=1)
+            async with aiomqtt.Client("127.0.0.1", broker.port, identifier=f"ed-{unique}") as feed:
+                await feed.subscribe(topics.ed_notices_filter("city-general"), qos=1)
                 async with asyncio.timeout(10):
-                    async for m in ed.messages:
+                    async for m in feed.messages:
                         doc = json.loads(bytes(m.payload))  # type: ignore[arg-type]
                         if doc["notice_id"] == entry["notice_id"]:
                             break
@@ -189,13 +247,13 @@ async def test_ambulance_notice_reaches_the_board_and_the_ack_reaches_the_crew(
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    page = await browser.new_page()
-                    await page.goto(f"{crew}/crew")
+                    page = await (await browser.new_context()).new_page()
+                    await browser_login(page, f"{crew}/crew", "crew1", "crew-password-1")
                     await page.wait_for_selector("#s-ack.no", timeout=15000)
                     assert "STEMI" in await page.inner_text("#s-complaint")
                     await page.screenshot(path=str(tmp_path / "crew-before.png"))
-                    bpage = await browser.new_page()
-                    await bpage.goto(f"{board}/arrivals?hospital=city-general")
+                    bpage = await (await browser.new_context()).new_page()
+                    await browser_login(bpage, f"{board}/arrivals?hospital=city-general", "ed1", "ed-password-1")
                     await bpage.wait_for_selector(f'tr[data-notice="{entry["notice_id"]}"] button.ack', timeout=15000)
                     assert "STEMI" in await bpage.inner_text("#rows")
                     await bpage.screenshot(path=str(tmp_path / "board.png"))
@@ -225,7 +283,7 @@ async def test_ambulance_notice_reaches_the_board_and_the_ack_reaches_the_crew(
 
             # the journey's record under the same pseudonym (InfluxDB through the ingest)
             async def journey() -> dict[str, Any] | None:
-                r = await http.get(f"{board}/api/arrivals/journey?notice_id={entry['notice_id']}")
+                r = await ed.get(f"{board}/api/arrivals/journey?notice_id={entry['notice_id']}")
                 if r.status != 200:
                     return None
                 j = await r.json()
@@ -235,7 +293,8 @@ async def test_ambulance_notice_reaches_the_board_and_the_ack_reaches_the_crew(
             assert j["patient"] == pseudonym and {v["param"] for v in j["vitals"]} >= {"spo2"}
             assert [n["state"] for n in j["notices"]][-1] == "arrived"
 
-            metrics = await (await http.get(f"{crew}/metrics")).text()
+            async with aiohttp.ClientSession() as anon:  # Prometheus on the box: loopback, no login
+                metrics = await (await anon.get(f"{crew}/metrics")).text()
             assert "pulsegate_budget_bytes_hour" in metrics and "pulsegate_notices_sent_total" in metrics
             health = await (await http.get(f"{crew}/healthz")).json()
             assert health["ambulance"]["position"]["precision"].startswith("0.001")

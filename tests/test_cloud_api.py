@@ -1,10 +1,13 @@
-"""The cloud REST API and fleet dashboard over a real InfluxDB, and in real headless Chromium."""
+"""The cloud REST API and fleet dashboard over a real InfluxDB, and in real headless Chromium, behind the guard:
+staff log in through a real local OIDC issuer (tests/oidc_issuer.py), machines with API tokens; every route
+refuses anonymous and wrong-role callers, and a user sees only their own sites."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -12,9 +15,14 @@ import pytest
 from aiohttp import web
 
 from bench.localservices import Influxd, free_port
-from cloud.api import FleetApi
+from cloud.api import API_RULES, FleetApi
 from cloud.influx import InfluxWriter
 from cloud.points import to_lines
+from runtime.security.config import AuthSection, OidcSection
+from runtime.security.listener import secure_listener
+from runtime.security.users import UserStore
+from tests.oidc_issuer import OidcIssuer
+from tests.security_fixtures import FAST
 from wire.messages import Alarm, Status, Summary, SummaryItem
 
 pytestmark = pytest.mark.integration
@@ -26,8 +34,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-b
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
+@dataclass
+class Api:
+    url: str
+    issuer: OidcIssuer
+    token: str  # an API token of a service account with viewer rights on every site
+
+    def bearer(self, **claims: object) -> dict[str, str]:
+        claims = {"roles": ["viewer"], "sites": ["stmarys", "ambulance"], **claims}
+        return {"Authorization": "Bearer " + self.issuer.token(**claims)}
+
+    def __str__(self) -> str:
+        return self.url
+
+
 @pytest.fixture
-async def api(influx: Influxd, unique: str) -> AsyncIterator[str]:
+async def api(influx: Influxd, unique: str, tmp_path: Path) -> AsyncIterator[Api]:
     writer = InfluxWriter(influx.url, unique)
     await writer.create_database()
     now = time.time_ns()
@@ -47,19 +69,29 @@ async def api(influx: Influxd, unique: str) -> AsyncIterator[str]:
                       "stmarys", "alarms")
     resp = await writer.write(lines)
     assert resp.ok, resp.text
-    app = web.Application()
-    FleetApi(writer).setup(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    users = UserStore(tmp_path / "users.json", FAST)
+    users.add("grafana", "unused-password", ["viewer"], sites=["*"])
+    token = users.new_token("grafana")
+    users.save()
+    async with OidcIssuer() as issuer:
+        issuer.user = {"sub": "staff-1", "preferred_username": "fleet.viewer", "roles": ["viewer"],
+                       "sites": ["stmarys", "ambulance"]}
+        auth = AuthSection(oidc=OidcSection(issuer=issuer.url, client_id=issuer.client_id))
+        sec = secure_listener("api", "127.0.0.1", auth, None, API_RULES, users=users)
+        app = web.Application()
+        sec.install(app)
+        FleetApi(writer).setup(app)
+        runner = web.AppRunner(app, **sec.runner_kwargs())
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield Api(f"http://127.0.0.1:{port}", issuer, token)
+        await runner.cleanup()
     await writer.close()
 
 
-async def test_api_answers_from_influx_and_rejects_bad_parameters(api: str) -> None:
-    async with aiohttp.ClientSession() as http:
+async def test_api_answers_from_influx_and_rejects_bad_parameters(api: Api) -> None:
+    async with aiohttp.ClientSession(headers=api.bearer()) as http:
         gws = await (await http.get(f"{api}/api/gateways")).json()
         by_id = {g["gateway"]: g for g in gws}
         assert by_id["ward7-gw1"]["state"] == "online" and by_id["ward7-gw1"]["backlog"] == 3
@@ -78,14 +110,46 @@ async def test_api_answers_from_influx_and_rejects_bad_parameters(api: str) -> N
             assert r.status == 400, bad
 
 
-async def test_dashboard_in_chromium_shows_gateways_alarms_and_trend(api: str, tmp_path: Path) -> None:
+async def test_every_route_refuses_anonymous_and_wrong_role_and_scopes_sites(api: Api) -> None:
+    routes = ["/", "/static/dashboard.js", "/api/gateways", "/api/alarms", "/api/patients",
+              f"/api/vitals?patient={P1}&param=spo2", "/api/not-a-route"]
+    async with aiohttp.ClientSession() as anon:
+        for path in routes:
+            r = await anon.get(api.url + path, allow_redirects=False)
+            assert r.status in (302, 401), path
+        r = await anon.get(api.url + "/", headers={"Accept": "text/html"}, allow_redirects=False)
+        assert r.status == 302 and r.headers["Location"].startswith("/login")
+    async with aiohttp.ClientSession(headers=api.bearer(roles=["clinician"])) as wrong:
+        for path in routes:
+            assert (await wrong.get(api.url + path)).status == 403, path
+    async with aiohttp.ClientSession(headers=api.bearer(sites=["stmarys"])) as http:
+        gws = await (await http.get(f"{api}/api/gateways")).json()
+        assert {g["gateway"] for g in gws} == {"ward7-gw1"}  # not the other site's ambulance
+    async with aiohttp.ClientSession(headers=api.bearer(sites=["ambulance"])) as http:
+        assert await (await http.get(f"{api}/api/alarms?since=1h")).json() == []
+        assert await (await http.get(f"{api}/api/patients")).json() == []
+        vitals = await (await http.get(f"{api}/api/vitals?patient={P1}&param=spo2&since=1h")).json()
+        assert vitals["points"] == []
+    other = OidcIssuer()  # a real issuer, but not the configured one
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer " + other.token(
+            roles=["admin"], sites=["*"])}) as forged:
+        assert (await forged.get(f"{api}/api/gateways")).status == 401
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {api.token}"}) as machine:
+        gws = await (await machine.get(f"{api}/api/gateways")).json()
+        assert {g["gateway"] for g in gws} == {"ward7-gw1", "amb-12"}
+
+
+async def test_dashboard_in_chromium_shows_gateways_alarms_and_trend(api: Api, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page()
-            await page.goto(api + "/")
+            await page.goto(api.url + "/")  # not logged in: the login page, then the organisation's login
+            await page.wait_for_url("**/login?next=/", timeout=15000)
+            await page.click("#oidc-link")
+            await page.wait_for_url(api.url + "/", timeout=15000)
             await page.wait_for_selector('#gateways tr[data-gateway="ward7-gw1"] td.online', timeout=15000)
             assert "offline" in await page.inner_text('#gateways tr[data-gateway="amb-12"]')
             await page.wait_for_selector("#alarms tr.high", timeout=15000)

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -134,7 +135,12 @@ async def test_two_ingest_workers_one_killed(broker: Mosquitto, influx: Influxd,
 
     reader = await db_for(influx.url, unique)
     a, b = worker("a"), worker("b")
-    await asyncio.sleep(1.5)  # both subscribed before the stream starts
+    for name in ("a", "b"):  # both subscribed before the stream starts (no session yet: the broker would drop)
+        log = tmp_path / f"ingest-{name}.log"
+        deadline = time.monotonic() + 60
+        while not (log.exists() and '"ingest_connected"' in log.read_text()):
+            assert time.monotonic() < deadline, f"ingest {name} did not subscribe"
+            await asyncio.sleep(0.1)
     gw = spawn_driver(tmp_path, unique, broker.port, n, 1000)
     try:
         await wait_for_count(reader, "raw", unique, 1000, within_s=30)

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from clinical.endoscopy.postprocess import PolypFinding
 from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, REPO_ROOT, VideoConfig
-from edge.video.liveview import BOUNDARY, LiveView
+from edge.video.liveview import BOUNDARY, LIVE_RULES, LiveView
 from edge.video.pipeline import VideoPipeline
 from edge.video.service import video_components
+from runtime.security.config import AuthSection
+from runtime.security.listener import ListenerSecurity, secure_listener
 from runtime.supervisor import Progress, Supervisor, Tier
+from tests.security_fixtures import PASSWORDS, make_users
 
 CLIP = REPO_ROOT / "examples" / "video" / "kvasir-demo.mp4"
 
@@ -24,6 +28,16 @@ async def wait_for(cond: Callable[[], object], limit_s: float = 20.0) -> None:
     while not cond():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+def guarded(tmp_path: Path) -> ListenerSecurity:
+    users, _ = make_users(tmp_path / "users.json")
+    return secure_listener("live", "127.0.0.1", AuthSection(), None, LIVE_RULES, users=users)
+
+
+async def login(http: aiohttp.ClientSession, base: str, user: str) -> None:
+    r = await http.post(base + "/auth/login", json={"user": user, "password": PASSWORDS[user]})
+    assert r.status == 200
 
 
 def config(**kw: object) -> VideoConfig:
@@ -42,7 +56,7 @@ def test_config_defaults_find_the_shipped_model() -> None:
         VideoConfig.model_validate({"source": "0", "room": "r", "colour": "red"})  # unknown keys are errors
 
 
-async def test_supervised_pipeline_serves_page_jpeg_stream_and_status() -> None:
+async def test_supervised_pipeline_serves_page_jpeg_stream_and_status(tmp_path: Path) -> None:
     findings: list[PolypFinding] = []
     loop_thread: list[bool] = []
 
@@ -51,7 +65,7 @@ async def test_supervised_pipeline_serves_page_jpeg_stream_and_status() -> None:
         loop_thread.append(threading.current_thread() is threading.main_thread())
 
     progress = Progress()
-    comps = video_components(config(fps_limit=30.0), on_finding, progress)
+    comps = video_components(config(fps_limit=30.0), on_finding, progress, security=guarded(tmp_path))
     pipe, live = comps
     assert isinstance(pipe, VideoPipeline) and pipe.tier == Tier.SOURCE
     assert isinstance(live, LiveView) and live.tier == Tier.SINK
@@ -60,11 +74,23 @@ async def test_supervised_pipeline_serves_page_jpeg_stream_and_status() -> None:
     try:
         await wait_for(lambda: pipe.stats.processed >= 20 and live.port != 0 and findings)
         base = f"http://127.0.0.1:{live.port}"
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession() as anon:  # nothing without a login
+            for path in ("/", "/status", "/frame.jpg", "/stream.mjpg", "/live/static/liveview.js"):
+                async with anon.get(base + path, allow_redirects=False) as r:
+                    assert r.status == 401, path
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as viewer:
+            await login(viewer, base, "vic")  # a ward viewer is not a clinician
+            for path in ("/", "/status", "/frame.jpg", "/stream.mjpg"):
+                async with viewer.get(base + path) as r:
+                    assert r.status == 403, path
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            await login(http, base, "clara")
             async with http.get(base + "/") as r:
                 page = await r.text()
                 assert r.status == 200 and "stream.mjpg" in page and "endo-1" in page
                 assert "http://" not in page and "https://" not in page  # no external assets
+                assert "<script>" not in page and "<style>" not in page  # nothing inline (the CSP forbids it)
+                assert "script-src 'self'" in r.headers["Content-Security-Policy"]
             async with http.get(base + "/frame.jpg") as r:
                 body = await r.read()
                 assert r.status == 200 and r.content_type == "image/jpeg"
@@ -111,10 +137,10 @@ def test_clip_is_small_with_citation() -> None:
 
 
 @pytest.mark.browser
-async def test_live_view_page_in_chromium() -> None:
+async def test_live_view_page_in_chromium(tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
-    comps = video_components(config(fps_limit=15.0), lambda f: None)
+    comps = video_components(config(fps_limit=15.0), lambda f: None, security=guarded(tmp_path))
     live = comps[1]
     assert isinstance(live, LiveView)
     stop = asyncio.Event()
@@ -126,6 +152,11 @@ async def test_live_view_page_in_chromium() -> None:
             try:
                 page = await browser.new_page()
                 await page.goto(f"http://127.0.0.1:{live.port}/")
+                await page.wait_for_url("**/login?next=/")  # the clinician logs in first
+                await page.fill("#user", "clara")
+                await page.fill("#password", PASSWORDS["clara"])
+                await page.click("#submit")
+                await page.wait_for_url(f"http://127.0.0.1:{live.port}/")
                 await page.wait_for_function("document.getElementById('video').naturalWidth === 1280", timeout=15000)
                 await page.wait_for_function("/[0-9.]+ fps/.test(document.getElementById('fps').textContent)",
                                              timeout=15000)

@@ -76,7 +76,7 @@ class Alarm(_Msg, tag="alm"):
     score: float | None = None
     value: float | None = None
     param: str | None = None
-    by: str | None = None  # initials of whoever acknowledged or silenced
+    by: str | None = None  # the login name of whoever acknowledged or silenced (staff, never a patient)
     latency_ms: dict[str, float] = {}
     changed: int | None = None  # when this state change happened, ns (t stays the raise time)
 

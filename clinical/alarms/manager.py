@@ -10,7 +10,7 @@ manager, per bed and condition, whether the condition is on right now
   (``clear_delay_s``: the condition must stay off that long before it ends);
 - latching: a latching alarm whose condition ends stays (state ``latched``,
   still audible) until someone acknowledges it; a non-latching one clears;
-- acknowledge with the user's initials (audited): audio off for good, the alarm
+- acknowledge by the authenticated user (audited with their login name): audio off for good, the alarm
   stays visible while its condition lasts and clears when it ends;
 - silence (audio paused) for at most ``max_silence_s``; when the pause runs out
   the alarm sounds again (re-raised);
@@ -38,11 +38,11 @@ from clinical.alarms.profiles import EscalationSettings
 from runtime.logs import get_logger
 
 log = get_logger("edge.alarms")
-INITIALS = re.compile(r"^[A-Za-z][A-Za-z.\-]{0,7}$")
+USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")  # the authenticated user (the login is the audit identity)
 
 
 class AlarmActionError(ValueError):
-    """Bad acknowledge/silence request (unknown alarm, bad initials); the message is safe to show."""
+    """Bad acknowledge/silence request (unknown alarm, bad user name); the message is safe to show."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +214,8 @@ class AlarmManager:
 
     # -- user actions ------------------------------------------------------------------------------------
     def _user_action(self, alarm_id: str, initials: str) -> Alarm:
-        if not INITIALS.match(initials or ""):
-            raise AlarmActionError("initials must be 1-8 letters")
+        if not USER.fullmatch(initials or ""):
+            raise AlarmActionError("the acting user name must be 1-128 of A-Z a-z 0-9 . _ @ -")
         a = self._open.get(alarm_id)
         if a is None:
             raise AlarmActionError("no such open alarm")

@@ -4,7 +4,7 @@ States follow IEC 60601-1-8 practice (see docs/clinical.md):
 
 - ``active``: condition present, alarm signal (visual + audible) on;
 - ``silenced``: audio paused by a user for a limited time, visual still on;
-- ``acknowledged``: a user (initials recorded) took note; audio off for good,
+- ``acknowledged``: a user (their login name recorded) took note; audio off for good,
   visual stays while the condition lasts;
 - ``latched``: a latching (high priority) alarm whose condition ended but that
   nobody acknowledged yet; it stays visible and audible until acknowledged;
@@ -118,7 +118,7 @@ class AlarmUpdate:
     event: Event
     alarm: Alarm
     at_mono: float
-    by: str | None = None  # initials for acknowledged / silenced
+    by: str | None = None  # the authenticated user who acknowledged / silenced
     detail: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:

@@ -114,7 +114,7 @@ class ClinicalConfig(Section):
     # profile for beds whose patient has a prescribed 88-92 % target (spo2_scale2) and no explicit profile
     scale2_profile: str | None = "copd"
     latch_high: bool = True  # high-priority physiological alarms latch until acknowledged
-    max_silence_s: float = Field(default=120.0, gt=0.0, le=600.0)
+    max_silence_s: float = Field(default=600.0, gt=0.0, le=600.0)  # the cap; each role's own below it
     technical: TechnicalSettings = TechnicalSettings()
     escalation: EscalationSettings = EscalationSettings()
     anomaly: AnomalySettings = AnomalySettings()

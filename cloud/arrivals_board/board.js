@@ -3,6 +3,17 @@
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let hospital = params.get("hospital") || "";
+let me = null; // GET /auth/me: user, roles, CSRF token (the cloud's login, runtime/security)
+
+function toLogin() { location.replace("/login?next=" + encodeURIComponent(location.pathname + location.search)); }
+
+async function whoami() {
+  const r = await fetch("/auth/me", {cache: "no-store", credentials: "same-origin"});
+  if (r.status === 401) { toLogin(); return null; }
+  if (r.ok) me = await r.json();
+  return me;
+}
+
 const LABEL = {heart_rate: "HR", pulse_rate: "PR", spo2: "SpO2", resp_rate: "RR", nibp_sys: "SBP",
                nibp_dia: "DBP", temperature: "T"};
 
@@ -54,8 +65,12 @@ function row(a) {
 }
 
 async function ack(a) {
-  await fetch("/api/arrivals/ack", {method: "POST", headers: {"Content-Type": "application/json"},
+  if (!me) await whoami();
+  const headers = {"Content-Type": "application/json"};
+  if (me && me.csrf) headers["X-CSRF-Token"] = me.csrf;
+  const r = await fetch("/api/arrivals/ack", {method: "POST", credentials: "same-origin", headers,
     body: JSON.stringify({hospital: a.hospital, notice_id: a.notice_id, rev: a.rev})});
+  if (r.status === 401) { toLogin(); return; }
   refresh();
 }
 
@@ -71,7 +86,8 @@ function hospitals(list) {
 async function refresh() {
   try {
     const r = await fetch("/api/arrivals" + (hospital ? "?hospital=" + encodeURIComponent(hospital) : ""),
-                          {cache: "no-store"});
+                          {cache: "no-store", credentials: "same-origin"});
+    if (r.status === 401) { toLogin(); return; }
     if (!r.ok) throw new Error(String(r.status));
     const j = await r.json();
     hospitals(j.hospitals);
@@ -89,5 +105,5 @@ $("hospital").addEventListener("change", (ev) => {
   history.replaceState(null, "", hospital ? "?hospital=" + encodeURIComponent(hospital) : location.pathname);
   refresh();
 });
-refresh();
+whoami().then(refresh);
 setInterval(refresh, 2000);

@@ -5,7 +5,8 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "
 const fmtTime = (ns) => new Date(Number(ns) / 1e6).toLocaleTimeString();
 
 async function getJson(url) {
-  const r = await fetch(url);
+  const r = await fetch(url, { credentials: "same-origin" });
+  if (r.status === 401) { location.replace("/login?next=/"); throw new Error("log in first"); }
   if (!r.ok) throw new Error(url + ": " + r.status);
   return r.json();
 }

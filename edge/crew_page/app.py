@@ -9,9 +9,12 @@ with one rule, like the nurse page's):
     POST /crew/api/notice         {"hospital", "complaint", "bed"}  -> send or update the pre-arrival notice
     POST /crew/api/finish         {"state": "arrived" | "cancelled"}
 
-POST bodies must be ``application/json`` (a cross-site form cannot send it
-without a CORS preflight this server never grants), at most 4 kB. Every value
-is picked from a fixed list: there is no free-text field anywhere.
+Behind the gateway's guard (``CREW_RULES``, runtime/security): reading needs
+``view_ward``, sending or finishing a notice ``act_on_alarms`` on the
+gateway's ward (the crew log in as nurses of the vehicle), with the CSRF token
+and Origin checks of every POST; each action is audited under the user's name.
+POST bodies must be ``application/json``, at most 4 kB. Every value is picked
+from a fixed list: there is no free-text field anywhere.
 """
 
 from __future__ import annotations
@@ -23,14 +26,27 @@ from typing import Any
 from aiohttp import web
 
 from edge.notices import NoticeError, NoticeSender
+from runtime.security.guard import client_of, principal_of, rule
+from runtime.security.jsonbody import read_json
+from runtime.security.listener import ListenerSecurity
+from runtime.security.roles import Access
 
 STATIC = Path(__file__).parent / "static"
-ROUTES = ("/crew", "/crew/static/", "/crew/api/")
+CREW_RULES = (
+    rule("/crew", Access.VIEW_WARD, "GET"),
+    rule("/crew/static/*", Access.VIEW_WARD, "GET"),
+    rule("/crew/api/state", Access.VIEW_WARD, "GET"),
+    rule("/crew/api/notice", Access.ACT_ON_ALARMS, "POST"),
+    rule("/crew/api/finish", Access.ACT_ON_ALARMS, "POST"),
+)
 
 
 class CrewPage:
     def __init__(self, sender: NoticeSender, status: Callable[[], dict[str, Any]],
-                 title: str = "PulseGate crew") -> None:
+                 title: str = "PulseGate crew", security: ListenerSecurity | None = None,
+                 ward: str | None = None) -> None:
+        self.security = security
+        self.ward = ward
         self.sender = sender
         self.status = status
         self.title = title
@@ -55,32 +71,30 @@ class CrewPage:
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state())
 
-    async def _json(self, request: web.Request) -> dict[str, Any]:
-        if request.content_type != "application/json":
-            raise web.HTTPUnsupportedMediaType(text="send application/json")
-        if (request.content_length or 0) > 4096:
-            raise web.HTTPRequestEntityTooLarge(max_size=4096, actual_size=request.content_length or 0)
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            raise web.HTTPBadRequest(text="body is not JSON") from None
-        if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text="body must be a JSON object")
-        return body
-
-    async def _act(self, request: web.Request, action: Callable[[dict[str, Any]], object]) -> web.Response:
+    async def _act(self, request: web.Request, name: str, action: Callable[[dict[str, Any]], object]
+                   ) -> web.Response:
         self.requests += 1
-        body = await self._json(request)
+        p = principal_of(request)
+        body = await read_json(request, 4096, 4)
+        if self.ward is not None and not p.on_ward(self.ward):
+            self._audit(name, "denied", p.name, request, "not your ward")
+            raise web.HTTPForbidden(text=f"{p.name} is not assigned to {self.ward}")
         try:
             action(body)
         except NoticeError as exc:
             self.rejected += 1
+            self._audit(name, "failed", p.name, request, str(exc))
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        self._audit(name, "ok", p.name, request, "")
         return web.json_response({"ok": True, **self.state()})
 
+    def _audit(self, action: str, outcome: str, user: str, request: web.Request, reason: str) -> None:
+        if self.security is not None:
+            self.security.guard.audit.record(action, outcome, user, client_of(request), reason=reason or None)
+
     async def _notice(self, request: web.Request) -> web.Response:
-        return await self._act(request, lambda b: self.sender.request(
+        return await self._act(request, "pre_arrival_notice", lambda b: self.sender.request(
             str(b.get("hospital", "")), str(b.get("complaint", "")), str(b.get("bed", ""))))
 
     async def _finish(self, request: web.Request) -> web.Response:
-        return await self._act(request, lambda b: self.sender.finish(str(b.get("state", ""))))
+        return await self._act(request, "pre_arrival_finish", lambda b: self.sender.finish(str(b.get("state", ""))))

@@ -6,11 +6,17 @@ Routes (none clash with the daemon's /metrics and /healthz):
     GET  /nurse/static/{file}   app.js, style.css (no CDN: wards are often offline)
     GET  /nurse/ws              WebSocket: JSON state pushed on every alarm change and each second
     GET  /nurse/api/state       the same state once (JSON)
-    POST /nurse/api/ack         {"alarm_id", "initials"}           -> acknowledge (audited)
-    POST /nurse/api/silence     {"alarm_id", "initials", "seconds"} -> pause audio (capped)
+    POST /nurse/api/ack         {"alarm_id"}            -> acknowledge (audited under the logged-in user)
+    POST /nurse/api/silence     {"alarm_id", "seconds"} -> pause audio (at most the role's limit)
 
-The POST handlers accept only ``application/json`` bodies, which a cross-site
-form cannot send without a CORS preflight this server never grants.
+Every route is behind the listener's guard (runtime/security: login or API
+token, roles per ``NURSE_RULES``, CSRF token and Origin on the POSTs, Host
+allow-list, security headers); the WebSocket admits only this page's Origin,
+frames of at most 4 kB and a few sockets per client. An action is made by the
+authenticated user, on the gateway's ward (nurses: the wards assigned) and
+audited with their name; an ``initials`` field in a body is ignored (older
+clients). The POST handlers accept only bounded ``application/json`` bodies; a
+silence longer than the role allows, not finite or not positive is refused.
 
 State comes from ``state_provider()`` (ClinicalStage.snapshot: beds with live
 values, trends, NEWS2; open alarms ordered by priority); ``cloud_status()``
@@ -34,12 +40,25 @@ from aiohttp import WSMsgType, web
 from clinical.alarms.manager import AlarmActionError
 from clinical.alarms.model import AlarmUpdate
 from runtime.logs import get_logger
+from runtime.security.guard import client_of, principal_of, rule
+from runtime.security.jsonbody import BodyError, finite_number, read_json
+from runtime.security.listener import ListenerSecurity
+from runtime.security.roles import Access, Principal
 
 log = get_logger("edge.nurse_page")
 STATIC = Path(__file__).parent / "static"
 StateProvider = Callable[[], dict[str, Any]]
 AckHandler = Callable[[str, str], object]
 SilenceHandler = Callable[[str, str, float], object]
+
+NURSE_RULES = (
+    rule("/", Access.VIEW_WARD, "GET"),
+    rule("/nurse/static/*", Access.VIEW_WARD, "GET"),
+    rule("/nurse/ws", Access.VIEW_WARD, "GET"),
+    rule("/nurse/api/state", Access.VIEW_WARD, "GET"),
+    rule("/nurse/api/ack", Access.ACT_ON_ALARMS, "POST"),
+    rule("/nurse/api/silence", Access.ACT_ON_ALARMS, "POST"),
+)
 
 
 class NursePage:
@@ -55,7 +74,9 @@ class NursePage:
         title: str = "PulseGate nurse station",
         push_interval_s: float = 1.0,
         min_push_gap_s: float = 0.05,
-        max_silence_s: float = 120.0,
+        max_silence_s: float = 600.0,  # the cap ([clinical] max_silence_s); each role's own is lower or equal
+        security: ListenerSecurity | None = None,
+        ward: str | None = None,
     ) -> None:
         self.state_provider = state_provider
         self.ack_handler = ack_handler
@@ -65,6 +86,8 @@ class NursePage:
         self.push_interval_s = push_interval_s
         self.min_push_gap_s = min_push_gap_s
         self.max_silence_s = max_silence_s
+        self.security = security
+        self.ward = ward
         self.clients: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -108,7 +131,9 @@ class NursePage:
 
     # -- aiohttp ------------------------------------------------------------------------------------------------
     def setup(self, app: web.Application) -> None:
-        """Add the page's routes and its push task to ``app`` (the daemon's server or make_nurse_app's)."""
+        """Add the page's routes and its push task to ``app`` (the daemon's server or make_nurse_app's).
+
+        The guard itself is installed by whoever owns the app (HttpServer, make_nurse_app)."""
         app[PAGE_KEY] = self
         app.router.add_get("/", self._index)
         app.router.add_get("/nurse/ws", self._ws)
@@ -138,51 +163,63 @@ class NursePage:
         return web.json_response(self.state())
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20.0)
-        await ws.prepare(request)
-        self.clients.add(ws)
-        try:
-            await ws.send_str(json.dumps(self.state()))
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT and msg.data == "refresh":
-                    await ws.send_str(json.dumps(self.state()))
-                elif msg.type == WSMsgType.ERROR:
-                    break
-        finally:
-            self.clients.discard(ws)
+        if self.security is None:
+            raise web.HTTPForbidden(text="the nurse page needs its listener's guard")
+        async with self.security.ws.accept(request) as ws:
+            self.clients.add(ws)
+            try:
+                await ws.send_str(json.dumps(self.state()))
+                async for msg in ws:
+                    if msg.type == WSMsgType.TEXT and msg.data == "refresh":
+                        await ws.send_str(json.dumps(self.state()))
+                    elif msg.type == WSMsgType.ERROR:
+                        break
+            finally:
+                self.clients.discard(ws)
         return ws
 
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        if request.content_type != "application/json":
-            raise web.HTTPUnsupportedMediaType(text="send application/json")
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            raise web.HTTPBadRequest(text="body is not JSON") from None
-        if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text="body must be a JSON object")
-        return body
+    async def _action(self, request: web.Request, action: str) -> tuple[Principal, dict[str, Any]]:
+        """The user and body of an acknowledge/silence; 403 off the user's wards."""
+        p = principal_of(request)
+        limits = self.security.guard.cfg if self.security is not None else None
+        body = await read_json(request, *((limits.max_body_bytes, limits.max_json_depth) if limits else ()))
+        if self.ward is not None and not p.on_ward(self.ward):
+            self._audit(action, "denied", p, request, body, reason="not your ward")
+            raise web.HTTPForbidden(text=f"{p.name} is not assigned to ward {self.ward}")
+        return p, body
+
+    def _audit(self, action: str, outcome: str, p: Principal, request: web.Request, body: dict[str, Any],
+               **detail: Any) -> None:
+        if self.security is not None:
+            alarm_id = body.get("alarm_id")
+            self.security.guard.audit.record(action, outcome, p.name, client_of(request),
+                                             alarm_id=alarm_id if isinstance(alarm_id, str) else None, **detail)
 
     async def _ack(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
+        p, body = await self._action(request, "acknowledge")
         try:
-            self.ack_handler(str(body.get("alarm_id", "")), str(body.get("initials", "")))
+            self.ack_handler(str(body.get("alarm_id", ""))[:128], p.name)
         except AlarmActionError as exc:
+            self._audit("acknowledge", "failed", p, request, body, reason=str(exc))
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        self._audit("acknowledge", "ok", p, request, body)
         self._changed.set()
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, "by": p.name})
 
     async def _silence(self, request: web.Request) -> web.Response:
         if self.silence_handler is None:
             return web.json_response({"ok": False, "error": "silence is not enabled"}, status=404)
-        body = await self._body(request)
+        p, body = await self._action(request, "silence")
+        limit = min(p.max_silence_s(), self.max_silence_s)
         try:
-            seconds = float(body.get("seconds", self.max_silence_s))
-            self.silence_handler(str(body.get("alarm_id", "")), str(body.get("initials", "")), seconds)
-        except (AlarmActionError, ValueError, TypeError) as exc:
+            seconds = finite_number(body.get("seconds", limit), "seconds", 1.0, limit)
+            self.silence_handler(str(body.get("alarm_id", ""))[:128], p.name, seconds)
+        except (AlarmActionError, BodyError) as exc:
+            self._audit("silence", "failed", p, request, body, reason=str(exc))
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        self._audit("silence", "ok", p, request, body, seconds=seconds)
         self._changed.set()
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, "by": p.name, "seconds": seconds})
 
 
 PAGE_KEY = web.AppKey("nurse_page", NursePage)
@@ -195,7 +232,11 @@ def make_nurse_app(
     silence_handler: SilenceHandler | None = None,
     **kwargs: Any,
 ) -> web.Application:
-    """A standalone Application with the page; ``app[PAGE_KEY].offer`` is the alarm sink."""
+    """A standalone Application with the page (and its guard, ``security=``); ``app[PAGE_KEY].offer`` is the
+    alarm sink."""
     app = web.Application()
-    NursePage(state_provider, ack_handler, cloud_status, silence_handler, **kwargs).setup(app)
+    page = NursePage(state_provider, ack_handler, cloud_status, silence_handler, **kwargs)
+    if page.security is not None:
+        page.security.install(app)
+    page.setup(app)
     return app

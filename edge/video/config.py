@@ -33,5 +33,5 @@ class VideoConfig(Section):
     smooth_frames: int = Field(default=5, ge=1, le=60)  # window of the temporal smoothing
     smooth_min_hits: int = Field(default=3, ge=1, le=60)  # frames in the window with a polyp to raise
     live_port: int | None = Field(default=8090, ge=0, le=65535)  # None: no live view
-    live_host: str = "0.0.0.0"
+    live_host: str = "127.0.0.1"  # elsewhere: [http.tls] and the login apply (docs/security.md)
     jpeg_quality: int = Field(default=75, ge=10, le=100)

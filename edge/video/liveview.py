@@ -1,9 +1,11 @@
 """The gateway's live view: the annotated video as MJPEG over HTTP.
 
-A clinician opens ``http://<gateway>:<port>/`` in a browser on the hospital
-network. The page (all assets inline, nothing fetched from outside) shows the
-stream ``/stream.mjpg`` with the overlay and polls ``/status`` for fps,
-latency and the finding state. ``/frame.jpg`` returns one JPEG. Frames are
+A clinician opens ``https://<gateway>:<port>/`` in a browser on the hospital
+network and logs in (role clinician or admin; ``security`` is the listener's
+guard, TLS and limits, see runtime/security). The page (its script and style
+from /live/static, nothing from outside, no inline script) shows the stream
+``/stream.mjpg`` with the overlay and polls ``/status`` for fps, latency and
+the finding state. ``/frame.jpg`` returns one JPEG. Frames are
 JPEG-encoded only while someone watches, in a worker thread, at most
 ``max_fps`` per second, and shared by all viewers.
 """
@@ -13,44 +15,33 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from edge.video.pipeline import Annotated
 from runtime.logs import get_logger
+from runtime.security.guard import rule
+from runtime.security.listener import ListenerSecurity
+from runtime.security.policy import check_listener
+from runtime.security.roles import Access
 from runtime.supervisor import Tier
 
 log = get_logger("video.liveview")
 
 BOUNDARY = "pgframe"
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>PulseGate endoscopy: {room}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ margin: 0; background: #111; color: #eee; font: 15px system-ui, sans-serif; }}
-header {{ padding: 8px 12px; display: flex; gap: 18px; align-items: baseline; }}
-#state.on {{ color: #ff5050; font-weight: bold; }}
-img {{ display: block; max-width: 100vw; max-height: calc(100vh - 40px); margin: 0 auto; }}
-</style></head><body>
-<header><b>Room {room}</b><span id="state">no finding</span><span id="fps">- fps</span>
-<span id="lat">- ms</span><span id="drop"></span></header>
-<img id="video" src="stream.mjpg" alt="endoscopy video with polyp overlay">
-<script>
-async function poll() {{
-  try {{
-    const s = await (await fetch("status", {{cache: "no-store"}})).json();
-    const st = document.getElementById("state");
-    st.textContent = s.finding_active ? "POLYP" : "no finding";
-    st.className = s.finding_active ? "on" : "";
-    document.getElementById("fps").textContent = s.fps.toFixed(1) + " fps";
-    document.getElementById("lat").textContent = "p95 " + (s.latency_ms_p95 ?? "-") + " ms";
-    document.getElementById("drop").textContent = s.dropped_frames + " dropped";
-  }} catch (e) {{ document.getElementById("state").textContent = "gateway unreachable"; }}
-}}
-setInterval(poll, 500); poll();
-</script></body></html>
-"""
+STATIC = Path(__file__).parent / "static"
+PAGE = (STATIC / "liveview.html").read_text()
+
+# The live view is for clinicians (and admins); nothing on it is public but the login page.
+LIVE_RULES = (
+    rule("/", Access.LIVE_VIEW, "GET"),
+    rule("/status", Access.LIVE_VIEW, "GET"),
+    rule("/frame.jpg", Access.LIVE_VIEW, "GET"),
+    rule("/stream.mjpg", Access.LIVE_VIEW, "GET"),
+    rule("/live/static/*", Access.LIVE_VIEW, "GET"),
+)
 
 
 class LiveView:
@@ -69,8 +60,10 @@ class LiveView:
         jpeg_quality: int = 75,
         max_fps: float = 30.0,
         name: str = "video-liveview",
+        security: ListenerSecurity | None = None,
     ) -> None:
         self.name = name
+        self.security = security
         self._latest = latest
         self._status = status
         self.room = room
@@ -86,17 +79,24 @@ class LiveView:
 
     def app(self) -> web.Application:
         app = web.Application()
+        if self.security is not None:
+            self.security.install(app)
         app.router.add_get("/", self._page)
         app.router.add_get("/status", self._status_json)
         app.router.add_get("/frame.jpg", self._frame)
         app.router.add_get("/stream.mjpg", self._stream)
+        app.router.add_static("/live/static/", STATIC, show_index=False, follow_symlinks=False)
         return app
 
     async def start(self) -> None:
         self._stopped.clear()
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        sec = self.security
+        if sec is None:  # no guard: only ever on loopback
+            check_listener(self.name, self.host, auth=False, tls=False, insecure_no_auth=False)
+        kwargs = sec.runner_kwargs() if sec is not None else {"access_log": None}
+        self._runner = web.AppRunner(self.app(), **kwargs)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=sec.ssl if sec is not None else None)
         await site.start()
         if self.port == 0:
             server = site._server
@@ -133,7 +133,8 @@ class LiveView:
     async def _page(self, request: web.Request) -> web.Response:
         import html
 
-        return web.Response(text=PAGE.format(room=html.escape(self.room)), content_type="text/html")
+        return web.Response(text=PAGE.replace("{room}", html.escape(self.room)), content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
 
     async def _status_json(self, request: web.Request) -> web.Response:
         return web.json_response({"room": self.room, "viewers": self.viewers, **self._status()})

@@ -9,13 +9,14 @@ from clinical.endoscopy.segmodel import MODEL_NAME, load_verified
 from edge.video.config import VideoConfig
 from edge.video.liveview import LiveView
 from edge.video.pipeline import FindingCallback, VideoPipeline
+from runtime.security.listener import ListenerSecurity
 from runtime.supervisor import Component, Progress
 from wire.model_manifest import resolve_model_dir
 
 
 def video_components(
     cfg: VideoConfig, on_finding: FindingCallback, progress: Progress | None = None,
-    trusted_keys: Sequence[Path] = (),
+    trusted_keys: Sequence[Path] = (), security: ListenerSecurity | None = None,
 ) -> list[Component]:
     """The pipeline (tier SOURCE) and, when ``live_port`` is set, its live view (tier SINK).
 
@@ -38,5 +39,5 @@ def video_components(
     comps: list[Component] = [pipe]
     if cfg.live_port is not None:
         comps.append(LiveView(pipe.latest, pipe.status, cfg.room, cfg.live_host, cfg.live_port, cfg.jpeg_quality,
-                              max_fps=cfg.fps_limit))
+                              max_fps=cfg.fps_limit, security=security))
     return comps

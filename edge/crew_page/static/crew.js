@@ -2,6 +2,16 @@
 // The crew page: picks from fixed lists only (no free text); polls the gateway's state every second.
 const $ = (id) => document.getElementById(id);
 let built = false;
+let me = null; // GET /auth/me: user, roles, CSRF token (the gateway's login, runtime/security)
+
+function toLogin() { location.replace("/login?next=" + encodeURIComponent(location.pathname)); }
+
+async function whoami() {
+  const r = await fetch("/auth/me", {cache: "no-store", credentials: "same-origin"});
+  if (r.status === 401) { toLogin(); return null; }
+  if (r.ok) me = await r.json();
+  return me;
+}
 
 function option(sel, value, text) {
   const o = document.createElement("option");
@@ -61,16 +71,20 @@ function render(st) {
 }
 
 async function post(path, body) {
-  const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
-                               body: JSON.stringify(body)});
-  const j = await r.json().catch(() => ({ok: false, error: "bad answer"}));
+  if (!me) await whoami();
+  const headers = {"Content-Type": "application/json"};
+  if (me && me.csrf) headers["X-CSRF-Token"] = me.csrf;
+  const r = await fetch(path, {method: "POST", credentials: "same-origin", headers, body: JSON.stringify(body)});
+  if (r.status === 401) { toLogin(); return; }
+  const j = await r.json().catch(() => ({ok: false, error: r.status === 403 ? "not allowed for your role" : "refused"}));
   $("message").textContent = j.ok ? "" : (j.error || "refused");
   if (j.ok) render(j);
 }
 
 async function poll() {
   try {
-    const r = await fetch("/crew/api/state", {cache: "no-store"});
+    const r = await fetch("/crew/api/state", {cache: "no-store", credentials: "same-origin"});
+    if (r.status === 401) { toLogin(); return; }
     if (r.ok) render(await r.json());
   } catch (e) { $("message").textContent = "gateway unreachable"; }
 }
@@ -82,5 +96,5 @@ $("notice-form").addEventListener("submit", (ev) => {
 });
 $("arrived").addEventListener("click", () => post("/crew/api/finish", {state: "arrived"}));
 $("cancel").addEventListener("click", () => post("/crew/api/finish", {state: "cancelled"}));
-poll();
+whoami().then(poll);
 setInterval(poll, 1000);

@@ -13,6 +13,7 @@ const $ = (id) => document.getElementById(id);
 let state = null;
 let ws = null;
 let retry = 500;
+let me = null; // who is logged in (GET /auth/me): name, roles, CSRF token, what they may do
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -21,10 +22,26 @@ function el(tag, cls, text) {
   return e;
 }
 
-function initials() {
-  const v = $("initials").value.trim().toUpperCase();
-  localStorage.setItem("pg.initials", v);
-  return v;
+function toLogin() {
+  location.replace("/login?next=" + encodeURIComponent(location.pathname));
+}
+
+async function whoami() {
+  const r = await fetch("/auth/me", { cache: "no-store", credentials: "same-origin" });
+  if (r.status === 401) { toLogin(); return null; }
+  me = await r.json();
+  $("user").textContent = `${me.user} (${me.roles.join(", ")})`;
+  document.body.dataset.mayAct = me.may_act ? "yes" : "no";
+  const sel = $("silence-s");
+  sel.replaceChildren();
+  for (const s of [30, 60, 120, 300, 600].filter((x) => x <= me.max_silence_s)) {
+    const o = el("option", null, s < 60 ? `${s} s` : `${s / 60} min`);
+    o.value = String(s);
+    sel.append(o);
+  }
+  sel.value = String(Math.min(120, me.max_silence_s));
+  $("silence-label").hidden = !me.may_act;
+  return me;
 }
 
 function say(text) {
@@ -34,30 +51,24 @@ function say(text) {
 }
 
 async function post(path, body) {
-  const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
-                                body: JSON.stringify(body) });
-  const j = await r.json().catch(() => ({ ok: false, error: r.statusText }));
+  if (!me || !me.csrf) { toLogin(); return false; }
+  const r = await fetch(path, { method: "POST", credentials: "same-origin", body: JSON.stringify(body),
+                                headers: { "Content-Type": "application/json", "X-CSRF-Token": me.csrf } });
+  if (r.status === 401) { toLogin(); return false; }
+  const j = await r.json().catch(() => ({ ok: false, error: r.status === 403 ? "not allowed for your role" : r.statusText }));
   if (!j.ok) say(j.error || "failed");
   else if (ws && ws.readyState === 1) ws.send("refresh");
   return j.ok;
 }
 
-function needInitials() {
-  const who = initials();
-  if (!who) { say("Enter your initials first"); $("initials").focus(); return null; }
-  return who;
-}
-
 function ack(id) {
-  const who = needInitials();
-  if (who) post("/nurse/api/ack", { alarm_id: id, initials: who }).then((ok) => ok && say(`Acknowledged by ${who}`));
+  post("/nurse/api/ack", { alarm_id: id }).then((ok) => ok && say(`Acknowledged by ${me.user}`));
 }
 
 function silence(id) {
-  const who = needInitials();
-  const s = state ? state.max_silence_s : 120;
-  if (who) post("/nurse/api/silence", { alarm_id: id, initials: who, seconds: s })
-    .then((ok) => ok && say(`Audio paused ${Math.round(s)} s by ${who}`));
+  const s = Number($("silence-s").value) || Math.min(120, me ? me.max_silence_s : 0);
+  post("/nurse/api/silence", { alarm_id: id, seconds: s })
+    .then((ok) => ok && say(`Audio paused ${Math.round(s)} s by ${me.user}`));
 }
 
 function fmtTime(t) {
@@ -95,8 +106,9 @@ function renderAlarms(alarms) {
     const by = a.acked_by ? ` · ack ${a.acked_by}` : "";
     const esc = a.escalation ? ` · escalated ×${a.escalation}` : "";
     li.querySelector(".meta").textContent = `${a.kind} · ${a.source} · ${fmtTime(a.t)} · ${a.state}${by}${esc}`;
-    li.querySelector(".ack").hidden = a.state === "acknowledged";
-    li.querySelector(".silence").hidden = !audible;
+    const mayAct = !!(me && me.may_act);
+    li.querySelector(".ack").hidden = a.state === "acknowledged" || !mayAct;
+    li.querySelector(".silence").hidden = !audible || !mayAct;
     if (prev ? prev.nextSibling !== li : list.firstChild !== li) {
       list.insertBefore(li, prev ? prev.nextSibling : list.firstChild);
     }
@@ -218,13 +230,21 @@ function connect() {
   ws.onmessage = (ev) => render(JSON.parse(ev.data));
   ws.onclose = () => {
     $("link-banner").hidden = false;
-    setTimeout(connect, retry);
+    // the session may have expired: /auth/me sends us to the login page if so
+    setTimeout(() => whoami().then((m) => m && connect()).catch(() => setTimeout(connect, retry)), retry);
     retry = Math.min(retry * 2, 5000);
   };
 }
 
-$("initials").value = localStorage.getItem("pg.initials") || "";
-$("initials").addEventListener("change", initials);
+async function logout() {
+  if (me && me.csrf) {
+    await fetch("/auth/logout", { method: "POST", credentials: "same-origin",
+                                  headers: { "X-CSRF-Token": me.csrf } }).catch(() => {});
+  }
+  toLogin();
+}
+
 $("sound").addEventListener("click", () => sound.toggle());
+$("logout").addEventListener("click", logout);
 setInterval(() => { $("clock").textContent = new Date().toLocaleTimeString(); }, 1000);
-connect();
+whoami().then((m) => m && connect()).catch(() => say("the gateway is unreachable"));

@@ -39,6 +39,7 @@ from pydantic import Field
 from runtime.configbase import Section
 from runtime.logs import get_logger
 from runtime.supervisor import Tier
+from runtime.tasks import cancel_and_wait
 from wire import codec, topics
 from wire.messages import VERSION, Notice, NoticeAck
 
@@ -170,11 +171,7 @@ class ArrivalsService:
                 for doc in self.board.expire(self.keep_s):
                     await self._publish(0, topics.ed_notice(doc["hospital"], doc["notice_id"]), b"", retain=True)
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            await cancel_and_wait(tasks)
 
     # ---- incoming ---------------------------------------------------------------------------------------
     async def handle_notice(self, topic: str, payload: bytes) -> None:

@@ -25,15 +25,14 @@ from typing import Any
 
 from aiohttp import web
 
+from cloud.api import query_rows
 from cloud.arrivals import ArrivalsService
-from cloud.influx import InfluxError, InfluxWriter
-from runtime.logs import get_logger
+from cloud.influx import InfluxWriter
 from runtime.security.guard import client_of, principal_of, rule
 from runtime.security.jsonbody import read_json
 from runtime.security.listener import ListenerSecurity
 from runtime.security.roles import Access, Principal
 
-log = get_logger("cloud.arrivals_api")
 BOARD = Path(__file__).parent / "arrivals_board"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ARRIVALS_RULES = (
@@ -102,14 +101,7 @@ class ArrivalsApi:
 
     async def _rows(self, q: str) -> list[dict[str, Any]]:
         assert self.influx is not None
-        try:
-            return await self.influx.rows(q)
-        except InfluxError as exc:
-            if "database not found" in str(exc):
-                return []
-            log.warning("influx_query_failed", error=str(exc)[:300])
-            raise web.HTTPServiceUnavailable(text=json.dumps({"error": "database unavailable"}),
-                                             content_type="application/json") from None
+        return await query_rows(self.influx, q)
 
     async def _journey(self, request: web.Request) -> web.Response:
         nid = request.query.get("notice_id", "")

@@ -17,7 +17,6 @@ x the budget's summary factor. Two subscriptions run beside it:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from typing import Annotated, Any
@@ -33,6 +32,7 @@ from firmware_bridge.gps_source import GpsConfig
 from runtime.configbase import Section
 from runtime.logs import get_logger
 from runtime.supervisor import Tier
+from runtime.tasks import cancel_and_wait
 from wire import codec, topics
 from wire.messages import VERSION, Message, NoticeAck, Where
 
@@ -107,11 +107,7 @@ class AmbulanceService:
         try:
             await self._stop.wait()
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            await cancel_and_wait(tasks)
 
     def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -162,35 +158,44 @@ class AmbulanceService:
             self.sender.on_ack(msg)
 
     async def _acks(self) -> None:
-        import aiomqtt
-
         assert self.links is not None
+        links = self.links
         topic = topics.notice_acks(self.site, self.gateway)
         while True:
-            idx = self.links.active
-            up = self.links.current
-            ca, cert, key = up.tls
-            tls = aiomqtt.TLSParameters(ca_certs=ca, certfile=cert, keyfile=key) if ca or cert else None
-            try:
-                async with aiomqtt.Client(up.host, up.port, identifier=f"pg-{self.gateway}-acks",
-                                          username=up.username, password=up.password, tls_params=tls,
-                                          timeout=10) as client:
-                    await client.subscribe(topic, qos=1)
-                    receive = asyncio.ensure_future(self._receive(client))
-                    try:
-                        while self.links.active == idx and not receive.done():  # follow the handover
-                            await asyncio.wait({receive}, timeout=0.5)
-                    finally:
-                        receive.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                            await receive
-            except aiomqtt.MqttError:
-                await asyncio.sleep(1.0)
+            idx, up = links.active, links.current
+            await self._subscription(up.host, up.port, f"pg-{self.gateway}-acks", topic, self.handle_ack,
+                                     stay=lambda i=idx: links.active == i,  # type: ignore[misc]
+                                     username=up.username, password=up.password, tls=up.tls)
 
-    async def _receive(self, client: Any) -> None:
+    async def _subscription(self, host: str, port: int, ident: str, topic: str, handle: Any, stay: Any = None,
+                            idle: Any = None, username: str | None = None, password: str | None = None,
+                            tls: tuple[str | None, str | None, str | None] = (None, None, None)) -> None:
+        """One connection: subscribe to ``topic``, hand each payload to ``handle`` until the connection drops or
+        ``stay()`` turns false; ``idle(client)`` runs twice a second meanwhile. Waits 1 s after a failure."""
+        import aiomqtt
+
+        ca, cert, key = tls
+        params = aiomqtt.TLSParameters(ca_certs=ca, certfile=cert, keyfile=key) if ca or cert else None
+        try:
+            async with aiomqtt.Client(host, port, identifier=ident, username=username, password=password,
+                                      tls_params=params, timeout=10) as client:
+                await client.subscribe(topic, qos=1)
+                receive = asyncio.ensure_future(self._pump(client, handle))
+                try:
+                    while (stay is None or stay()) and not receive.done():
+                        if idle is not None:
+                            await idle(client)
+                        await asyncio.wait({receive}, timeout=0.5)
+                finally:
+                    await cancel_and_wait([receive])
+        except aiomqtt.MqttError:
+            await asyncio.sleep(1.0)
+
+    @staticmethod
+    async def _pump(client: Any, handle: Any) -> None:
         async for message in client.messages:
             if isinstance(message.payload, bytes | bytearray) and message.payload:
-                self.handle_ack(bytes(message.payload))
+                handle(bytes(message.payload))
 
     # ---- the vehicle's ePCR (local broker) -------------------------------------------------------------
     def handle_epcr(self, payload: bytes) -> None:
@@ -209,33 +214,16 @@ class AmbulanceService:
             log.warning("epcr_request_rejected", reason=str(exc)[:120])
 
     async def _epcr(self) -> None:
-        import aiomqtt
-
         assert self.local_bus is not None
         host, port = self.local_bus
-        while True:
-            try:
-                async with aiomqtt.Client(host, port, identifier=f"pg-{self.gateway}-epcr", timeout=10) as client:
-                    await client.subscribe(topics.local_epcr(self.gateway, "notice"), qos=1)
-                    receive = asyncio.ensure_future(self._receive_epcr(client))
-                    try:
-                        while not receive.done():
-                            self._state_changed.set()  # publish the state once per connection too
-                            while not receive.done():
-                                with contextlib.suppress(TimeoutError):
-                                    await asyncio.wait_for(self._state_changed.wait(), 1.0)
-                                if self._state_changed.is_set():
-                                    self._state_changed.clear()
-                                    await client.publish(topics.local_epcr(self.gateway, "notice_state"),
-                                                         json.dumps(self.sender.state()), qos=1, retain=True)
-                    finally:
-                        receive.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                            await receive
-            except aiomqtt.MqttError:
-                await asyncio.sleep(1.0)
+        state_topic = topics.local_epcr(self.gateway, "notice_state")
 
-    async def _receive_epcr(self, client: Any) -> None:
-        async for message in client.messages:
-            if isinstance(message.payload, bytes | bytearray):
-                self.handle_epcr(bytes(message.payload))
+        async def publish_state(client: Any) -> None:
+            if self._state_changed.is_set():
+                self._state_changed.clear()
+                await client.publish(state_topic, json.dumps(self.sender.state()), qos=1, retain=True)
+
+        while True:
+            self._state_changed.set()  # the state once per connection, then on every change
+            await self._subscription(host, port, f"pg-{self.gateway}-epcr", topics.local_epcr(self.gateway, "notice"),
+                                     self.handle_epcr, idle=publish_state)

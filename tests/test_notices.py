@@ -174,6 +174,9 @@ async def test_arrivals_service_on_a_real_broker(broker: Mosquitto, unique: str,
             await asyncio.sleep(0.1)
         e = svc2.board.entries["0123abcd"]
         assert e.doc["rev"] == 2 and e.doc["acked_rev"] == 2 and e.doc["gateway"] == gw
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier=f"clean-{unique}") as c:  # leave no retained
+            await c.publish(topics.ed_notice("city-general", "0123abcd"), b"", qos=1, retain=True)
+            await c.publish(topics.notice_acks("ems", gw), b"", qos=1, retain=True)
     finally:
         await svc2.stop()
         await asyncio.wait_for(task2, 10)

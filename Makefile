@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PKGS := mosquitto influxdb chromium systemd
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup deb lint
+.PHONY: demo test setup deb lint npm vendor-js
 
 deb:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -24,6 +24,18 @@ $(STAMP): pyproject.toml
 
 setup: deb $(STAMP)
 
+# npm folders with a package-lock.json: the FHIR server the tests start (Medplum's router, Node >= 20.19)
+NPM_DIRS := tests/fhir_server vendor/npm
+npm:
+	@if command -v npm >/dev/null 2>&1; then \
+	  for d in $(NPM_DIRS); do npm ci --prefix $$d --no-audit --no-fund --silent || exit 1; done; \
+	else echo "npm not found: the FHIR tests will be skipped"; fi
+
+# the chart library the cloud dashboard serves itself (committed; tests/test_dashboard_v2.py checks it is npm's)
+UPLOT := vendor/npm/node_modules/uplot
+vendor-js: npm
+	cp $(UPLOT)/dist/uPlot.iife.min.js $(UPLOT)/dist/uPlot.min.css $(UPLOT)/LICENSE cloud/dashboard/vendor/uplot/
+
 demo: setup
 	$(VENV)/bin/pulsegate demo
 
@@ -31,5 +43,5 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: setup lint
+test: setup lint npm
 	$(PY) -m pytest -q -p no:cacheprovider

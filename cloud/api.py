@@ -5,6 +5,7 @@
     GET /api/alarms?since=6h     alarm state changes, newest first (at most 500)
     GET /api/patients            pseudonymous patients with data, with their gateway and bed
     GET /api/vitals?patient=P&param=spo2&since=6h   the per-interval summaries of one patient
+    GET /api/ward, /api/burden, /api/scores, /api/markers   see cloud/api_views.py
 
 Every route needs a login (OIDC session or bearer JWT) or an API token with
 the ``view_fleet`` permission (``API_RULES``), and every query is limited to
@@ -25,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from clinical.parameters import PARAMETERS
+from cloud.api_views import FleetViews
 from cloud.influx import InfluxError, InfluxWriter
 from cloud.site_scope import and_sites
 from runtime.logs import get_logger
@@ -72,6 +74,7 @@ class FleetApi:
         app.router.add_get("/api/patients", self._patients)
         app.router.add_get("/api/vitals", self._vitals)
         app.router.add_static("/static/", DASHBOARD, show_index=False, follow_symlinks=False)
+        FleetViews(self).setup(app)
 
     async def _index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(DASHBOARD / "index.html")

@@ -1,4 +1,4 @@
-"""The cloud daemon's TOML config (ingest, InfluxDB, API)."""
+"""The cloud daemon's TOML config (ingest, InfluxDB, API, FHIR export)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from cloud.arrivals import ArrivalsConfig
+from cloud.fhir.config import FhirConfig
 from cloud.influx import InfluxConfig
 from cloud.ingest import IngestConfig
 from runtime.configbase import Section
@@ -36,6 +37,7 @@ class CloudConfig(Section):
     ingest: IngestConfig = IngestConfig()
     influx: InfluxConfig = InfluxConfig()
     arrivals: ArrivalsConfig = ArrivalsConfig()
+    fhir: FhirConfig = FhirConfig()
 
 
 def load_cloud_config(path: Path) -> CloudConfig:

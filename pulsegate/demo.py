@@ -51,9 +51,32 @@ class DemoResult:
     duration_s: float
     state_dir: str
     ambulance: dict[str, Any] | None = None
+    fhir: dict[str, Any] | None = None  # --fhir-out: what the export wrote
 
     def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        out = self.__dict__.copy()
+        for optional in ("fhir", "ambulance"):
+            if out[optional] is None:
+                del out[optional]
+        return out
+
+
+def fhir_export(influx_url: str, out: Path) -> dict[str, Any]:
+    """The FHIR R4 transaction Bundle of everything the demo's InfluxDB holds (``pulsegate fhir export``)."""
+    import asyncio
+
+    from cloud.fhir.config import FhirConfig
+    from cloud.fhir.export import run_export
+    from cloud.influx import InfluxWriter
+
+    async def export() -> dict[str, Any]:
+        influx = InfluxWriter(influx_url, DATABASE)
+        try:
+            return await run_export(influx, FhirConfig(), "1d", out=out)
+        finally:
+            await influx.close()
+
+    return asyncio.run(export())
 
 
 def _toml_str(v: object) -> str:
@@ -224,7 +247,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
 
 
 def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any,
-        ambulance: bool = False) -> DemoResult:
+        fhir_out: Path | None = None, ambulance: bool = False) -> DemoResult:
     from firmware_bridge.emulators.hl7 import Hl7Sender
     from firmware_bridge.emulators.pty import open_pty_emulator
     from firmware_bridge.emulators.scenarios import make_scenario
@@ -308,6 +331,11 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
             last = points
             time.sleep(1.0)
         points, alarms = influx_counts(influx.url)
+        fhir = None
+        if fhir_out is not None:
+            summary = fhir_export(influx.url, fhir_out)
+            fhir = {"out": str(fhir_out), "resources": summary["resources"], "by_type": summary["by_type"]}
+            say(f"FHIR export: {summary['resources']} resources in {fhir_out}")
         return DemoResult(
             samples_read=int(metrics.get("pulsegate_samples_total", 0)),
             messages_uplinked=int(metrics.get("pulsegate_uplink_acked_total", 0)),
@@ -316,5 +344,6 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
             beds_in_influxdb=influx_beds(influx.url),
             duration_s=round(time.monotonic() - t0, 1),
             state_dir=str(work),
+            fhir=fhir,
             ambulance=None if amb is None else amb.summary(f"http://127.0.0.1:{api_port}"),
         )

@@ -7,22 +7,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from bench.localservices import Influxd, free_port
-from cloud.api import API_RULES, FleetApi
+from bench.localservices import Influxd
 from cloud.influx import InfluxWriter
 from cloud.points import to_lines
-from runtime.security.config import AuthSection, OidcSection
-from runtime.security.listener import secure_listener
-from runtime.security.users import UserStore
+from tests.cloud_api_fixtures import Api, guarded_fleet_api
 from tests.oidc_issuer import OidcIssuer
-from tests.security_fixtures import FAST
 from wire.messages import Alarm, Status, Summary, SummaryItem
 
 pytestmark = pytest.mark.integration
@@ -32,20 +26,6 @@ if not os.path.exists(CHROMIUM):
     raise RuntimeError("chromium is not installed (apt-get install -y chromium; make test does this)")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-
-@dataclass
-class Api:
-    url: str
-    issuer: OidcIssuer
-    token: str  # an API token of a service account with viewer rights on every site
-
-    def bearer(self, **claims: object) -> dict[str, str]:
-        claims = {"roles": ["viewer"], "sites": ["stmarys", "ambulance"], **claims}
-        return {"Authorization": "Bearer " + self.issuer.token(**claims)}
-
-    def __str__(self) -> str:
-        return self.url
 
 
 @pytest.fixture
@@ -69,24 +49,8 @@ async def api(influx: Influxd, unique: str, tmp_path: Path) -> AsyncIterator[Api
                       "stmarys", "alarms")
     resp = await writer.write(lines)
     assert resp.ok, resp.text
-    users = UserStore(tmp_path / "users.json", FAST)
-    users.add("grafana", "unused-password", ["viewer"], sites=["*"])
-    token = users.new_token("grafana")
-    users.save()
-    async with OidcIssuer() as issuer:
-        issuer.user = {"sub": "staff-1", "preferred_username": "fleet.viewer", "roles": ["viewer"],
-                       "sites": ["stmarys", "ambulance"]}
-        auth = AuthSection(oidc=OidcSection(issuer=issuer.url, client_id=issuer.client_id))
-        sec = secure_listener("api", "127.0.0.1", auth, None, API_RULES, users=users)
-        app = web.Application()
-        sec.install(app)
-        FleetApi(writer).setup(app)
-        runner = web.AppRunner(app, **sec.runner_kwargs())
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        yield Api(f"http://127.0.0.1:{port}", issuer, token)
-        await runner.cleanup()
+    async with guarded_fleet_api(writer, tmp_path) as served:
+        yield served
     await writer.close()
 
 
@@ -154,8 +118,7 @@ async def test_dashboard_in_chromium_shows_gateways_alarms_and_trend(api: Api, t
             assert "offline" in await page.inner_text('#gateways tr[data-gateway="amb-12"]')
             await page.wait_for_selector("#alarms tr.high", timeout=15000)
             assert "spo2_low" in await page.inner_text("#alarms")
-            await page.select_option("#param", "spo2")
-            await page.wait_for_selector("#chart polyline.line", timeout=15000)
+            await page.wait_for_selector("#chart-spo2 .uplot canvas", timeout=15000)  # uPlot (test_dashboard_v2.py)
             await page.screenshot(path=str(tmp_path / "dashboard.png"))
         finally:
             await browser.close()

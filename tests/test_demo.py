@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from tests.interop_fixtures import fhir_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -15,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_demo_json_reports_points_counted_in_influxdb(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "pulsegate", "demo", "--duration", "12", "--json", "--http-port", "0",
-         "--no-video", "--state-dir", str(tmp_path)],
+         "--no-video", "--state-dir", str(tmp_path), "--fhir-out", str(tmp_path / "fhir.json")],
         capture_output=True, text=True, timeout=180,
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -35,6 +39,20 @@ def test_demo_json_reports_points_counted_in_influxdb(tmp_path: Path) -> None:
         check = subprocess.run([sys.executable, "-m", "pulsegate", "check-config", str(tmp_path / cfg)],
                                capture_output=True, text=True, timeout=60)
         assert check.returncode == 0, check.stderr
+    # --fhir-out: the FHIR export of the demo's data, valid for a real FHIR server's R4 validator
+    bundle_text = (tmp_path / "fhir.json").read_text()
+    assert "DEMO-0" not in bundle_text  # pseudonyms only
+    bundle = json.loads(bundle_text)
+    types = Counter(e["resource"]["resourceType"] for e in bundle["entry"])
+    assert out["fhir"]["resources"] == len(bundle["entry"]) and types["Observation"] > 0 and types["Patient"] >= 5
+    for server in fhir_server():
+        batch = json.dumps({**bundle, "type": "batch"}).encode()  # each entry on its own, every one validated
+        req = urllib.request.Request(server.url + "/", data=batch, headers={"Content-Type": "application/fhir+json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            answer = json.load(r)
+        failed = [(e["response"]["status"], e["response"].get("outcome")) for e in answer["entry"]
+                  if not e["response"]["status"].startswith("201")]
+        assert not failed, failed[:3]
 
 
 def test_demo_with_an_ambulance_shows_its_notice_on_the_board(tmp_path: Path) -> None:

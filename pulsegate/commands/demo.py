@@ -19,6 +19,8 @@ def register(cmds: Commands) -> None:
     p.add_argument("--no-video", action="store_true", help="leave out the endoscopy video room")
     p.add_argument("--ambulance", action="store_true",
                    help="add an ambulance on an emulated route (GPS, tunnel, pre-arrival notice on the arrivals board)")
+    p.add_argument("--fhir-out", type=Path, default=None,
+                   help="at the end, write the FHIR R4 export (transaction Bundle) of the demo's data to this file")
     p.set_defaults(handler=_run)
 
 
@@ -29,7 +31,8 @@ def _run(args: argparse.Namespace) -> int:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     try:
-        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say, args.ambulance)
+        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say, args.fhir_out,
+                     args.ambulance)
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1

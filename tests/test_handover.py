@@ -84,3 +84,51 @@ async def test_wifi_goes_away_and_comes_back(influx: Influxd, unique: str, tmp_p
     cell_bytes = links.links[1][2].bytes_out
     assert 0 < budget.metered_total and cell_bytes > 0 and budget.free_total > 0
     assert budget.metered_total >= cell_bytes
+
+
+async def test_budget_holds_summaries_on_a_metered_link_never_alarms(tmp_path: Path, unique: str) -> None:
+    import aiomqtt
+
+    from wire import codec
+
+    broker = own_broker(tmp_path / "cell")
+    now = [1_800_000_000.0]
+    budget = Budget(BudgetConfig(bytes_per_hour=4096), clock=lambda: now[0])
+    budget.charge(4096, metered=True)  # the hour is used up
+    outbox = Outbox(tmp_path / "outbox.sqlite", gateway=unique)
+    links = LinkSet(outbox, [("cell", True, _uplink(outbox, broker.port, unique))], budget)
+    got: list[str] = []
+
+    async def listen(ready: asyncio.Event) -> None:
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier=f"cloud-{unique}") as c:
+            await c.subscribe(f"pg/v1/site1/{unique}/+", qos=1)
+            ready.set()
+            async for m in c.messages:
+                got.append(type(codec.decode(bytes(m.payload))).__name__)  # type: ignore[arg-type]
+
+    ready = asyncio.Event()
+    listener = asyncio.create_task(listen(ready))
+    await ready.wait()
+    await links.start()
+    task = asyncio.create_task(links.run())
+    try:
+        for n in range(5):
+            outbox.append("summaries", summary(n))
+            outbox.append("alarms", alarm(n))
+        deadline = time.monotonic() + 10
+        while got.count("Alarm") < 5 and time.monotonic() < deadline:  # noqa: ASYNC110 - filled by the listener
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        assert got.count("Alarm") == 5 and got.count("Summary") == 0  # alarms through, summaries held
+        now[0] += 3601  # the next hour
+        deadline = time.monotonic() + 10
+        while got.count("Summary") < 5 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        assert got.count("Summary") == 5 and outbox.backlog() == 0
+    finally:
+        await links.stop()
+        await asyncio.wait_for(task, 20)
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        outbox.close()
+        broker.stop()

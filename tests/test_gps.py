@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,41 @@ def test_emulate_gps_command_on_a_pty(tmp_path: Path) -> None:
     finally:
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+@pytest.fixture
+def gpsd_port(tmp_path: Path) -> Iterator[int]:
+    """The route emulator on a pty, read by a real gpsd (read-only, -b); yields gpsd's port."""
+    import shutil
+
+    from bench.localservices import free_port
+
+    binary = shutil.which("gpsd") or "/usr/sbin/gpsd"
+    assert Path(binary).exists(), "gpsd is not installed (apt-get install -y gpsd; make test does this)"
+    emu = PtyEmulator(GpsEmulator(make_route("city", minutes=10)), make_scenario("stable"), speed=5.0).start()
+    port = free_port()
+    gpsd = subprocess.Popen([binary, "-N", "-n", "-b", "-S", str(port), "-F", str(tmp_path / "gpsd.sock"), emu.pts],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield port
+    finally:
+        gpsd.terminate()
+        gpsd.wait(timeout=10)
+        emu.stop()
+
+
+async def test_gps_through_a_real_gpsd(gpsd_port: int) -> None:
+    fixes: list[Fix] = []
+    src = GpsSource(GpsConfig(source="gpsd", host="127.0.0.1", gpsd_port=gpsd_port), fixes.append)
+    await src.start()
+    task = asyncio.create_task(src.run())
+    try:
+        deadline = time.monotonic() + 15
+        while len([f for f in fixes if f.valid]) < 3 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    finally:
+        await src.stop()
+        await asyncio.wait_for(task, 5)
+    good = [f for f in fixes if f.valid]
+    assert len(good) >= 3 and sum(src.gpsd.rejected.values()) == 0
+    assert abs(good[-1].lat - 52.33) < 0.05 and good[-1].speed_kmh == pytest.approx(37.8, rel=0.05)

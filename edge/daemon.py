@@ -81,7 +81,8 @@ class EdgeDaemon:
             if u.links or u.budget is not None:  # handover and/or a cellular budget (an ambulance)
                 if u.budget is not None:
                     self.budget = Budget(u.budget, state_path=cfg.gateway.state_dir / "budget.json")
-                links = u.links or [LinkConfig(name="default", host=u.host, port=u.port)]
+                # a budget without [[uplink.links]]: the one [uplink] broker is the metered (cellular) link
+                links = u.links or [LinkConfig(name="default", host=u.host, port=u.port, metered=True)]
                 self.uplink = LinkSet.from_config(u, links, self.outbox, gw, config_dir, software,
                                                   cfg.gateway.site, self.budget)
             else:
@@ -110,7 +111,8 @@ class EdgeDaemon:
             self.uplink.models = self.model_versions
             self.slots = ModelSlots(
                 cfg.gateway.state_dir, gw, cfg.gateway.site, self._trusted_keys(), self.publish,
-                host=u.host, port=u.port, username=u.username, password=self._uplink_password(),
+                host=u.links[0].host if u.links else u.host, port=u.links[0].port if u.links else u.port,
+                username=u.username, password=self._uplink_password(),
                 tls=(u.tls_ca_file, u.tls_cert_file, u.tls_key_file), shadow=self.shadow,
                 on_promote=lambda: self.clinical.set_scorer(self.shadow), versions=self.model_versions,
             )

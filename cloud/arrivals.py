@@ -17,7 +17,7 @@ which stores every revision in InfluxDB for the journey record).
 - the ED acknowledges on the board page or with JSON ``{"notice_id", "rev"}``
   on ``pg/ed/v1/{hospital}/ack``; the service then publishes a
   :class:`wire.messages.NoticeAck`, retained, on
-  ``pg/v1/{site}/{gateway}/notice_acks`` on every broker (the ambulance may be
+  ``pg/v1/{site}/{gateway}/down/notice_acks`` on every broker (the ambulance may be
   on either link), and the crew sees it.
 
 Notices are decoded strictly (wire.codec.decode); a message that is not a

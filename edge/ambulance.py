@@ -6,7 +6,7 @@ the notice sender (updates as the patient changes), the budget governor
 :class:`wire.messages.Where` on the status stream every ``position_interval_s``
 x the budget's summary factor. Two subscriptions run beside it:
 
-- the ED's acknowledgements (``pg/v1/{site}/{gw}/notice_acks``, retained) on the
+- the ED's acknowledgements (``pg/v1/{site}/{gw}/down/notice_acks``, retained) on the
   broker of the link that is active now (it follows handovers);
 - the vehicle's ePCR on the local broker: JSON ``{"hospital", "complaint", "bed"}``
   or ``{"state": "arrived"|"cancelled"}`` on ``pulsegate/local/{gw}/epcr/notice``;

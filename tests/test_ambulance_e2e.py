@@ -275,6 +275,8 @@ async def test_ambulance_notice_reaches_the_board_and_the_ack_reaches_the_crew(
                         if st["notice"] and st["notice"]["state"] == "arrived":
                             break
             assert st["notice"]["acked"] is True and amb.epcr_rejected == 1
+            async with aiomqtt.Client("127.0.0.1", broker.port, identifier=f"clean-{unique}") as c:
+                await c.publish(topics.notice_acks("ems", gw), b"", qos=1, retain=True)  # the broker is shared
 
             async def arrived() -> bool:
                 return any(a["state"] == "arrived" for a in await on_board())

@@ -207,3 +207,12 @@ def test_ambulance_config_is_checked(tmp_path: Path) -> None:
                  + '[uplink]\n[uplink.budget]\nbytes_per_hour = 4096\n')
     cfg = load_edge_config(p)
     assert cfg.gateway.kind == "ambulance" and cfg.uplink is not None and cfg.uplink.budget is not None
+
+
+def test_acks_stay_out_of_the_ingest_subscription() -> None:
+    """The cloud publishes acks on the cloud broker: the ingest's pg/v1/+/+/+ must never receive them."""
+    t = topics.notice_acks("ems", "amb-1")
+    assert len(t.split("/")) == 6 and len(topics.ingest_filter().split("/")) == 2 + 5
+    with pytest.raises(topics.TopicError):
+        topics.parse_uplink(t)
+    assert topics.parse_uplink(topics.uplink("ems", "amb-1", "notices")) == ("ems", "amb-1", "notices")

@@ -8,7 +8,7 @@ Downlink (cloud -> gateway)::
 
     pg/v1/{site}/{gateway}/models        signed model manifests (retained)
 
-    pg/v1/{site}/{gateway}/notice_acks   the ED's acknowledgements of pre-arrival notices
+    pg/v1/{site}/{gateway}/down/notice_acks   the ED's acknowledgements of pre-arrival notices
 
 Local bus on the gateway's own broker, JSON, for nurse-call and pager systems::
 
@@ -84,8 +84,11 @@ ED_PREFIX = "pg/ed/v1"
 
 
 def notice_acks(site: str, gateway: str) -> str:
-    """Downlink: the receiving ED's acknowledgements of this gateway's notices (NoticeAck, MessagePack)."""
-    return f"{PREFIX}/{site}/{gateway}/{DOWNLINK_NOTICE_ACKS}"
+    """Downlink: the receiving ED's acknowledgements of this gateway's notices (NoticeAck, MessagePack).
+
+    One level deeper than the uplink streams, so the ingest's ``pg/v1/+/+/+`` never receives (and
+    dead-letters) the acknowledgements the cloud itself publishes."""
+    return f"{PREFIX}/{site}/{gateway}/down/{DOWNLINK_NOTICE_ACKS}"
 
 
 def notices_filter() -> str:

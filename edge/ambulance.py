@@ -65,7 +65,7 @@ class AmbulanceService:
 
     def __init__(self, cfg: AmbulanceSection, gateway: str, site: str, publish: Any, snapshot: Any,
                  patient_of: Any, summarizer: Summarizer, links: LinkSet | None, budget: Budget | None,
-                 local_bus: tuple[str, int] | None = None, password_of: Any = None) -> None:
+                 local_bus: tuple[str, int, str | None, str | None] | None = None) -> None:
         self.cfg = cfg
         self.gateway = gateway
         self.site = site
@@ -215,7 +215,7 @@ class AmbulanceService:
 
     async def _epcr(self) -> None:
         assert self.local_bus is not None
-        host, port = self.local_bus
+        host, port, username, password = self.local_bus
         state_topic = topics.local_epcr(self.gateway, "notice_state")
 
         async def publish_state(client: Any) -> None:
@@ -226,4 +226,4 @@ class AmbulanceService:
         while True:
             self._state_changed.set()  # the state once per connection, then on every change
             await self._subscription(host, port, f"pg-{self.gateway}-epcr", topics.local_epcr(self.gateway, "notice"),
-                                     self.handle_epcr, idle=publish_state)
+                                     self.handle_epcr, idle=publish_state, username=username, password=password)

@@ -58,6 +58,8 @@ class LocalBusSection(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None  # the broker allows no anonymous client (examples/mosquitto, docs/security.md)
+    password_file: str | None = None  # a path or credential:NAME
 
 
 class SummariesSection(Section):

@@ -36,7 +36,7 @@ from edge.summaries import Summarizer
 from edge.uplink import Uplink, open_outbox
 from edge.video.config import VideoConfig
 from firmware_bridge.sources import make_source
-from runtime.configbase import read_secret
+from runtime.configbase import read_optional_secret, read_secret
 from runtime.httpserver import HttpServer
 from runtime.logs import get_logger
 from runtime.metrics import new_registry
@@ -96,6 +96,9 @@ class EdgeDaemon:
         self.local_alarms: LocalAlarmPublisher | None = None
         if cfg.local_bus.enabled:
             self.local_alarms = LocalAlarmPublisher(cfg.local_bus.host, cfg.local_bus.port, gw,
+                                                    username=cfg.local_bus.username,
+                                                    password=read_optional_secret(cfg.local_bus.password_file,
+                                                                                  config_dir),
                                                     on_delivered=self._on_delivered)
         self.alarm_latency = Histogram(
             "pulsegate_alarm_latency_seconds", "Sample received -> alarm published on the local bus (PUBACK)",
@@ -152,7 +155,7 @@ class EdgeDaemon:
                                           list(cfg.models.trusted_keys), security=live)
         self.ambulance: AmbulanceService | None = None
         if cfg.ambulance is not None:
-            self._ambulance(cfg)
+            self._ambulance(cfg, config_dir)
         self.app = web.Application()
         self.nurse.setup(self.app)
         if self.ambulance is not None:
@@ -164,13 +167,15 @@ class EdgeDaemon:
                                security=self.http_security)
         self._metrics()
 
-    def _ambulance(self, cfg: EdgeConfig) -> None:
+    def _ambulance(self, cfg: EdgeConfig, config_dir: Path) -> None:
         """GPS, budget governor, pre-arrival notices and the ED's acknowledgements (edge/ambulance.py)."""
         from firmware_bridge.gps_source import GpsSource
 
         assert cfg.ambulance is not None
         links = self.uplink if isinstance(self.uplink, LinkSet) else None
-        local = (cfg.local_bus.host, cfg.local_bus.port) if cfg.local_bus.enabled else None
+        lb = cfg.local_bus
+        local = (lb.host, lb.port, lb.username, read_optional_secret(lb.password_file, config_dir)) \
+            if lb.enabled else None
         amb = self.ambulance = AmbulanceService(
             cfg.ambulance, self.gateway, cfg.gateway.site, self.publish, self.clinical.snapshot,
             lambda bed: self.pseudonyms.pseudonym(self.summarizer.patients.get(bed, "")), self.summarizer, links,

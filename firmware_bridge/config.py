@@ -126,6 +126,8 @@ class WearableMqttConfig(_DeviceBase):
     topic_prefix: Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")] = "pulsegate/ble"
     devices: dict[str, Bed] = Field(default_factory=dict)
     silence_timeout_s: Seconds = 30.0
+    username: str | None = None  # the local broker allows no anonymous client
+    password_file: str | None = None  # an absolute path or credential:NAME
 
 
 DeviceConfig = Annotated[

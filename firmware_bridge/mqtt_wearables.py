@@ -37,6 +37,7 @@ import aiomqtt
 from clinical.sample import DeviceEvent, Sample
 from firmware_bridge.config import WearableMqttConfig
 from firmware_bridge.gatt import GattDecoder, uuid16
+from runtime.configbase import read_optional_secret
 from runtime.logs import get_logger
 from runtime.supervisor import Tier
 
@@ -77,6 +78,7 @@ class WearableMqttSource:
                  emit_event: Callable[[DeviceEvent], None]) -> None:
         self.cfg = cfg
         self.name = f"device[{cfg.id}]"
+        self._password = read_optional_secret(cfg.password_file)
         self.emit = emit
         self.emit_event = emit_event
         self.beds = {normalise_device(k): v for k, v in cfg.devices.items()}
@@ -168,7 +170,8 @@ class WearableMqttSource:
 
     async def _session(self) -> None:
         ident = f"pulsegate-{self.cfg.id}-{uuidlib.uuid4().hex[:6]}"
-        async with aiomqtt.Client(self.cfg.host, self.cfg.port, identifier=ident, timeout=5) as client:
+        async with aiomqtt.Client(self.cfg.host, self.cfg.port, identifier=ident, timeout=5,
+                                  username=self.cfg.username, password=self._password) as client:
             prefix = self.cfg.topic_prefix.rstrip("/")
             await client.subscribe(f"{prefix}/+/+", qos=1)
             await client.subscribe(f"{prefix}/+/+/json", qos=1)

@@ -7,15 +7,22 @@ their own TOML files (written into the folder, so they can be read and
 reused). Runs until Ctrl-C, or ``--duration`` seconds; ``--json`` then prints
 one JSON object with what was read, uplinked and stored (the last counted by
 querying InfluxDB).
+
+Secure like a real install (docs/security.md): one demo account per role with a
+random password, printed at start (the login of the nurse page, the live view
+and the cloud dashboard); both brokers take no anonymous client (passwords,
+examples/mosquitto ACLs); InfluxDB has authentication on. The temporary folder
+(keys, passwords, data) is removed at exit; ``--state-dir`` keeps it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import secrets
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.localservices import Influxd, Mosquitto, free_port
+from bench.localservices import Influxd, Mosquitto, free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_BEDS = (  # bed, driver, emulator protocol, scenario
@@ -50,6 +57,7 @@ class DemoResult:
     beds_in_influxdb: list[str]
     duration_s: float
     state_dir: str
+    state_removed: bool = False
     ambulance: dict[str, Any] | None = None
     fhir: dict[str, Any] | None = None  # --fhir-out: what the export wrote
 
@@ -61,7 +69,7 @@ class DemoResult:
         return out
 
 
-def fhir_export(influx_url: str, out: Path) -> dict[str, Any]:
+def fhir_export(influx_url: str, out: Path, auth: tuple[str, str] | None = None) -> dict[str, Any]:
     """The FHIR R4 transaction Bundle of everything the demo's InfluxDB holds (``pulsegate fhir export``)."""
     import asyncio
 
@@ -70,7 +78,7 @@ def fhir_export(influx_url: str, out: Path) -> dict[str, Any]:
     from cloud.influx import InfluxWriter
 
     async def export() -> dict[str, Any]:
-        influx = InfluxWriter(influx_url, DATABASE)
+        influx = InfluxWriter(influx_url, DATABASE, *(auth or (None, None)))
         try:
             return await run_export(influx, FhirConfig(), "1d", out=out)
         finally:
@@ -86,14 +94,67 @@ def _toml_str(v: object) -> str:
 HL7_BED, WEARABLE_BED, WEARABLE_MAC = "bed-07", "bed-08", "C4:7C:8D:6A:12:34"
 
 
+DEMO_ROLES: tuple[tuple[str, str, list[str], list[str]], ...] = (  # user name, role, wards, sites
+    ("nurse", "nurse", ["demo-hospital"], []),
+    ("charge", "charge_nurse", ["*"], []),
+    ("viewer", "viewer", [], ["*"]),
+    ("clinician", "clinician", [], []),
+    ("admin", "admin", ["*"], ["*"]),
+    ("nurse-call", "service", ["*"], []),
+)
+LOCAL_BUS_ACL = REPO / "examples" / "mosquitto" / "local-bus.acl"
+CLOUD_ACL = REPO / "examples" / "mosquitto" / "pulsegate.acl"
+
+
+@dataclass
+class DemoSecrets:
+    """Everything the demo makes up: broker, InfluxDB and staff passwords, each in a 0600 file of ``creds``."""
+
+    creds: Path
+    passwords: dict[str, str]
+
+    @classmethod
+    def make(cls, creds: Path) -> DemoSecrets:
+        creds.mkdir(parents=True, exist_ok=True)
+        creds.chmod(0o700)
+        names = ("mqtt-gateway", "mqtt-ingest", "mqtt-local-gateway", "mqtt-ble-bridge", "mqtt-nurse-call",
+                 "influx-admin")
+        out = cls(creds, {n: secrets.token_urlsafe(18) for n in names})
+        for name, pw in out.passwords.items():
+            out.file(name).write_text(pw)
+            out.file(name).chmod(0o600)
+        return out
+
+    def file(self, name: str) -> Path:
+        return self.creds / name
+
+
+def make_demo_users(path: Path) -> list[tuple[str, str, str]]:
+    """One account per role (random passwords; the service account gets an API token instead)."""
+    from runtime.security.users import UserStore
+
+    store = UserStore(path)
+    out = []
+    for name, role, wards, sites in DEMO_ROLES:
+        if name in store.users:
+            store.remove(name)
+        password = secrets.token_urlsafe(12)
+        store.add(name, password, [role], wards, sites)
+        out.append((name, role, store.new_token(name) if role == "service" else password))
+    store.save()
+    return out
+
+
 def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str, http_port: int, api_port: int,
-                  ptys: dict[str, str], video: bool, hl7_port: int) -> tuple[Path, Path]:
+                  ptys: dict[str, str], video: bool, hl7_port: int, sec: DemoSecrets | None = None
+                  ) -> tuple[Path, Path]:
     creds = work / "credentials"
-    creds.mkdir(parents=True, exist_ok=True)
+    sec = sec or DemoSecrets.make(creds)
     key = creds / "pseudonym-key"
     if not key.exists():
         key.write_text(secrets.token_hex(32))
         key.chmod(0o600)
+    users = work / "users.json"
     all_beds = [bed for bed, *_rest in DEMO_BEDS] + [HL7_BED, WEARABLE_BED]
     beds = "".join(f'\n[[beds]]\nid = "{bed}"\npatient = "DEMO-{i:04d}"\n' for i, bed in enumerate(all_beds, 1))
     devices = "".join(
@@ -104,7 +165,8 @@ def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str,
         f'\n[[devices]]\ndriver = "hl7_mllp"\nid = "central-station"\nbed = "{HL7_BED}"\nhost = "127.0.0.1"\n'
         f'port = {hl7_port}\nbed_map = {{ "7" = "{HL7_BED}" }}\n'
         f'\n[[devices]]\ndriver = "wearable_mqtt"\nid = "ble-bridge"\nbed = "{WEARABLE_BED}"\nport = {local_port}\n'
-        f'devices = {{ "{WEARABLE_MAC}" = "{WEARABLE_BED}" }}\n'
+        f'devices = {{ "{WEARABLE_MAC}" = "{WEARABLE_BED}" }}\nusername = "pulsegate"\n'
+        f'password_file = {_toml_str(sec.file("mqtt-local-gateway"))}\n'
     )
     video_section = ""
     clip = REPO / "examples" / "video" / "kvasir-demo.mp4"
@@ -130,8 +192,13 @@ pseudonym_key = {_toml_str(key)}
 listen = "127.0.0.1"
 port = {http_port}
 
+[auth]
+users_file = {_toml_str(users)}
+
 [local_bus]
 port = {local_port}
+username = "pulsegate"
+password_file = {_toml_str(sec.file("mqtt-local-gateway"))}
 
 [summaries]
 interval_s = 5
@@ -142,6 +209,8 @@ trusted_keys = [{_toml_str(REPO / "examples" / "keys" / "dev-signing.pub")}]  # 
 [uplink]
 host = "127.0.0.1"
 port = {cloud_port}
+username = "ward7-gw1"
+password_file = {_toml_str(sec.file("mqtt-gateway"))}
 outbox_path = "outbox.sqlite"
 status_interval_s = 5
 {anomaly}{beds}{devices}{video_section}"""
@@ -157,30 +226,41 @@ state_dir = {_toml_str(work / "cloud-state")}
 listen = "127.0.0.1"
 port = {api_port}
 
+[auth]
+users_file = {_toml_str(users)}
+
 [ingest]
 host = "127.0.0.1"
 port = {cloud_port}
 client_id = "pg-ingest-demo"
+username = "ingest"
+password_file = {_toml_str(sec.file("mqtt-ingest"))}
 deadletter_dir = {_toml_str(work / "cloud-state" / "deadletter")}
 flush_s = 0.5
 
 [influx]
 url = "{influx_url}"
 database = "{DATABASE}"
-
-[arrivals]                              # pre-arrival notices from ambulances (pulsegate demo --ambulance)
-enabled = true
+username = "admin"
+password_file = {_toml_str(sec.file("influx-admin"))}
 """
     )
     return edge, cloud
 
 
-def influx_counts(url: str) -> tuple[int, int]:
+def _influx_query(url: str, q: str, auth: tuple[str, str] | None) -> dict[str, Any]:
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()} if auth else {}
+    req = urllib.request.Request(f"{url}/query", data=urllib.parse.urlencode({"db": DATABASE, "q": q}).encode(),
+                                 method="POST", headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body: dict[str, Any] = json.load(r)
+    return body
+
+
+def influx_counts(url: str, auth: tuple[str, str] | None = None) -> tuple[int, int]:
     """(points in all measurements, alarm points): the largest field count per measurement."""
-    q = urllib.parse.urlencode({"db": DATABASE, "q": "SELECT count(*) FROM /.*/"})
     try:
-        with urllib.request.urlopen(f"{url}/query?{q}", timeout=10) as r:
-            body = json.load(r)
+        body = _influx_query(url, "SELECT count(*) FROM /.*/", auth)
     except OSError:
         return 0, 0
     total = alarms = 0
@@ -193,11 +273,9 @@ def influx_counts(url: str) -> tuple[int, int]:
     return total, alarms
 
 
-def influx_beds(url: str) -> list[str]:
-    q = urllib.parse.urlencode({"db": DATABASE, "q": 'SHOW TAG VALUES FROM "vitals" WITH KEY = "bed"'})
+def influx_beds(url: str, auth: tuple[str, str] | None = None) -> list[str]:
     try:
-        with urllib.request.urlopen(f"{url}/query?{q}", timeout=10) as r:
-            body = json.load(r)
+        body = _influx_query(url, 'SHOW TAG VALUES FROM "vitals" WITH KEY = "bed"', auth)
     except OSError:
         return []
     series = (body.get("results") or [{}])[0].get("series") or []
@@ -226,13 +304,7 @@ def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 30.0)
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -248,20 +320,45 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
 
 def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any,
         fhir_out: Path | None = None, ambulance: bool = False) -> DemoResult:
+    work = state_dir or Path(tempfile.mkdtemp(prefix="pulsegate-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        result = _run(work, duration, http_port, video, say, fhir_out, ambulance)
+    finally:
+        if state_dir is None:  # our temporary folder: keys, passwords and data go with it
+            shutil.rmtree(work, ignore_errors=True)
+    result.state_removed = state_dir is None
+    return result
+
+
+def _run(work: Path, duration: float | None, http_port: int, video: bool, say: Any,
+         fhir_out: Path | None, ambulance: bool = False) -> DemoResult:
     from firmware_bridge.emulators.hl7 import Hl7Sender
     from firmware_bridge.emulators.pty import open_pty_emulator
     from firmware_bridge.emulators.scenarios import make_scenario
     from firmware_bridge.emulators.wearable import WearablePublisher
 
-    work = state_dir or Path(tempfile.mkdtemp(prefix="pulsegate-demo-"))
-    work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    sec = DemoSecrets.make(work / "credentials")
+    pw = sec.passwords
+    accounts = make_demo_users(work / "users.json")
+    amb_users: dict[str, str] = {}
+    if ambulance:  # pulsegate/demo_ambulance.py: its gateway and the cloud's arrivals service on the cloud broker
+        from pulsegate.demo_ambulance import broker_users
+
+        amb_users = broker_users(sec)
     with contextlib.ExitStack() as stack:
-        cloud_broker = Mosquitto(work / "cloud-broker").start()
+        cloud_broker = Mosquitto(work / "cloud-broker", users={"ward7-gw1": pw["mqtt-gateway"],
+                                                               "ingest": pw["mqtt-ingest"], **amb_users},
+                                 acl=CLOUD_ACL.read_text()).start()
         stack.callback(cloud_broker.stop)
-        local_bus = Mosquitto(work / "local-bus").start()
+        local_bus = Mosquitto(work / "local-bus", users={"pulsegate": pw["mqtt-local-gateway"],
+                                                         "ble-bridge": pw["mqtt-ble-bridge"],
+                                                         "nurse-call": pw["mqtt-nurse-call"]},
+                              acl=LOCAL_BUS_ACL.read_text()).start()
         stack.callback(local_bus.stop)
-        influx = Influxd(work / "influxdb").start()
+        influx_auth = ("admin", pw["influx-admin"])
+        influx = Influxd(work / "influxdb", admin=influx_auth).start()
         stack.callback(influx.stop)
         ptys = {}
         for i, (bed, _driver, proto, scenario) in enumerate(DEMO_BEDS):
@@ -271,8 +368,13 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
         api_port, hl7_port = free_port(), free_port()
         http_port = http_port or free_port()
         edge_toml, cloud_toml = write_configs(
-            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, video, hl7_port
+            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, video, hl7_port, sec
         )
+        if ambulance:
+            from pulsegate.demo_ambulance import arrivals_section
+
+            with cloud_toml.open("a") as f:
+                f.write(arrivals_section(cloud_broker.port, sec))
         exe = [sys.executable, "-m", "pulsegate"]
         cloud = stack.enter_context(_process([*exe, "cloud", "run", "--config", str(cloud_toml)], work / "cloud.log"))
         _wait_http(f"http://127.0.0.1:{api_port}", cloud)
@@ -282,14 +384,15 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
         hl7 = Hl7Sender("127.0.0.1", hl7_port, make_scenario("deterioration", 7), beds=["7"])
         hl7.start()
         stack.callback(hl7.stop)
-        wearable = WearablePublisher("127.0.0.1", local_bus.port, make_scenario("stable", 8), devices=[WEARABLE_MAC])
+        wearable = WearablePublisher("127.0.0.1", local_bus.port, make_scenario("stable", 8), devices=[WEARABLE_MAC],
+                                     username="ble-bridge", password=pw["mqtt-ble-bridge"])
         wearable.start()
         stack.callback(wearable.stop)
         amb = None
         if ambulance:
             from pulsegate.demo_ambulance import Ambulance
 
-            amb = Ambulance(work, cloud_broker.port, local_bus.port, work / "credentials" / "pseudonym-key",
+            amb = Ambulance(work, cloud_broker.port, local_bus.port, sec,
                             REPO / "examples" / "keys" / "dev-signing.pub", stack)
             amb_proc = stack.enter_context(_process([*exe, "edge", "run", "--config", str(amb.toml)],
                                                     work / "ambulance.log"))
@@ -302,8 +405,14 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
             f"  nurse station:  {edge_url}/\n"
             f"  gateway metrics: {edge_url}/metrics\n"
             f"  cloud API:      http://127.0.0.1:{api_port}/   metrics: http://127.0.0.1:{api_port}/metrics\n"
-            f"  InfluxDB:       {influx.url} (database {DATABASE}; InfluxQL, Grafana)\n"
-            f"  cloud broker:   mqtt://127.0.0.1:{cloud_broker.port}   local bus: mqtt://127.0.0.1:{local_bus.port}\n"
+            f"  InfluxDB:       {influx.url} (database {DATABASE}; user admin, password in"
+            f" {sec.file('influx-admin')})\n"
+            f"  cloud broker:   mqtt://127.0.0.1:{cloud_broker.port}   local bus: mqtt://127.0.0.1:{local_bus.port}"
+            f" (no anonymous clients; nurse-call password in {sec.file('mqtt-nurse-call')})\n"
+            "  demo accounts (nurse page, live view, cloud dashboard; made for this run only):\n"
+            + "".join(f"    {name:<11} {role:<13} {'API token' if role == 'service' else 'password'} {cred}\n"
+                      for name, role, cred in accounts)
+            +
             f"  configs:        {edge_toml}  {cloud_toml}\n"
             f"  logs:           {work}/edge.log  {work}/cloud.log\n"
             "Ctrl-C stops."
@@ -325,15 +434,15 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
         metrics = scrape(edge_url)
         while time.monotonic() < settle:
             metrics = scrape(edge_url)
-            points, _ = influx_counts(influx.url)
+            points, _ = influx_counts(influx.url, influx_auth)
             if metrics.get("pulsegate_outbox_backlog", 1) == 0 and points == last:
                 break
             last = points
             time.sleep(1.0)
-        points, alarms = influx_counts(influx.url)
+        points, alarms = influx_counts(influx.url, influx_auth)
         fhir = None
         if fhir_out is not None:
-            summary = fhir_export(influx.url, fhir_out)
+            summary = fhir_export(influx.url, fhir_out, influx_auth)
             fhir = {"out": str(fhir_out), "resources": summary["resources"], "by_type": summary["by_type"]}
             say(f"FHIR export: {summary['resources']} resources in {fhir_out}")
         return DemoResult(
@@ -341,7 +450,7 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
             messages_uplinked=int(metrics.get("pulsegate_uplink_acked_total", 0)),
             points_in_influxdb=points,
             alarms_in_influxdb=alarms,
-            beds_in_influxdb=influx_beds(influx.url),
+            beds_in_influxdb=influx_beds(influx.url, influx_auth),
             duration_s=round(time.monotonic() - t0, 1),
             state_dir=str(work),
             fhir=fhir,

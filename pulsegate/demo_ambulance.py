@@ -18,7 +18,7 @@ import secrets
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.linkproxy import ThreadedLinkProxy
 from bench.localservices import free_port
@@ -27,8 +27,31 @@ from firmware_bridge.emulators.pty import PtyEmulator, open_pty_emulator
 from firmware_bridge.emulators.scenarios import make_scenario
 from runtime.security.users import UserStore
 
+if TYPE_CHECKING:
+    from pulsegate.demo import DemoSecrets
+
 GPS_SPEED = 20.0
 GATEWAY = "amb-12"
+
+
+def _secret(sec: DemoSecrets, name: str) -> str:
+    """A random password in a 0600 file of the demo's credentials folder (made once)."""
+    path = sec.file(name)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text()
+
+
+def broker_users(sec: DemoSecrets) -> dict[str, str]:
+    """The cloud broker's accounts for the ambulance gateway and the arrivals service (examples' ACL)."""
+    return {GATEWAY: _secret(sec, "mqtt-ambulance"), "arrivals": _secret(sec, "mqtt-arrivals")}
+
+
+def arrivals_section(cloud_port: int, sec: DemoSecrets) -> str:
+    return (f"\n[arrivals]                              # pre-arrival notices (pulsegate demo --ambulance)\n"
+            f"enabled = true\n[[arrivals.brokers]]\nhost = \"127.0.0.1\"\nport = {cloud_port}\n"
+            f"username = \"arrivals\"\npassword_file = {json.dumps(str(sec.file('mqtt-arrivals')))}\n")
 
 
 class Session:
@@ -68,9 +91,10 @@ def demo_account(users_file: Path, name: str, role: str, **scope: list[str]) -> 
 
 
 class Ambulance:
-    def __init__(self, work: Path, cloud_port: int, local_port: int, key: Path, trusted_key: Path,
+    def __init__(self, work: Path, cloud_port: int, local_port: int, sec: DemoSecrets, trusted_key: Path,
                  stack: contextlib.ExitStack) -> None:
         self.work = work
+        self.sec = sec
         self.route: Route = make_route("city", 20.0)
         self.gps = PtyEmulator(GpsEmulator(self.route), make_scenario("stable"), speed=GPS_SPEED).start()
         stack.callback(self.gps.stop)
@@ -84,9 +108,9 @@ class Ambulance:
         self.cuts = 0
         self._down = False
         self.notice_sent = False
-        self.toml = self._config(local_port, key, trusted_key)
+        self.toml = self._config(local_port, sec.file("pseudonym-key"), trusted_key)
         self.crew_password = demo_account(work / "ambulance-state" / "users.json", "crew", "nurse", wards=["demo-ems"])
-        self.ed_password = demo_account(work / "cloud-state" / "users.json", "ed", "nurse", sites=["*"])
+        self.ed_password = demo_account(work / "users.json", "ed", "nurse", sites=["*"])  # the cloud's users file
         self.crew = Session(self.url, "crew", self.crew_password)
 
     def _config(self, local_port: int, key: Path, trusted_key: Path) -> Path:
@@ -107,6 +131,8 @@ port = {self.http_port}
 
 [local_bus]
 port = {local_port}
+username = "pulsegate"
+password_file = {json.dumps(str(self.sec.file("mqtt-local-gateway")))}
 
 [summaries]
 interval_s = 10
@@ -117,6 +143,8 @@ trusted_keys = [{json.dumps(str(trusted_key))}]
 [uplink]
 host = "127.0.0.1"
 port = {self.link.port}
+username = "{GATEWAY}"
+password_file = {json.dumps(str(self.sec.file("mqtt-ambulance")))}
 outbox_path = "outbox.sqlite"
 reconnect_min_s = 0.2
 reconnect_max_s = 2.0

@@ -233,3 +233,16 @@ async def test_over_tls_cookie_is_secure_host_prefixed_and_hsts_sent(tmp_path: P
         assert "SameSite=Strict" in cookie and "Path=/" in cookie
         assert r.headers["Strict-Transport-Security"].startswith("max-age=")
         assert (await s.get(srv.url + "api/state", ssl=False)).status == 200
+
+
+async def test_a_flood_of_state_changes_is_refused_and_counted(tmp_path: Path) -> None:
+    auth = AuthSection(users_file=tmp_path / "users.json", changes_per_minute=30)
+    async with serve(tmp_path, auth) as srv, srv.client() as s:
+        csrf = await srv.login(s, "nina")  # the login is the first change
+        statuses = []
+        for _ in range(100):
+            r = await s.post(srv.url + "api/ack", json={"seconds": 60}, headers={"X-CSRF-Token": csrf})
+            statuses.append(r.status)
+        assert statuses.count(200) == 29 and statuses.count(429) == 71
+        assert len(srv.acks) == 29 and srv.sec.guard.refused["rate"] == 71
+        assert (await s.get(srv.url + "api/state")).status == 200  # reading goes on

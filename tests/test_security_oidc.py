@@ -113,3 +113,19 @@ async def test_discovery_naming_another_issuer_is_refused(tmp_path: Path) -> Non
             await lying.close()
     with pytest.raises(OidcError, match="https"):
         OidcProvider(OidcSection(issuer="http://sso.example", client_id="pulsegate"))
+
+
+async def test_gateway_with_oidc_unreachable_falls_back_to_local_accounts(tmp_path: Path) -> None:
+    """A ward gateway whose hospital identity provider is down: the local accounts still log in."""
+    from bench.localservices import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    auth = AuthSection(users_file=tmp_path / "users.json", oidc=OidcSection(issuer=dead, client_id="pulsegate"))
+    async with serve(tmp_path, auth) as srv, srv.client() as s:
+        r = await s.get(srv.url + "auth/oidc/login", allow_redirects=False)
+        assert r.status == 503
+        methods = await (await s.get(srv.url + "auth/methods")).json()
+        assert methods == {"local": True, "oidc": True}
+        await srv.login(s, "nina")
+        assert (await s.get(srv.url + "api/state")).status == 200
+        assert srv.sec.guard.audit.find("login", "failed")[0].detail["method"] == "oidc"

@@ -47,8 +47,9 @@ class WearablePublisher:
 
     def __init__(self, host: str, port: int, scenario: Scenario, devices: list[str] | None = None,
                  prefix: str = "pulsegate/ble", period_s: float = 1.0, speed: float = 1.0,
-                 json_form: bool = False) -> None:
+                 json_form: bool = False, username: str | None = None, password: str | None = None) -> None:
         self.host, self.port = host, port
+        self.username, self.password = username, password
         self.scenario = scenario
         self.devices = devices or ["C4:7C:8D:6A:12:34"]
         self.prefix = prefix.rstrip("/")
@@ -70,6 +71,8 @@ class WearablePublisher:
 
     def _run(self) -> None:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"ble-bridge-emu-{id(self):x}")
+        if self.username:
+            client.username_pw_set(self.username, self.password)
         t0 = time.monotonic()
         last_temp: float | None = None
         connected = False

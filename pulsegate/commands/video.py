@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from pulsegate.cli import Commands
 from pulsegate.commands.model import endoscopy_model_args, endoscopy_model_dir
@@ -18,6 +20,10 @@ def register(cmds: Commands) -> None:
     r.add_argument("--host", default="127.0.0.1")
     r.add_argument("--room", default="demo")
     r.add_argument("--fps-limit", type=float, default=30.0)
+    r.add_argument("--users-file", type=Path, help="local accounts (pulsegate user add NAME --role clinician); "
+                   "without it the live view is open and only on loopback")
+    r.add_argument("--tls-cert", help="certificate (path or credential:NAME); needed off loopback")
+    r.add_argument("--tls-key", help="private key (path or credential:NAME)")
     endoscopy_model_args(r)
     r.set_defaults(handler=_run)
 
@@ -27,9 +33,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from clinical.endoscopy.postprocess import PolypFinding
     from clinical.endoscopy.segmodel import load_verified
-    from edge.video.liveview import LiveView
+    from edge.video.liveview import LIVE_RULES, LiveView
     from edge.video.pipeline import VideoPipeline
     from runtime.logs import get_logger, setup
+    from runtime.security.config import AuthSection, TlsSection
+    from runtime.security.listener import ListenerSecurity, secure_listener
     from runtime.supervisor import Supervisor
 
     setup("info", component="video")
@@ -41,7 +49,25 @@ def _run(args: argparse.Namespace) -> int:
         log.info("finding", room=f.room, present=f.present, confidence=round(f.confidence, 3),
                  area=round(f.area, 4), box=f.box)
 
+    security: ListenerSecurity | None = None
+    if args.users_file is not None or args.tls_cert is not None:
+        tls = TlsSection(cert=args.tls_cert, key=args.tls_key or "") if args.tls_cert else None
+        try:
+            security = secure_listener("live", args.host, AuthSection(users_file=args.users_file), tls, LIVE_RULES)
+        except ValueError as exc:
+            print(f"pulsegate video run: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from runtime.security.policy import check_listener
+
+        try:
+            check_listener("live", args.host, auth=False, tls=False, insecure_no_auth=False)
+        except ValueError as exc:
+            print(f"pulsegate video run: {exc} (--users-file, --tls-cert/--tls-key)", file=sys.stderr)
+            return 2
     pipe = VideoPipeline(args.source, runner, on_finding, args.room, fps_limit=args.fps_limit)
-    live = LiveView(pipe.latest, pipe.status, args.room, args.host, args.port, max_fps=args.fps_limit)
-    print(f"live view: http://{args.host}:{args.port}/  (model {manifest.name} {manifest.version})", flush=True)
+    live = LiveView(pipe.latest, pipe.status, args.room, args.host, args.port, max_fps=args.fps_limit,
+                    security=security)
+    scheme = security.scheme if security is not None else "http"
+    print(f"live view: {scheme}://{args.host}:{args.port}/  (model {manifest.name} {manifest.version})", flush=True)
     return asyncio.run(Supervisor([live, pipe]).run())

@@ -73,6 +73,7 @@ class AuthSection(Section):
     ws_max_frame_bytes: int = Field(4096, ge=256, le=1024 * 1024)
     ws_per_client: int = Field(8, ge=1, le=1000)
     requests_per_client: int = Field(32, ge=1, le=10_000)  # at once, per client address
+    changes_per_minute: int = Field(120, ge=1, le=100_000)  # state changes (POST...) per client address
     metrics_from_loopback: bool = True  # /metrics without a token from 127.0.0.1/::1 (Prometheus on the box)
     oidc: OidcSection | None = None
 

@@ -2,7 +2,8 @@
 
 ``Guard.install(app)`` adds, in this order, to every route of the app:
 
-1. Host allow-list (DNS rebinding) and a cap on requests in flight per client address;
+1. Host allow-list (DNS rebinding), a cap on requests in flight and on state changes a minute per client
+   address;
 2. Origin check on every state change (a cross-site POST is refused even before authentication);
 3. authentication: a session cookie, a bearer API token (``pgt_...``, machines) or a bearer JWT from the
    configured OIDC issuer; none -> 401, or a redirect to ``/login`` for a page;
@@ -17,7 +18,8 @@ With ``insecure_no_auth`` everything but steps 3-5 still applies and every reque
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -113,6 +115,7 @@ class Guard:
         self.cookie = f"{'__Host-' if tls else ''}pg_{listener}"
         self.kdf_slots = asyncio.Semaphore(2)  # argon2 verifications at once (64 MiB and ~50 ms each)
         self._inflight: Counter[str] = Counter()
+        self._changes: dict[str, deque[float]] = {}
         self.refused: Counter[str] = Counter()  # reason -> count, for /metrics
 
     # -- wiring --------------------------------------------------------------------------------------------
@@ -152,6 +155,8 @@ class Guard:
         if request.content_length is not None and request.content_length > self.cfg.max_body_bytes:
             self.refused["body_size"] += 1
             raise web.HTTPRequestEntityTooLarge(max_size=self.cfg.max_body_bytes, actual_size=request.content_length)
+        if request.method not in SAFE_METHODS and not self._change_allowed(client):
+            raise self._refuse("rate", web.HTTPTooManyRequests, "too many changes: slow down")
         self._inflight[client] += 1
         try:
             return await handler(request)
@@ -159,6 +164,22 @@ class Guard:
             self._inflight[client] -= 1
             if self._inflight[client] <= 0:
                 del self._inflight[client]
+
+    def _change_allowed(self, client: str, now: float | None = None) -> bool:
+        """At most ``changes_per_minute`` state changes per client address in any 60 s."""
+        now = time.monotonic() if now is None else now
+        q = self._changes.get(client)
+        if q is None:
+            if len(self._changes) > 10_000:  # forget idle addresses
+                for k in [k for k, v in self._changes.items() if not v or now - v[-1] > 60.0]:
+                    del self._changes[k]
+            q = self._changes[client] = deque()
+        while q and now - q[0] > 60.0:
+            q.popleft()
+        if len(q) >= self.cfg.changes_per_minute:
+            return False
+        q.append(now)
+        return True
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:

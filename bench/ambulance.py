@@ -133,7 +133,11 @@ async def _run(tmp: Path, broker: Mosquitto, minutes: float, profile: str, cuts:
 
     proxy = await LinkProxy(broker.port).start()
     outbox = Outbox(tmp / "outbox.sqlite", GW)
-    budget = Budget(BudgetConfig(bytes_per_hour=budget_bph), clock=sim_wall)
+    # budget 0: no governor (what an ambulance was before: a ward gateway), still counted for the figures
+    governed = budget_bph > 0
+    budget = Budget(BudgetConfig(bytes_per_hour=budget_bph if governed else 10**12,
+                                 bytes_per_month=10**15 if not governed else BudgetConfig().bytes_per_month),
+                    clock=sim_wall)
     up = Uplink(outbox, "127.0.0.1", proxy.port, SITE, GW, status_interval_s=300.0 / accel, reconnect_min_s=0.1,
                 reconnect_max_s=0.5, resume_holdoff_s=0.2, keepalive_s=60)
     links = LinkSet(outbox, [("cell", True, up)], budget)
@@ -193,9 +197,10 @@ async def _run(tmp: Path, broker: Mosquitto, minutes: float, profile: str, cuts:
             tracker.on_fix(Fix(sim_wall(), st.fix, st.lat, st.lon, st.speed_kmh) if st.fix else Fix(sim_wall(), False))
             clinical.tick(s, sim_wall())
             summarizer.tick(s, sim_wall())
-            budget.update()
-            summarizer.set_interval(budget.summary_interval(60.0))
-            summarizer.raw_every = budget.raw_every()
+            if governed:
+                budget.update()
+                summarizer.set_interval(budget.summary_interval(60.0))
+                summarizer.raw_every = budget.raw_every()
             if s == 60:
                 sender.request("city-general", "sepsis", BED)
             sender.tick()

@@ -26,7 +26,7 @@ def register(cmds: Commands) -> None:
     p.add_argument("--minutes", type=float, default=60.0, help="simulated minutes")
     p.add_argument("--link-profile", choices=("urban", "rural", "tunnel"), default="urban")
     p.add_argument("--accel", type=float, default=60.0, help="simulated seconds per real second")
-    p.add_argument("--budget", type=int, default=64 * 1024, help="bytes per hour")
+    p.add_argument("--budget", type=int, default=64 * 1024, help="bytes per hour (0: no governor, the 'before')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_ambulance)

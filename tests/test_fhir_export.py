@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from bench.localservices import Influxd, free_port
 from cloud.fhir.config import FhirConfig
@@ -55,6 +56,12 @@ async def search(url: str, query: str) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
         bundle = await (await http.get(f"{url}/{query}")).json()
         return [e["resource"] for e in bundle.get("entry", [])]
+
+
+def web_app(post_root: Any) -> web.Application:
+    app = web.Application()
+    app.router.add_post("/", post_root)
+    return app
 
 
 def pusher(url: str, **kw: Any) -> FhirPusher:
@@ -170,24 +177,25 @@ async def test_server_errors_are_retried_with_backoff_honouring_retry_after(ward
             async with http.post(server + "/", data=body, headers={"Content-Type": "application/fhir+json"}) as r:
                 return web.Response(body=await r.read(), status=r.status, content_type="application/fhir+json")
 
-    app = web.Application()
-    app.router.add_post("/", flaky)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     slept: list[float] = []
 
     async def sleep(s: float) -> None:
         slept.append(s)
 
-    try:
-        entries, _ = await export_entries(ward, "1h", FhirConfig())
-        report = await pusher(f"http://127.0.0.1:{port}", sleep=sleep).push(entries)
-    finally:
-        await runner.cleanup()
+    entries, _ = await export_entries(ward, "1h", FhirConfig())
+    async with TestServer(web_app(flaky), host="127.0.0.1") as proxy:
+        report = await pusher(str(proxy.make_url("")).rstrip("/"), sleep=sleep).push(entries)
     assert report.ok and report.retries == 3 and report.created == len(entries)
     assert slept and all(s >= 2.0 for s in slept)  # at least Retry-After
+    # a base URL that is not a FHIR endpoint, a refused token: one request, everything reported unsent
+    for status in (404, 401):
+        async def refuse(_request: web.Request, status: int = status) -> web.Response:
+            return web.json_response({}, status=status)
+
+        async with TestServer(web_app(refuse), host="127.0.0.1") as fake:
+            wrong = await FhirPusher(str(fake.make_url("")).rstrip("/"), sleep=sleep).push(entries)
+        assert wrong.requests == 1 and len(wrong.unsent) == len(entries) and wrong.created == 0, status
+        assert str(status) in wrong.unsent[0].reason
     # an unreachable server: bounded attempts, everything reported unsent, nothing raised
     dead = await FhirPusher(f"http://127.0.0.1:{free_port()}", max_attempts=3, sleep=sleep).push(entries[:5])
     assert len(dead.unsent) == 5 and dead.created == 0 and dead.requests == 3
@@ -235,3 +243,12 @@ async def test_pulsegate_fhir_export_command(ward: InfluxWriter, server: str, in
         "--out", str(out), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await bad.communicate()
     assert bad.returncode == 1 and b"since must look like" in err and b"Traceback" not in err
+
+
+async def test_a_short_window_still_carries_the_alarms_later_states(ward: InfluxWriter) -> None:
+    """State changes are stored at the raise time: alarms are read over 24 h whatever --since says."""
+    entries, _ = await export_entries(ward, "1m", FhirConfig())
+    issues = {e.value: e.resource for e in entries if e.type == "DetectedIssue"}
+    assert set(issues) == {"ward7-gw1/a-1", "ward7-gw1/a-2", "amb-12/a-3"}
+    assert issues["ward7-gw1/a-1"]["status"] == "final"
+    assert sum(e.type == "Observation" for e in entries) < 252 / 4  # the vitals keep to the window

@@ -53,3 +53,27 @@ def test_unit_exposure_at_most_2(unit: str, tmp_path: Path) -> None:
     assert exposure <= 2.0, res.stdout
     text = (UNITS / unit).read_text()
     assert "UMask=0077" in text and "ProtectProc=invisible" in text and "CapabilityBoundingSet=\n" in text
+
+
+def test_fhir_export_units_verify_and_are_locked_down(tmp_path: Path) -> None:
+    """The periodic FHIR export: a oneshot service started by a timer (docs/interop.md)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.fail("systemd-analyze not installed (the Makefile's DEB_PKGS installs systemd)")
+    exe = Path(sys.executable).parent / "pulsegate"
+    if not exe.exists():
+        exe = Path(shutil.which("pulsegate") or sys.executable)
+    for unit in ("pulsegate-fhir-export.service", "pulsegate-fhir-export.timer"):
+        (tmp_path / unit).write_text((UNITS / unit).read_text().replace("/opt/pulsegate/bin/pulsegate", str(exe)))
+    service = (UNITS / "pulsegate-fhir-export.service").read_text()
+    assert "Type=oneshot" in service and "fhir export" in service and "--push" in service
+    assert "LoadCredential=fhir-token:" in service and "UMask=0077" in service
+    res = subprocess.run([analyze, "verify", "--man=no", "--recursive-errors=no",
+                          str(tmp_path / "pulsegate-fhir-export.timer"), str(tmp_path / "pulsegate-fhir-export.service")],
+                         capture_output=True, text=True, timeout=60)
+    problems = [line for line in (res.stdout + res.stderr).splitlines() if "pulsegate-fhir-export" in line]
+    assert res.returncode == 0 and not problems, res.stdout + res.stderr
+    res = subprocess.run([analyze, "security", "--offline=yes", "--no-pager",
+                          str(tmp_path / "pulsegate-fhir-export.service")], capture_output=True, text=True, timeout=60)
+    line = next(x for x in res.stdout.splitlines() if "Overall exposure level" in x)
+    assert float(line.split(":")[1].split()[0]) <= 2.0, res.stdout

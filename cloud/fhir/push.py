@@ -9,13 +9,14 @@ conditional transactions: Medplum at 8 entries).
 Error policy (after cloud/delivery.py):
 
 - 2xx: every entry's location is recorded (created, or found by its identifier).
-- 400, 404, 409, 412, 422: a transaction is all-or-nothing, so bisect until the
+- 400, 409, 412, 422: a transaction is all-or-nothing, so bisect until the
   refused entry is alone; it is reported with the server's OperationOutcome and
   the rest is sent. 413: split the Bundle in halves.
 - 429, 5xx, no answer: back off (full jitter, doubling from ``backoff_min_s`` to
   ``backoff_max_s``, at least Retry-After) and resend, up to ``max_attempts``;
   then the push stops and everything not yet on the server is reported as unsent.
-- 401, 403: stop; nothing more is sent, everything left is reported as unsent.
+- 401, 403 (token), 404, 405 (base URL): stop; nothing more is sent, everything
+  left is reported as unsent.
 
 An entry whose dependency (its patient, its device) was refused is not sent
 and is reported as skipped with the dependency's identifier; a link a
@@ -41,7 +42,7 @@ from runtime.logs import get_logger
 
 log = get_logger("cloud.fhir")
 _LOCATION = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]*)?/?$")
-REJECT = {400, 404, 409, 412, 422}
+REJECT = {400, 409, 412, 422}
 RETRY = {0, 408, 429, 500, 502, 503, 504}
 
 
@@ -159,6 +160,8 @@ class FhirPusher:
                 status, body = 0, {"error": f"{type(exc).__name__}: {exc}"[:300]}
             if status in (401, 403):
                 raise StopPush(f"FHIR server answered {status}: check [fhir] token_file")
+            if status in (404, 405):
+                raise StopPush(f"FHIR server answered {status} to a transaction: check [fhir] base_url")
             if status not in RETRY:
                 return status, body
             if attempt == self.max_attempts - 1:

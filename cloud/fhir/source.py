@@ -10,6 +10,10 @@ from typing import Any
 from cloud.influx import InfluxError, InfluxWriter
 
 SINCE = re.compile(r"[1-9][0-9]{0,5}[smhd]")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# An alarm's state changes are stored at its raise time: alarms are read over at least this long, so that
+# a state change after a short export window (acknowledged, cleared) still reaches its DetectedIssue.
+ALARM_LOOKBACK = "24h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,10 @@ class ExportData:
     skipped_no_patient: int = 0
 
 
+def seconds(since: str) -> int:
+    return int(since[:-1]) * _UNIT_S[since[-1]]
+
+
 def check_since(since: str) -> str:
     """``--since`` as an InfluxQL duration literal (checked: it is spliced into the query)."""
     if not SINCE.fullmatch(since):
@@ -127,8 +135,9 @@ async def read_export_data(influx: InfluxWriter, since: str) -> ExportData:
         data.scores.append(ScoreRow(r.get("site", ""), r.get("gateway", ""), r.get("bed", ""), r["patient"],
                                     int(r["time"]), int(news2) if isinstance(news2, int) else None,
                                     _float(r.get("anomaly"))))
+    alarm_since = since if seconds(since) >= seconds(ALARM_LOOKBACK) else ALARM_LOOKBACK
     rows = await _rows(influx, 'SELECT "condition", "score", "value", "by", "changed_ns" FROM "alarms" '
-                               f'WHERE time > now() - {since} GROUP BY "site", "gateway", "alarm_id", "bed", '
+                               f'WHERE time > now() - {alarm_since} GROUP BY "site", "gateway", "alarm_id", "bed", '
                                '"patient", "state", "priority", "kind", "source", "param"')
     alarms: dict[tuple[str, str], AlarmRow] = {}
     for r in sorted(rows, key=lambda r: int(r.get("changed_ns") or r["time"])):

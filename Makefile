@@ -2,7 +2,7 @@
 # Both install what is missing on a Debian 12 machine (as root), then run.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEB_PKGS := mosquitto influxdb chromium systemd gpsd
+DEB_PKGS := mosquitto influxdb chromium systemd victoria-metrics gpsd
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup deb lint npm vendor-js
@@ -14,7 +14,7 @@ deb:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@# the packaged services are not used: PulseGate starts its own on free ports
-	@-systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true
+	@-systemctl disable --now mosquitto influxdb victoria-metrics >/dev/null 2>&1 || true
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)

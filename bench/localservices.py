@@ -123,6 +123,7 @@ class Influxd:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     admin: tuple[str, str] | None = None
+    data_conf: str = '  wal-fsync-delay = "0s"\n'  # the [data] settings (the fleet bench: a server's)
 
     @property
     def url(self) -> str:
@@ -139,8 +140,8 @@ class Influxd:
             f'bind-address = "127.0.0.1:{rpc}"\n'
             f'[meta]\n  dir = "{self.workdir}/meta"\n'
             f'[data]\n  dir = "{self.workdir}/data"\n  wal-dir = "{self.workdir}/wal"\n'
-            '  query-log-enabled = false\n  wal-fsync-delay = "0s"\n'
-            '[monitor]\n  store-enabled = false\n'
+            "  query-log-enabled = false\n" + self.data_conf
+            + '[monitor]\n  store-enabled = false\n'
             f'[http]\n  enabled = true\n  bind-address = "127.0.0.1:{self.port}"\n'
             "  log-enabled = false\n  max-body-size = 0\n"
             + ("  auth-enabled = true\n" if self.admin else "")

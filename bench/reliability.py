@@ -46,9 +46,10 @@ def _driver(tmp: Path, port: int, *args: str) -> tuple[subprocess.Popen[bytes], 
     return proc, out
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects among the lines of a child process's output file."""
     out = []
-    for ln in path.read_text().splitlines():
+    for ln in path.read_text(errors="replace").splitlines():
         if ln.startswith("{"):
             try:
                 out.append(json.loads(ln))
@@ -60,7 +61,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 async def _wait_line(path: Path, key: str, proc: subprocess.Popen[bytes], within_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        for d in _lines(path):
+        for d in json_lines(path):
             if key in d:
                 return d
         if proc.poll() is not None:
@@ -202,7 +203,7 @@ async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s
             mq = _broker(tmp / "mq", port=port)
             back = time.perf_counter()
             back_wall = time.time()
-            ticks = [x for x in _lines(out) if "tick" in x]
+            ticks = [x for x in json_lines(out) if "tick" in x]
             produced_before = ticks[-1]["points"]
             backlog_peak = max(x["backlog"] for x in ticks)
             while True:
@@ -218,7 +219,7 @@ async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s
                 await asyncio.sleep(0.05)
             drain_s = time.perf_counter() - back
             stored_wall = time.time()
-            connected = [x["connected_at"] for x in _lines(out) if x.get("connected_at", 0) > back_wall]
+            connected = [x["connected_at"] for x in json_lines(out) if x.get("connected_at", 0) > back_wall]
             reconnect_s = (connected[0] - back_wall) if connected else float("nan")
             done = await _wait_line(out, "drained", proc, duration + 120)
             got = await _settle(db, done["expected_points"], 30)

@@ -12,6 +12,7 @@ from cloud.arrivals import ArrivalsService
 from cloud.arrivals_api import ARRIVALS_RULES, ArrivalsApi
 from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
+from cloud.influx_client import open_writer
 from cloud.ingest import IngestWorker
 from runtime.configbase import read_optional_secret
 from runtime.httpserver import HttpServer
@@ -26,9 +27,10 @@ class CloudDaemon:
         self.cfg = cfg
         self.progress = Progress()
         self.registry, self.collector = new_registry()
-        self.influx = InfluxWriter.from_config(cfg.influx, config_dir)
+        self.influx = InfluxWriter.from_config(cfg.influx, config_dir)  # queries (API); v1 schema
+        self.writer = open_writer(cfg.influx, config_dir)  # the ingest's writes ([influx] writer)
         ingest_cfg = cfg.ingest
-        self.ingest = IngestWorker.from_config(ingest_cfg, self.influx, cfg.influx, config_dir, self.registry)
+        self.ingest = IngestWorker.from_config(ingest_cfg, self.writer, cfg.influx, config_dir, self.registry)
         self.app = web.Application()
         self.api = FleetApi(self.influx)
         self.api.setup(self.app)
@@ -63,3 +65,4 @@ class CloudDaemon:
             return await Supervisor(self.components(), progress=self.progress).run(stop, install_signals)
         finally:
             await self.influx.close()
+            await self.writer.close()

@@ -11,7 +11,11 @@ After telegraf's outputs (models/buffer.go, plugins/outputs/influxdb):
 * 429 / 5xx / 401 / 403 / connection refused / timeout: back off with full
   jitter (honouring ``Retry-After``) and retry the same batch until it is
   accepted or the worker stops. Nothing is acknowledged meanwhile.
-* 404 (database not found): create it, then retry.
+* 404 (database not found): create it, then retry (v2: a missing bucket is
+  the operator's to create; back off and retry).
+* A 400 that is an authentication refusal (``auth`` in the body: a token
+  proxy such as vmauth answers a wrong token with 400) is treated as 401,
+  never as bad points.
 
 :meth:`Delivery.deliver` returns only when every line is either written or
 dead-lettered; it raises :class:`DeliveryAborted` if asked to stop first.
@@ -24,7 +28,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from cloud.influx import InfluxError, InfluxWriter, WriteResponse
+from cloud.influx import InfluxError, LineWriter, WriteResponse
 from runtime.logs import get_logger
 
 log = get_logger("cloud.delivery")
@@ -43,7 +47,7 @@ class Rejected:
 
 @dataclass
 class Delivery:
-    writer: InfluxWriter
+    writer: LineWriter
     backoff_min_s: float = 0.2
     backoff_max_s: float = 30.0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,7 +76,7 @@ class Delivery:
             if resp.ok:
                 self.written += len(lines)
                 return
-            if resp.status == 413 or resp.status in (400, 422):
+            if (resp.status == 413 or resp.status in (400, 422)) and not _auth_refused(resp):
                 if len(lines) == 1:
                     rejected.append(Rejected(lines[0], resp.status, resp.body[:500]))
                     log.warning("influx_point_rejected", status=resp.status, reason=resp.body[:200])
@@ -103,3 +107,7 @@ class Delivery:
         except TimeoutError:
             pass
         return min(delay * 2, self.backoff_max_s)
+
+
+def _auth_refused(resp: WriteResponse) -> bool:
+    return resp.status == 400 and "auth" in resp.body.lower() and "partial write" not in resp.body

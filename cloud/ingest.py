@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry
 
 from cloud.deadletter import DeadLetters
 from cloud.delivery import Delivery, DeliveryAborted
-from cloud.influx import InfluxConfig, InfluxWriter
+from cloud.influx import InfluxConfig, InfluxWriter, LineWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
 from cloud.retention import ensure_schema
 from runtime.configbase import read_optional_secret
@@ -66,7 +66,7 @@ class IngestWorker:
         self,
         host: str,
         port: int,
-        influx: InfluxWriter,
+        influx: LineWriter,
         client_id: str = "pg-ingest-1",
         group: str = "ingest",
         batch_points: int = 5000,
@@ -141,7 +141,7 @@ class IngestWorker:
         return self._inbox.qsize()
 
     @classmethod
-    def from_config(cls, cfg: IngestConfig, influx: InfluxWriter, schema: InfluxConfig | None = None,
+    def from_config(cls, cfg: IngestConfig, influx: LineWriter, schema: InfluxConfig | None = None,
                     base: Path | None = None, registry: CollectorRegistry | None = None) -> IngestWorker:
         password = read_optional_secret(cfg.password_file, base)
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
@@ -186,6 +186,9 @@ class IngestWorker:
 
     async def _ensure_schema(self) -> None:
         assert self.schema is not None
+        if not isinstance(self.influx, InfluxWriter) or self.influx.api != "v1":
+            log.info("influx_schema_external", detail="v2: buckets and tasks come from examples/influxdb2/")
+            return
         delay = 0.5
         while not self._stopping.is_set():
             try:

@@ -11,7 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from cloud.influx import InfluxConfig, InfluxWriter
+from cloud.influx import InfluxConfig
+from cloud.influx_client import open_writer
 from cloud.ingest import IngestWorker
 from runtime import logs
 from runtime.supervisor import Supervisor
@@ -31,12 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flush-s", type=float, default=1.0)
     p.add_argument("--deadletter-dir", default=None)
     p.add_argument("--schema", action="store_true", help="create retention policies and rollups at start")
+    p.add_argument("--api", choices=("v1", "v2"), default="v1")
+    p.add_argument("--writer", choices=("http", "influxdb-client"), default="http")
+    p.add_argument("--org", default=None)
+    p.add_argument("--token-file", default=None, help="path or credential:NAME")
+    p.add_argument("--receive-maximum", type=int, default=20000)
     args = p.parse_args(argv)
-    influx = InfluxWriter(args.influx_url, args.database)
-    schema = InfluxConfig(url=args.influx_url, database=args.database) if args.schema else None
+    cfg = InfluxConfig(url=args.influx_url, database=args.database, api=args.api, writer=args.writer, org=args.org,
+                       token_file=args.token_file)
+    influx = open_writer(cfg)
+    schema = cfg if args.schema else None
     worker = IngestWorker(args.host, args.port, influx, client_id=args.client_id, group=args.group,
                           batch_points=args.batch_points, flush_s=args.flush_s,
-                          deadletter_dir=Path(args.deadletter_dir) if args.deadletter_dir else None, schema=schema)
+                          deadletter_dir=Path(args.deadletter_dir) if args.deadletter_dir else None, schema=schema,
+                          receive_maximum=args.receive_maximum)
     logs.setup("info", client_id=args.client_id)
     rc = asyncio.run(Supervisor([worker]).run())
     log.info("ingest_stopped", received=worker.received, acked=worker.acked, points=worker.points)

@@ -7,6 +7,10 @@
     pulsegate bench outage --beds 64 --offline 60 [--json]          a gateway loses its broker: loss, doubles, drain
     pulsegate bench video --source FILE [--pace free] [--json]      endoscopy fps and frame-to-overlay latency
     pulsegate bench wire [--beds 64] [--json]                       size and speed of the wire encodings
+    pulsegate bench influx-writers [--points N] [--json]            HTTP vs influxdb-client on /api/v2/write
+    pulsegate bench fleet --gateways 1000 --beds-per-gateway 32 --minutes 5 [--workers 1,2,4] [--raw] [--json]
+                                                                    a fleet of emulated gateways through broker,
+                                                                    ingest workers and influxd
 """
 
 from __future__ import annotations
@@ -71,6 +75,26 @@ def register(cmds: Commands) -> None:
     endoscopy_model_args(p)
     p.set_defaults(handler=_video)
 
+    p = b.add_parser("influx-writers", help="the HTTP and influxdb-client v2 writers against the same server")
+    p.add_argument("--points", type=int, default=200_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_influx_writers)
+
+    p = b.add_parser("fleet", help="N emulated gateways -> mosquitto -> K ingest workers -> influxd")
+    p.add_argument("--gateways", type=int, default=1000)
+    p.add_argument("--beds-per-gateway", type=int, default=32)
+    p.add_argument("--minutes", type=int, default=5, help="emulated minutes of traffic")
+    p.add_argument("--workers", default="1", help="ingest worker processes; a list (1,2,4) runs each in turn")
+    p.add_argument("--raw", action="store_true", help="also raw numerics (every bed and parameter, 1 Hz)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="emulated seconds per wall second (1 = real time; 60 = a minute per second)")
+    p.add_argument("--publishers", type=int, default=2, help="processes the emulated gateways are spread over")
+    p.add_argument("--influx-pause", type=float, default=0.0, help="SIGSTOP influxd for S seconds mid-run")
+    p.add_argument("--receive-maximum", type=int, default=2000, help="MQTT 5 Receive Maximum of each worker")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_fleet)
+
     p = b.add_parser("wire", help="size and speed of the wire encodings")
     p.add_argument("--beds", type=int, default=64)
     p.add_argument("--json", action="store_true")
@@ -122,6 +146,26 @@ def _outage(args: argparse.Namespace) -> int:
     result = asyncio.run(bench_outage(args.beds, args.offline, broker_kill=args.broker_kill))
     _print(result, args.json, 28)
     return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
+
+
+def _influx_writers(args: argparse.Namespace) -> int:
+    from bench.influx_writers import bench_writers
+
+    _print(asyncio.run(bench_writers(args.points, repeats=args.repeats)), args.json)
+    return 0
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from bench.fleet import run_fleet
+
+    ok = True
+    for k in (int(x) for x in str(args.workers).split(",")):
+        result = asyncio.run(run_fleet(args.gateways, args.beds_per_gateway, args.minutes, workers=k, raw=args.raw,
+                                       speed=args.speed, publishers=args.publishers,
+                                       influx_pause_s=args.influx_pause, receive_maximum=args.receive_maximum))
+        _print(result, args.json)
+        ok = ok and result["lost"] == 0 and result["duplicates"] == 0
+    return 0 if ok else 1
 
 
 def _video(args: argparse.Namespace) -> int:

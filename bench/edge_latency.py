@@ -5,8 +5,9 @@ respiration rate at 1 Hz each, NIBP every 5 min, temperature every 10 min)
 and M wearables (heart rate at 1 Hz), each on its own phase within the second,
 into ``Pipeline.feed`` with ``recv_mono`` stamped at emission (the moment a
 transport would have decoded it). Every monitor alternates 15 s of
-tachycardia (HR 150) with 15 s of normal values, every wearable does the same
-on a 120 s cycle, so alarms are raised and cleared all the time. The
+tachycardia (HR 175: the smart default's life-threatening path alarms after
+7 s) with 15 s of normal values, every wearable does the same on a 120 s
+cycle, so alarms are raised and cleared all the time. The
 ClinicalStage runs NEWS2, thresholds, technical checks and the anomaly model
 (batched; scored at every minute bucket from the start, not only after 10
 minutes of history as in production, so that the model's cost is in the
@@ -38,6 +39,7 @@ from edge.alarm_bus import Delivered, LocalAlarmPublisher
 from edge.pipeline import Pipeline
 
 CYCLE_MONITOR = 30
+TACHY_HR = 175.0
 CYCLE_WEARABLE = 120
 
 
@@ -112,11 +114,11 @@ async def _run(beds: int, wearables: int, duration: float, model_dir: Path | Non
             recv = time.monotonic()
             wall = wall0 + (recv - t0)
             if src.wearable:
-                hr = 150.0 if (sec + src.offset) % CYCLE_WEARABLE < 15 else src.base_hr + (sec % 5)
+                hr = TACHY_HR if (sec + src.offset) % CYCLE_WEARABLE < 15 else src.base_hr + (sec % 5)
                 feed(Sample(src.bed, "heart_rate", hr, "/min", recv, wall, device="wearable"))
                 fed += 1
             else:
-                hr = 150.0 if (sec + src.offset) % CYCLE_MONITOR < 15 else src.base_hr + (sec % 5)
+                hr = TACHY_HR if (sec + src.offset) % CYCLE_MONITOR < 15 else src.base_hr + (sec % 5)
                 feed(Sample(src.bed, "heart_rate", hr, "/min", recv, wall, device="monitor"))
                 feed(Sample(src.bed, "spo2", 97.0 - (sec % 3), "%", recv, wall, device="monitor"))
                 feed(Sample(src.bed, "resp_rate", 15.0 + (sec % 4), "/min", recv, wall, device="monitor"))

@@ -51,6 +51,7 @@ class VitalsAnomalyModel:
         except ValueError as exc:
             raise ModelError(f"{model_dir}: {exc}") from None
         self.manifest = manifest
+        self.model_dir = model_dir
         self.version = manifest.version
         self.runner = ModelRunner(model_dir / "model.tflite", manifest, num_threads)
         if self.runner.input_shape != (WINDOW, N_FEATURES):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from clinical.alarms.conditions import CompiledProfile
 from clinical.alarms.manager import ConditionSpec
 from clinical.alarms.profiles import BedConfig, ClinicalConfig
+from clinical.alarms.smart import SmartBed
 from clinical.bedstate import BedState, PatientContext
 
 CONSCIOUSNESS = ("A", "C", "V", "P", "U")
@@ -22,7 +23,7 @@ class Bed:
     """A bed's state and the alarm bookkeeping the stage keeps beside it."""
 
     __slots__ = ("anomaly", "anomaly_on", "devices_down", "explicit_profile", "news2_at", "pending_tech", "prof",
-                 "rule_on", "sensor_off", "st")
+                 "rule_on", "sensor_off", "smart", "st", "stale_on", "wall_offset")
 
     def __init__(self, st: BedState, prof: CompiledProfile) -> None:
         self.st = st
@@ -35,6 +36,9 @@ class Bed:
         self.anomaly_on = False
         self.explicit_profile = False
         self.news2_at = -math.inf
+        self.smart: SmartBed | None = None  # the profile's smart policy state (clinical/smart_alarms.py)
+        self.wall_offset = 0.0  # recv_wall - recv_mono of the latest sample
+        self.stale_on = 0  # bit mask of slots the stale-data check is following (clinical/technical.py)
 
 
 EndCondition = Callable[[Bed, ConditionSpec], object]
@@ -43,7 +47,9 @@ EndCondition = Callable[[Bed, ConditionSpec], object]
 class BedRegistry:
     """Beds by id; ``end`` ends one threshold condition of a bed (on a profile switch or a discharge)."""
 
-    def __init__(self, cfg: ClinicalConfig, end: EndCondition, forget: Callable[[str], None]) -> None:
+    def __init__(self, cfg: ClinicalConfig, end: EndCondition, forget: Callable[[str], None],
+                 attach: Callable[[Bed], None] | None = None) -> None:
+        self._attach = attach
         self.cfg = cfg
         self.profiles = {n: CompiledProfile(n, p, cfg) for n, p in cfg.all_profiles().items()}
         self.beds: dict[str, Bed] = {}
@@ -68,6 +74,8 @@ class BedRegistry:
         bed = self.beds[b.id] = Bed(BedState(b.id, prof.name, b.patient, ctx), prof)
         self._list = None
         bed.explicit_profile = b.profile is not None
+        if self._attach is not None:
+            self._attach(bed)
 
     def get(self, bed: str, patient: str) -> Bed:
         """The bed, created with the default profile when new; a device-named patient updates it."""
@@ -76,6 +84,8 @@ class BedRegistry:
             prof = self.profiles[self.cfg.default_profile]
             b = self.beds[bed] = Bed(BedState(bed, prof.name, patient), prof)
             self._list = None
+            if self._attach is not None:
+                self._attach(b)
         elif patient and patient != b.st.patient:  # set, or changed by the device (HL7 PID-3: a new admission)
             b.st.patient = patient
         return b
@@ -101,6 +111,8 @@ class BedRegistry:
                 name = (self.cfg.scale2_profile if scale2 else None) or self.cfg.default_profile
                 if name != b.prof.name:
                     self.switch_profile(b, self.profiles[name])
+            if b.smart is not None:
+                b.smart.set_scale2(scale2)
         if consciousness is not None:
             if consciousness not in CONSCIOUSNESS:
                 raise ValueError(f"consciousness {consciousness!r} is not one of A, C, V, P, U")
@@ -115,3 +127,5 @@ class BedRegistry:
         b.prof = prof
         b.st.profile = prof.name
         b.rule_on = [False] * len(prof.rules)
+        if self._attach is not None:
+            self._attach(b)

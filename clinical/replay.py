@@ -1,14 +1,26 @@
 """Replay a recorded CSV through the real clinical pipeline, as fast as the CPU allows.
 
 Columns (header required, any order): ``timestamp`` (ISO 8601 or epoch
-seconds), ``patient``, ``parameter``, ``value``. Parameters: heart_rate, spo2,
-resp_rate, nibp_sys, nibp_dia, temperature (numbers; an empty value = no
-valid reading), consciousness (A, C, V, P or U), on_oxygen (0/1), spo2_scale2
-(0/1). Each patient is one bed. Time is the CSV's: samples carry their
-timestamp as receive time and the stage ticks every ``tick_s`` of recorded
-time, so delays, escalation and the anomaly model's minute buckets behave as
-they would have live. Rows should be in time order; a row older than the
-replay clock is still applied to its bed but does not move the clock back.
+seconds), ``patient``, ``parameter``, ``value``. Parameters: heart_rate,
+pulse_rate, spo2, perfusion_index, resp_rate, nibp_sys, nibp_dia, nibp_mean,
+temperature (numbers; an empty value = no valid reading), consciousness (A, C,
+V, P or U), on_oxygen (0/1), spo2_scale2 (0/1). Each patient is one bed with
+its own stage and its own clock: a bed's state only ever advances on its own
+rows, and ticks every ``tick_s`` of that patient's recorded time (through
+short gaps too), so delays, escalation, the trend's and the anomaly model's
+minute buckets behave as they would have live, whatever the row order.
+
+Row order: grouped by patient, sorted by time, interleaved, or rows moved by
+up to ``reorder_s`` seconds all give identical output (clinical/reorder.py:
+canonical order per patient, duplicates counted, a row further back than
+``reorder_s`` behind its patient's newest row counted as late and never
+applied). Alarm ids are numbered per patient; the output is sorted by (time,
+patient, order within the patient) once the file is read. A patient silent
+for ``forget_after_s`` is discharged; a later row starts a new stay.
+
+Memory: per patient one stage (a few kB) and at most ~512 buffered rows; the
+alarms until the end. A 100-bed, 24-hour file (~40 million rows) needs about
+10-20 MB whatever its order.
 
 Bad rows are counted per reason (and the first few line numbers kept), never
 fatal: the good rows around them still count.
@@ -19,6 +31,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +41,15 @@ from clinical.alarms.model import AlarmUpdate, Event
 from clinical.alarms.profiles import ClinicalConfig
 from clinical.anomaly import AnomalyScorer
 from clinical.parameters import PARAMETERS
+from clinical.reorder import OrderStats, Reorderer
 from clinical.sample import Quality, Sample
 from clinical.stage import ClinicalStage
 
 NUMERIC = frozenset({"heart_rate", "pulse_rate", "spo2", "resp_rate", "nibp_sys", "nibp_dia", "nibp_mean",
-                     "temperature"})
+                     "temperature", "perfusion_index"})
 CONTEXT = frozenset({"consciousness", "on_oxygen", "spo2_scale2"})
 REQUIRED = ("timestamp", "patient", "parameter", "value")
+UNITS = {p: PARAMETERS[p].unit for p in NUMERIC}
 
 
 class ReplayError(ValueError):
@@ -54,6 +69,7 @@ class ReplayStats:
     first_time: float | None = None
     last_time: float | None = None
     anomaly_invokes: int = 0
+    order: OrderStats = field(default_factory=OrderStats)
 
     def reject(self, reason: str, line: int) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -66,7 +82,7 @@ class ReplayStats:
                 "context_rows": self.context_rows, "rejected": self.rejected,
                 "rejected_lines": self.rejected_lines, "alarms_raised": self.alarms_raised,
                 "patients": self.patients, "recorded_hours": round(span / 3600.0, 3),
-                "anomaly_invokes": self.anomaly_invokes}
+                "anomaly_invokes": self.anomaly_invokes, **self.order.as_dict()}
 
 
 def parse_time(text: str) -> float:
@@ -95,13 +111,27 @@ def alarm_record(u: AlarmUpdate) -> dict[str, Any]:
     return {"time": iso(a.t_wall), "epoch": round(a.t_wall, 3), "alarm_id": a.alarm_id, "patient": a.patient,
             "bed": a.bed,
             "priority": a.priority.label, "kind": a.kind.value, "source": a.source, "condition": a.condition,
-            "score": a.score, "value": a.value, "param": a.param, "event": u.event.value}
+            "score": a.score, "value": a.value, "param": a.param, "event": u.event.value, "reason": a.reason}
 
 
 def _rows(f: IO[str]) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(f)
     for row in reader:
         yield reader.line_num, row
+
+
+class _Patient:
+    """One patient's own stage and clock: its state only ever advances on its own rows."""
+
+    __slots__ = ("last", "next_tick", "now", "sample", "seq", "stage")
+
+    def __init__(self, stage: ClinicalStage, now: list[float], patient: str) -> None:
+        self.stage = stage
+        self.sample = Sample(patient, "", math.nan, "", 0.0, 0.0, Quality.VALID, patient=patient)  # reused
+        self.now = now
+        self.next_tick = -math.inf
+        self.last = -math.inf
+        self.seq = 0
 
 
 def replay(
@@ -112,23 +142,87 @@ def replay(
     tick_s: float = 1.0,
     forget_after_s: float = 3600.0,
     events: bool = False,
+    reorder_s: float = 10.0,
+    shard: tuple[int, int] | None = None,
 ) -> ReplayStats:
-    """Replay ``source``; ``out`` gets one dict per alarm raised (every state change if ``events``)."""
+    """Replay ``source``; ``out`` gets one dict per alarm raised (every state change if ``events``), in
+    (time, patient, order within the patient) order once the whole file is read.
+
+    ``shard=(k, n)``: only the patients whose :func:`shard_of` is k (a process of a parallel replay; rows
+    without a patient belong to the shard of ""), so n processes together replay the file once."""
     stats = ReplayStats()
-    now = [-math.inf]
+    cfg = config or ClinicalConfig()
+    records: list[tuple[float, str, int, dict[str, Any]]] = []
+    patients: dict[str, _Patient] = {}
 
-    def sink(u: AlarmUpdate) -> None:
-        if u.event is Event.RAISED and not u.detail:
-            stats.alarms_raised += 1
-            out(alarm_record(u))
-        elif events:
-            rec = alarm_record(u)
-            rec["time"], rec["epoch"] = iso(now[0]), round(now[0], 3)
-            out(rec)
+    def new_patient(patient: str) -> _Patient:
+        now = [-math.inf]
+        holder: list[_Patient] = []
 
-    stage = ClinicalStage(config or ClinicalConfig(), sinks=[sink], scorer=scorer, clock=lambda: now[0],
-                          wall=lambda: now[0], id_base=0)
-    last_seen: dict[str, float] = {}
+        def sink(u: AlarmUpdate) -> None:
+            p = holder[0]
+            if u.event is Event.RAISED and not u.detail:
+                stats.alarms_raised += 1
+                rec = alarm_record(u)
+            elif events:
+                rec = alarm_record(u)
+                rec["time"], rec["epoch"] = iso(now[0]), round(now[0], 3)
+            else:
+                return
+            p.seq += 1
+            records.append((rec["epoch"], patient, p.seq, rec))
+
+        stage = ClinicalStage(cfg, sinks=[sink], scorer=scorer, clock=lambda: now[0], wall=lambda: now[0],
+                              id_base=0)
+        p = _Patient(stage, now, patient)
+        holder.append(p)
+        patients[patient] = p
+        stats.patients += 1
+        return p
+
+    def tick_to(p: _Patient, t: float) -> None:
+        """Tick the patient's stage at every tick boundary up to ``t`` (through short gaps too)."""
+        nt = p.next_tick
+        if nt == -math.inf:
+            p.next_tick = (math.floor(t / tick_s) + 1) * tick_s
+            return
+        now, stage = p.now, p.stage
+        while t >= nt:
+            now[0] = nt
+            stage.tick(nt, nt)
+            nt += tick_s
+        p.next_tick = nt
+
+    def deliver(patient: str, t: float, param: str, raw: str, line: int) -> None:
+        p = patients.get(patient) or new_patient(patient)
+        if p.last != -math.inf and t - p.last > forget_after_s:  # silent for an hour: discharged, a new stay
+            p.stage.forget_bed(patient)
+            p.next_tick = -math.inf
+        p.last = t
+        if t >= p.next_tick:
+            tick_to(p, t)
+        p.now[0] = t
+        if stats.first_time is None or t < stats.first_time:
+            stats.first_time = t
+        if stats.last_time is None or t > stats.last_time:
+            stats.last_time = t
+        if param in NUMERIC:
+            sm = p.sample  # the stage keeps no reference to a sample: one object per patient, refilled
+            if raw:
+                sm.value, sm.quality = float(raw), Quality.VALID
+            else:
+                sm.value, sm.quality = math.nan, Quality.UNAVAILABLE
+                stats.invalid_samples += 1
+            sm.parameter = param
+            sm.unit = UNITS[param]
+            sm.recv_mono = sm.recv_wall = t
+            stats.samples += 1
+            p.stage.on_sample(sm)
+        else:
+            _context(p.stage, patient, param, raw)
+            stats.context_rows += 1
+
+    order = Reorderer(deliver, reorder_s)
     if isinstance(source, Path):
         try:
             f: IO[str] = source.open(newline="", encoding="utf-8-sig")
@@ -148,11 +242,18 @@ def replay(
             raise ReplayError(f"header lacks column(s) {', '.join(missing)}; found {', '.join(cols)}")
         it, ip, ipar, iv = (cols.index(c) for c in REQUIRED)
         width = max(it, ip, ipar, iv) + 1
-        next_tick = -math.inf
-        next_gc = -math.inf
+        push = order.push
+        mine: dict[str, bool] = {}
         for line, row in rows:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
+            if shard is not None:
+                key = row[ip].strip() if len(row) > ip else ""
+                own = mine.get(key)
+                if own is None:
+                    own = mine[key] = shard_of(key, shard[1]) == shard[0]
+                if not own:
+                    continue
             stats.rows += 1
             if len(row) < width:
                 stats.reject("short_row", line)
@@ -168,19 +269,6 @@ def replay(
                 continue
             param = row[ipar].strip()
             raw = row[iv].strip()
-            if t > now[0]:
-                if t >= next_tick:
-                    if next_tick != -math.inf:
-                        now[0] = next_tick
-                        stage.tick(next_tick, next_tick)
-                    next_tick = (math.floor(t / tick_s) + 1) * tick_s
-                now[0] = t
-                if stats.first_time is None:
-                    stats.first_time = t
-                stats.last_time = t
-            if patient not in last_seen:
-                stats.patients += 1
-            last_seen[patient] = t
             if param in NUMERIC:
                 if raw:
                     try:
@@ -191,34 +279,62 @@ def replay(
                     if not math.isfinite(value):
                         stats.reject("bad_value", line)
                         continue
-                    q = Quality.VALID
-                else:
-                    value, q = math.nan, Quality.UNAVAILABLE
-                    stats.invalid_samples += 1
-                stats.samples += 1
-                stage.on_sample(Sample(patient, param, value, PARAMETERS[param].unit, t, t, q, patient=patient))
             elif param in CONTEXT:
-                if not _context(stage, patient, param, raw):
+                if not _context_ok(param, raw):
                     stats.reject(f"bad_{param}", line)
                     continue
-                stats.context_rows += 1
             else:
                 stats.reject("unknown_parameter", line)
                 continue
-            if t >= next_gc:  # patients silent for an hour are discharged (their beds stop ticking)
-                next_gc = t + 600.0
-                for p, seen in list(last_seen.items()):
-                    if t - seen > forget_after_s:
-                        stage.forget_bed(p)
-                        del last_seen[p]
-        if next_tick != -math.inf:
-            now[0] = max(now[0], next_tick)
-            stage.tick(now[0], now[0])
+            push(patient, t, param, raw, line)
+        for name in order.finish_all():
+            p = patients.get(name)
+            if p is not None and p.now[0] != -math.inf:
+                tick_to(p, p.now[0])
     finally:
         if isinstance(source, Path):
             f.close()
-    stats.anomaly_invokes = stage.anomaly_batches
+    stats.order = order.stats
+    stats.anomaly_invokes = sum(p.stage.anomaly_batches for p in patients.values())
+    records.sort(key=lambda r: (r[0], r[1], r[2]))
+    for r in records:
+        out(r[3])
     return stats
+
+
+def shard_of(patient: str, n: int) -> int:
+    """The shard of a patient in a replay split over ``n`` processes (stable across runs and machines)."""
+    return zlib.crc32(patient.encode()) % n
+
+
+def merge_stats(parts: list[ReplayStats]) -> ReplayStats:
+    """The statistics of a replay run in shards, as one run would have counted them."""
+    out = ReplayStats()
+    for p in parts:
+        for name in ("rows", "samples", "invalid_samples", "context_rows", "alarms_raised", "patients",
+                     "anomaly_invokes"):
+            setattr(out, name, getattr(out, name) + getattr(p, name))
+        for k, v in p.rejected.items():
+            out.rejected[k] = out.rejected.get(k, 0) + v
+        out.rejected_lines = sorted(out.rejected_lines + p.rejected_lines)[:20]
+        if p.first_time is not None and (out.first_time is None or p.first_time < out.first_time):
+            out.first_time = p.first_time
+        if p.last_time is not None and (out.last_time is None or p.last_time > out.last_time):
+            out.last_time = p.last_time
+        o, q = out.order, p.order
+        o.late += q.late
+        o.duplicates += q.duplicates
+        o.late_lines = sorted(o.late_lines + q.late_lines)[:20]
+        o.max_buffered = max(o.max_buffered, q.max_buffered)
+    return out
+
+
+def _context_ok(param: str, raw: str) -> bool:
+    if not raw:
+        return True
+    if param == "consciousness":
+        return raw.upper() in ("A", "C", "V", "P", "U")
+    return raw in ("0", "1")
 
 
 def _context(stage: ClinicalStage, bed: str, param: str, raw: str) -> bool:

@@ -17,6 +17,7 @@ the pipeline. Pure: no asyncio and no I/O; ``now`` comes from samples (recv_mono
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -26,9 +27,10 @@ from clinical.alarms.model import Alarm, AlarmUpdate
 from clinical.alarms.profiles import BedConfig, ClinicalConfig
 from clinical.anomaly import AnomalyScorer
 from clinical.beds import Bed, BedRegistry
-from clinical.bedstate import HR, PR
+from clinical.bedstate import HR, PR, SLOT
 from clinical.rules import evaluate_rules
-from clinical.sample import DeviceEvent, Sample
+from clinical.sample import DeviceEvent, Quality, Sample
+from clinical.smart_alarms import SmartAlarms
 from clinical.sweeps import AnomalySweep, News2Sweep
 from clinical.technical import TechnicalConditions
 from clinical.ward_view import scores, snapshot
@@ -62,8 +64,10 @@ class ClinicalStage:
             int(wall() * 1000) if id_base is None else id_base, on_audit,
         )
         m = self.manager
+        self.smart = SmartAlarms(m)
         self.registry = BedRegistry(
-            self.cfg, lambda b, spec: m.update(b.st.bed, b.st.patient, spec, False, self.clock()), m.forget_bed)
+            self.cfg, lambda b, spec: m.update(b.st.bed, b.st.patient, spec, False, self.clock()), m.forget_bed,
+            self.smart.attach)
         self.beds: dict[str, Bed] = self.registry.beds
         self.technical = TechnicalConditions(self.cfg, m, self.registry)
         self.news2 = News2Sweep(m, self.registry, self.technical)
@@ -137,6 +141,19 @@ class ClinicalStage:
         b = self.beds.get(s.bed)
         if b is None or (s.patient and s.patient != b.st.patient):
             b = self.registry.get(s.bed, s.patient)
+        sb = b.smart
+        if sb is not None:
+            t = s.recv_mono
+            b.wall_offset = s.recv_wall - t
+            st = b.st
+            ok = sb.sample(s.parameter, s.value if s.quality == Quality.VALID else math.nan, t,
+                           t - st.t_valid[HR] <= 10.0)
+            if not ok and s.quality == Quality.VALID and s.value == s.value:
+                j = SLOT.get(s.parameter, -1)
+                if j >= 0:  # an artifact: seen, but it never feeds a value, a score or an alarm
+                    st.last_seen[j] = t
+                    st.last_any = t
+                return
         i = b.st.update(s)
         if i < 0:
             self.technical.invalid_sample(b, s)

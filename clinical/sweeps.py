@@ -3,7 +3,7 @@ bed with a new minute bucket, in ONE batched invoke.
 
 NEWS2 is spread over the ticks so each bed is visited about once a second and no single tick walks
 thousands of beds (that would stall the event loop and with it every alarm's latency): beds whose
-values changed are rescored on their visit, the others every 10 s.
+values changed are rescored on their visit (at most every ``RESCORE_S``), the others every 10 s.
 """
 
 from __future__ import annotations
@@ -15,12 +15,20 @@ from clinical.alarms.profiles import ClinicalConfig
 from clinical.anomaly import AnomalyScorer
 from clinical.beds import Bed, BedRegistry
 from clinical.bedstate import RESP, SPO2, SYS, TEMP
-from clinical.news2 import news2
+from clinical.news2 import News2, news2
 from clinical.technical import TechnicalConditions
+
+RESCORE_S = 5.0  # a bed whose values changed is rescored at most this often (NEWS2 triggers hold for minutes)
 
 
 def _opt(v: float) -> float | None:
     return None if v != v else v
+
+
+def _news2_reason(res: News2) -> str:
+    parts = [f"{k} {v}" for k, v in res.subscores.items() if v]
+    miss = f"; missing {', '.join(res.missing)}" if res.missing else ""
+    return f"NEWS2 {res.total}: " + ", ".join(parts) + miss
 
 
 class News2Sweep:
@@ -46,7 +54,9 @@ class News2Sweep:
                 i = 0
             b = beds[i]
             i += 1
-            if b.st.dirty or now - b.news2_at >= 10.0:
+            if b.smart is not None:
+                b.smart.tick(now)
+            if (b.st.dirty and now - b.news2_at >= RESCORE_S) or now - b.news2_at >= 10.0:
                 self.score(b, now, wall)
             stale(b, now, wall)
         self._i = i
@@ -59,9 +69,11 @@ class News2Sweep:
         c = st.context
         ca, na, ta = p.continuous_max_age_s, p.nibp_max_age_s, p.temperature_max_age_s
         hr = st.heart_rate(now, ca)
+        sb = b.smart
+        sys = st.fresh(SYS, now, na) if sb is None else sb.trend.robust_sys(now, na)  # smart: no lone cuff error
         res = news2(
             resp_rate=_opt(st.fresh(RESP, now, ca)), spo2=_opt(st.fresh(SPO2, now, ca)),
-            systolic=_opt(st.fresh(SYS, now, na)), pulse=_opt(hr), temperature=_opt(st.fresh(TEMP, now, ta)),
+            systolic=_opt(sys), pulse=_opt(hr), temperature=_opt(st.fresh(TEMP, now, ta)),
             on_oxygen=c.on_oxygen, consciousness=c.consciousness, scale2=c.scale2,
         )
         st.news2 = res
@@ -70,12 +82,19 @@ class News2Sweep:
         m, bed, pat, pr = self.manager, st.bed, st.patient, b.prof
         total = res.total
         hi = total >= p.high_at or (m.is_on(bed, "news2_high") and total >= p.high_at - 1)
+        if hi and sb is not None and m.get_alarm(bed, "news2_high") is None:
+            # the smart policy: a high NEWS2 on the patient's usual values (COPD on oxygen, chronic
+            # tachycardia) is shown; with the trend against the own baseline rising it is high priority
+            sp, tr = sb.p, sb.trend
+            hi = (total >= sp.news2_high_alone_at or c.consciousness != "A" or tr.score >= sp.trend_corroborates_at
+                  or tr.cusum >= 0.5 * tr.settings.h)
         med = not hi and (total >= p.medium_at or (m.is_on(bed, "news2_medium") and total >= p.medium_at - 1))
         three = p.single_three != "off" and not hi and not med and res.single_parameter_3
         score = float(total)
         for spec, on in ((pr.news2_high, hi), (pr.news2_medium, med), (pr.news2_three, three)):
             if on or m.is_on(bed, spec.name):
-                m.update(bed, pat, spec, on, now, score=score, recv_mono=now, t_wall=wall)
+                why = _news2_reason(res) if on and m.get_alarm(bed, spec.name) is None else ""
+                m.update(bed, pat, spec, on, now, score=score, recv_mono=now, t_wall=wall, reason=why)
 
 
 class AnomalySweep:
@@ -129,5 +148,9 @@ class AnomalySweep:
             on = s >= thr or (b.anomaly_on and s >= 0.8 * thr)
             if on or b.anomaly_on:
                 b.anomaly_on = on
+                why = ""
+                if on and m.get_alarm(b.st.bed, "anomaly") is None:
+                    why = (f"model {getattr(scorer, 'name', 'vitals-anomaly')} "
+                           f"{getattr(scorer, 'version', '?')}: score {s:.3f} >= {thr:.3f}")
                 m.update(b.st.bed, b.st.patient, b.prof.anomaly, on, now, score=round(s, 4), recv_mono=now,
-                         t_wall=wall)
+                         t_wall=wall, reason=why)

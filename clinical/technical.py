@@ -18,6 +18,7 @@ from clinical.beds import Bed, BedRegistry
 from clinical.bedstate import HR, PR, RESP, SLOT, SLOTS, SPO2
 from clinical.rules import end_rule
 from clinical.sample import DeviceEvent, Quality, Sample
+from clinical.smart_alarms import SmartAlarms
 
 CONTINUOUS = (HR, SPO2, RESP)
 
@@ -28,6 +29,8 @@ class TechnicalConditions:
         self.manager = manager
         self.registry = registry
         self.stale_after_s = cfg.technical.stale_after_s
+        long_s = cfg.technical.stale_medium_after_s
+        self.stale_long_s = math.inf if long_s is None else long_s
 
     def update(self, b: Bed, cond: str, param: str, active: bool, now: float, wall: float) -> None:
         spec = self.specs[cond](param)
@@ -96,9 +99,11 @@ class TechnicalConditions:
         """No valid HR/SpO2/resp for stale_after_s on a bed that had them: technical; physiological ones end."""
         stale_s = self.stale_after_s
         no_data = self.specs["no_data"]
+        no_long = self.specs["no_data_long"]
         m = self.manager
         st = b.st
         fresh_s = b.prof.p.fresh_s
+        watch = fresh_s if fresh_s < stale_s else stale_s
         for i in CONTINUOUS:
             t = st.t_valid[i]
             if t == -math.inf:
@@ -106,11 +111,24 @@ class TechnicalConditions:
             if i == HR and now - st.t_valid[PR] <= stale_s:
                 t = max(t, st.t_valid[PR])
             age = now - t
+            bit = 1 << i
+            if age <= watch and not b.stale_on & bit:
+                continue  # fresh, and nothing of this check is on: the common case
+            if age > watch:
+                b.stale_on |= bit
+            else:
+                b.stale_on &= ~bit
             if age > fresh_s:
                 for r in b.prof.by_slot[i]:
                     if b.rule_on[r.idx]:
                         end_rule(m, b, r, now)
+                if b.smart is not None:
+                    SmartAlarms.stale(b, i, now)
             stale = age > stale_s and not b.devices_down
             spec = no_data(SLOTS[i])
             if stale or m.is_on(st.bed, spec.name):
                 m.update(st.bed, st.patient, spec, stale, now, recv_mono=now, t_wall=wall)
+            long = stale and age > self.stale_long_s
+            spec = no_long(SLOTS[i])
+            if long or m.is_on(st.bed, spec.name):
+                m.update(st.bed, st.patient, spec, long, now, recv_mono=now, t_wall=wall)

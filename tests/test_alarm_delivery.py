@@ -21,6 +21,9 @@ from wire.topics import local_alarms
 
 pytestmark = pytest.mark.integration
 
+# these tests are about delivery and the page, with single-threshold alarms (the "bedside" profiles)
+BEDSIDE = ClinicalConfig(default_profile="bedside", scale2_profile="bedside-copd")
+
 
 def tachycardia(stage: ClinicalStage, bed: str, seconds: int = 12) -> None:
     t = time.monotonic() - seconds
@@ -36,7 +39,7 @@ async def _stop(pub: LocalAlarmPublisher, task: asyncio.Task[None]) -> None:
 async def test_alarm_published_as_json_with_latency(broker: Mosquitto, unique: str) -> None:
     delivered: list[Delivered] = []
     pub = LocalAlarmPublisher("127.0.0.1", broker.port, unique, on_delivered=delivered.append)
-    stage = ClinicalStage(ClinicalConfig(), sinks=[pub.offer])
+    stage = ClinicalStage(BEDSIDE, sinks=[pub.offer])
     async with aiomqtt.Client("127.0.0.1", broker.port) as sub:
         await sub.subscribe(f"pulsegate/local/{unique}/alarms/#", qos=1)
         await pub.start()
@@ -59,7 +62,7 @@ async def test_alarm_published_as_json_with_latency(broker: Mosquitto, unique: s
 async def test_offer_never_blocks_and_counts_drops(unique: str) -> None:
     pub = LocalAlarmPublisher("127.0.0.1", free_port(), unique, queue_size=2)  # never started
     got: list[AlarmUpdate] = []
-    stage = ClinicalStage(ClinicalConfig(), sinks=[pub.offer, got.append])
+    stage = ClinicalStage(BEDSIDE, sinks=[pub.offer, got.append])
     for i in range(5):
         tachycardia(stage, f"bed-{i}")
     assert len(got) == 5 and pub.offered == 5 and pub.queue.qsize() == 2 and pub.dropped == 3
@@ -71,7 +74,7 @@ async def test_offer_never_blocks_and_counts_drops(unique: str) -> None:
 async def test_delivers_when_broker_comes_up_later(tmp_path: Path, unique: str) -> None:
     port = free_port()
     pub = LocalAlarmPublisher("127.0.0.1", port, unique, reconnect_max_s=0.3)
-    stage = ClinicalStage(ClinicalConfig(), sinks=[pub.offer])
+    stage = ClinicalStage(BEDSIDE, sinks=[pub.offer])
     await pub.start()
     task = asyncio.create_task(pub.run())
     tachycardia(stage, "bed-9")

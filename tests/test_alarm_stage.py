@@ -18,11 +18,15 @@ UNITS = {"heart_rate": "/min", "pulse_rate": "/min", "spo2": "%", "resp_rate": "
 NORMAL = {"heart_rate": 75.0, "spo2": 97.0, "resp_rate": 15.0, "nibp_sys": 125.0, "temperature": 36.8}
 
 
+# these tests are about the stage's mechanics with single-threshold rules: the "bedside" profiles
+BEDSIDE = ClinicalConfig(default_profile="bedside", scale2_profile="bedside-copd")
+
+
 class Env:
     def __init__(self, beds: list[BedConfig] | None = None, cfg: ClinicalConfig | None = None) -> None:
         self.t = 10_000.0
         self.got: list[AlarmUpdate] = []
-        self.stage = ClinicalStage(cfg or ClinicalConfig(), beds or [BedConfig(id="b1", patient="P1")],
+        self.stage = ClinicalStage(cfg or BEDSIDE, beds or [BedConfig(id="b1", patient="P1")],
                                    sinks=[self.got.append], clock=lambda: self.t, wall=lambda: self.t, id_base=0)
 
     def sample(self, param: str, value: float, q: Quality = Quality.VALID, bed: str = "b1") -> None:
@@ -144,7 +148,7 @@ def test_stale_data_is_technical_and_ends_physiological_condition() -> None:
 
 def test_news2_trigger_and_single_parameter_three() -> None:
     fast = News2Triggers(delay_s=60.0, clear_delay_s=0.0)
-    env = Env(cfg=ClinicalConfig(profiles={"adult": Profile(thresholds=ADULT.thresholds, news2=fast)}))
+    env = Env(cfg=ClinicalConfig(profiles={"adult": Profile(thresholds=ADULT.thresholds, news2=fast)}, scale2_profile="bedside-copd"))
     env.sample("nibp_sys", 125.0)
     env.sample("temperature", 36.8)
     for _ in range(70):
@@ -249,11 +253,13 @@ def test_tick_spreads_news2_over_the_second_and_batches_the_model() -> None:
     stage.tick(t, t)  # first sweep (no previous tick) visits every bed
     assert all(b.st.news2 is not None for b in stage.beds.values())
     stage.tick(t + 60.75, 0.0)  # a full sweep (a minute since the last); the minute bucket closes: model runs
-    for i in range(200):
-        stage.on_sample(Sample(f"b{i}", "heart_rate", 81.0, "/min", t + 61, t + 61))
-    done_per_tick = []
-    for k in range(1, 5):
+    for k in range(1, 21):  # five rounds of quarter-second ticks: nothing changed, nothing rescored
         stage.tick(t + 60.75 + 0.25 * k, 0.0)
+    for i in range(200):
+        stage.on_sample(Sample(f"b{i}", "heart_rate", 81.0, "/min", t + 66, t + 66))
+    done_per_tick = []
+    for k in range(1, 5):  # a changed bed is rescored on its visit (at most every RESCORE_S = 5 s)
+        stage.tick(t + 65.75 + 0.25 * k, 0.0)
         done_per_tick.append(sum(1 for b in stage.beds.values() if not b.st.dirty))
     assert done_per_tick == [50, 100, 150, 200]  # ticks every 0.25 s: a quarter of the beds each
     assert scorer.batches == [64, 64, 64, 8]  # 200 beds with a new minute: 4 invokes on consecutive ticks

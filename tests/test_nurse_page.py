@@ -28,6 +28,9 @@ from tests.security_fixtures import PASSWORDS, make_users
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
+# these tests are about delivery and the page, with single-threshold alarms (the "bedside" profiles)
+BEDSIDE = ClinicalConfig(default_profile="bedside", scale2_profile="bedside-copd")
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -61,7 +64,7 @@ class Ward:
 @pytest.fixture
 async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
     clock = FakeClock()
-    stage = ClinicalStage(ClinicalConfig(), [BedConfig(id="bed-07", patient="MRN-SECRET-1")], clock=clock)
+    stage = ClinicalStage(BEDSIDE, [BedConfig(id="bed-07", patient="MRN-SECRET-1")], clock=clock)
     cloud = {"up": True}
     users, _ = make_users(tmp_path / "users.json")
     write_selfsigned(tmp_path / "cert.pem", tmp_path / "key.pem", ["127.0.0.1", "localhost"])
@@ -206,7 +209,7 @@ async def test_api_needs_login_rejects_non_json_and_bounds_silence(ward: Ward) -
 
 async def test_nurse_off_her_ward_cannot_act(tmp_path: Path) -> None:
     clock = FakeClock()
-    stage = ClinicalStage(ClinicalConfig(), [BedConfig(id="bed-07")], clock=clock)
+    stage = ClinicalStage(BEDSIDE, [BedConfig(id="bed-07")], clock=clock)
     users, _ = make_users(tmp_path / "users.json")  # nina is on ward-7
     sec = secure_listener("nurse", "127.0.0.1", AuthSection(), None, NURSE_RULES, users=users, ward="ward-9")
     app = make_nurse_app(stage.snapshot, stage.acknowledge, lambda: True, stage.silence, security=sec, ward="ward-9")

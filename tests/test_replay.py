@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from clinical.alarms.profiles import ClinicalConfig
 from clinical.replay import ReplayError, parse_time, replay
 from pulsegate.cli import main
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+BEDSIDE = ClinicalConfig(default_profile="bedside", scale2_profile="bedside-copd")  # single thresholds
 
 
 def _iso(t: float) -> str:
@@ -44,7 +46,7 @@ def test_replay_expected_alarms(tmp_path: Path) -> None:
     f = tmp_path / "ward.csv"
     write_ward(f)
     got: list[dict[str, Any]] = []
-    stats = replay(f, got.append)
+    stats = replay(f, got.append, BEDSIDE)
     conds = sorted((a["patient"], a["condition"]) for a in got)
     assert conds == [("tachy-1", "heart_rate_high"), ("tachy-1", "no_data:spo2")]
     hr = next(a for a in got if a["condition"] == "heart_rate_high")
@@ -55,12 +57,17 @@ def test_replay_expected_alarms(tmp_path: Path) -> None:
     assert tech["kind"] == "technical" and tech["score"] is None
     assert stats.rejected == {"bad_value": 1, "bad_timestamp": 1, "unknown_parameter": 1, "bad_consciousness": 1}
     assert stats.patients == 2 and stats.invalid_samples == 60 and stats.context_rows == 2
+    # the default (smart) profile: a 20 s excursion to 150 that resolves on its own is not a medium alarm,
+    # the lost SpO2 is a low-priority technical alarm
+    smart: list[dict[str, Any]] = []
+    replay(f, smart.append)
+    assert [(a["condition"], a["priority"]) for a in smart] == [("no_data:spo2", "low")]
 
 
 def test_cli_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "ward.csv"
     write_ward(f)
-    assert main(["replay", str(f), "--json", "--no-model"]) == 0
+    assert main(["replay", str(f), "--json", "--no-model", "--profile", "bedside"]) == 0
     out, err = capsys.readouterr()
     recs = [json.loads(line) for line in out.splitlines()]
     assert len(recs) == 2
@@ -74,12 +81,14 @@ def test_news2_policy_from_recorded_context() -> None:
             f"{T0},p,temperature,36.9"]
     for s in range(0, 700, 5):
         rows += [f"{T0 + s},p,heart_rate,95", f"{T0 + s},p,spo2,95", f"{T0 + s},p,resp_rate,22"]
-    got: list[dict[str, Any]] = []
-    replay(io.StringIO("\n".join(rows)), got.append)
-    # V (3) + HR 95 (1) + SpO2 95 (1) + RR 22 (2) = 7 -> emergency, after the 300 s NEWS2 delay
-    (a,) = got
-    assert a["condition"] == "news2_high" and a["priority"] == "high" and a["score"] == 7.0
-    assert a["source"] == "news2" and 299.0 <= float(a["epoch"]) - T0 <= 302.0
+    for cfg in (BEDSIDE, None):  # the smart default keeps NEWS2's emergency response when not alert
+        got: list[dict[str, Any]] = []
+        replay(io.StringIO("\n".join(rows)), got.append, cfg)
+        # V (3) + HR 95 (1) + SpO2 95 (1) + RR 22 (2) = 7 -> emergency, after the 300 s NEWS2 delay
+        (a,) = [a for a in got if a["source"] == "news2"]
+        assert a["condition"] == "news2_high" and a["priority"] == "high" and a["score"] == 7.0
+        assert 299.0 <= float(a["epoch"]) - T0 <= 306.0
+        assert a["reason"].startswith("NEWS2 7: ") and "consciousness 3" in a["reason"]
 
 
 def test_bad_files() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from clinical.alarms.manager import ConditionSpec
 from clinical.alarms.model import Kind, Priority
 from clinical.alarms.profiles import ClinicalConfig, Profile, ThresholdRule
+from clinical.alarms.smart_conditions import CONDITIONS
 from clinical.bedstate import HR, PR, SLOT, SLOTS
 
 PRIO = {"high": Priority.HIGH, "medium": Priority.MEDIUM, "low": Priority.LOW}
@@ -47,12 +48,20 @@ class CompiledProfile:
         lh = cfg.latch_high
         self.news2_high = ConditionSpec("news2_high", Kind.PHYSIOLOGICAL, "news2", Priority.HIGH, n.delay_s, lh,
                                         f"NEWS2 >= {n.high_at}: emergency response", None, n.clear_delay_s)
-        self.news2_medium = ConditionSpec("news2_medium", Kind.PHYSIOLOGICAL, "news2", Priority.MEDIUM, n.delay_s,
+        self.news2_medium = ConditionSpec("news2_medium", Kind.PHYSIOLOGICAL, "news2", PRIO[n.medium_priority],
+                                          n.delay_s,
                                           False, f"NEWS2 >= {n.medium_at}: urgent response", None,
                                           n.clear_delay_s)
         self.news2_three = ConditionSpec(
             "news2_single3", Kind.PHYSIOLOGICAL, "news2", PRIO.get(n.single_three, Priority.LOW), n.delay_s, False,
             "NEWS2: 3 in a single parameter, urgent ward review", None, n.clear_delay_s)
+        self.smart: tuple[ConditionSpec, ...] = ()
+        if p.smart is not None:
+            self.smart = tuple(
+                ConditionSpec(c.name, Kind.TECHNICAL if c.technical else Kind.PHYSIOLOGICAL, c.source,
+                              Priority(c.priority), 0.0, lh and c.priority == 3 and not c.technical, c.message,
+                              c.param)
+                for c in CONDITIONS)
         a = cfg.anomaly
         self.anomaly = ConditionSpec("anomaly", Kind.PHYSIOLOGICAL, "anomaly", PRIO[a.priority], a.delay_s, False,
                                      "vitals anomaly model: deterioration pattern", None, a.clear_delay_s)
@@ -82,4 +91,5 @@ def technical_specs(cfg: ClinicalConfig) -> dict[str, Callable[[str], ConditionS
         "probe_fault": mk("probe_fault", t.signal_delay_s, t.signal_priority, "probe fault"),
         "low_signal": mk("low_signal", t.signal_delay_s, t.signal_priority, "low signal quality"),
         "no_data": mk("no_data", 0.0, t.stale_priority, "no valid data"),
+        "no_data_long": mk("no_data_long", 0.0, "medium", f"no valid data for {t.stale_medium_after_s or 0:g} s"),
     }

@@ -135,6 +135,7 @@ class AlarmManager:
         score: float | None = None,
         recv_mono: float | None = None,
         t_wall: float = 0.0,
+        reason: str = "",
     ) -> Alarm | None:
         """Report the condition's current truth; returns the alarm if this call raised one."""
         c = self._cond(bed, spec.name)
@@ -155,7 +156,8 @@ class AlarmManager:
             if now - c.since < spec.delay_s:
                 return None
             recv = now if recv_mono is None else recv_mono
-            return self._raise(c, bed, patient, spec, value, score, recv, t_wall, now)
+            a = self._raise(c, bed, patient, spec, value, score, recv, t_wall, now, reason)
+            return a
         c.since = math.nan
         if a is not None and a.condition_active:
             if spec.clear_delay_s > 0:
@@ -173,7 +175,7 @@ class AlarmManager:
 
     def _raise(
         self, c: _Cond, bed: str, patient: str, spec: ConditionSpec, value: float | None, score: float | None,
-        recv_mono: float, t_wall: float, now: float,
+        recv_mono: float, t_wall: float, now: float, reason: str = "",
     ) -> Alarm:
         self._next_id += 1
         raised = self._clock()
@@ -193,6 +195,7 @@ class AlarmManager:
             recv_mono=recv_mono,
             raised_mono=raised,
             latching=spec.latching,
+            reason=reason,
             last_annunciated=now,
         )
         c.since = math.nan

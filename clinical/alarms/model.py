@@ -69,6 +69,7 @@ class Alarm:
     recv_mono: float  # when that sample arrived (monotonic); start of the latency trail
     raised_mono: float  # when the manager raised it (monotonic)
     latching: bool
+    reason: str = ""  # why: rule and values, trend, score, model version (shown, sent, exported)
     state: State = State.ACTIVE
     condition_active: bool = True
     escalation: int = 0
@@ -99,6 +100,7 @@ class Alarm:
             "source": self.source,
             "priority": self.priority.label,
             "message": self.message,
+            "reason": self.reason,
             "param": self.param,
             "value": self.value,
             "score": self.score,

@@ -1,8 +1,11 @@
 """Config of the clinical pipeline: ``[clinical]`` (alarm profiles, delays, escalation, anomaly model) and ``[[beds]]``.
 
-Built-in profiles ``adult`` and ``copd`` (SpO2 limits for a prescribed 88-92 %
-target) are always available; a ``[clinical.profiles.NAME]`` table adds a
-profile or replaces a built-in one of the same name. Which condition gets which
+Built-in profiles: ``adult`` and ``copd`` (the default: the smart policy of
+clinical/alarms/smart.py, ``[clinical.profiles.NAME.smart]``; the copd bed
+context selects SpO2 scale 2 and its lower SpO2 limits), and ``bedside`` /
+``bedside-copd`` (single thresholds as on a bedside monitor, kept for
+comparison). A ``[clinical.profiles.NAME]`` table adds a profile or replaces a
+built-in one of the same name. Which condition gets which
 priority is a risk-management decision of the hospital (IEC 60601-1-8 does not
 set it): the defaults here are typical ward-monitor defaults, documented in
 docs/clinical.md, and meant to be reviewed locally.
@@ -31,6 +34,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from clinical.alarms.smart_settings import SmartPolicy
 from runtime.configbase import Section
 
 PriorityName = Literal["high", "medium", "low"]
@@ -57,6 +61,7 @@ class News2Triggers(Section):
     enabled: bool = True
     high_at: int = Field(default=7, ge=1, le=20)  # Chart 4 emergency response -> high priority
     medium_at: int = Field(default=5, ge=1, le=20)  # Chart 4 urgent response -> medium priority
+    medium_priority: PriorityName = "medium"  # the smart profiles show 5-6 (low) and let the trend speak
     single_three: Literal["off", "low", "medium"] = "low"  # a 3 in one parameter: urgent ward review
     # NEWS2 is a bedside-observation score: computed continuously it must hold for a while before it triggers
     delay_s: float = Field(default=300.0, ge=0.0, le=3600.0)
@@ -69,6 +74,8 @@ class News2Triggers(Section):
 
 class Profile(Section):
     thresholds: list[ThresholdRule] = Field(default_factory=list)
+    # the smart alarm policy (clinical/alarms/smart.py); None: only the threshold rules above
+    smart: SmartPolicy | None = None
     news2: News2Triggers = News2Triggers()
     anomaly: bool = True
     # a threshold is evaluated only on continuous values younger than this (s)
@@ -85,7 +92,8 @@ class TechnicalSettings(Section):
     signal_delay_s: float = Field(default=15.0, ge=0.0)  # low_signal, probe_fault
     signal_priority: PriorityName = "low"
     stale_after_s: float = Field(default=30.0, gt=0.0)  # no valid heart rate/SpO2/resp for this long
-    stale_priority: PriorityName = "medium"
+    stale_priority: PriorityName = "low"  # a lost signal is shown at once ...
+    stale_medium_after_s: float | None = Field(default=None, gt=0.0)  # ... medium when it lasts this long (opt-in)
 
 
 class EscalationSettings(Section):
@@ -160,7 +168,8 @@ def _r(p: ThresholdParam, d: Literal["high", "low"], limit: float, prio: Priorit
                          name=name)
 
 
-# Typical adult ward defaults. Tachycardia is confirmed within 10 s (IEC 60601-2-27 asks < 11 s to alarm).
+# Bedside-monitor thresholds (profile "bedside", the adult default before the smart policy).
+# Tachycardia is confirmed within 10 s (IEC 60601-2-27 asks < 11 s to alarm).
 ADULT = Profile(
     thresholds=[
         _r("heart_rate", "high", 130, "medium", 10, 5),
@@ -183,4 +192,7 @@ COPD = Profile(
     thresholds=[r for r in ADULT.thresholds if r.parameter != "spo2"]
     + [_r("spo2", "low", 86, "medium", 15, 2), _r("spo2", "low", 80, "high", 10, 2, "spo2_desat")]
 )
-BUILTIN_PROFILES: dict[str, Profile] = {"adult": ADULT, "copd": COPD}
+# The default: the smart policy (artifacts filtered, integrated limits, own-baseline trend,
+# life-threatening short paths) instead of single thresholds; NEWS2 5-6 shown, >= 7 high.
+SMART = Profile(smart=SmartPolicy(), news2=News2Triggers(medium_priority="low"))
+BUILTIN_PROFILES: dict[str, Profile] = {"adult": SMART, "copd": SMART, "bedside": ADULT, "bedside-copd": COPD}

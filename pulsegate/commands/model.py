@@ -6,6 +6,7 @@
     pulsegate model publish DIR --site S --gateway G      offer a signed model to gateways (retained MQTT)
     pulsegate model train vitals-anomaly|endoscopy-seg    training (needs the `train` extra)
     pulsegate model eval vitals-anomaly|endoscopy-seg     held-out evaluation
+    pulsegate model eval alarms [--csv F --labels L]      alarms vs NEWS2 and bedside thresholds
 
 Handlers import their area lazily, so ``pulsegate --help`` stays fast and a gateway install (no
 TensorFlow, no cloud extras) still has keygen/sign/verify and the endoscopy evaluation.
@@ -95,6 +96,19 @@ def register(cmds: Commands) -> None:
     e.add_argument("--key", type=Path, default=DEFAULT_KEY, help="signing key for --write")
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     e.set_defaults(handler=_eval_vitals)
+    e = ev.add_parser("alarms", help="any alarm output vs NEWS2 and bedside thresholds on labelled scenarios")
+    e.add_argument("--csv", type=Path, help="replay CSV (default: generate held-out ward scenarios)")
+    e.add_argument("--labels", type=Path, help="labels, JSON lines (cloud/training/ward_scenarios.py)")
+    e.add_argument("--scenarios", type=int, default=40, help="held-out scenarios to generate (default 40)")
+    e.add_argument("--seed", type=int, default=9101, help="held-out seed (default %(default)s)")
+    e.add_argument("--hours", type=float, default=10.0)
+    e.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped")
+    e.add_argument("--workdir", type=Path, help="keep the generated CSV and labels here")
+    e.add_argument("--config", type=Path, help="TOML file whose [clinical] table sets the profiles")
+    e.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: newest under models/)")
+    e.add_argument("--no-model", action="store_true")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=_eval_alarms)
     e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/specificity over a folder of images and masks")
     e.add_argument("--images", type=Path, required=True)
     e.add_argument("--masks", type=Path, required=True, help="grey-scale masks with the images' file stems")
@@ -198,6 +212,55 @@ def _eval_vitals(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict()))
     else:
         print(report.table())
+    return 0
+
+
+def _eval_alarms(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from cloud.training.alarm_eval import evaluate
+    from cloud.training.ward_scenarios import (
+        generate_ward_set,
+        heldout_ward_params,
+        read_labels,
+        write_labels,
+        write_ward_csv,
+    )
+    from pulsegate.commands.replay import ModelLoadError, clinical_setup, load_clinical_config
+
+    try:
+        cfg, scorer = clinical_setup(args, None)
+        bedside = load_clinical_config(args.config, "bedside")
+    except ModelLoadError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.csv is None:
+            from dataclasses import replace
+
+            wd = args.workdir or Path(tmp)
+            wd.mkdir(parents=True, exist_ok=True)
+            scen = generate_ward_set(args.seed, args.scenarios, replace(heldout_ward_params(), hours=args.hours))
+            csv_path, labels_path = wd / "ward.csv", wd / "ward.labels.jsonl"
+            write_ward_csv(scen, csv_path, args.order, seed=args.seed)
+            write_labels(scen, labels_path)
+        elif args.labels is None:
+            print("--labels is needed with --csv", file=sys.stderr)
+            return 2
+        else:
+            csv_path, labels_path = args.csv, args.labels
+        try:
+            labels = read_labels(labels_path)
+        except (OSError, ValueError) as exc:
+            print(f"labels: {exc}", file=sys.stderr)
+            return 2
+        report = evaluate(csv_path, labels, cfg, bedside, scorer)
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "table"}))
+    else:
+        print(f"{report['patients']} patients, {report['deteriorating']} deteriorating; default profile replay "
+              f"{report['replay_default']['rows_per_s']} rows/s")
+        print(report["table"])
     return 0
 
 

@@ -1,0 +1,386 @@
+"""The smart alarm policy of one bed: quiet when nothing is wrong, early when something is.
+
+Per sample O(1) and allocation-light; the caller (the clinical stage) maps each condition to an
+alarm-manager condition and passes the reason on. What it does (docs/clinical.md, "Smart alarms"):
+
+1. artifacts never feed a physiological condition (clinical/artifact.py: plausibility, rate of
+   change, motion = HR jump with SpO2 drop, poor perfusion, ECG HR vs pleth pulse rate);
+2. life-threatening short paths (high): HR >= 160 or <= 35, SpO2 <= 80, respiration lost,
+   systolic <= 70 corroborated, each on clean samples for a few seconds (tachycardia within 10 s);
+3. time-integrated limits (SatSeconds) for SpO2, HR and resp excursions: a brief one that resolves
+   is only shown (low), a persistent, deep or corroborated one is medium;
+4. NIBP readings: a low or high reading that nothing else confirms (a cuff error looks like one) is
+   low priority "repeat NIBP"; confirmed by the heart rate, the trend or a second reading, medium;
+5. the trend against the patient's own baseline (clinical/trend.py), medium: the early warning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from clinical.alarms.satseconds import IntegratedLimit
+from clinical.alarms.smart_conditions import (
+    C_HEART_RATE_EXTREME_HIGH,
+    C_HEART_RATE_EXTREME_LOW,
+    C_HEART_RATE_HIGH,
+    C_HEART_RATE_HIGH_BRIEF,
+    C_HEART_RATE_LOW,
+    C_HEART_RATE_LOW_BRIEF,
+    C_NIBP_SYS_EXTREME_LOW,
+    C_NIBP_SYS_HIGH,
+    C_NIBP_SYS_HIGH_UNCONFIRMED,
+    C_NIBP_SYS_LOW,
+    C_NIBP_SYS_LOW_UNCONFIRMED,
+    C_RESP_RATE_HIGH,
+    C_RESP_RATE_HIGH_BRIEF,
+    C_RESP_RATE_LOW,
+    C_RESP_RATE_LOW_BRIEF,
+    C_SPO2_LOW,
+    C_SPO2_LOW_BRIEF,
+    C_TEMPERATURE_HIGH,
+    C_TEMPERATURE_LOW,
+    CONDITIONS,
+    IDX,
+)
+from clinical.alarms.smart_settings import Integrated, SmartPolicy
+from clinical.artifact import HR, PI, PR, RESP, SPO2, ArtifactDetector
+from clinical.trend import TrendDetector, TrendSettings
+
+CHANNEL = {"heart_rate": HR, "pulse_rate": PR, "spo2": SPO2, "resp_rate": RESP, "perfusion_index": PI}
+Emit = Callable[[int, bool, float, float | None, str], None]  # (condition index, on, t, value, reason)
+
+
+class _Run:
+    """How long a clean value has stayed beyond a limit (a life-threatening short path)."""
+
+    __slots__ = ("high", "limit", "since", "until")
+
+    def __init__(self, limit: float, high: bool) -> None:
+        self.limit = limit
+        self.high = high
+        self.since = math.nan
+        self.until = -math.inf  # last sample beyond the limit
+
+    def add(self, v: float, t: float) -> float:
+        """Seconds beyond the limit so far (0 when not beyond)."""
+        beyond = v >= self.limit if self.high else v <= self.limit
+        if beyond:
+            if self.since != self.since or t - self.until > 3.0:
+                self.since = t
+            self.until = t
+            return t - self.since
+        if t - self.until > 2.0:  # a run survives a one- or two-second wobble back inside
+            self.since = math.nan
+        return 0.0
+
+
+class SmartBed:
+    __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_last", "_lim", "_min_cnt", "_min_end", "_min_sum", "_nibp_prev",
+                 "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since", "_rel_hi", "_rel_lo", "_runs", "art", "emit",
+                 "on", "p", "scale2", "trend", "values")
+
+    def __init__(self, p: SmartPolicy, emit: Emit, scale2: bool = False) -> None:
+        self.p = p
+        self.emit = emit
+        self.scale2 = scale2
+        self.on = [False] * len(CONDITIONS)
+        self.art = ArtifactDetector(jump_hr=p.motion_hr_jump, drop_spo2=p.motion_spo2_drop,
+                                    window_s=p.motion_window_s, motion_hold_s=p.motion_hold_s,
+                                    low_pi=p.low_perfusion_index, hr_pr_diff=p.hr_pr_max_diff,
+                                    max_motion_s=p.motion_max_s)
+        lt = p.life_threatening
+        self._rel_hi = _Run(lt.hr_high, True)  # the same limits, moved by the patient's own baseline
+        self._rel_lo = _Run(lt.hr_low, False)
+        self._onset_hr = [0.0, 1000.0]  # smoothed HR when the current extreme-high / -low run began
+        self._runs = (_Run(lt.hr_high, True), _Run(lt.hr_low, False),
+                      _Run(lt.spo2_low_scale2 if scale2 else lt.spo2_low, False), _Run(lt.resp_low, False))
+        self._lim = self._limits()
+        self.trend = TrendDetector(TrendSettings(k=p.trend_k, h=p.trend_h, baseline_min=p.trend_baseline_min,
+                                                 adapt_min=p.trend_adapt_min), scale2)
+        self._hr_last = [math.nan] * 5
+        self._hr_ewma = math.nan
+        self._hr_ewma_t = -math.inf
+        self._min_end = math.nan
+        self._min_sum = [0.0, 0.0, 0.0]
+        self._min_cnt = [0, 0, 0]
+        self._pend_sys = (math.nan, math.nan)  # (t, value) waiting for its diastolic
+        self._pend_dia = (math.nan, math.nan)
+        self._nibp_prev = (-math.inf, math.nan)
+        self._pi_low_since = math.nan
+        self.values = [math.nan] * 5  # last clean value per artifact channel (for reasons)
+
+    def _limits(self) -> tuple[IntegratedLimit, ...]:
+        p = self.p
+        sp = p.spo2_low_scale2 if self.scale2 else p.spo2_low
+        def mk(c: Integrated, high: bool) -> IntegratedLimit:
+            return IntegratedLimit(c.limit, c.setting, c.persist_s, high=high, strong_factor=c.strong_factor)
+
+        lims = mk(sp, False), mk(p.hr_high, True), mk(p.hr_low, False), mk(p.resp_high, True), mk(p.resp_low, False)
+        self._lim = lims
+        if hasattr(self, "trend"):
+            self._own_limits()
+        return lims
+
+    def set_scale2(self, scale2: bool) -> None:
+        if scale2 != self.scale2:
+            self.scale2 = scale2
+            self._lim = self._limits()
+            self.trend.scale2 = scale2
+            lt = self.p.life_threatening
+            self._runs[2].limit = lt.spo2_low_scale2 if scale2 else lt.spo2_low
+
+    # -- samples ----------------------------------------------------------------------------------------
+    def sample(self, param: str, v: float, t: float, ecg_fresh: bool) -> bool:
+        """One sample (NaN: no valid reading). ``ecg_fresh``: an ECG heart rate arrived in the last 10 s
+        (pulse rate then only cross-checks it). Returns whether the sample was clean."""
+        if t >= self._min_end or self._min_end != self._min_end:
+            self._roll(t)
+        if self._pend_sys[0] == self._pend_sys[0] and t > self._pend_sys[0] + 2.0:
+            self._nibp_eval(t)
+        ch = CHANNEL.get(param, -1)
+        if ch < 0:
+            if v != v:
+                return False
+            if param == "nibp_sys":
+                self._pend_sys = (t, v)
+                if abs(self._pend_dia[0] - t) <= 2.0:
+                    self._nibp_eval(t)
+            elif param == "nibp_dia":
+                self._pend_dia = (t, v)
+                if abs(self._pend_sys[0] - t) <= 2.0:
+                    self._nibp_eval(t)
+            elif param == "temperature":
+                self._temperature(v, t)
+            return True
+        if v != v:
+            return False
+        clean = self.art.observe(ch, v, t)
+        if ch == PI:
+            self._perfusion(v, t)
+            return clean
+        if not clean:
+            return False
+        self.values[ch] = v
+        if ch == HR or (ch == PR and not ecg_fresh):
+            self._heart_rate(v, t)
+        elif ch == SPO2:
+            self._spo2(v, t)
+        elif ch == RESP:
+            self._resp(v, t)
+        return True
+
+    def _set(self, i: int, on: bool, t: float, value: float | None, reason: str = "") -> None:
+        if self.on[i] != on:
+            self.on[i] = on
+            self.emit(i, on, t, value, reason)
+
+    def _levels(self, lim: IntegratedLimit, v: float, t: float, med: int, low: int, own: int, unit: str) -> None:
+        lim.add(v, t)
+        on = self.on
+        if lim.index < lim.setting and not on[med] and not on[low]:
+            return  # the common case: inside, or a small excursion
+        corroborated = self._corroborated(own)
+        lv = lim.level(t, corroborated)
+        why = ""
+        if lv and not self.on[med if lv == 2 else low]:
+            word = "above" if lim.high else "below"
+            why = (f"{CONDITIONS[med].param} {v:g}{unit}, integrated {lim.index:.0f} {word} {lim.limit:g} "
+                   f"(setting {lim.setting:g}) for {lim.held_s(t):.0f} s"
+                   + ("; corroborated by " + self._corroboration_text(own) if corroborated else ""))
+        self._set(med, lv == 2, t, v, why)
+        self._set(low, lv == 1, t, v, why)
+
+    def _corroborated(self, own: int) -> bool:
+        """Another parameter beyond its own integrated limit, the trend deviating, or a confirmed low NIBP."""
+        for k, lim in enumerate(self._lim):
+            if k != own and lim.index >= lim.setting and (k, own) not in ((1, 2), (2, 1), (3, 4), (4, 3)):
+                return True
+        return self.trend.score >= self.p.trend_corroborates_at or self.on[C_NIBP_SYS_LOW]
+
+    def _corroboration_text(self, own: int) -> str:
+        names = ("SpO2", "HR high", "HR low", "resp high", "resp low")
+        parts = [names[k] for k, lim in enumerate(self._lim) if lim.index >= lim.setting and k != own]
+        if self.trend.score >= self.p.trend_corroborates_at:
+            parts.append(f"trend score {self.trend.score:.1f}")
+        return ", ".join(parts) or "NIBP"
+
+    def _heart_rate(self, v: float, t: float) -> None:
+        lt = self.p.life_threatening
+        last = self._hr_last
+        last.pop(0)
+        last.append(v)
+        prev = self._hr_ewma
+        a = math.exp(-(t - self._hr_ewma_t) / 60.0) if prev == prev else 0.0
+        self._hr_ewma = a * prev + (1 - a) * v
+        self._hr_ewma_t = t
+        self._min_add(0, v)
+        i_hi, i_lo = C_HEART_RATE_EXTREME_HIGH, C_HEART_RATE_EXTREME_LOW
+        # an abrupt change (ventricular tachycardia, heart block) alarms at the absolute limit; a gradual one
+        # (exertion on a chronic tachycardia, sleep in an athlete) only beyond the patient's own margin
+        r_hi, r_lo = self._runs[0], self._runs[1]
+        run = r_hi.add(v, t)
+        if run == 0.0 and r_hi.since == t:
+            self._onset_hr[0] = prev if prev == prev else v
+        rel = self._rel_hi.add(v, t)
+        abrupt = self._onset_hr[0] <= lt.hr_high - lt.abrupt_change
+        if (run >= lt.hr_high_delay_s and (abrupt or rel >= lt.hr_high_delay_s)) or (self.on[i_hi] and run > 0):
+            if not self.on[i_hi] and max(last) - min(last) <= lt.hr_steady_band and self.art.hr_confirmed(v, t):
+                why = "abrupt onset" if abrupt else f"beyond own baseline + {self.p.hr_extreme_high_above_baseline:g}"
+                self._set(i_hi, True, t, v, f"HR {v:g} /min >= {lt.hr_high:g} for {run:.0f} s ({why}), steady, "
+                          "confirmed, not motion")
+        elif self.on[i_hi]:
+            self._set(i_hi, False, t, v)
+        run = r_lo.add(v, t)
+        if run == 0.0 and r_lo.since == t:
+            self._onset_hr[1] = prev if prev == prev else v
+        rel = self._rel_lo.add(v, t)
+        abrupt = self._onset_hr[1] >= lt.hr_low + lt.abrupt_change
+        on = run >= lt.hr_low_delay_s and (abrupt or rel >= lt.hr_low_delay_s) and self.art.hr_confirmed(v, t)
+        if on != self.on[i_lo] and (on or run == 0.0):
+            self._set(i_lo, on, t, v, f"HR {v:g} /min <= {lt.hr_low:g} for {run:.0f} s"
+                      + (" (abrupt onset)" if abrupt else f" and below own baseline - "
+                                                          f"{self.p.hr_extreme_low_below_baseline:g}"))
+        self._levels(self._lim[1], v, t, C_HEART_RATE_HIGH, C_HEART_RATE_HIGH_BRIEF,
+                     1, " /min")
+        self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF,
+                     2, " /min")
+
+    def _spo2(self, v: float, t: float) -> None:
+        lt = self.p.life_threatening
+        self._min_add(2, v)
+        run = self._runs[2].add(v, t)
+        i = IDX["spo2_extreme_low"]
+        if (run >= lt.spo2_low_delay_s) != self.on[i]:
+            self._set(i, not self.on[i], t, v, f"SpO2 {v:g} % <= {lt.spo2_low:g} for {run:.0f} s, not motion")
+        self._levels(self._lim[0], v, t, C_SPO2_LOW, C_SPO2_LOW_BRIEF, 0, " %")
+
+    def _resp(self, v: float, t: float) -> None:
+        lt = self.p.life_threatening
+        self._min_add(1, v)
+        run = self._runs[3].add(v, t)
+        i = IDX["resp_lost"]
+        if (run >= lt.resp_low_delay_s) != self.on[i]:
+            self._set(i, not self.on[i], t, v, f"resp {v:g} /min <= {lt.resp_low:g} for {run:.0f} s")
+        self._levels(self._lim[3], v, t, C_RESP_RATE_HIGH, C_RESP_RATE_HIGH_BRIEF, 3,
+                     " /min")
+        self._levels(self._lim[4], v, t, C_RESP_RATE_LOW, C_RESP_RATE_LOW_BRIEF, 4,
+                     " /min")
+
+    def _perfusion(self, v: float, t: float) -> None:
+        i = IDX["poor_perfusion"]
+        if v < self.p.low_perfusion_index:
+            if self._pi_low_since != self._pi_low_since:
+                self._pi_low_since = t
+            if t - self._pi_low_since >= 30.0:
+                self._set(i, True, t, v, f"perfusion index {v:g} < {self.p.low_perfusion_index:g} for 30 s: "
+                          "SpO2 and pulse rate not used")
+        elif v >= self.p.low_perfusion_index * 1.3:
+            self._pi_low_since = math.nan
+            self._set(i, False, t, v)
+
+    def _temperature(self, v: float, t: float) -> None:
+        if not 30.0 <= v <= 43.0:
+            return
+        self.trend.temperature(t, v)
+        p = self.p
+        self._set(C_TEMPERATURE_HIGH, v >= p.temperature_high, t, v, f"temperature {v:g} >= {p.temperature_high:g}")
+        self._set(C_TEMPERATURE_LOW, v <= p.temperature_low, t, v, f"temperature {v:g} <= {p.temperature_low:g}")
+
+    # -- NIBP -------------------------------------------------------------------------------------------
+    def _nibp_eval(self, now: float) -> None:
+        ts, sys = self._pend_sys
+        self._pend_sys = (math.nan, math.nan)
+        td, dia = self._pend_dia
+        if abs(td - ts) > 2.0:
+            dia = math.nan
+        p = self.p
+        err = IDX["nibp_cuff_error"]
+        if not 40.0 <= sys <= 280.0 or (dia == dia and (dia >= sys - 10.0 or dia < 15.0)):
+            self._set(err, True, ts, sys, f"NIBP {sys:g}/{dia:g} implausible (cuff error): ignored")
+            return
+        self._set(err, False, ts, sys)
+        pt, prev = self._nibp_prev
+        self._nibp_prev = (ts, sys)
+        recent_prev = prev if ts - pt <= 3600.0 else math.nan
+        self.trend.nibp(ts, sys)
+        hr = self._hr_ewma if now - self._hr_ewma_t <= 120.0 else math.nan
+        base_hr = self.trend.base[0]
+        hr_up = hr == hr and (hr >= 110.0 or (base_hr == base_hr and hr >= base_hr + 20.0))
+        low = sys <= p.nibp_sys_low
+        confirmed = low and (hr_up or self.trend.score >= 1.0 or recent_prev <= p.nibp_sys_low)
+        why = (f"NIBP sys {sys:g}" + (f" (previous {recent_prev:g})" if recent_prev == recent_prev else "")
+               + (f", HR {hr:.0f}" if hr == hr else "") + (f", trend score {self.trend.score:.1f}"))
+        self._set(C_NIBP_SYS_EXTREME_LOW, confirmed and sys <= p.life_threatening.nibp_sys_low, ts, sys, why)
+        self._set(C_NIBP_SYS_LOW, confirmed and sys > p.life_threatening.nibp_sys_low, ts, sys, why)
+        self._set(C_NIBP_SYS_LOW_UNCONFIRMED, low and not confirmed, ts, sys, why)
+        high = sys >= p.nibp_sys_high
+        both = high and recent_prev >= p.nibp_sys_high
+        self._set(C_NIBP_SYS_HIGH, both, ts, sys, why)
+        self._set(C_NIBP_SYS_HIGH_UNCONFIRMED, high and not both, ts, sys, why)
+
+    # -- minutes and time -------------------------------------------------------------------------------
+    def _min_add(self, j: int, v: float) -> None:
+        self._min_sum[j] += v
+        self._min_cnt[j] += 1
+
+    def _roll(self, t: float) -> None:
+        if self._min_end != self._min_end:
+            self._min_end = (math.floor(t / 60.0) + 1) * 60.0
+            return
+        while t >= self._min_end:
+            c = self._min_cnt
+            s = self._min_sum
+            means = (s[0] / c[0] if c[0] else math.nan, s[1] / c[1] if c[1] else math.nan,
+                     s[2] / c[2] if c[2] else math.nan)
+            self._min_sum = [0.0, 0.0, 0.0]
+            self._min_cnt = [0, 0, 0]
+            end = self._min_end
+            if self.p.trend:
+                cu = self.trend.minute(end, means)
+                i = IDX["deterioration_trend"]
+                on = cu >= self.trend.settings.h or (self.on[i] and cu > 0.25 * self.trend.settings.h)
+                self._set(i, on, end, round(self.trend.score, 2), self.trend.reason() if on else "")
+                self._own_limits()
+            if t - end > 600.0:  # a long gap: the minutes in between are empty, the trend sees no data
+                self._min_end = (math.floor(t / 60.0) + 1) * 60.0
+                self.trend.cusum = 0.0
+                return
+            self._min_end = end + 60.0
+
+    def _own_limits(self) -> None:
+        """Limits follow the patient's own baseline (an athlete's 45 /min, a chronic 115 /min)."""
+        p = self.p
+        if not p.baseline_relative:
+            return
+        hr, rr = self.trend.base[0], self.trend.base[1]
+        lt = p.life_threatening
+        if hr == hr:
+            self._rel_hi.limit = max(lt.hr_high, hr + p.hr_extreme_high_above_baseline)
+            self._lim[1].limit = max(p.hr_high.limit, hr + p.hr_high_above_baseline)
+            self._lim[2].limit = min(p.hr_low.limit, hr - p.hr_low_below_baseline)
+            self._rel_lo.limit = min(lt.hr_low, hr - p.hr_extreme_low_below_baseline)
+        if rr == rr:
+            self._lim[3].limit = max(p.resp_high.limit, rr + p.resp_high_above_baseline)
+            self._lim[4].limit = min(p.resp_low.limit, rr - p.resp_low_below_baseline)
+
+    def tick(self, t: float) -> None:
+        """Called with the bed's clock (each second): closes minutes, evaluates a pending NIBP."""
+        if t >= self._min_end:
+            self._roll(t)
+        if self._pend_sys[0] == self._pend_sys[0] and t > self._pend_sys[0] + 2.0:
+            self._nibp_eval(t)
+
+    def stale(self, ch: int, t: float) -> None:
+        """No clean data on channel ``ch`` for a while: its conditions end (a lost signal is technical)."""
+        names = {HR: ("heart_rate_extreme_high", "heart_rate_extreme_low", "heart_rate_high", "heart_rate_high_brief",
+                      "heart_rate_low", "heart_rate_low_brief"),
+                 SPO2: ("spo2_extreme_low", "spo2_low", "spo2_low_brief"),
+                 RESP: ("resp_lost", "resp_rate_high", "resp_rate_high_brief", "resp_rate_low",
+                        "resp_rate_low_brief")}.get(ch, ())
+        for n in names:
+            self._set(IDX[n], False, t, None)
+        for k in {HR: (1, 2), SPO2: (0,), RESP: (3, 4)}.get(ch, ()):
+            self._lim[k].reset()
+        for k in {HR: (0, 1), SPO2: (2,), RESP: (3,)}.get(ch, ()):
+            self._runs[k].since = math.nan

@@ -1,0 +1,80 @@
+"""``[clinical.profiles.NAME.smart]``: the settings of the smart alarm policy (clinical/alarms/smart.py).
+
+Every key has a default that is the built-in ``adult`` profile; unknown keys are errors naming the key.
+Which condition gets which priority is the hospital's risk-management decision: review these.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from runtime.configbase import Section
+
+
+class LifeThreatening(Section):
+    """Short paths, high priority: value beyond the limit on clean samples for ``*_delay_s``."""
+
+    hr_high: float = Field(default=160.0, gt=0)
+    hr_high_delay_s: float = Field(default=7.0, ge=0, le=10.0)  # IEC 60601-2-27: tachycardia alarm < 11 s
+    hr_low: float = Field(default=35.0, gt=0)
+    hr_low_delay_s: float = Field(default=6.0, ge=0, le=30.0)
+    spo2_low: float = Field(default=80.0, gt=0, le=100)
+    spo2_low_scale2: float = Field(default=75.0, gt=0, le=100)  # prescribed 88-92 % target
+    spo2_low_delay_s: float = Field(default=10.0, ge=0, le=60.0)
+    resp_low: float = Field(default=4.0, ge=0)  # respiration lost (apnoea)
+    resp_low_delay_s: float = Field(default=7.0, ge=0, le=60.0)
+    nibp_sys_low: float = Field(default=70.0, gt=0)
+    hr_steady_band: float = Field(default=15.0, gt=0)  # max - min of the last 5 clean HR samples
+    # smoothed HR this far inside the limit when the run began: abrupt, alarm at the absolute limit
+    abrupt_change: float = Field(default=30.0, gt=0)
+
+
+class Integrated(Section):
+    """A time-integrated limit (SatSeconds): ``setting`` in value x seconds beyond ``limit``."""
+
+    limit: float
+    setting: float = Field(gt=0)
+    persist_s: float = Field(default=120.0, ge=0)
+    strong_factor: float = Field(default=3.0, ge=1.0)
+
+
+class SmartPolicy(Section):
+    enabled: bool = True
+    life_threatening: LifeThreatening = LifeThreatening()
+    spo2_low: Integrated = Integrated(limit=90.0, setting=100.0, persist_s=120.0, strong_factor=3.0)
+    spo2_low_scale2: Integrated = Integrated(limit=85.0, setting=100.0, persist_s=120.0, strong_factor=3.0)
+    hr_high: Integrated = Integrated(limit=130.0, setting=600.0, persist_s=600.0, strong_factor=6.0)
+    hr_low: Integrated = Integrated(limit=40.0, setting=300.0, persist_s=300.0, strong_factor=6.0)
+    resp_high: Integrated = Integrated(limit=28.0, setting=120.0, persist_s=600.0, strong_factor=10.0)
+    resp_low: Integrated = Integrated(limit=8.0, setting=60.0, persist_s=180.0, strong_factor=4.0)
+    # limits follow the patient's own baseline (trend baseline) once it is known
+    baseline_relative: bool = True
+    hr_high_above_baseline: float = Field(default=35.0, ge=0)
+    hr_extreme_high_above_baseline: float = Field(default=50.0, ge=0)
+    hr_low_below_baseline: float = Field(default=14.0, ge=0)
+    hr_extreme_low_below_baseline: float = Field(default=15.0, ge=0)
+    resp_high_above_baseline: float = Field(default=10.0, ge=0)
+    resp_low_below_baseline: float = Field(default=5.0, ge=0)
+    nibp_sys_low: float = 90.0
+    nibp_sys_high: float = 200.0
+    temperature_high: float = 39.0
+    temperature_low: float = 35.0
+    # artifacts
+    motion_hr_jump: float = Field(default=15.0, gt=0)
+    motion_spo2_drop: float = Field(default=4.0, gt=0)
+    motion_window_s: float = Field(default=5.0, gt=0)
+    motion_hold_s: float = Field(default=15.0, ge=0)
+    motion_max_s: float = Field(default=90.0, ge=0)
+    low_perfusion_index: float = Field(default=0.3, ge=0)
+    hr_pr_max_diff: float = Field(default=15.0, gt=0)
+    # trend against the patient's own baseline (clinical/trend.py)
+    trend: bool = True
+    trend_k: float = Field(default=1.0, ge=0)
+    trend_h: float = Field(default=12.0, gt=0)
+    trend_corroborates_at: float = Field(default=2.0, ge=0)  # trend score that corroborates a single excursion
+    # NEWS2 >= high_at raises high priority only with the trend corroborating it (or NEWS2 >= this)
+    news2_high_alone_at: int = Field(default=9, ge=1, le=20)
+    trend_baseline_min: int = Field(default=15, ge=3, le=240)
+    trend_adapt_min: float = Field(default=240.0, gt=0)
+    # a lost signal is a low-priority technical alarm at once, medium when it lasts this long
+    no_data_medium_after_s: float = Field(default=900.0, gt=0)

@@ -1,0 +1,129 @@
+"""Artifact detection for one bed: which samples must never feed a physiological alarm.
+
+Pure and O(1) per sample (a handful of floats per bed, no allocation). Evidence used, all from the
+devices' own numbers (REFERENCES.md, "Smarter alarms"):
+
+- quality flags: the caller passes only samples without flags (a flagged sample is no reading);
+- plausibility: values outside what a body can show (HR < 20 or > 250 /min, SpO2 < 40 %,
+  resp > 70 /min, perfusion index outside 0-30) are artifacts;
+- rate of change: a heart rate that jumps >= ``jump_hr`` /min within ``window_s``, an SpO2 that
+  falls >= ``drop_spo2`` % within ``window_s`` (also across a dropout of up to ``GAP_S``);
+- motion signature: a heart-rate (or pulse-rate) jump and an SpO2 drop within ``window_s`` of each
+  other mark heart rate, pulse rate and SpO2 as artifact for ``motion_hold_s`` after the last sign,
+  and for as long as they stay away from their values before the motion (at most ``max_motion_s``:
+  a new level that lasts longer is taken as real);
+- perfusion: a perfusion index below ``low_pi`` (probe half off, cold hands) makes SpO2 and pulse
+  rate unreliable while it lasts;
+- cross-check: ECG heart rate against pleth pulse rate; while both are fresh and good perfusion,
+  a difference beyond ``hr_pr_diff`` leaves the heart rate unconfirmed (:meth:`hr_confirmed`).
+"""
+
+from __future__ import annotations
+
+import math
+
+HR, PR, SPO2, RESP, PI = range(5)
+GAP_S = 30.0  # a value before a dropout this short still counts as "before" (flagged bursts hide their start)
+PLAUSIBLE = ((20.0, 250.0), (20.0, 250.0), (40.0, 100.0), (0.0, 70.0), (0.0, 30.0))
+
+
+class ArtifactDetector:
+    __slots__ = ("_drop_t", "_jump_t", "_last_t", "_last_v", "_m_start", "_pre", "_ref_t", "_ref_v", "drop_spo2",
+                 "hr_pr_diff", "jump_hr", "low_pi", "max_motion_s", "motion_events", "motion_hold_s", "motion_until",
+                 "pi", "pi_t", "window_s")
+
+    def __init__(self, *, jump_hr: float = 15.0, drop_spo2: float = 4.0, window_s: float = 5.0,
+                 motion_hold_s: float = 15.0, low_pi: float = 0.3, hr_pr_diff: float = 15.0,
+                 max_motion_s: float = 90.0) -> None:
+        self.jump_hr = jump_hr
+        self.drop_spo2 = drop_spo2
+        self.window_s = window_s
+        self.motion_hold_s = motion_hold_s
+        self.low_pi = low_pi
+        self.hr_pr_diff = hr_pr_diff
+        self.max_motion_s = max_motion_s
+        self._m_start = math.nan  # start of the current motion episode
+        self._pre = [math.nan] * 5  # values before it
+        self._last_v = [math.nan] * 5  # last plausible value per channel
+        self._last_t = [-math.inf] * 5
+        self._ref_v = [math.nan] * 5  # value ~window_s ago (rate-of-change reference)
+        self._ref_t = [-math.inf] * 5
+        self._jump_t = -math.inf  # last HR/PR jump
+        self._drop_t = -math.inf  # last SpO2 drop
+        self.motion_until = -math.inf
+        self.motion_events = 0
+        self.pi = math.nan
+        self.pi_t = -math.inf
+
+    def reset(self) -> None:
+        self.__init__(jump_hr=self.jump_hr, drop_spo2=self.drop_spo2, window_s=self.window_s,  # type: ignore[misc]
+                      motion_hold_s=self.motion_hold_s, low_pi=self.low_pi, hr_pr_diff=self.hr_pr_diff,
+                      max_motion_s=self.max_motion_s)
+
+    def poor_perfusion(self, t: float) -> bool:
+        """A recent perfusion index below the limit (no index from the device: not known to be poor)."""
+        return self.pi < self.low_pi and t - self.pi_t <= 30.0
+
+    def motion(self, t: float) -> bool:
+        return t < self.motion_until
+
+    def observe(self, ch: int, v: float, t: float) -> bool:
+        """Feed one unflagged sample of channel ``ch``; True if it is clean (may feed an alarm)."""
+        lo, hi = PLAUSIBLE[ch]
+        if not lo <= v <= hi:
+            return False
+        if ch == PI:
+            self.pi = v
+            self.pi_t = t
+            return True
+        # rate-of-change against the value about window_s ago
+        rt = self._ref_t[ch]
+        if t - rt > self.window_s:  # a new reference: the previous value, also across a short dropout
+            lt = self._last_t[ch]
+            fresh = t - lt <= GAP_S
+            self._ref_v[ch] = self._last_v[ch] if fresh else v
+            self._ref_t[ch] = t  # the reference holds for window_s from now
+        ref = self._ref_v[ch]
+        self._last_v[ch] = v
+        self._last_t[ch] = t
+        if ref == ref:
+            if ch in (HR, PR) and abs(v - ref) >= self.jump_hr:
+                self._jump_t = t
+                if t - self._drop_t <= self.window_s:
+                    self._motion(t)
+            elif ch == SPO2 and ref - v >= self.drop_spo2:
+                self._drop_t = t
+                if t - self._jump_t <= self.window_s:
+                    self._motion(t)
+        if ch == RESP:
+            return True
+        ms = self._m_start
+        if ms == ms:  # in a motion episode: still away from the values before it?
+            if t - ms > self.max_motion_s:
+                self._m_start = math.nan
+            else:
+                pre = self._pre[ch]
+                if pre == pre and (abs(v - pre) > 10.0 if ch != SPO2 else pre - v > 3.0):
+                    if t + 3.0 > self.motion_until:
+                        self.motion_until = t + 3.0
+                elif t >= self.motion_until:
+                    self._m_start = math.nan
+        if t < self.motion_until:
+            return False
+        return not (ch in (PR, SPO2) and self.poor_perfusion(t))
+
+    def _motion(self, t: float) -> None:
+        if t >= self.motion_until:
+            self.motion_events += 1
+            if self._m_start != self._m_start:
+                self._m_start = t
+                for c in (HR, PR, SPO2):
+                    self._pre[c] = self._ref_v[c] if t - self._ref_t[c] <= 2 * self.window_s + 1 else math.nan
+        self.motion_until = t + self.motion_hold_s
+
+    def hr_confirmed(self, hr: float, t: float) -> bool:
+        """The ECG heart rate agrees with a fresh pleth pulse rate, or there is none to compare with."""
+        prt = self._last_t[PR]
+        if t - prt > 5.0 or self.poor_perfusion(t) or t < self.motion_until:
+            return t >= self.motion_until
+        return abs(self._last_v[PR] - hr) <= self.hr_pr_diff

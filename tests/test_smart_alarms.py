@@ -1,0 +1,227 @@
+"""The smart alarm policy's parts: SatSeconds-style integration, artifact detection, the bed policy, config."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from clinical.alarms.profiles import ClinicalConfig
+from clinical.alarms.satseconds import IntegratedLimit
+from clinical.alarms.smart import SmartBed
+from clinical.alarms.smart_conditions import CONDITIONS
+from clinical.alarms.smart_settings import SmartPolicy
+from clinical.artifact import HR, PI, PR, SPO2, ArtifactDetector
+from clinical.trend import TrendDetector
+
+
+def test_satseconds_adds_the_points_outside_the_limit() -> None:
+    """REFERENCES.md: limit 90: 88 for 2 s adds 4, 86 for 3 s adds 12, 84 for 6 s adds 36."""
+    lim = IntegratedLimit(90, 50, 60, high=False)
+    t = 0.0
+    for v, n in ((88, 2), (86, 3), (84, 6)):
+        for _ in range(n):
+            t += 1
+            lim.add(v, t)
+    assert lim.index == pytest.approx(4 + 12 + 36)
+    assert lim.level(t) == 1  # reached the setting: shown; not (yet) sustained
+    for _ in range(5):  # back in range at 95: the index decreases by 5 a second
+        t += 1
+        lim.add(95, t)
+    assert lim.index == pytest.approx(52 - 25)
+    assert lim.level(t) == 0
+
+
+def test_satseconds_medium_when_it_persists_deep_or_corroborated() -> None:
+    lim = IntegratedLimit(90, 100, 60, high=False, strong_factor=3)
+    t = 0.0
+    while lim.index < 100:
+        t += 1
+        lim.add(85, t)
+    assert lim.level(t) == 1 and lim.level(t, corroborated=True) == 2
+    for _ in range(60):
+        t += 1
+        lim.add(89.5, t)  # stays just below: the index keeps growing slowly, and it persists
+    assert lim.level(t) == 2
+    deep = IntegratedLimit(90, 100, 600, high=False, strong_factor=3)
+    for k in range(1, 12):
+        deep.add(60, float(k))  # 30 points a second: 3 x the setting within 10 s
+    assert deep.level(11.0) == 2
+
+
+def test_dropouts_do_not_count_as_time_beyond() -> None:
+    lim = IntegratedLimit(90, 100, 60, high=False, max_step_s=5)
+    lim.add(88, 0.0)
+    lim.add(88, 100.0)  # 100 s without samples counts as at most 5 s
+    assert lim.index == pytest.approx(2 + 10)
+
+
+def test_motion_signature_hr_jump_with_spo2_drop() -> None:
+    a = ArtifactDetector()
+    for t in range(20):
+        assert a.observe(HR, 80, float(t)) and a.observe(SPO2, 97, float(t))
+    assert a.observe(HR, 140, 20.0)  # a jump alone may be real (tachycardia starts abruptly)
+    assert not a.observe(SPO2, 82, 21.0)  # ... with an SpO2 drop within 5 s: motion
+    assert not a.observe(HR, 150, 22.0)
+    for t in range(23, 60):  # the burst goes on, away from the values before it: still motion
+        assert not a.observe(SPO2, 84, float(t))
+    for t in range(60, 80):
+        a.observe(HR, 81, float(t))
+        a.observe(SPO2, 97, float(t))
+    assert a.observe(SPO2, 97, 80.0) and a.observe(HR, 80, 80.0)
+    assert a.motion_events == 1
+
+
+def test_poor_perfusion_and_ecg_vs_pleth() -> None:
+    a = ArtifactDetector()
+    a.observe(PI, 2.0, 0.0)
+    assert a.observe(SPO2, 95, 1.0)
+    a.observe(PI, 0.1, 2.0)  # probe half off
+    assert not a.observe(SPO2, 84, 3.0) and not a.observe(PR, 60, 3.0)
+    a.observe(PI, 2.0, 30.0)
+    a.observe(PR, 80, 30.0)
+    assert a.hr_confirmed(82, 31.0) and not a.hr_confirmed(150, 31.0)
+    assert not a.observe(HR, 300, 32.0)  # implausible
+
+
+class Bed:
+    def __init__(self, scale2: bool = False) -> None:
+        self.events: list[tuple[str, bool, float, str]] = []
+        self.bed = SmartBed(SmartPolicy(), self.emit, scale2)
+        self.t = 1_000_000.0
+
+    def emit(self, i: int, on: bool, t: float, value: float | None, reason: str) -> None:
+        self.events.append((CONDITIONS[i].name, on, t, reason))
+
+    def second(self, hr: float = 78, spo2: float = 97, rr: float = 16, pi: float | None = 2.0,
+               pr: float | None = None) -> None:
+        b, t = self.bed, self.t
+        b.sample("heart_rate", hr, t, True)
+        if pr is not None or pi is not None:
+            b.sample("pulse_rate", hr if pr is None else pr, t, True)
+        if pi is not None:
+            b.sample("perfusion_index", pi, t, True)
+        b.sample("spo2", spo2, t, True)
+        b.sample("resp_rate", rr, t, True)
+        b.tick(t)
+        self.t += 1.0
+
+    def raised(self, min_priority: int = 2) -> list[str]:
+        pr = {c.name: c.priority for c in CONDITIONS}
+        return [n for n, on, _, _ in self.events if on and pr[n] >= min_priority]
+
+
+def test_motion_bursts_never_become_physiological_alarms() -> None:
+    b = Bed()
+    for _ in range(1800):
+        b.second()
+    for _ in range(20):
+        for k in range(40):  # HR, pulse rate and SpO2 together, perfusion falls
+            b.second(hr=150 + (k * 7) % 30, spo2=70 + (k * 3) % 10, pi=0.5, pr=170 - (k * 5) % 40)
+        for _ in range(300):
+            b.second()
+    assert b.raised() == []
+
+
+def test_probe_half_off_reads_low_with_poor_perfusion_no_alarm() -> None:
+    b = Bed()
+    for _ in range(1200):
+        b.second()
+    for _ in range(900):
+        b.second(spo2=83, pi=0.15, pr=60)
+    assert b.raised() == []
+    assert ("poor_perfusion", True) in [(n, on) for n, on, _, _ in b.events]
+
+
+def test_ventricular_tachycardia_alarms_within_10_s() -> None:
+    b = Bed()
+    for _ in range(1200):
+        b.second()
+    start = b.t
+    for _ in range(30):
+        b.second(hr=185, pr=184)
+    hi = [(t, why) for n, on, t, why in b.events if n == "heart_rate_extreme_high" and on]
+    assert hi and hi[0][0] - start <= 10.0
+    assert "185" in hi[0][1]  # the reason names the value
+
+
+def test_respiration_lost_alarms_within_10_s() -> None:
+    b = Bed()
+    for _ in range(1200):
+        b.second()
+    start = b.t
+    for _ in range(20):
+        b.second(rr=0)
+    lost = [t for n, on, t, _ in b.events if n == "resp_lost" and on]
+    assert lost and lost[0] - start <= 10.0
+
+
+def test_sleep_apnoea_dips_stay_low_priority() -> None:
+    b = Bed()
+    for _ in range(1200):
+        b.second()
+    for _ in range(20):  # 40 s dips to 86 % every 2 min
+        for k in range(40):
+            b.second(spo2=round(97 - 15 * math.sin(math.pi * k / 40)), rr=10)
+        for _ in range(80):
+            b.second()
+    assert b.raised() == []
+    assert "spo2_low_brief" in b.raised(1)
+
+
+def test_isolated_low_nibp_is_repeat_not_medium() -> None:
+    b = Bed()
+    for _ in range(1200):
+        b.second()
+    b.bed.sample("nibp_sys", 122, b.t, True)
+    b.second()
+    for _ in range(1200):
+        b.second()
+    b.bed.sample("nibp_dia", 55, b.t, True)
+    b.bed.sample("nibp_sys", 82, b.t, True)  # 40 lower than 20 min ago, heart rate unchanged: a cuff error?
+    for _ in range(5):
+        b.second()
+    assert b.raised() == [] and "nibp_sys_low_unconfirmed" in b.raised(1)
+    b.bed.sample("nibp_dia", 95, b.t, True)
+    b.bed.sample("nibp_sys", 90, b.t, True)  # diastolic above systolic - 10: implausible
+    for _ in range(5):
+        b.second()
+    assert "nibp_cuff_error" in b.raised(1)
+
+
+def test_own_baseline_athlete_and_chronic_tachycardia_quiet() -> None:
+    for hr in (44, 118):
+        b = Bed()
+        for k in range(4 * 3600):
+            b.second(hr=hr + 3 * math.sin(k / 300), pr=None, pi=None)
+        assert b.raised() == [], hr
+
+
+def test_trend_rises_on_a_corroborated_sustained_change() -> None:
+    td = TrendDetector()
+    t = 0.0
+    for _ in range(30):
+        t += 60
+        td.minute(t, (78.0, 16.0, 97.0))
+    td.nibp(t, 125)
+    td.nibp(t + 1, 124)
+    for k in range(60):
+        t += 60
+        c = td.minute(t, (78 + k * 0.6, 16 + k * 0.2, 97 - k * 0.05))
+    assert c >= td.settings.h
+    assert "HR" in td.reason() and "vs own" in td.reason()
+
+
+def test_bad_smart_key_is_named() -> None:
+    with pytest.raises(ValidationError) as e:
+        ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {"life_threatening": {"hr_hgh": 150}}}}})
+    assert "hr_hgh" in str(e.value)
+    with pytest.raises(ValidationError) as e:
+        ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {"spo2_low": {"limit": 90, "setting": -1}}}}})
+    assert "setting" in str(e.value)
+    cfg = ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {"spo2_low": {"limit": 88, "setting": 50}}}}})
+    smart = cfg.all_profiles()["ward"].smart
+    assert smart is not None and smart.spo2_low.limit == 88
+    assert ClinicalConfig().all_profiles()["adult"].smart is not None
+    assert ClinicalConfig().all_profiles()["bedside"].smart is None

@@ -72,6 +72,11 @@ class ModelRunner:
         return tuple(int(d) for d in self._in[0]["shape"][1:])
 
     @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        """Each output's shape without the batch dimension, in the order ``run`` returns them."""
+        return [tuple(int(d) for d in o["shape"][1:]) for o in self._out]
+
+    @property
     def input_dtype(self) -> np.dtype[Any]:
         dtype: np.dtype[Any] = np.dtype(self._in[0]["dtype"])
         return dtype

@@ -1,14 +1,27 @@
-"""Training code: a tiny real run (few frames, 1 epoch, tiny input) yields a model ModelRunner loads."""
+"""Training code: splits, polyp-free crops, augmentation, warm start, and a tiny real run packaged and signed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from clinical.endoscopy.segmodel import OutputRoles, infer
 from clinical.litert import ModelRunner
-from cloud.training.endoscopy_seg import TrainConfig, build_model, learning_rate, load_frames, read_names, train
+from cloud.training.endoscopy_data import (
+    OOD_MIN_WIDTH,
+    SamplePools,
+    load_frames,
+    negative_crops,
+    ood_split,
+    original_widths,
+    read_names,
+)
+from cloud.training.endoscopy_seg import TrainConfig, learning_rate, train
+
+ONE_X = Path(__file__).resolve().parents[1] / "models" / "endoscopy-seg" / "1.0.0" / "model.tflite"
 
 
 def test_learning_rate_schedule() -> None:
@@ -19,27 +32,107 @@ def test_learning_rate_schedule() -> None:
     assert lrs == sorted(lrs, reverse=True)
 
 
-def test_model_output_is_half_resolution() -> None:
-    m = build_model(64, width=4)
-    assert tuple(m.outputs[0].shape) == (None, 32, 32, 1)
+def test_network_outputs() -> None:
+    from cloud.training.endoscopy_net import build_training_model, export_model
+
+    m = build_training_model(64, width=4)
+    shapes = {k: tuple(v.shape) for k, v in m.output.items()}
+    assert shapes == {"polyp": (None, 32, 32, 1), "aux64": (None, 16, 16, 1), "aux32": (None, 8, 8, 1),
+                      "present": (None, 1)}
+    assert [tuple(o.shape) for o in export_model(m).outputs] == [(None, 32, 32, 1), (None, 1)]
 
 
-def test_load_frames_binarises_masks(kvasir: Path) -> None:
-    names = read_names(kvasir / "train.txt")[:3]
-    xs, ys = load_frames(kvasir, names, 64)
-    assert xs.shape == (3, 64, 64, 3) and xs.dtype == np.uint8
-    assert set(np.unique(ys)) <= {0, 1} and ys.any()
+def test_ood_split_holds_out_wide_originals(kvasir: Path) -> None:
+    names = read_names(kvasir / "train.txt")
+    keep, held = ood_split(kvasir, names)
+    widths = original_widths(kvasir)
+    assert held and len(keep) + len(held) == len(names) and not set(keep) & set(held)
+    assert all(widths[n] >= OOD_MIN_WIDTH for n in held) and all(widths[n] < OOD_MIN_WIDTH for n in keep)
     assert not set(names) & set(read_names(kvasir / "val.txt"))  # the split never overlaps
 
 
-def test_tiny_training_run_produces_loadable_int8_model(kvasir: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(data_dir=kvasir, epochs=1, batch_size=4, input_size=64, width=4, limit=4, log=lambda _: None)
+def test_negative_crops_stay_off_the_polyp(kvasir: Path) -> None:
+    names = read_names(kvasir / "train.txt")[:6]
+    xs, ys = load_frames(kvasir, names, 128)
+    assert set(np.unique(ys)) <= {0, 1} and ys.any()
+    crops, src, boxes = negative_crops(xs, ys, 64, seed=1)
+    assert len(crops) > 0 and crops.shape[1:] == (64, 64, 3) and crops.dtype == np.uint8
+    for i, (y0, x0, h, w) in zip(src, boxes, strict=True):
+        assert not ys[i, y0 : y0 + h, x0 : x0 + w].any()  # no polyp pixel inside
+        assert h >= 0.3 * 128 * 0.85  # several scales, the smallest 30 % of the side
+    assert len({int(h) for _, _, h, _ in boxes}) > 2
+
+
+def test_sample_pools_mix_and_use_hard_negatives() -> None:
+    pos = np.full((4, 8, 8, 3), 200, np.uint8)
+    neg = np.stack([np.full((8, 8, 3), k, np.uint8) for k in range(10)])
+    pools = SamplePools(pos, np.ones((4, 8, 8), np.uint8), neg, pos_fraction=0.5, hard_fraction=1.0)
+    pools.hard = np.array([7])
+    it = pools.samples()
+    draws = [next(it) for _ in range(400)]
+    negs = [int(x[0, 0, 0]) for x, m in draws if not m.any()]
+    assert 120 < len(negs) < 280 and set(negs) == {7}  # negatives only from the mined set
+    first = [int(x[0, 0, 0]) for x, _ in (next(pools.samples()) for _ in range(1))]
+    assert first  # a new generator (next epoch) starts a new stream
+    assert pools.draws == 2
+
+
+def test_augmentation_keeps_shapes_ranges_and_empty_masks() -> None:
+    import tensorflow as tf
+
+    from cloud.training.endoscopy_augment import make_augment, text_overlays
+
+    bank = text_overlays(4, 64)
+    assert bank.shape == (4, 64, 64) and bank.max() > 0.5
+    aug = make_augment(64, bank, strength=1.0)
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, 20:40] = 1
+    outs = [aug(tf.constant(img), tf.constant(mask)) for _ in range(8)]
+    for x, m in outs:
+        assert tuple(x.shape) == (64, 64, 3) and tuple(m.shape) == (64, 64, 1)
+        assert 0.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+    assert len({round(float(tf.reduce_mean(x)), 4) for x, _ in outs}) == 8  # random every call
+    x, m = aug(tf.constant(img), tf.constant(np.zeros((64, 64), np.uint8)))
+    assert float(tf.reduce_max(m)) == 0.0  # a polyp-free crop stays polyp-free
+
+
+def test_warm_start_reproduces_the_1x_model(kvasir: Path) -> None:
+    from cloud.training.endoscopy_net import build_training_model, export_model, load_1x_weights
+
+    if not ONE_X.exists():
+        pytest.skip("endoscopy-seg 1.0.0 not in the repo")
+    m = build_training_model(256, width=16)
+    assert load_1x_weights(m, ONE_X) == 20
+    xs, _ = load_frames(kvasir, read_names(kvasir / "val.txt")[:2], 256)
+    x = xs.astype(np.float32) / 255.0
+    grown = np.asarray(export_model(m)(x, training=False)[0])
+    (ref,) = ModelRunner(ONE_X).run(x)
+    assert float(np.mean((grown >= 0.5) == (ref >= 0.5))) > 0.99  # the new parts start as the identity
+
+
+def test_tiny_training_run_packaged_and_signed(kvasir: Path, tmp_path: Path) -> None:
+    from cloud.training.endoscopy_release import write_model_dir
+    from wire.model_manifest import load_public_key, verify_model_dir
+
+    cfg = TrainConfig(data_dir=kvasir, epochs=2, batch_size=4, input_size=64, width=4, limit=4, steps_per_epoch=2,
+                      mine_at=(0.5,), time_budget_s=0, log=lambda _: None)
     res = train(cfg)
-    assert res.epochs_run == 1 and len(res.history) == 1 and np.isfinite(res.history[0]["loss"])
-    path = tmp_path / "model.tflite"
-    path.write_bytes(res.tflite)
-    runner = ModelRunner(path)
-    assert runner.input_shape == (64, 64, 3) and runner.input_dtype == np.int8
-    (out,) = runner.run(np.random.default_rng(0).random((3, 64, 64, 3), dtype=np.float32))
-    assert out.shape == (3, 32, 32, 1) and out.dtype == np.float32
-    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert res.epochs_run == 2 and all(np.isfinite(h["loss"]) for h in res.history)
+    assert len(res.minings) == 1 and res.negatives > 0 and res.ood_names
+    key = Path(__file__).resolve().parents[1] / "examples" / "keys" / "dev-signing.key"
+    model_dir, figures = write_model_dir(tmp_path, "9.9.9", cfg, res, key)
+    manifest = verify_model_dir(model_dir, [load_public_key(key.with_suffix(".pub"))])
+    assert len(manifest.outputs) == 2
+    runner = ModelRunner(model_dir / "model.tflite", manifest=manifest)
+    assert runner.input_dtype == np.int8
+    out = infer(runner, np.random.default_rng(0).random((3, 64, 64, 3), dtype=np.float32), OutputRoles.of(runner))
+    assert out.prob.shape == (3, 32, 32) and out.present is not None and out.present.shape == (3,)
+    assert 0.0 <= float(out.present.min()) and float(out.present.max()) <= 1.0
+    assert figures["val"]["n"] == 198 and figures["negatives"]["negatives"] > 100
+    assert figures["ood"]["n"] == len(res.ood_names) + figures["ood_val"]["n"]
+    m = json.loads((model_dir / "manifest.json").read_text())["metrics"]
+    assert m["heldout_false_findings_per_frame"] == figures["negatives"]["false_findings_per_frame"]
+    card = (model_dir / "MODEL_CARD.md").read_text()
+    assert card.count("Kvasir-SEG") >= 3 and "research and educational use" in card and "minutes" in card

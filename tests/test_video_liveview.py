@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -132,6 +133,41 @@ def test_clip_is_small_with_citation() -> None:
     assert "Kvasir-SEG" in cite and "research and educational" in cite
     names = [ln for ln in cite.splitlines() if ln.endswith(".jpg")]
     assert 0 < len(names) <= 20
+    segments = json.loads(CLIP.with_suffix(".segments.json").read_text())
+    assert {s["frame"] for s in segments} <= set(names)  # polyp-free stretches are crops of the same frames
+    assert sum(s["end_s"] - s["start_s"] for s in segments if not s["polyp"]) >= 4.0
+
+
+def test_clip_polyp_free_stretches_show_no_finding() -> None:
+    """The newest shipped model through the real pipeline, frame by frame in clip order."""
+    import cv2
+
+    from clinical.endoscopy.segmodel import MODEL_NAME, load_verified
+    from edge.video.capture import Frame
+    from wire.model_manifest import resolve_model_dir
+
+    runner, manifest = load_verified(resolve_model_dir(DEFAULT_MODELS_DIR, MODEL_NAME), DEFAULT_TRUSTED_KEYS)
+    if len(manifest.outputs) < 2:
+        pytest.skip(f"endoscopy-seg {manifest.version} has no polyp-present output (1.x)")
+    segments = json.loads(CLIP.with_suffix(".segments.json").read_text())
+    cap = cv2.VideoCapture(str(CLIP))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    pipe = VideoPipeline(str(CLIP), runner, lambda f: None, "endo-1")
+    labels: dict[bool, list[bool]] = {True: [], False: []}  # polyp stretch? -> finding shown per frame
+    i = 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        t = i / fps
+        seg = next(s for s in segments if s["start_s"] <= t < s["end_s"] + 1e-6)
+        pipe.process(Frame(i + 1, img, t, int(t * 1e9)))
+        if t - seg["start_s"] >= 0.5:  # the smoother's window has moved past the stretch before
+            labels[seg["polyp"]].append(pipe.smoother.active)
+        i += 1
+    cap.release()
+    assert labels[False] and not any(labels[False]), f"{sum(labels[False])} of {len(labels[False])} frames"
+    assert sum(labels[True]) > len(labels[True]) // 2  # the polyps are still found
 
 
 

@@ -40,6 +40,25 @@ def test_detect_empty_map() -> None:
     assert not det.present and det.best is None
 
 
+def test_presence_below_threshold_suppresses_regions() -> None:
+    prob = disc(128, 64, 32, 16)
+    low = detect(prob, presence=0.3, presence_threshold=0.5)
+    assert not low.present and low.suppressed == 1 and low.presence == 0.3
+    high = detect(prob, presence=0.8, presence_threshold=0.5)
+    assert high.present and high.suppressed == 0 and high.presence == 0.8
+    assert detect(prob).present and detect(prob).presence is None  # 1.x model: no presence output
+
+
+def test_short_false_activations_never_raise_with_the_gateway_default() -> None:
+    """REFERENCES: most false activations last < 3 frames; 6 of 8 frames are needed to raise."""
+    sm = FindingSmoother("r1", window=8, min_hits=6)
+    burst = [True] * 3 + [False] * 3
+    out = [sm.update(_det(p), i, i * 0.033) for i, p in enumerate(burst * 10)]
+    assert out == [None] * 60 and sm.raised == 0
+    out = [sm.update(_det(True), i, i * 0.033) for i in range(6)]
+    assert sm.active and sum(f is not None for f in out) == 1
+
+
 def _det(present: bool) -> Detection:
     return detect(disc(64, 32, 32, 10) if present else np.zeros((64, 64), np.float32))
 

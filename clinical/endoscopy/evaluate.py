@@ -16,6 +16,13 @@ ModelRunner, preprocessing and post-processing the gateway uses.
   (a region elsewhere is a miss). ``sensitivity`` is over frames whose mask
   holds a polyp, ``specificity`` over frames whose mask is empty (a frame with
   any region is a false finding); null where there are none.
+  ``false_findings_per_frame`` is 1 - specificity: the share of polyp-free
+  frames with a finding.
+- With a 2.x model, a frame's regions count only when its frame-level
+  "polyp present" probability reaches ``presence_threshold`` (as on the gateway).
+- ``*_ci95``: 95 % percentile bootstrap intervals (frames resampled with
+  replacement, ``bootstrap`` times, fixed seed) for the mean Dice, the
+  sensitivity and the false findings per polyp-free frame.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from clinical.endoscopy.postprocess import Detection, detect
-from clinical.endoscopy.segmodel import preprocess, probability_map
+from clinical.endoscopy.segmodel import OutputRoles, infer, preprocess
 from clinical.litert import ModelRunner
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -52,13 +59,21 @@ class EvalResult:
     fn: int = 0
     tn: int = 0  # frames without a polyp where none was found
     fp: int = 0
+    bootstrap: int = 1000
+    frame_dice: list[float] = field(default_factory=list)
+    frame_positive: list[bool] = field(default_factory=list)
+    frame_found: list[bool] = field(default_factory=list)
 
     def add(self, pred: np.ndarray, truth: np.ndarray, found: bool) -> None:
         inter = int(np.count_nonzero(pred & truth))
         p, t = int(np.count_nonzero(pred)), int(np.count_nonzero(truth))
         union = p + t - inter
         self.n += 1
-        self.dice_sum += 1.0 if p + t == 0 else 2.0 * inter / (p + t)
+        dice = 1.0 if p + t == 0 else 2.0 * inter / (p + t)
+        self.frame_dice.append(dice)
+        self.frame_positive.append(t > 0)
+        self.frame_found.append(found)
+        self.dice_sum += dice
         self.iou_sum += 1.0 if union == 0 else inter / union
         self.inter += inter
         self.union += union
@@ -83,10 +98,29 @@ class EvalResult:
             "iou_global": ratio(self.inter, self.union),
             "sensitivity": ratio(self.tp, self.tp + self.fn),
             "specificity": ratio(self.tn, self.tn + self.fp),
+            "false_findings_per_frame": ratio(self.fp, self.tn + self.fp),
             "positives": self.tp + self.fn,
             "negatives": self.tn + self.fp,
             "skipped": len(self.skipped),
+            **self.intervals(),
         }
+
+    def intervals(self) -> dict[str, list[float] | None]:
+        """95 % bootstrap intervals of mean Dice, sensitivity and false findings per polyp-free frame."""
+        rng = np.random.default_rng(12345)
+        dice = np.asarray(self.frame_dice, np.float64)
+        pos = np.asarray(self.frame_positive, bool)
+        found = np.asarray(self.frame_found, np.float64)
+
+        def ci(values: np.ndarray) -> list[float] | None:
+            if values.size == 0 or self.bootstrap <= 0:
+                return None
+            idx = rng.integers(0, values.size, (self.bootstrap, values.size))
+            means = values[idx].mean(axis=1)
+            return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
+
+        return {"dice_ci95": ci(dice), "sensitivity_ci95": ci(found[pos]),
+                "false_findings_ci95": ci(found[~pos])}
 
 
 def pairs(images: Path, masks: Path, names: Sequence[str] | None = None) -> Iterator[tuple[str, Path, Path | None]]:
@@ -109,6 +143,8 @@ def evaluate(
     names: Sequence[str] | None = None,
     threshold: float = 0.5,
     min_area: float = 0.005,
+    presence_threshold: float = 0.5,
+    bootstrap: int = 1000,
 ) -> EvalResult:
     """Run the model over every image with a mask; unreadable or unmatched pairs are skipped and listed."""
     import cv2
@@ -118,7 +154,8 @@ def evaluate(
     if not masks.is_dir():
         raise EvalError(f"{masks}: not a directory")
     h, w = runner.input_shape[:2]
-    res = EvalResult()
+    res = EvalResult(bootstrap=bootstrap)
+    roles = OutputRoles.of(runner)
     buf = np.empty((1, h, w, 3), np.float32)
     for name, img_path, mask_path in pairs(images, masks, names):
         img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
@@ -126,8 +163,10 @@ def evaluate(
         if img is None or mask is None:
             res.skipped.append(name)
             continue
-        prob = probability_map(runner, preprocess(img, (h, w), buf))[0]
-        det = detect(prob, threshold, min_area)
+        out = infer(runner, preprocess(img, (h, w), buf), roles)
+        prob = out.prob[0]
+        det = detect(prob, threshold, min_area, None if out.present is None else float(out.present[0]),
+                     presence_threshold)
         found = det.present
         if found and mask.any():
             found = _region_on_polyp(det, mask)

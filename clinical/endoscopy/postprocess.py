@@ -1,7 +1,10 @@
 """Probability map -> regions -> per-frame detection -> smoothed findings.
 
 ``detect`` turns the model's polyp probability map into regions (contours of
-the thresholded map, small specks removed). ``FindingSmoother`` keeps a window
+the thresholded map, small specks removed). With a model that also gives a
+frame-level "polyp present" probability (2.x), a frame whose presence is below
+``presence_threshold`` yields no region at all: both heads must agree before a
+frame counts as evidence. ``FindingSmoother`` keeps a window
 of the last few frames and raises a finding only when enough of them hold a
 polyp, and clears it only when none of them does, so a one-frame flicker
 neither raises nor clears a finding.
@@ -31,6 +34,8 @@ class Region:
 class Detection:
     regions: tuple[Region, ...]
     map_size: tuple[int, int]  # width, height of the probability map
+    presence: float | None = None  # the model's frame-level polyp probability (2.x models)
+    suppressed: int = 0  # regions dropped because the presence score was below its threshold
 
     @property
     def present(self) -> bool:
@@ -41,8 +46,14 @@ class Detection:
         return max(self.regions, key=lambda r: r.area * r.confidence) if self.regions else None
 
 
-def detect(prob: np.ndarray, threshold: float = 0.5, min_area: float = 0.005) -> Detection:
-    """Regions of ``prob`` (H x W floats in [0, 1]) above ``threshold`` covering >= ``min_area``."""
+def detect(
+    prob: np.ndarray, threshold: float = 0.5, min_area: float = 0.005, presence: float | None = None,
+    presence_threshold: float = 0.5,
+) -> Detection:
+    """Regions of ``prob`` (H x W floats in [0, 1]) above ``threshold`` covering >= ``min_area``.
+
+    ``presence`` (when the model gives one) below ``presence_threshold`` suppresses every region.
+    """
     import cv2
 
     if prob.ndim == 3:
@@ -64,7 +75,9 @@ def detect(prob: np.ndarray, threshold: float = 0.5, min_area: float = 0.005) ->
         conf = float(prob[y : y + bh, x : x + bw][inside].mean())
         regions.append(Region(c, (x / w, y / h, bw / w, bh / h), n / total, conf))
     regions.sort(key=lambda r: r.area, reverse=True)
-    return Detection(tuple(regions), (w, h))
+    if presence is not None and presence < presence_threshold:
+        return Detection((), (w, h), presence, len(regions))
+    return Detection(tuple(regions), (w, h), presence)
 
 
 @dataclass(frozen=True, slots=True)

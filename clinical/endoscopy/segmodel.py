@@ -5,16 +5,21 @@ default, see :mod:`edge.video.config`); only a directory whose manifest
 signature verifies with a trusted key and whose sha256 matches is loaded.
 Inference goes through :class:`clinical.litert.ModelRunner`, the gateway's one
 LiteRT wrapper.
+
+A model has a polyp probability map output (N, h, w, 1) and, from 2.0.0 on, a frame-level "polyp
+present" probability (N, 1); the manifest lists the outputs and :class:`OutputRoles` tells them apart
+by shape, so the gateway runs 1.x and 2.x models alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from clinical.litert import ModelRunner
+from clinical.litert import ModelError, ModelRunner
 from wire.model_manifest import Manifest, ManifestError, load_public_key, verify_model_dir
 
 MODEL_NAME = "endoscopy-seg"
@@ -42,7 +47,38 @@ def preprocess(image_bgr: np.ndarray, size: tuple[int, int], out: np.ndarray | N
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class OutputRoles:
+    """Which of a model's outputs is the probability map and which (if any) the presence score."""
+
+    prob: int
+    present: int | None
+
+    @classmethod
+    def of(cls, runner: ModelRunner) -> OutputRoles:
+        shapes = runner.output_shapes
+        maps = [i for i, s in enumerate(shapes) if len(s) == 3 and s[-1] == 1]
+        scores = [i for i, s in enumerate(shapes) if s in ((1,), ())]
+        if len(maps) != 1 or len(scores) > 1 or len(maps) + len(scores) != len(shapes):
+            raise ModelError(f"{runner.path}: outputs {shapes}: expected one (h, w, 1) map and at most one (1,) score")
+        return cls(maps[0], scores[0] if scores else None)
+
+
+@dataclass(frozen=True, slots=True)
+class SegOutput:
+    prob: np.ndarray  # (N, h, w) polyp probability per pixel
+    present: np.ndarray | None  # (N,) probability that the frame holds a polyp; None for 1.x models
+
+
+def infer(runner: ModelRunner, batch: np.ndarray, roles: OutputRoles | None = None) -> SegOutput:
+    """Both outputs for a preprocessed batch (``roles`` computed once by the caller, or here)."""
+    roles = roles or OutputRoles.of(runner)
+    outs = runner.run(batch)
+    prob = np.asarray(outs[roles.prob][..., 0], dtype=np.float32)
+    present = None if roles.present is None else np.asarray(outs[roles.present], np.float32).reshape(len(prob))
+    return SegOutput(prob, present)
+
+
 def probability_map(runner: ModelRunner, batch: np.ndarray) -> np.ndarray:
     """(N, h, w) polyp probabilities for a preprocessed batch."""
-    (prob,) = runner.run(batch)
-    return np.asarray(prob[..., 0], dtype=np.float32)
+    return infer(runner, batch).prob

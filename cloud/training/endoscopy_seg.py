@@ -1,14 +1,17 @@
-"""Training of the endoscopy-seg model: polyp segmentation on Kvasir-SEG frames.
+"""Training of the endoscopy-seg model (2.x recipe): polyp segmentation with polyp-free negatives.
 
-A small U-Net trained from scratch (no pretrained weights can be fetched) with
-augmentation, then converted to a fully int8 TFLite model with a
-representative dataset drawn from the training split. The model takes one RGB
-frame as float32 in [0, 1] at 256 x 256 (int8 inside; the edge's ModelRunner
-quantises) and returns a polyp probability map at half resolution (128 x 128),
-which the edge upsamples to the frame.
+The network (cloud.training.endoscopy_net; no ImageNet weights can be fetched here, its U-Net trunk
+can start from a 1.x model's weights, ``init_from``) is trained on Kvasir-SEG ``train.txt`` minus the
+out-of-domain proxy group, plus polyp-free crops of the same frames (cloud.training.endoscopy_data),
+with the augmentation of cloud.training.endoscopy_augment.
 
-Figures are measured on ``val.txt`` only, through the same ModelRunner the
-gateway uses (clinical.endoscopy.evaluate), never on frames the model trained on.
+Schedule: warm-up then cosine decay over ``epochs`` or ``time_budget_s``, whichever ends first. At the
+fractions ``mine_at`` of the schedule, hard-negative mining scores every training negative with the
+current model and the top ``hard_top`` of them (its own false positives) are drawn more often from then
+on. Nothing is selected on ``val.txt``: the shipped model is the last epoch, at fixed thresholds.
+
+Losses: polyp map and the two deep-supervision maps: batch-pooled soft Dice + focal (gamma 2);
+``present`` (frame holds a polyp): binary cross-entropy.
 """
 
 from __future__ import annotations
@@ -22,18 +25,29 @@ from typing import Any
 
 import numpy as np
 
+from .endoscopy_data import SamplePools, dataset, load_frames, negative_crops, ood_split, read_names
+
 INPUT_SIZE = 256
 MODEL_NAME = "endoscopy-seg"
+
+__all__ = ["INPUT_SIZE", "MODEL_NAME", "TrainConfig", "TrainResult", "learning_rate", "load_frames",
+           "load_result", "read_names", "save_result", "to_int8_tflite", "train"]
 
 
 @dataclass
 class TrainConfig:
     data_dir: Path
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 8
     input_size: int = INPUT_SIZE
-    width: int = 16  # channels of the first level; levels use 1, 2, 4, 6, 8 x width
-    learning_rate: float = 2e-3
+    width: int = 16  # channels of the first U-Net level (levels: 1, 2, 4, 6, 8 x width)
+    init_from: Path | None = None  # a 1.x model.tflite whose weights start the U-Net trunk
+    learning_rate: float = 5e-4
+    steps_per_epoch: int = 0  # 0: as many samples as polyp frames / pos_fraction
+    pos_fraction: float = 0.6
+    hard_fraction: float = 0.5
+    hard_top: float = 0.25  # fraction of the negatives kept as hard negatives at each mining
+    mine_at: tuple[float, ...] = (0.3, 0.6)
     limit: int = 0  # use only the first N training frames (tests); 0 = all
     seed: int = 7
     threads: int = 2
@@ -48,109 +62,56 @@ class TrainResult:
     epochs_run: int
     train_seconds: float
     history: list[dict[str, float]]
+    train_names: list[str] = field(default_factory=list)
+    ood_names: list[str] = field(default_factory=list)  # held out of training (out-of-domain proxy)
+    negatives: int = 0
+    minings: list[dict[str, float]] = field(default_factory=list)
 
 
-def read_names(path: Path) -> list[str]:
-    return [n.strip() for n in path.read_text().splitlines() if n.strip()]
-
-
-def load_frames(data_dir: Path, names: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, size, size, 3) uint8 RGB and masks (N, size, size) uint8 {0, 1}."""
-    import cv2
-
-    xs = np.empty((len(names), size, size, 3), np.uint8)
-    ys = np.empty((len(names), size, size), np.uint8)
-    for i, name in enumerate(names):
-        img = cv2.imread(str(data_dir / "images" / name), cv2.IMREAD_COLOR)
-        mask = cv2.imread(str(data_dir / "masks" / name), cv2.IMREAD_GRAYSCALE)
-        if img is None or mask is None:
-            raise FileNotFoundError(f"cannot read image or mask {name} in {data_dir}")
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR)
-        xs[i] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        ys[i] = mask >= 128
-    return xs, ys
-
-
-def build_model(input_size: int = INPUT_SIZE, width: int = 16) -> Any:
-    """U-Net with a stride-2 stem: encoder 128..8 px, decoder back to 128 px."""
-    import keras
-    from keras import layers
-
-    def block(x: Any, ch: int) -> Any:
-        for _ in range(2):
-            x = layers.Conv2D(ch, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
-            x = layers.ReLU()(x)
-        return x
-
-    mult = (1, 2, 4, 6, 8)
-    inp = keras.Input((input_size, input_size, 3), name="frame")
-    x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(inp)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)
-    skips = []
-    for i, m in enumerate(mult):
-        if i > 0:
-            x = layers.MaxPooling2D(2)(x)
-        x = block(x, width * m)
-        skips.append(x)
-    for m, skip in zip(reversed(mult[:-1]), reversed(skips[:-1]), strict=True):
-        x = layers.UpSampling2D(2, interpolation="bilinear")(x)
-        x = layers.Concatenate()([x, skip])
-        x = block(x, width * m)
-    out = layers.Conv2D(1, 1, activation="sigmoid", name="polyp")(x)
-    return keras.Model(inp, out, name="endoscopy_seg")
-
-
-def _augment_fn(size: int, seed: int) -> Callable[[Any, Any], tuple[Any, Any]]:
+def _focal(y: Any, p: Any) -> Any:
     import tensorflow as tf
 
-    out = size // 2
-
-    def aug(img: Any, mask: Any) -> tuple[Any, Any]:
-        img = tf.cast(img, tf.float32) / 255.0
-        mask = tf.cast(mask[..., None], tf.float32)
-        both = tf.concat([img, mask], axis=-1)
-        both = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.image.flip_left_right(both), lambda: both)
-        both = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.image.flip_up_down(both), lambda: both)
-        both = tf.image.rot90(both, tf.random.uniform((), 0, 4, dtype=tf.int32))
-        # random zoom / pan: crop a box of 60..100 % of the side and resize back
-        scale = tf.random.uniform((), 0.6, 1.0)
-        ar = tf.random.uniform((), 0.8, 1.25)
-        h = tf.minimum(scale * tf.sqrt(ar), 1.0)
-        w = tf.minimum(scale / tf.sqrt(ar), 1.0)
-        y0 = tf.random.uniform((), 0.0, 1.0 - h + 1e-6)
-        x0 = tf.random.uniform((), 0.0, 1.0 - w + 1e-6)
-        box = tf.stack([y0, x0, y0 + h, x0 + w])[None]
-        both = tf.image.crop_and_resize(both[None], box, [0], [size, size])[0]
-        img, mask = both[..., :3], both[..., 3:]
-        img = tf.image.random_brightness(img, 0.15)
-        img = tf.image.random_contrast(img, 0.75, 1.3)
-        img = tf.image.random_saturation(img, 0.75, 1.3)
-        img = tf.image.random_hue(img, 0.04)
-        img = tf.clip_by_value(img, 0.0, 1.0)
-        mask = tf.image.resize(mask, [out, out], method="area")
-        return img, mask
-
-    return aug
+    p = tf.clip_by_value(p, 1e-6, 1.0 - 1e-6)
+    pt = y * p + (1.0 - y) * (1.0 - p)
+    return tf.reduce_mean(-tf.square(1.0 - pt) * tf.math.log(pt)) * 4.0
 
 
-def _loss(y_true: Any, y_pred: Any) -> Any:
+def seg_loss(y: Any, p: Any) -> Any:
+    """Soft Dice pooled over the batch (negatives' false pixels count) + focal."""
     import tensorflow as tf
 
-    eps = 1e-6
-    p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
-    bce = -tf.reduce_mean(y_true * tf.math.log(p) + (1.0 - y_true) * tf.math.log(1.0 - p))
-    inter = tf.reduce_sum(y_true * p, axis=[1, 2, 3])
-    denom = tf.reduce_sum(y_true + p, axis=[1, 2, 3])
-    dice = 1.0 - tf.reduce_mean((2.0 * inter + 1.0) / (denom + 1.0))
-    return bce + dice
+    inter = tf.reduce_sum(y * p)
+    dice = 1.0 - (2.0 * inter + 1.0) / (tf.reduce_sum(y) + tf.reduce_sum(p) + 1.0)
+    return dice + _focal(y, p)
+
+
+def present_loss(y: Any, p: Any) -> Any:
+    import tensorflow as tf
+
+    p = tf.clip_by_value(p, 1e-6, 1.0 - 1e-6)
+    return -tf.reduce_mean(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
+
+
+def mine_hard(export: Any, neg_x: np.ndarray, top: float, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the ``top`` fraction of negatives the model scores highest, and all scores.
+
+    Score of a crop: the larger of its ``present`` probability and its peak pixel probability.
+    """
+    scores = np.empty(len(neg_x), np.float32)
+    for i in range(0, len(neg_x), batch):
+        x = neg_x[i : i + batch].astype(np.float32) / 255.0
+        mask, present = export(x, training=False)
+        scores[i : i + batch] = np.maximum(np.asarray(present)[:, 0], np.asarray(mask).reshape(len(x), -1).max(1))
+    k = max(1, round(top * len(neg_x)))
+    return np.argsort(-scores)[:k], scores
 
 
 def train(cfg: TrainConfig) -> TrainResult:
     import keras
     import tensorflow as tf
+
+    from .endoscopy_augment import text_overlays
+    from .endoscopy_net import build_training_model, export_model, load_1x_weights
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
@@ -158,24 +119,30 @@ def train(cfg: TrainConfig) -> TrainResult:
     except RuntimeError:
         pass  # TensorFlow already initialised in this process (tests): keep its threads
     keras.utils.set_random_seed(cfg.seed)
-    names = read_names(cfg.data_dir / "train.txt")
+    names, ood = ood_split(cfg.data_dir, read_names(cfg.data_dir / "train.txt"))
     if cfg.limit:
         names = names[: cfg.limit]
     xs, ys = load_frames(cfg.data_dir, names, cfg.input_size)
-    cfg.log(f"loaded {len(names)} training frames")
+    neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
+    cfg.log(f"loaded {len(names)} training frames ({len(ood)} held out as out-of-domain proxy), "
+            f"{len(neg_x)} polyp-free crops")
+    pools = SamplePools(xs, ys, neg_x, cfg.pos_fraction, cfg.hard_fraction, seed=cfg.seed)
     batch = min(cfg.batch_size, len(names))
-    ds = (
-        tf.data.Dataset.from_tensor_slices((xs, ys))
-        .shuffle(len(names), seed=cfg.seed, reshuffle_each_iteration=True)
-        .map(_augment_fn(cfg.input_size, cfg.seed), num_parallel_calls=1)
-        .batch(batch, drop_remainder=True)
-        .prefetch(2)
-    )
-    steps = max(1, len(names) // batch)
-    model = build_model(cfg.input_size, cfg.width)
+    ds = dataset(pools, cfg.input_size, batch, text_overlays(64, cfg.input_size, cfg.seed), cfg.threads)
+    steps = cfg.steps_per_epoch or max(1, int(len(names) / cfg.pos_fraction) // batch)
+    model = build_training_model(cfg.input_size, cfg.width)
+    if cfg.init_from is not None:
+        cfg.log(f"warm start: {load_1x_weights(model, cfg.init_from)} trunk convolutions from {cfg.init_from}")
+    export = export_model(model)
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
-    model.compile(optimizer=optimizer, loss=_loss)
+    model.compile(
+        optimizer=optimizer,
+        loss={"polyp": seg_loss, "aux64": seg_loss, "aux32": seg_loss, "present": present_loss},
+        loss_weights={"polyp": 1.0, "aux64": 0.4, "aux32": 0.2, "present": 0.5},
+    )
     history: list[dict[str, float]] = []
+    minings: list[dict[str, float]] = []
+    pending = sorted(cfg.mine_at)
     start = time.monotonic()
     epochs_run = 0
     for epoch in range(cfg.epochs):
@@ -186,9 +153,17 @@ def train(cfg: TrainConfig) -> TrainResult:
         if progress >= 1.0:
             cfg.log("time budget reached, stopping")
             break
+        if pending and progress >= pending[0] and len(neg_x):
+            pending.pop(0)
+            hard, scores = mine_hard(export, neg_x, cfg.hard_top)
+            pools.hard = hard
+            m = {"epoch": epoch, "mean_score": float(scores.mean()), "hard_min_score": float(scores[hard].min()),
+                 "over_half": float((scores >= 0.5).mean())}
+            minings.append(m)
+            cfg.log(f"hard-negative mining: {len(hard)} kept; negatives scoring >= 0.5: {m['over_half']:.3f}")
         lr = learning_rate(cfg.learning_rate, progress, warmup=min(0.05, 2 / cfg.epochs))
         optimizer.learning_rate.assign(lr)
-        h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)  # the dataset shuffles
+        h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
         epochs_run += 1
         loss = float(h.history["loss"][-1])
         elapsed = time.monotonic() - start
@@ -197,11 +172,30 @@ def train(cfg: TrainConfig) -> TrainResult:
         if cfg.checkpoint is not None:
             model.save_weights(str(cfg.checkpoint))
     train_s = time.monotonic() - start
-    tflite = to_int8_tflite(model, _representative(xs, cfg.input_size))
-    return TrainResult(tflite=tflite, epochs_run=epochs_run, train_seconds=train_s, history=history)
+    calib = np.concatenate([xs[:48], neg_x[:16]]) if len(neg_x) else xs
+    tflite = to_int8_tflite(export, _representative(calib))
+    return TrainResult(tflite=tflite, epochs_run=epochs_run, train_seconds=train_s, history=history,
+                       train_names=names, ood_names=ood, negatives=len(neg_x), minings=minings)
 
 
-def _representative(xs: np.ndarray, size: int, n: int = 64) -> Callable[[], Iterator[list[np.ndarray]]]:
+def save_result(result: TrainResult, stem: Path) -> None:
+    """``stem``.tflite and ``stem``.json (everything but the model bytes)."""
+    import dataclasses
+    import json
+
+    stem.with_suffix(".tflite").write_bytes(result.tflite)
+    body = {k: v for k, v in dataclasses.asdict(result).items() if k != "tflite"}
+    stem.with_suffix(".json").write_text(json.dumps(body))
+
+
+def load_result(stem: Path) -> TrainResult:
+    import json
+
+    body = json.loads(stem.with_suffix(".json").read_text())
+    return TrainResult(tflite=stem.with_suffix(".tflite").read_bytes(), **body)
+
+
+def _representative(xs: np.ndarray, n: int = 64) -> Callable[[], Iterator[list[np.ndarray]]]:
     rng = np.random.default_rng(0)
     idx = rng.choice(len(xs), size=min(n, len(xs)), replace=False)
 
@@ -213,7 +207,7 @@ def _representative(xs: np.ndarray, size: int, n: int = 64) -> Callable[[], Iter
 
 
 def to_int8_tflite(model: Any, representative: Callable[[], Iterator[list[np.ndarray]]]) -> bytes:
-    """Full-integer quantisation: int8 input, weights, activations and output."""
+    """Full-integer quantisation: int8 input, weights, activations and outputs."""
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)

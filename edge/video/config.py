@@ -30,8 +30,9 @@ class VideoConfig(Section):
     fps_limit: float = Field(default=30.0, gt=0, le=240)
     threshold: float = Field(default=0.5, gt=0, lt=1)  # pixel probability -> polyp
     min_area: float = Field(default=0.005, ge=0, lt=1)  # smallest region, fraction of the frame
-    smooth_frames: int = Field(default=5, ge=1, le=60)  # window of the temporal smoothing
-    smooth_min_hits: int = Field(default=3, ge=1, le=60)  # frames in the window with a polyp to raise
+    presence_threshold: float = Field(default=0.5, gt=0, lt=1)  # frame-level "polyp present" (2.x models)
+    smooth_frames: int = Field(default=8, ge=1, le=60)  # window of the temporal smoothing
+    smooth_min_hits: int = Field(default=6, ge=1, le=60)  # frames in the window with a polyp to raise
     live_port: int | None = Field(default=8090, ge=0, le=65535)  # None: no live view
     live_host: str = "127.0.0.1"  # elsewhere: [http.tls] and the login apply (docs/security.md)
     jpeg_quality: int = Field(default=75, ge=10, le=100)

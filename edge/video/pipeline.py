@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clinical.endoscopy.postprocess import Detection, FindingSmoother, PolypFinding, detect
-from clinical.endoscopy.segmodel import preprocess, probability_map
+from clinical.endoscopy.segmodel import OutputRoles, infer, preprocess
 from clinical.litert import ModelRunner
 from edge.video.capture import Frame, FrameGrabber, Pace
 from edge.video.overlay import draw
@@ -85,8 +85,9 @@ class VideoPipeline:
         pace: Pace = "native",
         threshold: float = 0.5,
         min_area: float = 0.005,
-        smooth_frames: int = 5,
-        smooth_min_hits: int = 3,
+        presence_threshold: float = 0.5,
+        smooth_frames: int = 8,
+        smooth_min_hits: int = 6,
         fps_limit: float | None = None,
         progress: Progress | None = None,
     ) -> None:
@@ -97,6 +98,8 @@ class VideoPipeline:
         self.on_finding = on_finding
         self.threshold = threshold
         self.min_area = min_area
+        self.presence_threshold = presence_threshold
+        self.roles = OutputRoles.of(runner)  # 1.x: map only; 2.x: map + frame-level presence
         self.fps_limit = fps_limit
         self.progress = progress
         self.smoother = FindingSmoother(room, smooth_frames, smooth_min_hits)
@@ -134,16 +137,17 @@ class VideoPipeline:
     # -- the per-frame work -----------------------------------------------------------
     def process(self, frame: Frame) -> tuple[Annotated, PolypFinding | None]:
         """Model, post-processing, smoothing and overlay for one frame."""
-        prob = probability_map(self.runner, preprocess(frame.image, self._size, self._buf))[0]
-        det = detect(prob, self.threshold, self.min_area)
+        out = infer(self.runner, preprocess(frame.image, self._size, self._buf), self.roles)
+        presence = None if out.present is None else float(out.present[0])
+        det = detect(out.prob[0], self.threshold, self.min_area, presence, self.presence_threshold)
         finding = self.smoother.update(det, frame.wall_ns, frame.mono)
         lat_now = (time.monotonic() - frame.mono) * 1000.0
         draw(frame.image, det, self.smoother.active, self.stats.fps, lat_now)
         lat = self.stats.record(frame.mono, time.monotonic())
-        out = Annotated(frame.seq, frame.image, det, lat)
+        ann = Annotated(frame.seq, frame.image, det, lat)
         with self._lock:
-            self._latest = out
-        return out, finding
+            self._latest = ann
+        return ann, finding
 
     def open(self) -> None:
         self._stop.clear()

@@ -33,7 +33,8 @@ def video_components(
     runner, _ = load_verified(model_dir, keys, cfg.threads)
     pipe = VideoPipeline(
         cfg.source, runner, on_finding, cfg.room,
-        threshold=cfg.threshold, min_area=cfg.min_area, smooth_frames=cfg.smooth_frames,
+        threshold=cfg.threshold, min_area=cfg.min_area, presence_threshold=cfg.presence_threshold,
+        smooth_frames=cfg.smooth_frames,
         smooth_min_hits=cfg.smooth_min_hits, fps_limit=cfg.fps_limit, progress=progress,
     )
     comps: list[Component] = [pipe]

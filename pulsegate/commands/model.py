@@ -6,6 +6,7 @@
     pulsegate model publish DIR --site S --gateway G      offer a signed model to gateways (retained MQTT)
     pulsegate model train vitals-anomaly|endoscopy-seg    training (needs the `train` extra)
     pulsegate model eval vitals-anomaly|endoscopy-seg     held-out evaluation
+    pulsegate model heldout-sets endoscopy-seg --out DIR  polyp-free crops of val.txt + out-of-domain lists
     pulsegate model eval alarms [--csv F --labels L]      alarms vs NEWS2 and bedside thresholds
 
 Handlers import their area lazily, so ``pulsegate --help`` stays fast and a gateway install (no
@@ -70,11 +71,13 @@ def register(cmds: Commands) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
     p.add_argument("--version", required=True, help="dotted version, e.g. 1.0.0")
     p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--time-budget", type=float, default=3000.0,
+    p.add_argument("--steps-per-epoch", type=int, default=100, help="batches per epoch (default: %(default)s)")
+    p.add_argument("--time-budget", type=float, default=4000.0,
                    help="seconds; the learning-rate schedule ends here or at --epochs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=2e-3, help="peak (default: %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=5e-4, help="peak (default: %(default)s)")
     p.add_argument("--width", type=int, default=16, help="channels of the first U-Net level")
+    p.add_argument("--init-from", type=Path, help="a 1.x model.tflite whose U-Net weights start training")
     p.add_argument("--input-size", type=int, default=256)
     p.add_argument("--limit", type=int, default=0, help="train on the first N frames only (smoke tests)")
     p.add_argument("--threads", type=int, default=2)
@@ -82,6 +85,14 @@ def register(cmds: Commands) -> None:
     p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_train_endoscopy)
+
+    p = m.add_parser("heldout-sets", help="write the endoscopy-seg held-out evaluation sets (Kvasir-SEG val.txt)")
+    p.add_argument("what", choices=["endoscopy-seg"])
+    p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="folder for negatives/ and the out-of-domain lists")
+    p.add_argument("--video-seconds", type=float, default=60.0,
+                   help="length of polyp-free.mp4, 1 s per crop (0 = none; default: %(default)s)")
+    p.set_defaults(handler=_heldout_sets)
 
     ev = m.add_parser("eval", help="evaluate a model on held-out or your own data").add_subparsers(
         dest="eval_what", metavar="MODEL", required=True)
@@ -109,12 +120,20 @@ def register(cmds: Commands) -> None:
     e.add_argument("--no-model", action="store_true")
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=_eval_alarms)
-    e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/specificity over a folder of images and masks")
-    e.add_argument("--images", type=Path, required=True)
-    e.add_argument("--masks", type=Path, required=True, help="grey-scale masks with the images' file stems")
+    e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/false findings over frames, a video or a sequence")
+    e.add_argument("--images", type=Path, help="folder of frames (needs --masks)")
+    e.add_argument("--masks", type=Path, help="grey-scale masks with the frames' file stems (empty = polyp-free)")
     e.add_argument("--list", type=Path, help="evaluate only the image names in this file (e.g. val.txt)")
+    e.add_argument("--sequence", type=Path,
+                   help="a video file or ordered frame folder: false findings per minute after smoothing "
+                   "(polyp-free unless --masks says otherwise)")
+    e.add_argument("--fps", type=float, help="frame rate of a --sequence folder (default 30; a video's own)")
     e.add_argument("--threshold", type=float, default=0.5)
     e.add_argument("--min-area", type=float, default=0.005, help="smallest region counted as a finding")
+    e.add_argument("--presence-threshold", type=float, default=0.5, help="frame-level score (2.x models)")
+    e.add_argument("--smooth-frames", type=int, default=8, help="smoothing window of --sequence (as [video])")
+    e.add_argument("--smooth-min-hits", type=int, default=6)
+    e.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals (0 = none)")
     e.add_argument("--json", action="store_true")
     endoscopy_model_args(e)
     e.set_defaults(handler=_eval_endoscopy)
@@ -265,8 +284,7 @@ def _eval_alarms(args: argparse.Namespace) -> int:
 
 
 def _train_endoscopy(args: argparse.Namespace) -> int:
-    from cloud.training.endoscopy_release import write_model_dir
-    from cloud.training.endoscopy_seg import TrainConfig, train
+    from cloud.training.endoscopy_seg import TrainConfig, save_result, train
 
     def log(msg: str) -> None:
         if not args.json:
@@ -274,10 +292,14 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        input_size=args.input_size, width=args.width, limit=args.limit, threads=args.threads,
-        time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint,
+        input_size=args.input_size, width=args.width, init_from=args.init_from, limit=args.limit, threads=args.threads,
+        time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint, steps_per_epoch=args.steps_per_epoch,
     )
     result = train(cfg)
+    if args.checkpoint is not None:  # the trained model survives a failure in packaging
+        save_result(result, args.checkpoint.with_suffix(".result"))
+    from cloud.training.endoscopy_release import write_model_dir
+
     model_dir, figures = write_model_dir(args.out, args.version, cfg, result, args.key)
     summary = {"model_dir": str(model_dir), "epochs": result.epochs_run,
                "train_seconds": round(result.train_seconds, 1), "signed": args.key is not None, "val": figures}
@@ -285,26 +307,59 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _heldout_sets(args: argparse.Namespace) -> int:
+    from cloud.training.endoscopy_data import write_heldout_sets
+
+    if not (args.data / "val.txt").exists():
+        print(f"{args.data}: no Kvasir-SEG val.txt", file=sys.stderr)
+        return 2
+    counts = write_heldout_sets(args.data, args.out, video_seconds=args.video_seconds)
+    print(json.dumps({"out": str(args.out), **counts}))
+    return 0
+
+
 def _eval_endoscopy(args: argparse.Namespace) -> int:
     from clinical.endoscopy.evaluate import EvalError, evaluate
     from clinical.endoscopy.segmodel import load_verified
+    from clinical.endoscopy.sequence import evaluate_sequence
 
+    if args.images is None and args.sequence is None:
+        print("error: give --images and --masks, or --sequence", file=sys.stderr)
+        return 2
+    if args.images is not None and args.masks is None:
+        print("error: --images needs --masks", file=sys.stderr)
+        return 2
+    if not 1 <= args.smooth_min_hits <= args.smooth_frames:
+        print("error: --smooth-min-hits must be within 1..--smooth-frames", file=sys.stderr)
+        return 2
     model_dir, keys = endoscopy_model_dir(args)
     runner, manifest = load_verified(model_dir, keys, args.threads)
-    names = None
-    if args.list is not None:
-        names = [n.strip() for n in args.list.read_text().splitlines() if n.strip()]
+    figures: dict[str, object] = {"model": manifest.name, "version": manifest.version}
+    skipped: list[str] = []
+    n = 0
     try:
-        res = evaluate(runner, args.images, args.masks, names, args.threshold, args.min_area)
+        if args.images is not None:
+            names = None
+            if args.list is not None:
+                names = [x.strip() for x in args.list.read_text().splitlines() if x.strip()]
+            res = evaluate(runner, args.images, args.masks, names, args.threshold, args.min_area,
+                           args.presence_threshold, args.bootstrap)
+            figures.update(res.figures())
+            skipped, n = res.skipped, res.n
+        if args.sequence is not None:
+            masks = args.masks if args.images is None else None
+            seq = evaluate_sequence(runner, args.sequence, masks, args.fps, args.threshold, args.min_area,
+                                    args.presence_threshold, args.smooth_frames, args.smooth_min_hits)
+            figures["sequence"] = seq.figures()
+            n += seq.frames
     except EvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    figures = {"model": manifest.name, "version": manifest.version, **res.figures()}
     if args.json:
         print(json.dumps(figures))
     else:
         for k, val in figures.items():
-            print(f"{k:12} {val}")
-        if res.skipped:
-            print(f"skipped (unreadable or no mask): {', '.join(res.skipped[:20])}", file=sys.stderr)
-    return 0 if res.n else 1
+            print(f"{k:26} {val}")
+        if skipped:
+            print(f"skipped (unreadable or no mask): {', '.join(skipped[:20])}", file=sys.stderr)
+    return 0 if n else 1

@@ -1,0 +1,132 @@
+"""The endoscopy-seg 2.x model card (MODEL_CARD.md), with the dataset's citation and terms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .endoscopy_seg import TrainConfig, TrainResult
+
+CITATION = (
+    'Jha D., Smedsrud P. H., Riegler M. A., Halvorsen P., de Lange T., Johansen D., Johansen H. D. '
+    '"Kvasir-SEG: A Segmented Polyp Dataset". MultiMedia Modeling (MMM 2020), LNCS 11962, '
+    "pp. 451-462, Springer, 2020. doi:10.1007/978-3-030-37734-2_37"
+)
+TERMS = (
+    "Kvasir-SEG (Simula Research Laboratory, Vestre Viken Health Trust) is released for research and "
+    "educational use only; any use must cite the paper above. This model is trained on it and inherits "
+    "those terms: it is for research and education, not a medical device, and not for clinical decisions."
+)
+
+
+def _ci(f: dict[str, Any], key: str) -> str:
+    v = f.get(key)
+    return "-" if v is None else f"{v[0]:.3f}-{v[1]:.3f}"
+
+
+def _row(label: str, f: dict[str, Any]) -> str:
+    def g(k: str) -> str:
+        v = f.get(k)
+        return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    return (f"| {label} | {f['n']} | {g('dice')} ({_ci(f, 'dice_ci95')}) | {g('iou')} | {g('sensitivity')} "
+            f"({_ci(f, 'sensitivity_ci95')}) | {g('false_findings_per_frame')} ({_ci(f, 'false_findings_ci95')}) |")
+
+
+def _init_minutes(init_from: Path | None) -> float | None:
+    """Training minutes of the model the weights started from (its manifest), if known."""
+    import json
+
+    if init_from is None:
+        return None
+    try:
+        secs = json.loads((init_from.parent / "manifest.json").read_text())["metrics"]["train_seconds"]
+        return float(secs) / 60.0
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dict[str, dict[str, Any]],
+               tflite: Path) -> str:
+    minutes = result.train_seconds / 60.0
+    w = cfg.width
+    before = _init_minutes(cfg.init_from)
+    init = "from random initialisation"
+    if cfg.init_from is not None:
+        init = f"initialised from `{cfg.init_from.parent.name}` (`{cfg.init_from}`, its int8 weights dequantised)"
+        if before is not None:
+            init += (f", which itself trained {before:.1f} minutes from scratch on all 800 `train.txt` frames "
+                     f"(the out-of-domain group included): **{before + minutes:.1f} minutes** of training in all")
+    minings = "; ".join(f"epoch {int(m['epoch'])}: {m['over_half']:.1%} of the negatives scored >= 0.5"
+                        for m in result.minings) or "none ran"
+    return f"""# endoscopy-seg {version}
+
+Polyp segmentation and frame-level polyp detection for colonoscopy video on the gateway (PulseGate issue 11).
+**Research and education only: not a medical device, not for clinical decisions.**
+
+## Model
+- Architecture: U-Net trunk (stride-2 stem, 5 levels of two 3x3 conv + ReLU, widths
+  {w}/{2 * w}/{4 * w}/{6 * w}/{8 * w}, bilinear up-sampling) grown with two dilated depthwise-separable
+  residual context blocks at the 8 px bottleneck, additive attention gates on the four skip connections,
+  deep supervision heads at 64 and 32 px (training only) and a frame-level "polyp present" head (global
+  average/max pooling of the bottleneck and max pooling of the last decoder features, dense 64 -> 1).
+- Input: one RGB frame, float32 in [0, 1], {cfg.input_size} x {cfg.input_size} (the tensor is int8; ModelRunner
+  quantises). Outputs: polyp probability {cfg.input_size // 2} x {cfg.input_size // 2} and polyp-present
+  probability (N, 1), both int8 (dequantised by ModelRunner). The manifest lists both; the gateway tells
+  them apart by shape and runs 1.x models (map only) too.
+- On the gateway a frame counts as evidence only when the present probability is >= 0.5 AND the map has
+  a region >= 0.5 % of the frame (pixel threshold 0.5); a finding is raised when 6 of the last 8 frames
+  are evidence (`[video] smooth_frames` / `smooth_min_hits`). Thresholds are fixed a priori, not tuned.
+- Quantisation: full int8 (weights and activations), calibrated on 48 polyp frames and 16 polyp-free crops.
+- File: model.tflite, {tflite.stat().st_size / 1e6:.2f} MB.
+
+## Training
+- Data: Kvasir-SEG `train.txt` minus the out-of-domain proxy group (frames >= 700 px wide in the
+  original, {len(result.ood_names)} frames): {len(result.train_names)} polyp frames, plus {result.negatives}
+  polyp-free crops of the same frames (away from the dilated mask, at 30/40/50/65 % of the side, resized
+  to the input). Each sample is a polyp frame with probability {cfg.pos_fraction}, else a crop.
+- Hard-negative mining at {", ".join(f"{f:.0%}" for f in cfg.mine_at)} of the schedule: every crop scored by the
+  current model (max of present probability and peak pixel probability), the top {cfg.hard_top:.0%} drawn for
+  {cfg.hard_fraction:.0%} of the negatives from then on ({minings}).
+- Augmentation (same for polyp frames and crops): flips, 90-degree rotations, zoom/pan crops, resolution
+  changes, Gaussian blur/defocus, brightness/contrast/saturation/hue, white-balance gains, gamma,
+  vignetting, specular highlights, black borders (bars or round field of view), on-screen text overlays,
+  noise, JPEG artefacts (cloud/training/endoscopy_augment.py).
+- Loss: polyp map + 0.4 x 64 px + 0.2 x 32 px deep supervision, each batch-pooled soft Dice + focal
+  (gamma 2); + 0.5 x binary cross-entropy of the present head. Adam, peak learning rate {cfg.learning_rate},
+  warm-up then cosine decay over {cfg.epochs} epochs of {cfg.steps_per_epoch} batches of {cfg.batch_size} or
+  {cfg.time_budget_s:.0f} s, whichever ends first.
+- Weights: {init}.
+- Ran {result.epochs_run} epochs in **{minutes:.1f} minutes** of training on this machine's 2 CPU cores, shared
+  with other jobs (TensorFlow CPU), plus conversion. The shipped model is the last epoch of the fixed
+  schedule: no early stopping, no checkpoint or threshold selection on validation figures.
+- Retrain: `pulsegate model train endoscopy-seg --version X.Y.Z --init-from models/endoscopy-seg/1.0.0/model.tflite
+  --time-budget {cfg.time_budget_s:.0f} --steps-per-epoch {cfg.steps_per_epoch} --key <private key>`.
+
+## Figures (int8 model through ModelRunner; data never trained on; 95 % bootstrap intervals)
+| data | n | Dice | IoU | frame sensitivity | false findings per polyp-free frame |
+|---|---|---|---|---|---|
+{_row("Kvasir-SEG `val.txt`", figures["val"])}
+{_row("polyp-free crops of `val.txt` frames", figures["negatives"])}
+{_row("out-of-domain proxy (>= 700 px originals)", figures["ood"])}
+{_row("  of which in `val.txt`", figures["ood_val"])}
+
+Dice/IoU are per-frame means at the masks' 256 x 256 of the raw probability map (threshold 0.5; a
+polyp-free frame scores 1 only when no pixel fires). A polyp frame counts as detected when post-processing
+(including the present head) finds a region of at least 0.5 % of the frame with at least half of its
+pixels on the polyp; a polyp-free frame with any region is a false finding. With a 1.x warm start, the
+out-of-domain group was seen by the 1.x model it started from: the `val.txt` row of it is the clean one.
+Check the model on your own data: `pulsegate model eval endoscopy-seg --images DIR --masks DIR --json`
+(empty masks = polyp-free frames) and `--sequence VIDEO|FOLDER` for false findings per minute.
+
+## Limits
+- Trained on {len(result.train_names)} still frames at 256 x 256 from one dataset; polyp-free examples are crops
+  of those frames, not whole frames of healthy colon: folds, bubbles, instruments and stool, the usual
+  causes of false activations in video, are under-represented. Other scopes may score lower.
+- No pretrained (ImageNet) encoder; small and flat polyps remain the weakest case.
+
+## Dataset citation and terms
+{CITATION}
+
+{TERMS}
+"""

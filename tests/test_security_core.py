@@ -211,14 +211,17 @@ def test_config_sections_forbid_unknown_keys_and_symmetric_algorithms() -> None:
     assert AuthSection().enabled is False and AuthSection(users_file=Path("u.json")).enabled
 
 
-async def test_selfsigned_certificate_serves_a_real_tls_handshake(tmp_path: Path) -> None:
+async def test_selfsigned_certificate_serves_a_real_tls_handshake(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
     cert, key = tmp_path / "tls" / "cert.pem", tmp_path / "tls" / "key.pem"
     write_selfsigned(cert, key, ["gw.example", "127.0.0.1"])
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     with pytest.raises(ValueError, match="exists"):
         write_selfsigned(cert, key, ["gw.example"])
-    server = server_context(str(cert), str(key))
+    with caplog.at_level("WARNING"):
+        server = server_context(str(cert), str(key))
     assert server.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert [r.getMessage() for r in caplog.records] == ["tls_self_signed"]  # said at every start
 
     async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         w.write(b"hello")

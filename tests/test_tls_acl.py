@@ -92,9 +92,15 @@ async def test_gateway_cannot_publish_as_another_gateway(influx: Influxd, unique
         honest_box.append("bulk", raw(i))
         liar_box.append("bulk", raw(i))
     comps: list[IngestWorker | Uplink] = [worker, honest, liar]
-    for comp in comps:
+    await worker.start()
+    tasks = [asyncio.create_task(worker.run())]
+    for _ in range(600):  # subscribed (SUBACK) before anything is published: the broker drops what no one takes
+        if worker.connected:
+            break
+        await asyncio.sleep(0.05)
+    for comp in (honest, liar):
         await comp.start()
-    tasks = [asyncio.create_task(comp.run()) for comp in comps]
+        tasks.append(asyncio.create_task(comp.run()))
     try:
         counts = await wait_for_count(db, "raw", "gwA", 30)
         for _ in range(100):

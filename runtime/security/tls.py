@@ -4,7 +4,8 @@ The certificate and key are named like any secret: a path, or
 ``credential:NAME`` for a systemd credential (``LoadCredential=``). The context
 allows TLS 1.2 and newer only. ``selfsigned`` makes an ECDSA P-256 pair for a
 first start (``pulsegate cert selfsigned``): browsers warn about it, as they
-should; replace it with one from the hospital's CA.
+should, and so does the daemon at every start; replace it with one from the
+hospital's CA.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from runtime.configbase import SecretError, secret_path
+from runtime.logs import get_logger
+
+log = get_logger("security.tls")
 
 
 class TlsError(ValueError):
@@ -40,7 +44,19 @@ def server_context(cert: str, key: str, base: Path | None = None) -> ssl.SSLCont
         raise TlsError(f"TLS: cannot read {exc.filename}") from None
     except (ssl.SSLError, OSError) as exc:
         raise TlsError(f"TLS: certificate {cert_path} / key {key_path} do not load: {exc}") from None
+    if is_self_signed(cert_path):
+        log.warning("tls_self_signed", cert=str(cert_path),
+                    hint="browsers warn about it: replace it with a certificate from your CA")
     return ctx
+
+
+def is_self_signed(cert_path: Path) -> bool:
+    """The first certificate of the chain is its own issuer (``pulsegate cert selfsigned``)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return cert.issuer == cert.subject
 
 
 def selfsigned(hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:

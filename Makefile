@@ -44,4 +44,4 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: setup lint npm
-	$(PY) -m pytest -q -p no:cacheprovider
+	PULSEGATE_ARTIFACTS=$(CURDIR)/tests/artifacts $(PY) -m pytest -q -p no:cacheprovider

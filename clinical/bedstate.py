@@ -20,6 +20,7 @@ import math
 
 from clinical.features import FALLBACK_AFTER_S, MODEL_PARAMS, SPEC, MinuteWindow
 from clinical.sample import Quality, Sample
+from clinical.trend_history import MinuteHistory
 
 # parameter slots tracked for scoring; pulse_rate backs heart_rate when no ECG
 SLOTS: tuple[str, ...] = ("heart_rate", "pulse_rate", "spo2", "resp_rate", "nibp_sys", "nibp_dia", "temperature")
@@ -46,6 +47,7 @@ class BedState(MinuteWindow):
         "bed",
         "context",
         "dirty",
+        "history",
         "last_any",
         "last_quality",
         "last_seen",
@@ -73,6 +75,7 @@ class BedState(MinuteWindow):
         self.last_any = -math.inf
         self.dirty = False  # a value changed since NEWS2 was last computed
         self.news2: object = None  # clinical.news2.News2 of the latest computation
+        self.history = MinuteHistory()  # the nurse page's bed trends (one row per closed minute)
         super().__init__()
 
     # -- hot path ----------------------------------------------------------------------------------
@@ -114,6 +117,10 @@ class BedState(MinuteWindow):
     def _closed(self) -> None:
         for i in range(len(SLOTS)):
             self.prev_value[i] = self.value[i]
+        end = self._bucket_end  # the bucket that just closed; a channel with data in it has _carry_t == end
+        means = tuple(self._carry[j] if self._carry_t[j] == end else math.nan for j in range(len(MODEL_PARAMS)))
+        if any(v == v for v in means):
+            self.history.close(end, means, getattr(self.news2, "total", None))
 
 
 _MODEL_INDEX: tuple[int, ...] = tuple(MODEL_SLOTS.index(i) if i in MODEL_SLOTS else -1 for i in range(len(SLOTS)))

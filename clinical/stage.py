@@ -33,7 +33,7 @@ from clinical.sample import DeviceEvent, Quality, Sample
 from clinical.smart_alarms import SmartAlarms
 from clinical.sweeps import AnomalySweep, News2Sweep
 from clinical.technical import TechnicalConditions
-from clinical.ward_view import scores, snapshot
+from clinical.ward_view import bed_trends, scores, snapshot
 from runtime.logs import get_logger
 
 log = get_logger("clinical.stage")
@@ -207,4 +207,8 @@ class ClinicalStage:
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """JSON-able view for the nurse page: beds with live values, trends, NEWS2; alarms by priority."""
-        return snapshot(self.registry, self.manager, self.clock() if now is None else now)
+        return snapshot(self.registry, self.manager, self.clock() if now is None else now, self.anomaly.threshold)
+
+    def trends(self, bed: str, hours: float = 6.0, now: float | None = None) -> dict[str, Any] | None:
+        """A bed's per-minute trends for the last ``hours`` (the nurse page's bed view), or None."""
+        return bed_trends(self.registry, bed, self.clock() if now is None else now, hours)

@@ -145,6 +145,7 @@ class AnomalySweep:
             b.st.window_ready = False
             s = float(sc)
             b.anomaly = s
+            b.st.history.score(now, s)
             on = s >= thr or (b.anomaly_on and s >= 0.8 * thr)
             if on or b.anomaly_on:
                 b.anomaly_on = on

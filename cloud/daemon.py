@@ -21,6 +21,8 @@ from runtime.security.audit import Audit
 from runtime.security.listener import register_metrics, secure_listener
 from runtime.supervisor import Component, Progress, Supervisor
 
+HEALTH_PING_S = 2.0
+
 
 class CloudDaemon:
     def __init__(self, cfg: CloudConfig, config_dir: Path) -> None:
@@ -52,10 +54,18 @@ class CloudDaemon:
         if self.arrivals is not None:
             arrivals_api.security = self.security
         self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health,
-                               security=self.security)
+                               security=self.security, port_key="api.port in the cloud config")
 
-    def health(self) -> dict[str, object]:
-        return {"ok": True, "ingest_connected": self.ingest.connected}
+    async def health(self) -> dict[str, object]:
+        """Readiness (/readyz, /healthz): the ingest is subscribed on the broker AND InfluxDB answers its
+        ping (within 2 s); either missing means no message can be stored, so the cloud is not ready."""
+        try:
+            influx_ok = await asyncio.wait_for(self.influx.ping(), HEALTH_PING_S)
+        except TimeoutError:
+            influx_ok = False
+        broker_ok = bool(self.ingest.connected)
+        return {"ok": broker_ok and influx_ok, "ingest_connected": broker_ok, "influx_reachable": influx_ok,
+                "components": {"broker": {"ok": broker_ok}, "influxdb": {"ok": influx_ok}}}
 
     def components(self) -> list[Component]:
         return [self.http, self.ingest, *([self.arrivals] if self.arrivals is not None else [])]

@@ -116,7 +116,7 @@ class LocalAlarmPublisher:
                     log.info("local_bus_connected", host=self.host, port=self.port)
                     while True:
                         if not pending:
-                            first = await self._next()
+                            first = await self._next(getattr(client, "_disconnected", None))
                             if first is None:
                                 return  # stopped and drained
                             pending.append(first)
@@ -166,19 +166,26 @@ class LocalAlarmPublisher:
             if isinstance(r, BaseException) and batch:
                 raise r
 
-    async def _next(self) -> tuple[AlarmUpdate, dict[str, Any]] | None:
-        """The next queued update; None once stop() was called and the queue is empty."""
+    async def _next(self, link: asyncio.Future[None] | None = None) -> tuple[AlarmUpdate, dict[str, Any]] | None:
+        """The next queued update; None once stop() was called and the queue is empty. ``link`` (the
+        client's disconnection future) ends an idle wait when the broker goes away, so ``connected`` (and
+        the gateway's readiness) follows the broker even when no alarm is being sent."""
+        import aiomqtt
+
         if not self.queue.empty():
             return self.queue.get_nowait()
         if self._stop.is_set():
             return None
         get = asyncio.ensure_future(self.queue.get())
         stop = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+        waits: set[asyncio.Future[Any]] = {get, stop} if link is None else {get, stop, link}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if get.done():
             return get.result()
         get.cancel()
+        if link is not None and link.done() and not self._stop.is_set():
+            raise aiomqtt.MqttError("local bus disconnected while idle")
         return self.queue.get_nowait() if not self.queue.empty() else None
 
     def _delivered(self, u: AlarmUpdate, payload: dict[str, Any]) -> None:

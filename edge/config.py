@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from clinical.alarms.profiles import BedConfig, ClinicalConfig, check_beds
 from edge.ambulance import AmbulanceSection
 from edge.budget import BudgetConfig
+from edge.config_refs import reference_problems
 from edge.links import LinkConfig
 from edge.uplink import UplinkConfig
 from edge.video.config import VideoConfig
@@ -115,6 +116,11 @@ class EdgeConfig(Section):
         if dup:
             raise ValueError(f"devices: repeated id(s) {sorted(dup)}")
         return self
+
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Beds named by devices but not defined (edge/config_refs.py); run by runtime.configload."""
+        return reference_problems(self)
 
 
 def load_edge_config(path: Path) -> EdgeConfig:

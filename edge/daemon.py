@@ -131,7 +131,8 @@ class EdgeDaemon:
         self.nurse = NursePage(
             self.clinical.snapshot, self.clinical.acknowledge, self.cloud_up, self.clinical.silence,
             title=f"PulseGate {gw}", max_silence_s=cfg.clinical.max_silence_s, security=self.http_security,
-            ward=self.ward,
+            ward=self.ward, trends_provider=lambda bed, hours: self.clinical.trends(bed, hours),
+            link_info=self.cloud_link,
         )
         # local delivery first (nurse call, page), then the uplink (on_alarm)
         self.clinical.sinks[:0] = [s.offer for s in (self.local_alarms, self.nurse) if s is not None]
@@ -164,7 +165,7 @@ class EdgeDaemon:
             CrewPage(self.ambulance.sender, self.ambulance.status, title=f"PulseGate {gw} crew",
                      security=self.http_security, ward=self.ward).setup(self.app)
         self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health,
-                               security=self.http_security)
+                               security=self.http_security, port_key="http.port in the gateway config")
         self._metrics()
 
     def _ambulance(self, cfg: EdgeConfig, config_dir: Path) -> None:
@@ -241,6 +242,11 @@ class EdgeDaemon:
     def cloud_up(self) -> bool:
         return self.uplink is not None and self.uplink.connected
 
+    def cloud_link(self) -> dict[str, object]:
+        """For the nurse page's link indicator: whether an uplink is configured, connected, its backlog."""
+        return {"configured": self.uplink is not None, "connected": self.cloud_up(),
+                "backlog": self.outbox.backlog() if self.outbox is not None else None}
+
     # -- uplink ------------------------------------------------------------------------------------------
     def publish(self, stream: str, msg: Message) -> None:
         """Hand a message to the outbox (non-blocking); dropped when no uplink is configured."""
@@ -279,14 +285,27 @@ class EdgeDaemon:
 
     # -- health and metrics ------------------------------------------------------------------------------
     def health(self) -> dict[str, object]:
+        """Readiness (/readyz, /healthz): the pipeline makes progress and, when enabled, the local alarm
+        bus (nurse call, pagers) is connected. The cloud link is reported but never makes the gateway
+        unready: local alarms work without it (the outbox keeps the backlog)."""
         stalled = time.monotonic() - self.progress.last
+        pipeline_ok = stalled < 5.0
+        bus_ok = self.local_alarms is None or self.local_alarms.connected
+        backlog = self.outbox.backlog() if self.outbox else 0
+        uplink_up = bool(self.uplink and self.uplink.connected)
         return {
-            "ok": stalled < 5.0,
+            "ok": pipeline_ok and bus_ok,
             "gateway": self.gateway,
             "pipeline_stalled_s": round(stalled, 2),
-            "uplink_connected": bool(self.uplink and self.uplink.connected),
-            "backlog": self.outbox.backlog() if self.outbox else 0,
+            "uplink_connected": uplink_up,
+            "backlog": backlog,
             **({"ambulance": self.ambulance.status()} if self.ambulance is not None else {}),
+            "components": {
+                "pipeline": {"ok": pipeline_ok, "stalled_s": round(stalled, 2)},
+                "local_bus": {"ok": bus_ok, "enabled": self.local_alarms is not None},
+                "uplink": {"ok": uplink_up or self.uplink is None, "essential": False,
+                           "configured": self.uplink is not None, "backlog": backlog},
+            },
         }
 
     def _metrics(self) -> None:

@@ -4,9 +4,13 @@ Starts, with data under one folder: a mosquitto as the cloud broker, a
 mosquitto as the gateway's local bus, InfluxDB 1.x; device emulators on real
 pseudo-terminals; the cloud daemon and the edge daemon as real processes with
 their own TOML files (written into the folder, so they can be read and
-reused). Runs until Ctrl-C, or ``--duration`` seconds; ``--json`` then prints
-one JSON object with what was read, uplinked and stored (the last counted by
-querying InfluxDB).
+reused). Runs until Ctrl-C (SIGINT: figures printed), SIGTERM (stops at once)
+or ``--duration`` seconds; ``--json`` then prints one JSON object with what was
+read, uplinked and stored (the last counted by querying InfluxDB).
+
+Either signal stops everything the demo started (edge and cloud daemons,
+both mosquittos, influxd, the emulators) and leaves no process and no port.
+A port already taken is one line naming it and the flag or key that sets it.
 
 Secure like a real install (docs/security.md): one demo account per role with a
 random password, printed at start (the login of the nurse page, the live view
@@ -23,6 +27,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.localservices import Influxd, Mosquitto, free_port, stop_process
+from runtime.ports import check_free
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_BEDS = (  # bed, driver, emulator protocol, scenario
@@ -46,6 +52,21 @@ DEMO_BEDS = (  # bed, driver, emulator protocol, scenario
     ("bed-06", "philips_mib", "philips", "cable_pull"),
 )
 DATABASE = "pulsegate"
+
+
+class Stopped(Exception):
+    """SIGTERM: stop everything now (the ExitStack unwinds: daemons, brokers, influxd, emulators)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _stopping()
+    raise Stopped()
+
+
+def _stopping() -> None:
+    """Once stopping, further SIGTERM/SIGINT are ignored: the cleanup itself is bounded (30 s a daemon)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass
@@ -145,9 +166,14 @@ def make_demo_users(path: Path) -> list[tuple[str, str, str]]:
     return out
 
 
+def video_available() -> bool:
+    return (REPO / "examples" / "video" / "kvasir-demo.mp4").exists() and (REPO / "models" / "endoscopy-seg").is_dir()
+
+
 def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str, http_port: int, api_port: int,
-                  ptys: dict[str, str], video: bool, hl7_port: int, sec: DemoSecrets | None = None
+                  ptys: dict[str, str], live_port: int | None, hl7_port: int, sec: DemoSecrets | None = None
                   ) -> tuple[Path, Path]:
+    """The edge and cloud TOML files; ``live_port`` None: no endoscopy room."""
     creds = work / "credentials"
     sec = sec or DemoSecrets.make(creds)
     key = creds / "pseudonym-key"
@@ -170,7 +196,7 @@ def write_configs(work: Path, cloud_port: int, local_port: int, influx_url: str,
     )
     video_section = ""
     clip = REPO / "examples" / "video" / "kvasir-demo.mp4"
-    if video and clip.exists() and (REPO / "models" / "endoscopy-seg").is_dir():
+    if live_port is not None:
         video_section = (
             f"\n[video]\nsource = {_toml_str(clip)}\nroom = \"endoscopy-1\"\nfps_limit = 10.0\n"
             f"live_port = {free_port()}\nlive_host = \"127.0.0.1\"\nthreads = 1\n"
@@ -307,24 +333,53 @@ def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
         stop_process(proc, 30.0)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited with {proc.returncode} during start")
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
+            said = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("pulsegate ")]
+            raise RuntimeError(f"daemon exited with {proc.returncode} during start"
+                               + (f": {said[-1]}" if said else f"; see {log}"))
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=1):
             return
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
+def addresses(work: Path, edge_url: str, cloud_url: str, live_port: int | None, influx_url: str, cloud_mqtt: int,
+              local_mqtt: int) -> list[str]:
+    """Every address the demo serves, each with what it is."""
+    live = f"http://127.0.0.1:{live_port}/" if live_port is not None else "(off: --no-video, or no clip/model)"
+    rows = [
+        ("nurse station", f"{edge_url}/", "beds, alarms, acknowledge; open a bed for its trends"),
+        ("endoscopy live view", live, "annotated video, processed fps, latency"),
+        ("cloud fleet dashboard", f"{cloud_url}/", "ward, trends, alarm burden, gateways, models"),
+        ("gateway metrics", f"{edge_url}/metrics", "Prometheus; health: /livez /readyz"),
+        ("cloud metrics", f"{cloud_url}/metrics", "Prometheus; health: /livez /readyz"),
+        ("InfluxDB", influx_url, f"database {DATABASE}; InfluxQL, for Grafana"),
+        ("cloud broker", f"mqtt://127.0.0.1:{cloud_mqtt}", "MQTT, gateways -> cloud ingest"),
+        ("gateway local bus", f"mqtt://127.0.0.1:{local_mqtt}", "MQTT, alarms for nurse call and pagers"),
+    ]
+    width = max(len(r[0]) for r in rows) + 1
+    return [f"PulseGate demo running (state in {work})"] + [
+        f"  {name + ':':<{width}} {url:<32} {what}" for name, url, what in rows]
+
+
 def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any,
         fhir_out: Path | None = None, ambulance: bool = False) -> DemoResult:
+    """Run the demo; raises PortInUseError (http port taken), Stopped (SIGTERM) or RuntimeError."""
+    check_free("127.0.0.1", http_port, "--http-port (http.port in the demo's edge.toml)")
     work = state_dir or Path(tempfile.mkdtemp(prefix="pulsegate-demo-"))
     work.mkdir(parents=True, exist_ok=True)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm), signal.getsignal(signal.SIGINT)
     try:
         result = _run(work, duration, http_port, video, say, fhir_out, ambulance)
+    except KeyboardInterrupt:
+        _stopping()  # Ctrl-C during the start: the ExitStack already stopped what had started
+        raise
     finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
         if state_dir is None:  # our temporary folder: keys, passwords and data go with it
             shutil.rmtree(work, ignore_errors=True)
     result.state_removed = state_dir is None
@@ -366,9 +421,10 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
             stack.callback(emu.stop)
             ptys[bed] = emu.path
         api_port, hl7_port = free_port(), free_port()
+        live_port = free_port() if video and video_available() else None
         http_port = http_port or free_port()
         edge_toml, cloud_toml = write_configs(
-            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, video, hl7_port, sec
+            work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, live_port, hl7_port, sec
         )
         if ambulance:
             from pulsegate.demo_ambulance import arrivals_section
@@ -377,10 +433,10 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
                 f.write(arrivals_section(cloud_broker.port, sec))
         exe = [sys.executable, "-m", "pulsegate"]
         cloud = stack.enter_context(_process([*exe, "cloud", "run", "--config", str(cloud_toml)], work / "cloud.log"))
-        _wait_http(f"http://127.0.0.1:{api_port}", cloud)
+        _wait_http(f"http://127.0.0.1:{api_port}", cloud, work / "cloud.log")
         edge = stack.enter_context(_process([*exe, "edge", "run", "--config", str(edge_toml)], work / "edge.log"))
         edge_url = f"http://127.0.0.1:{http_port}"
-        _wait_http(edge_url, edge)
+        _wait_http(edge_url, edge, work / "edge.log")
         hl7 = Hl7Sender("127.0.0.1", hl7_port, make_scenario("deterioration", 7), beds=["7"])
         hl7.start()
         stack.callback(hl7.stop)
@@ -396,27 +452,21 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
                             REPO / "examples" / "keys" / "dev-signing.pub", stack)
             amb_proc = stack.enter_context(_process([*exe, "edge", "run", "--config", str(amb.toml)],
                                                     work / "ambulance.log"))
-            _wait_http(amb.url, amb_proc)
+            _wait_http(amb.url, amb_proc, work / "ambulance.log")
             say(f"  ambulance {amb.url}/crew (log in: crew / {amb.crew_password})  ->  arrivals board "
                 f"http://127.0.0.1:{api_port}/arrivals?hospital=city-general (ed / {amb.ed_password}); "
                 "notice after 10 s; link cut in the tunnel, real s 27-39")
-        say(
-            f"PulseGate demo running (state in {work})\n"
-            f"  nurse station:  {edge_url}/\n"
-            f"  gateway metrics: {edge_url}/metrics\n"
-            f"  cloud API:      http://127.0.0.1:{api_port}/   metrics: http://127.0.0.1:{api_port}/metrics\n"
-            f"  InfluxDB:       {influx.url} (database {DATABASE}; user admin, password in"
-            f" {sec.file('influx-admin')})\n"
-            f"  cloud broker:   mqtt://127.0.0.1:{cloud_broker.port}   local bus: mqtt://127.0.0.1:{local_bus.port}"
-            f" (no anonymous clients; nurse-call password in {sec.file('mqtt-nurse-call')})\n"
-            "  demo accounts (nurse page, live view, cloud dashboard; made for this run only):\n"
-            + "".join(f"    {name:<11} {role:<13} {'API token' if role == 'service' else 'password'} {cred}\n"
-                      for name, role, cred in accounts)
-            +
-            f"  configs:        {edge_toml}  {cloud_toml}\n"
-            f"  logs:           {work}/edge.log  {work}/cloud.log\n"
-            "Ctrl-C stops."
-        )
+        say("\n".join([
+            *addresses(work, edge_url, f"http://127.0.0.1:{api_port}", live_port, influx.url, cloud_broker.port,
+                       local_bus.port),
+            f"  InfluxDB user admin, password in {sec.file('influx-admin')}; brokers take no anonymous client"
+            f" (nurse-call password in {sec.file('mqtt-nurse-call')})",
+            "  demo accounts (nurse page, live view, cloud dashboard; made for this run only):",
+            *(f"    {name:<11} {role:<13} {'API token' if role == 'service' else 'password'} {cred}"
+              for name, role, cred in accounts),
+            f"  configs: {edge_toml}  {cloud_toml}",
+            f"  logs:    {work}/edge.log  {work}/cloud.log",
+            "Ctrl-C or SIGTERM stops everything."]))
         deadline = None if duration is None else time.monotonic() + duration
         try:
             while deadline is None or time.monotonic() < deadline:
@@ -427,7 +477,8 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
                     amb.step()
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            say("stopping")
+            _stopping()
+            say("stopping: counting what reached InfluxDB, then stopping everything")
         # let the uplink drain and the ingest catch up before counting
         settle = time.monotonic() + 15
         last = -1

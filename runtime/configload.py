@@ -2,10 +2,17 @@
 
 ``load(path, Model)`` returns the validated model or raises :class:`ConfigError`
 whose message lists every problem as ``file:line: key.path: what is wrong``.
+
+Validation is strict (pydantic strict mode, in its JSON flavour since TOML's types are JSON's plus
+dates): a string is never taken for a number or a boolean (``port = "8080"``, ``raw = "no"``,
+``raw_days = "30"`` are errors), an integer is accepted where a float belongs, a string where a path
+belongs. After the types, a model's ``reference_problems()`` (e.g. a device on a bed that no
+``[[beds]]`` table defines) returns ``(key path, message)`` pairs, reported with their lines too.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -17,6 +24,9 @@ M = TypeVar("M", bound=BaseModel)
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+
+Loc = tuple[str | int, ...]
 
 
 class ConfigError(ValueError):
@@ -74,22 +84,35 @@ def loads(text: str, model: type[M], path: Path = Path("<config>")) -> M:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"{path}: TOML syntax error: {exc}"]) from None
     try:
-        return model.model_validate(data)
+        cfg = model.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
-        lines = key_lines(text)
-        problems = []
+        errors = []
         for err in exc.errors():
-            keyed = _key_path(data, err["loc"])
-            line = _line_for(keyed, lines)
-            where = f"{path}:{line}" if line else str(path)
-            key = ".".join(str(p) for p in keyed) or "(top level)"
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
             elif err["type"] == "missing":
                 msg = "required key is missing"
-            problems.append(f"{where}: {key}: {msg}")
-        raise ConfigError(path, problems) from None
+            errors.append((_key_path(data, err["loc"]), msg))
+        raise ConfigError(path, _located(text, path, errors)) from None
+    refs = getattr(cfg, "reference_problems", None)
+    if callable(refs):
+        found: list[tuple[Loc, str]] = refs()
+        if found:
+            raise ConfigError(path, _located(text, path, found))
+    return cfg
+
+
+def _located(text: str, path: Path, errors: list[tuple[Loc, str]]) -> list[str]:
+    """``file:line: key.path: message`` for each (key path, message)."""
+    lines = key_lines(text)
+    out = []
+    for keyed, msg in errors:
+        line = _line_for(keyed, lines)
+        where = f"{path}:{line}" if line else str(path)
+        key = ".".join(str(p) for p in keyed) or "(top level)"
+        out.append(f"{where}: {key}: {msg}")
+    return out
 
 
 def _key_path(data: object, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from runtime import logs
 from runtime.configbase import SecretError
 from runtime.configload import ConfigError
+from runtime.ports import PortInUseError
 
 C = TypeVar("C")
 
@@ -22,7 +23,8 @@ def run_daemon(
     log_setup: Callable[[C], None],
     build: Callable[[C, Path], Callable[[], Coroutine[Any, Any, int]]],
 ) -> int:
-    """Exit codes: 2 for a bad config or unreadable secret (no restart helps), else the supervisor's."""
+    """Exit codes: 2 for a bad config or unreadable secret (no restart helps), 1 when a port cannot be had
+    (one line on stderr naming the port and its config key), else the supervisor's."""
     try:
         cfg = load(path)
     except ConfigError as exc:
@@ -36,4 +38,9 @@ def run_daemon(
     except (SecretError, ValueError, OSError) as exc:
         logs.get_logger(kind).error("startup_failed", error=str(exc))
         return 2
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except PortInUseError as exc:  # one line naming the port and its key, never a traceback
+        logs.get_logger(kind).error("port_unavailable", host=exc.host, port=exc.port, key=exc.key)
+        print(f"pulsegate {kind}: {exc}", file=sys.stderr)
+        return 1

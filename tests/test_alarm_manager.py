@@ -84,6 +84,26 @@ def test_acknowledged_alarm_stays_until_condition_ends(env: tuple[AlarmManager, 
     assert got[-1].event is Event.CLEARED
 
 
+def test_second_acknowledge_keeps_the_first_and_lists_later_ones(
+        env: tuple[AlarmManager, list[AlarmUpdate], Clock]) -> None:
+    m, got, clock = env
+    feed(m, clock, HIGH, [True] * 12)
+    (a,) = m.open_alarms()
+    m.acknowledge(a.alarm_id, "JS", clock.t)
+    m.acknowledge(a.alarm_id, "AB", clock.t + 1)
+    m.acknowledge(a.alarm_id, "JS", clock.t + 2)  # the first again: not listed twice
+    m.acknowledge(a.alarm_id, "AB", clock.t + 3)  # a later one again: listed once
+    m.acknowledge(a.alarm_id, "CD", clock.t + 4)
+    assert a.acked_by == "JS" and a.acked_also == ["AB", "CD"]
+    j = a.to_json()
+    assert j["acked_by"] == "JS" and j["acked_also"] == ["AB", "CD"]
+    assert [r.by for r in m.audit] == ["JS", "AB", "JS", "AB", "CD"]  # every action audited
+    acks = [u for u in got if u.event is Event.ACKNOWLEDGED]
+    assert [u.by for u in acks] == ["JS", "AB", "JS", "AB", "CD"]
+    assert acks[0].detail == {} and all(u.detail == {"again": True} for u in acks[1:])
+    assert a.state is State.ACKNOWLEDGED
+
+
 def test_acknowledge_needs_a_user_name_and_a_known_alarm(env: tuple[AlarmManager, list[AlarmUpdate], Clock]) -> None:
     m, _, clock = env
     feed(m, clock, HIGH, [True] * 12)

@@ -117,3 +117,44 @@ def test_unknown_driver_and_bad_serial_settings_named(tmp_path: Path, capsys: py
     err = capsys.readouterr().err
     assert "edge.toml:10: devices.0: Input tag 'acme'" in err
     assert "edge.toml:16: devices.1: Value error" in err and "9600 baud" in err
+
+
+BEDS = GOOD + '\n[[beds]]\nid = "bed-01"\n\n[[beds]]\nid = "bed-02"\n'
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "expected"),
+    [
+        ("edge", GOOD + '\n[http]\nport = "8080"\n', "edge.toml:11: http.port: Input should be a valid integer"),
+        ("edge", GOOD.replace("interval_s = 30", 'interval_s = 30\nraw = "no"'),
+         "edge.toml:9: summaries.raw: Input should be a valid boolean"),
+        ("edge", GOOD + '\n[local_bus]\nenabled = 1\n', "edge.toml:11: local_bus.enabled: Input should be a valid boolean"),
+        ("cloud", '[cloud]\nid = "c1"\n\n[influx]\nraw_days = "30"\n',
+         "cloud.toml:5: influx.raw_days: Input should be a valid integer"),
+        ("cloud", '[cloud]\nid = 7\n', "cloud.toml:2: cloud.id: Input should be a valid string"),
+        ("edge", BEDS + '\n[[devices]]\ndriver = "masimo"\nid = "rad8"\nbed = "bed-99"\nport = "/dev/ttyUSB0"\n',
+         "edge.toml:19: devices.0.bed: bed 'bed-99' is not defined by any [[beds]] table (defined: bed-01, bed-02)"),
+        ("edge", BEDS + '\n[[devices]]\ndriver = "hl7_mllp"\nid = "cs"\nbed = "bed-01"\n'
+         'bed_map = { "7" = "bed-07" }\n', "edge.toml:20: devices.0.bed_map.7: bed 'bed-07' is not defined"),
+        ("edge", BEDS + '\n[[devices]]\ndriver = "wearable_mqtt"\nid = "ble"\n\n[devices.devices]\n'
+         '"C4:7C:8D:6A:12:34" = "bed-3"\n', "devices.0.devices.C4:7C:8D:6A:12:34: bed 'bed-3' is not defined"),
+    ],
+)
+def test_check_config_strict_types_and_bed_references(tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str,
+                                                      text: str, expected: str) -> None:
+    path = tmp_path / f"{kind}.toml"
+    path.write_text(text)
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"invalid {kind} config" in err
+    name = f"{kind}.toml"
+    assert (str(path) + expected.removeprefix(name) if expected.startswith(name) else expected) in err, err
+
+
+def test_strict_still_takes_ints_for_floats_and_strings_for_paths() -> None:
+    cfg = loads(BEDS + '\n[models]\ndir = "models"\ntrusted_keys = ["a.pub"]\n', EdgeConfig)
+    assert cfg.summaries.interval_s == 30.0 and isinstance(cfg.summaries.interval_s, float)
+    assert cfg.models.dir == Path("models") and cfg.models.trusted_keys == (Path("a.pub"),)
+    # devices on defined beds, or on none, pass; so does any bed when no [[beds]] table exists
+    loads(BEDS + '\n[[devices]]\ndriver = "masimo"\nid = "rad8"\nbed = "bed-02"\nport = "/dev/ttyUSB0"\n', EdgeConfig)
+    loads(GOOD + '\n[[devices]]\ndriver = "masimo"\nid = "rad8"\nbed = "bed-99"\nport = "/dev/ttyUSB0"\n', EdgeConfig)

@@ -35,21 +35,27 @@ def _recv_until(sock: socket.socket, want: bytes, timeout: float) -> list[bytes]
     return got
 
 
+def gateway_toml(gw: str, tmp_path: Path, http_port: int, bus_port: int) -> str:
+    """A minimal gateway config: key file ``key`` in tmp_path, state under it, the given ports."""
+    return f"""
+[gateway]
+id = "{gw}"
+site = "t"
+state_dir = "{tmp_path / 'state'}"
+pseudonym_key = "key"
+[http]
+port = {http_port}
+[local_bus]
+port = {bus_port}
+"""
+
+
 def test_edge_process_notifies_serves_metrics_and_stops_cleanly(tmp_path: Path, broker: Mosquitto) -> None:
     (tmp_path / "key").write_text("k" * 32)
     port = free_port()
     emu = open_pty_emulator("masimo", "stable", seed=1)
     cfg = tmp_path / "edge.toml"
-    cfg.write_text(f"""
-[gateway]
-id = "proc-gw"
-site = "t"
-state_dir = "{tmp_path / 'state'}"
-pseudonym_key = "key"
-[http]
-port = {port}
-[local_bus]
-port = {broker.port}
+    cfg.write_text(gateway_toml("proc-gw", tmp_path, port, broker.port) + f"""
 [[devices]]
 driver = "masimo"
 id = "m1"

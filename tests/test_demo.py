@@ -81,13 +81,13 @@ def test_demo_logs_in_refuses_anonymous_everywhere_and_removes_its_state() -> No
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if "Ctrl-C stops" in line:
+            if "stops everything" in line:
                 break
         text = "".join(lines)
         state = Path(re.search(r"state in (\S+)\)", text).group(1))  # type: ignore[union-attr]
-        nurse = re.search(r"nurse station:\s+(\S+?)/?\n", text).group(1)  # type: ignore[union-attr]
-        api = re.search(r"cloud API:\s+(\S+?)/?\s", text).group(1)  # type: ignore[union-attr]
-        local_port = int(re.search(r"local bus: mqtt://127.0.0.1:(\d+)", text).group(1))  # type: ignore[union-attr]
+        nurse = re.search(r"nurse station:\s+(\S+?)/?\s", text).group(1)  # type: ignore[union-attr]
+        api = re.search(r"cloud fleet dashboard:\s+(\S+?)/?\s", text).group(1)  # type: ignore[union-attr]
+        local_port = int(re.search(r"local bus:\s+mqtt://127.0.0.1:(\d+)", text).group(1))  # type: ignore[union-attr]
         influx = re.search(r"InfluxDB:\s+(\S+) ", text).group(1)  # type: ignore[union-attr]
         accounts = {m[0]: (m[1], m[3]) for m in re.findall(r"^\s+([a-z-]+)\s+(\w+)\s+(password|API token) (\S+)$",
                                                              text, re.M)}
@@ -144,3 +144,112 @@ def test_demo_with_an_ambulance_shows_its_notice_on_the_board(tmp_path: Path) ->
     assert amb["board_revision"] >= 2  # updated through and after the tunnel
     assert amb["position"]["precision"].startswith("0.001")
     assert "EPCR-DEMO" not in (tmp_path / "ambulance.log").read_text()
+
+
+def _descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (from /proc: pid -> parent pid)."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - out
+        out |= frontier
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_demo_sigterm_stops_everything_and_frees_every_port(tmp_path: Path) -> None:
+    import queue
+    import re
+    import signal
+    import threading
+    import time
+
+    from bench.localservices import free_port
+    from runtime.ports import check_free
+
+    http_port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pulsegate", "demo", "--http-port", str(http_port), "--no-video",
+         "--state-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout or []], daemon=True).start()
+    banner: list[str] = []
+    try:
+        deadline = time.monotonic() + 150
+        while not any("stops everything" in ln for ln in banner):
+            assert time.monotonic() < deadline and proc.poll() is None, (banner, proc.poll())
+            try:
+                banner.append(lines.get(timeout=1.0))
+            except queue.Empty:
+                pass
+        text = "".join(banner)
+        for what in ("nurse station:", "endoscopy live view:", "cloud fleet dashboard:", "gateway metrics:",
+                     "cloud metrics:", "InfluxDB:"):
+            assert what in text, text
+        assert f"http://127.0.0.1:{http_port}/" in text
+        ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", text)}
+        assert len(ports) >= 5, text  # nurse page, cloud API, InfluxDB, two brokers
+        children = _descendants(proc.pid)
+        assert len(children) >= 5, children  # edge, cloud, 2 mosquitto, influxd
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+        assert "demo stopped (SIGTERM)" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    left = [pid for pid in children if _alive(pid)]
+    assert left == [], [Path(f"/proc/{p}/cmdline").read_bytes() for p in left]
+    for port in ports:
+        check_free("127.0.0.1", port, "test")  # raises PortInUseError if anything still listens
+
+
+def test_a_port_in_use_is_one_line_naming_the_flag_and_key(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "pulsegate", "demo", "--http-port", str(port), "--duration", "1",
+                              "--no-video", "--state-dir", str(tmp_path / "demo")],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1
+        assert res.stderr.strip().splitlines() == [
+            f"demo: cannot listen on 127.0.0.1:{port}: the port is already in use (another process listens there);"
+            " choose another with --http-port (http.port in the demo's edge.toml)"]
+        assert not (tmp_path / "demo").exists()  # nothing was started
+        (tmp_path / "key").write_text("k" * 32)
+        cfg = tmp_path / "edge.toml"
+        cfg.write_text(f'[gateway]\nid = "g"\nsite = "s"\nstate_dir = "{tmp_path / "state"}"\npseudonym_key = "key"\n'
+                       f'[http]\nport = {port}\n[local_bus]\nenabled = false\n')
+        res = subprocess.run([sys.executable, "-m", "pulsegate", "edge", "run", "--config", str(cfg)],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip().splitlines() == [
+            f"pulsegate edge: cannot listen on 127.0.0.1:{port}: the port is already in use (another process listens"
+            " there); choose another with http.port in the gateway config"]
+        assert "Traceback" not in res.stdout + res.stderr
+        res = subprocess.run([sys.executable, "-m", "pulsegate", "video", "run", "--source",
+                              "examples/video/kvasir-demo.mp4", "--port", str(port)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip().splitlines()[-1] == (
+            f"pulsegate video: cannot listen on 127.0.0.1:{port}: the port is already in use (another process"
+            " listens there); choose another with --port")
+        assert "Traceback" not in res.stdout + res.stderr

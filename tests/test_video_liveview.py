@@ -19,6 +19,7 @@ from edge.video.service import video_components
 from runtime.security.config import AuthSection
 from runtime.security.listener import ListenerSecurity, secure_listener
 from runtime.supervisor import Progress, Supervisor, Tier
+from tests.artifacts import artifacts_dir
 from tests.security_fixtures import PASSWORDS, make_users
 
 CLIP = REPO_ROOT / "examples" / "video" / "kvasir-demo.mp4"
@@ -194,9 +195,17 @@ async def test_live_view_page_in_chromium(tmp_path: Path) -> None:
                 await page.click("#submit")
                 await page.wait_for_url(f"http://127.0.0.1:{live.port}/")
                 await page.wait_for_function("document.getElementById('video').naturalWidth === 1280", timeout=15000)
-                await page.wait_for_function("/[0-9.]+ fps/.test(document.getElementById('fps').textContent)",
+                await page.wait_for_function(
+                    "/[0-9.]+ of [0-9]+ fps analysed/.test(document.getElementById('fps').textContent)", timeout=15000)
+                await page.wait_for_function("/latency [0-9.]+ ms/.test(document.getElementById('lat').textContent)",
                                              timeout=15000)
-                assert "dropped" in (await page.text_content("#drop") or "")
+                assert "dropped" not in await page.content()  # the policy is explained, not shown as a fault
+                assert await page.get_attribute("#lat", "title") == "capture -> overlay ready (median of recent frames)"
+                # the header's latency is the overlay's: the same median of recent frames
+                st = await (await page.request.get(f"http://127.0.0.1:{live.port}/status")).json()
+                assert st["latency_ms"] is not None and st["source_fps"] > 0 and st["processed_fps"] > 0
+                assert st["policy"].startswith("latest-frame policy")
+                await page.screenshot(path=str(artifacts_dir("liveview", tmp_path) / "liveview.png"))
                 assert live.viewers >= 1
             finally:
                 await browser.close()

@@ -225,12 +225,19 @@ class AlarmManager:
         return a
 
     def acknowledge(self, alarm_id: str, initials: str, now: float) -> Alarm:
-        """Acknowledge (audited). A latched alarm whose condition ended clears; others stay visible, silent."""
+        """Acknowledge (audited). A latched alarm whose condition ended clears; others stay visible, silent.
+
+        A second acknowledge keeps the first acknowledger (``acked_by``) and lists the later one in
+        ``acked_also`` (each user once); it is audited and emitted like the first."""
         a = self._user_action(alarm_id, initials)
+        again = a.acked_by is not None
         a.state = State.ACKNOWLEDGED
-        a.acked_by = initials
+        if not again:
+            a.acked_by = initials
+        elif initials != a.acked_by and initials not in a.acked_also:
+            a.acked_also.append(initials)
         self._audit("acknowledge", a, initials, None)
-        self._emit(AlarmUpdate(Event.ACKNOWLEDGED, a, now, by=initials))
+        self._emit(AlarmUpdate(Event.ACKNOWLEDGED, a, now, by=initials, detail={"again": True} if again else {}))
         if not a.condition_active:
             self._clear(None, a, now)
         return a

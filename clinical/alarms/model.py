@@ -5,7 +5,9 @@ States follow IEC 60601-1-8 practice (see docs/clinical.md):
 - ``active``: condition present, alarm signal (visual + audible) on;
 - ``silenced``: audio paused by a user for a limited time, visual still on;
 - ``acknowledged``: a user (their login name recorded) took note; audio off for good,
-  visual stays while the condition lasts;
+  visual stays while the condition lasts. The first acknowledger stays the
+  one of record (``acked_by``); anyone acknowledging again is listed after
+  (``acked_also``, in order, each once), never overwriting the first;
 - ``latched``: a latching (high priority) alarm whose condition ended but that
   nobody acknowledged yet; it stays visible and audible until acknowledged;
 - ``cleared``: over; the alarm leaves the list.
@@ -73,7 +75,8 @@ class Alarm:
     state: State = State.ACTIVE
     condition_active: bool = True
     escalation: int = 0
-    acked_by: str | None = None
+    acked_by: str | None = None  # the first acknowledger; never overwritten
+    acked_also: list[str] = field(default_factory=list)  # later acknowledgers, in order, each once
     silenced_until: float = 0.0
     last_annunciated: float = 0.0  # raised, or last escalation / re-annunciation (mono)
     delivered_mono: float | None = None  # set by the local bus publisher when published
@@ -109,6 +112,7 @@ class Alarm:
             "condition_active": self.condition_active,
             "escalation": self.escalation,
             "acked_by": self.acked_by,
+            "acked_also": list(self.acked_also),
             "latency_ms": self.latency_ms(),
         }
 

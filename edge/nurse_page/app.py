@@ -6,6 +6,8 @@ Routes (none clash with the daemon's /metrics and /healthz):
     GET  /nurse/static/{file}   app.js, style.css (no CDN: wards are often offline)
     GET  /nurse/ws              WebSocket: JSON state pushed on every alarm change and each second
     GET  /nurse/api/state       the same state once (JSON)
+    GET  /nurse/api/trends?bed=B&hours=H  one bed's per-minute trends from the gateway's memory (JSON)
+    GET  /favicon.ico           the page's icon (no 404 in the browser console)
     POST /nurse/api/ack         {"alarm_id"}            -> acknowledge (audited under the logged-in user)
     POST /nurse/api/silence     {"alarm_id", "seconds"} -> pause audio (at most the role's limit)
 
@@ -20,8 +22,9 @@ silence longer than the role allows, not finite or not positive is refused.
 
 State comes from ``state_provider()`` (ClinicalStage.snapshot: beds with live
 values, trends, NEWS2; open alarms ordered by priority); ``cloud_status()``
-drives the "cloud link down" banner. Bed ids are shown; patient references
-never are.
+drives the "cloud link down" banner and, with ``link_info()`` (backlog), the header's steady link
+indicator; ``trends_provider(bed, hours)`` (ClinicalStage.trends) the bed view's sparklines. Bed ids
+are shown; patient references never are.
 """
 
 from __future__ import annotations
@@ -50,12 +53,16 @@ STATIC = Path(__file__).parent / "static"
 StateProvider = Callable[[], dict[str, Any]]
 AckHandler = Callable[[str, str], object]
 SilenceHandler = Callable[[str, str, float], object]
+TrendsProvider = Callable[[str, float], dict[str, Any] | None]
+MAX_TREND_HOURS = 24.0
 
 NURSE_RULES = (
     rule("/", Access.VIEW_WARD, "GET"),
     rule("/nurse/static/*", Access.VIEW_WARD, "GET"),
     rule("/nurse/ws", Access.VIEW_WARD, "GET"),
     rule("/nurse/api/state", Access.VIEW_WARD, "GET"),
+    rule("/nurse/api/trends", Access.VIEW_WARD, "GET"),
+    rule("/favicon.ico", Access.PUBLIC, "GET", "HEAD"),
     rule("/nurse/api/ack", Access.ACT_ON_ALARMS, "POST"),
     rule("/nurse/api/silence", Access.ACT_ON_ALARMS, "POST"),
 )
@@ -77,6 +84,8 @@ class NursePage:
         max_silence_s: float = 600.0,  # the cap ([clinical] max_silence_s); each role's own is lower or equal
         security: ListenerSecurity | None = None,
         ward: str | None = None,
+        trends_provider: TrendsProvider | None = None,
+        link_info: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.state_provider = state_provider
         self.ack_handler = ack_handler
@@ -86,6 +95,8 @@ class NursePage:
         self.push_interval_s = push_interval_s
         self.min_push_gap_s = min_push_gap_s
         self.max_silence_s = max_silence_s
+        self.trends_provider = trends_provider
+        self.link_info = link_info  # {"configured", "connected", "backlog"} for the steady link indicator
         self.security = security
         self.ward = ward
         self.clients: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
@@ -106,8 +117,18 @@ class NursePage:
             online = bool(self.cloud_status())
         except Exception:
             online = False
-        return {**s, "cloud_online": online, "title": self.title, "server_time": time.time(),
-                "max_silence_s": self.max_silence_s}
+        return {**s, "cloud_online": online, "cloud_link": self._link(online), "title": self.title,
+                "server_time": time.time(), "max_silence_s": self.max_silence_s}
+
+    def _link(self, online: bool) -> dict[str, Any]:
+        """The cloud link for the header's indicator: configured, connected, messages waiting (backlog)."""
+        info: dict[str, Any] = {"configured": True, "connected": online, "backlog": None}
+        if self.link_info is not None:
+            try:
+                info.update(self.link_info())
+            except Exception:
+                log.error("link_info_failed", exc=True)
+        return info
 
     async def _push_loop(self) -> None:
         while True:
@@ -140,6 +161,8 @@ class NursePage:
         app.router.add_get("/nurse/api/state", self._state)
         app.router.add_post("/nurse/api/ack", self._ack)
         app.router.add_post("/nurse/api/silence", self._silence)
+        app.router.add_get("/nurse/api/trends", self._trends)
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_static("/nurse/static/", STATIC, show_index=False, follow_symlinks=False)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -161,6 +184,27 @@ class NursePage:
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state())
+
+    async def _favicon(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml",
+                                                                 "Cache-Control": "max-age=86400"})
+
+    async def _trends(self, request: web.Request) -> web.Response:
+        """One bed's trends for the bed view: ``bed`` (required), ``hours`` (default 6, at most 24)."""
+        if self.trends_provider is None:
+            return web.json_response({"ok": False, "error": "trends are not enabled"}, status=404)
+        bed = request.query.get("bed", "")[:64]
+        try:
+            hours = float(request.query.get("hours", "6"))
+        except ValueError:
+            hours = float("nan")
+        if not 0 < hours <= MAX_TREND_HOURS:
+            return web.json_response({"ok": False, "error": f"hours must be in (0, {MAX_TREND_HOURS:g}]"},
+                                     status=400)
+        body = self.trends_provider(bed, hours)
+        if body is None:
+            return web.json_response({"ok": False, "error": "no such bed"}, status=404)
+        return web.json_response({"ok": True, **body})
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         if self.security is None:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from edge.video.pipeline import Annotated
 from runtime.logs import get_logger
+from runtime.ports import listen
 from runtime.security.guard import rule
 from runtime.security.listener import ListenerSecurity
 from runtime.security.policy import check_listener
@@ -61,9 +62,11 @@ class LiveView:
         max_fps: float = 30.0,
         name: str = "video-liveview",
         security: ListenerSecurity | None = None,
+        port_key: str = "video.live_port in the gateway config",
     ) -> None:
         self.name = name
         self.security = security
+        self.port_key = port_key  # named in the one-line error when the port is taken
         self._latest = latest
         self._status = status
         self.room = room
@@ -97,7 +100,9 @@ class LiveView:
         self._runner = web.AppRunner(self.app(), **kwargs)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=sec.ssl if sec is not None else None)
-        await site.start()
+        runner, self._runner = self._runner, None
+        await listen(runner, site, self.host, self.port, self.port_key)
+        self._runner = runner
         if self.port == 0:
             server = site._server
             if isinstance(server, asyncio.base_events.Server) and server.sockets:

@@ -13,7 +13,8 @@ WHITE = (255, 255, 255)
 
 
 def draw(image: np.ndarray, det: Detection, finding_active: bool, fps: float, latency_ms: float) -> np.ndarray:
-    """Contours and boxes of the regions, the finding state, fps and latency."""
+    """Contours and boxes of the regions, the finding state, processed fps and the latency (capture ->
+    overlay ready, the live view header's number)."""
     import cv2
 
     h, w = image.shape[:2]
@@ -30,7 +31,7 @@ def draw(image: np.ndarray, det: Detection, finding_active: bool, fps: float, la
         cv2.putText(image, f"{r.confidence:.2f}", (p0[0], max(12, p0[1] - 6)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick / 2, colour, 1, cv2.LINE_AA)
     label = "POLYP" if finding_active else ("candidate" if det.present else "no finding")
-    text = f"{label} | {fps:4.1f} fps | {latency_ms:4.1f} ms"
+    text = f"{label} | {fps:4.1f} fps processed | latency {latency_ms:.0f} ms"
     fs = 0.45 * max(1.0, w / 640)
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)
     cv2.rectangle(image, (0, 0), (tw + 12, th + 12), (0, 0, 0), cv2.FILLED)

@@ -20,7 +20,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 from pulsegate.commands.model import endoscopy_model_args, endoscopy_model_dir
 
 
@@ -38,52 +38,59 @@ def register(cmds: Commands) -> None:
     p = b.add_parser("codecs", help="decode throughput of every device codec (MB/s, frames/s)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--scale", type=float, default=1.0, help="stream size factor")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="runs per codec; the best is reported")
     p.set_defaults(handler=_codecs)
+    example(p, "pulsegate bench codecs", "pulsegate bench codecs --scale 4 --json")
 
     p = b.add_parser("edge", help="emulated monitors + wearables through the real pipeline to the local bus")
-    p.add_argument("--beds", type=int, default=64)
-    p.add_argument("--wearables", type=int, default=200)
+    p.add_argument("--beds", type=int, default=64, help="emulated bedside monitors")
+    p.add_argument("--wearables", type=int, default=200, help="emulated BLE wearables")
     p.add_argument("--duration", type=float, default=30.0, help="seconds per run")
     p.add_argument("--no-model", action="store_true", help="without the anomaly model")
-    p.add_argument("--model", type=Path)
+    p.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: the newest shipped)")
     p.add_argument("--find-max", action="store_true",
                    help="then double the beds until p99 alarm latency passes 100 ms; report the largest passing")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_edge)
+    example(p, "pulsegate bench edge --beds 64 --wearables 200 --json", "pulsegate bench edge --find-max")
 
     p = b.add_parser("ingest", help="InfluxDB write rate: straight vs through outbox, MQTT and ingest")
-    p.add_argument("--points", type=int, default=200_000)
+    p.add_argument("--points", type=int, default=200_000, help="points written in each of the two runs")
     p.add_argument("--per-message", type=int, default=500, help="points per uplink message")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_ingest)
+    example(p, "pulsegate bench ingest --points 200000 --json")
 
     p = b.add_parser("outage", help="a gateway loses its broker for S seconds: loss, doubles, drain time")
-    p.add_argument("--beds", type=int, default=64)
+    p.add_argument("--beds", type=int, default=64, help="emulated beds sending summaries and alarms")
     p.add_argument("--offline", type=float, default=60.0, help="seconds without the broker")
     p.add_argument("--broker-kill", action="store_true",
                    help="kill the broker with SIGKILL (a crash) instead of stopping it (SIGTERM)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_outage)
+    example(p, "pulsegate bench outage --beds 64 --offline 60", "pulsegate bench outage --broker-kill --json")
 
     p = b.add_parser("video", help="video pipeline fps and latency (frame captured -> overlay ready)")
     p.add_argument("--source", required=True, help="video file, camera index or rtsp/http URL")
-    p.add_argument("--frames", type=int, default=600)
+    p.add_argument("--frames", type=int, default=600, help="frames to analyse")
     p.add_argument("--pace", choices=("native", "free"), default="native",
                    help="files: play at their frame rate (native) or decode flat out (free)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     endoscopy_model_args(p)
     p.set_defaults(handler=_video)
+    example(p, "pulsegate bench video --source examples/video/kvasir-demo.mp4",
+            "pulsegate bench video --source examples/video/kvasir-demo.mp4 --pace free --json")
 
     p = b.add_parser("influx-writers", help="the HTTP and influxdb-client v2 writers against the same server")
-    p.add_argument("--points", type=int, default=200_000)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--points", type=int, default=200_000, help="points each writer sends")
+    p.add_argument("--repeats", type=int, default=3, help="runs per writer; the best is reported")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_influx_writers)
+    example(p, "pulsegate bench influx-writers --json")
 
     p = b.add_parser("fleet", help="N emulated gateways -> mosquitto -> K ingest workers -> influxd")
-    p.add_argument("--gateways", type=int, default=1000)
-    p.add_argument("--beds-per-gateway", type=int, default=32)
+    p.add_argument("--gateways", type=int, default=1000, help="emulated gateways")
+    p.add_argument("--beds-per-gateway", type=int, default=32, help="beds each emulated gateway sends for")
     p.add_argument("--minutes", type=int, default=5, help="emulated minutes of traffic")
     p.add_argument("--workers", default="1", help="ingest worker processes; a list (1,2,4) runs each in turn")
     p.add_argument("--raw", action="store_true", help="also raw numerics (every bed and parameter, 1 Hz)")
@@ -92,13 +99,16 @@ def register(cmds: Commands) -> None:
     p.add_argument("--publishers", type=int, default=2, help="processes the emulated gateways are spread over")
     p.add_argument("--influx-pause", type=float, default=0.0, help="SIGSTOP influxd for S seconds mid-run")
     p.add_argument("--receive-maximum", type=int, default=2000, help="MQTT 5 Receive Maximum of each worker")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_fleet)
+    example(p, "pulsegate bench fleet --gateways 1000 --beds-per-gateway 32 --minutes 5 --workers 1,2,4 --json",
+            "pulsegate bench fleet --gateways 200 --speed 60 --influx-pause 30")
 
     p = b.add_parser("wire", help="size and speed of the wire encodings")
-    p.add_argument("--beds", type=int, default=64)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--beds", type=int, default=64, help="beds per summary message")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_wire)
+    example(p, "pulsegate bench wire", "pulsegate bench wire --beds 256 --json")
 
 
 def _print(result: dict[str, object], as_json: bool, width: int = 32) -> None:

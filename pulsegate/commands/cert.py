@@ -13,19 +13,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
-    cert = cmds.top.add_parser("cert", help="TLS certificates for the HTTP listeners").add_subparsers(
+    cert = example(cmds.top.add_parser("cert", help="TLS certificates for the HTTP listeners"),
+                   "pulsegate cert selfsigned --host ward7-gw --cert cert.pem --key key.pem").add_subparsers(
         dest="cert_cmd", metavar="ACTION", required=True)
     p = cert.add_parser("selfsigned", help="write a self-signed certificate and key (ECDSA P-256)")
     p.add_argument("--host", action="append", required=True, help="DNS name or IP address (repeatable)")
     p.add_argument("--cert", type=Path, required=True, help="where to write the certificate (PEM)")
     p.add_argument("--key", type=Path, required=True, help="where to write the key (PEM, mode 0600)")
-    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--days", type=int, default=365, help="days the certificate is valid")
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(handler=_selfsigned)
+    example(p, "pulsegate cert selfsigned --host ward7-gw.hospital.example --host 10.1.2.3 "
+               "--cert /etc/pulsegate/tls/cert.pem --key /etc/pulsegate/tls/key.pem")
 
 
 def _selfsigned(args: argparse.Namespace) -> int:

@@ -7,12 +7,16 @@ import sys
 import tomllib
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
-    p = cmds.top.add_parser("check-config", help="validate an edge or cloud TOML config")
-    p.add_argument("file", type=Path)
+    p = cmds.top.add_parser(
+        "check-config", help="validate an edge or cloud TOML config: strict types, bed references; errors name "
+        "the key and line")
+    p.add_argument("file", type=Path,
+                   help="the TOML file; a [gateway] table makes it an edge config, [cloud] a cloud one")
+    example(p, "pulsegate check-config /etc/pulsegate/edge.toml", "pulsegate check-config examples/cloud.toml")
     p.set_defaults(handler=_check)
 
 

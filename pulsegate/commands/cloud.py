@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, daemon_command
 
 
 def register(cmds: Commands) -> None:
-    p = cmds.top.add_parser("cloud", help="the cloud daemon").add_subparsers(dest="cloud_cmd", required=True)
-    run = p.add_parser("run", help="run the cloud ingest + API daemon (systemd Type=notify)")
-    run.add_argument("--config", type=Path, required=True)
-    run.set_defaults(handler=_run)
+    daemon_command(cmds, "cloud", "the cloud daemon", "run the cloud ingest + API daemon (systemd Type=notify)", _run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
@@ -21,11 +21,17 @@ def register(cmds: Commands) -> None:
                    help="add an ambulance on an emulated route (GPS, tunnel, pre-arrival notice on the arrivals board)")
     p.add_argument("--fhir-out", type=Path, default=None,
                    help="at the end, write the FHIR R4 export (transaction Bundle) of the demo's data to this file")
+    example(p, "pulsegate demo                         # until Ctrl-C or SIGTERM; prints every address",
+            "pulsegate demo --duration 20 --json   # a scripted run: one JSON object with the figures",
+            "pulsegate demo --http-port 0 --state-dir /tmp/pg   # any free port; keep configs and logs",
+            "pulsegate demo --duration 60 --fhir-out demo-fhir.json   # and its FHIR R4 export at the end",
+            "pulsegate demo --ambulance               # plus an ambulance on a route, its notice on the arrivals board")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pulsegate.demo import run
+    from pulsegate.demo import Stopped, run
+    from runtime.ports import PortInUseError
 
     def say(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -33,6 +39,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say, args.fhir_out,
                      args.ambulance)
+    except PortInUseError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    except (Stopped, KeyboardInterrupt) as exc:
+        print(f"demo stopped ({'SIGTERM' if isinstance(exc, Stopped) else 'interrupted'}): everything it started "
+              "is stopped", file=sys.stderr)
+        return 0
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1

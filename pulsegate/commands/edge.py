@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, daemon_command
 
 
 def register(cmds: Commands) -> None:
-    p = cmds.top.add_parser("edge", help="the gateway daemon").add_subparsers(dest="edge_cmd", required=True)
-    run = p.add_parser("run", help="run the gateway daemon (systemd Type=notify)")
-    run.add_argument("--config", type=Path, required=True)
-    run.set_defaults(handler=_run)
+    daemon_command(cmds, "edge", "the gateway daemon",
+                   "run the gateway daemon (systemd Type=notify): devices, alarms, nurse page, uplink", _run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 SCENARIOS = ("stable", "deterioration", "desaturation", "probe_off", "artifact", "cable_pull")
 
@@ -108,27 +108,33 @@ def register(cmds: Commands) -> None:
         _common(p)
         p.add_argument("--link", help="path of the stable symlink to the pty (default: a temp dir)")
         p.set_defaults(handler=_serial)
+        example(p, f"pulsegate emulate {proto} --scenario desaturation --link /tmp/{proto}0   # then a device "
+                   f"with port = \"/tmp/{proto}0\"")
     p = cmds.emulate.add_parser("hl7", help="central station sending HL7 ORU^R01 over MLLP to a gateway")
     _common(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=2575)
+    p.add_argument("--host", default="127.0.0.1", help="the gateway's MLLP listener")
+    p.add_argument("--port", type=int, default=2575, help="the gateway's MLLP port")
     p.add_argument("--beds", default="3", help="comma-separated PV1-3 beds to send for")
     p.add_argument("--period", type=float, default=1.0, help="seconds between messages (scenario time)")
     p.set_defaults(handler=_hl7)
+    example(p, "pulsegate emulate hl7 --port 2575 --beds 3,4 --scenario deterioration")
     p = cmds.emulate.add_parser("wearable", help="BLE-to-MQTT bridge publishing GATT health characteristics")
     _common(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--host", default="127.0.0.1", help="the gateway's local MQTT bus")
+    p.add_argument("--port", type=int, default=1883, help="the local bus port")
     p.add_argument("--prefix", default="pulsegate/ble", help="topic prefix")
     p.add_argument("--device", action="append", help="BLE id to emulate (repeatable)")
     p.add_argument("--period", type=float, default=1.0, help="seconds between notifications (scenario time)")
     p.add_argument("--json", action="store_true", help="publish the JSON form instead of raw bytes")
     p.set_defaults(handler=_wearable)
+    example(p, "pulsegate emulate wearable --port 1883 --device C4:7C:8D:6A:12:34 --scenario stable")
     p = cmds.emulate.add_parser("gps", help="GPS receiver (NMEA 0183) driving a route, tunnel included, on a pty")
-    p.add_argument("--route", choices=("city", "rural", "tunnel"), default="city")
+    p.add_argument("--route", choices=("city", "rural", "tunnel"), default="city",
+                   help="which emulated route (tunnel: a stretch with no fix)")
     p.add_argument("--minutes", type=float, default=20.0, help="how long the route takes at its speeds")
     p.add_argument("--speed", type=float, default=1.0, help="route time per real second")
-    p.add_argument("--talker", choices=("GP", "GN"), default="GP")
+    p.add_argument("--talker", choices=("GP", "GN"), default="GP", help="NMEA talker id of the sentences")
     p.add_argument("--link", help="path of the stable symlink to the pty (default: a temp dir)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
     p.set_defaults(handler=_gps)
+    example(p, "pulsegate emulate gps --route tunnel --speed 10 --link /tmp/gps0   # then a [ambulance.gps] device")

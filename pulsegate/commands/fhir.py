@@ -7,12 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
-    p = cmds.top.add_parser("fhir", help="FHIR R4 export of the cloud's data").add_subparsers(
-        dest="fhir_cmd", required=True)
+    p = example(cmds.top.add_parser("fhir", help="FHIR R4 export of the cloud's data"),
+                "pulsegate fhir export --since 1h --out bundle.json").add_subparsers(
+        dest="fhir_cmd", metavar="ACTION", required=True)
     ex = p.add_parser("export", help="write a transaction Bundle of the last --since and/or push it to [fhir]")
     ex.add_argument("--config", type=Path, default=Path("/etc/pulsegate/cloud.toml"),
                     help="the cloud TOML ([influx] to read, [fhir] to push)")
@@ -22,6 +23,8 @@ def register(cmds: Commands) -> None:
     ex.add_argument("--influx-url", help="override [influx] url")
     ex.add_argument("--database", help="override [influx] database")
     ex.set_defaults(handler=_export)
+    example(ex, "pulsegate fhir export --config /etc/pulsegate/cloud.toml --since 1h --out bundle.json",
+            "pulsegate fhir export --since 7d --push   # to [fhir] base_url (conditional create, retries)")
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, REPO_ROOT
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 DEFAULT_KEY = Path("examples/keys/dev-signing.key")
 DEFAULT_KVASIR = REPO_ROOT.parent / "shared" / "data" / "kvasir-seg"
@@ -33,93 +33,109 @@ def register(cmds: Commands) -> None:
     p = m.add_parser("keygen", help="create an Ed25519 signing key pair (KEY and KEY.pub)")
     p.add_argument("--out", type=Path, required=True, help="private key path; the public key gets .pub")
     p.set_defaults(handler=_keygen)
+    example(p, "pulsegate model keygen --out /etc/pulsegate/keys/models.key   # keep it off the gateways")
     p = m.add_parser("sign", help="re-hash model.tflite into manifest.json and sign it")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("--key", type=Path, required=True)
+    p.add_argument("model_dir", type=Path, help="models/<name>/<version> with model.tflite and manifest.json")
+    p.add_argument("--key", type=Path, required=True, help="Ed25519 private key (PEM) from `model keygen`")
     p.set_defaults(handler=_sign)
+    example(p, "pulsegate model sign models/vitals-anomaly/1.1.0 --key /etc/pulsegate/keys/models.key")
     p = m.add_parser("verify", help="verify a model folder's signature and hash")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("--trusted-key", type=Path, action="append", required=True)
+    p.add_argument("model_dir", type=Path, help="models/<name>/<version> to check")
+    p.add_argument("--trusted-key", type=Path, action="append", required=True,
+                   help="public key allowed to sign (repeatable)")
     p.set_defaults(handler=_verify)
+    example(p, "pulsegate model verify models/vitals-anomaly/1.0.0 --trusted-key examples/keys/dev-signing.pub")
     p = m.add_parser("publish", help="send a signed model folder to gateways (retained MQTT message)")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=1883)
-    p.add_argument("--site", required=True)
+    p.add_argument("model_dir", type=Path, help="a signed models/<name>/<version> folder")
+    p.add_argument("--host", default="127.0.0.1", help="the cloud broker")
+    p.add_argument("--port", type=int, default=1883, help="the cloud broker's port")
+    p.add_argument("--site", required=True, help="site of the gateways (topic level)")
     p.add_argument("--gateway", action="append", required=True, help="repeat for several gateways")
-    p.add_argument("--username")
-    p.add_argument("--password-file", type=Path)
-    p.add_argument("--tls-ca")
+    p.add_argument("--username", help="broker user name")
+    p.add_argument("--password-file", type=Path, help="file holding the broker password")
+    p.add_argument("--tls-ca", help="CA file: connect with TLS and verify the broker against it")
     p.set_defaults(handler=_publish)
+    example(p, "pulsegate model publish models/vitals-anomaly/1.1.0 --site stmarys --gateway ward7-gw1 "
+               "--host broker.example --port 8883 --tls-ca ca.pem --username ops --password-file pw")
 
-    train = m.add_parser("train", help="train a model").add_subparsers(dest="train_what", metavar="MODEL",
-                                                                        required=True)
+    train = example(m.add_parser("train", help="train a model (needs the train extra: TensorFlow CPU)"),
+                    "pulsegate model train vitals-anomaly --version 1.1.0").add_subparsers(
+        dest="train_what", metavar="MODEL", required=True)
     p = train.add_parser("vitals-anomaly", help="train the vitals-anomaly model on synthetic scenarios")
     p.add_argument("--out", type=Path, default=Path("models/vitals-anomaly"), help="models/vitals-anomaly")
-    p.add_argument("--version", default="1.0.0")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--train-scenarios", type=int, default=240)
-    p.add_argument("--val-scenarios", type=int, default=60)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--hours", type=float, default=12.0)
+    p.add_argument("--version", default="1.0.0", help="dotted version of the new model")
+    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic training scenarios")
+    p.add_argument("--train-scenarios", type=int, default=240, help="synthetic patients to train on")
+    p.add_argument("--val-scenarios", type=int, default=60, help="synthetic patients to choose the threshold on")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs")
+    p.add_argument("--hours", type=float, default=12.0, help="hours per scenario")
     p.add_argument("--target-fa", type=float, default=0.5,
                    help="false alarms per bed-day on validation scenarios that sets the threshold")
     p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
     p.set_defaults(handler=_train_vitals)
+    example(p, "pulsegate model train vitals-anomaly --version 1.1.0 --epochs 8")
     p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
     p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
     p.add_argument("--version", required=True, help="dotted version, e.g. 1.0.0")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=100, help="most epochs (see --time-budget)")
     p.add_argument("--steps-per-epoch", type=int, default=100, help="batches per epoch (default: %(default)s)")
     p.add_argument("--time-budget", type=float, default=4000.0,
                    help="seconds; the learning-rate schedule ends here or at --epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="frames per training step")
     p.add_argument("--learning-rate", type=float, default=5e-4, help="peak (default: %(default)s)")
     p.add_argument("--width", type=int, default=16, help="channels of the first U-Net level")
     p.add_argument("--init-from", type=Path, help="a 1.x model.tflite whose U-Net weights start training")
-    p.add_argument("--input-size", type=int, default=256)
+    p.add_argument("--input-size", type=int, default=256, help="model input side in pixels")
     p.add_argument("--limit", type=int, default=0, help="train on the first N frames only (smoke tests)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
     p.add_argument("--checkpoint", type=Path, help="save Keras weights here after every epoch (*.weights.h5)")
     p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(handler=_train_endoscopy)
+    example(p, "pulsegate model train endoscopy-seg --version 1.1.0 --time-budget 3000 --key models.key",
+            "pulsegate model train endoscopy-seg --version 0.0.1 --limit 32 --epochs 1   # smoke test")
 
     p = m.add_parser("heldout-sets", help="write the endoscopy-seg held-out evaluation sets (Kvasir-SEG val.txt)")
-    p.add_argument("what", choices=["endoscopy-seg"])
+    p.add_argument("what", choices=["endoscopy-seg"], help="the model whose held-out sets to write")
     p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="folder for negatives/ and the out-of-domain lists")
     p.add_argument("--video-seconds", type=float, default=60.0,
                    help="length of polyp-free.mp4, 1 s per crop (0 = none; default: %(default)s)")
     p.set_defaults(handler=_heldout_sets)
+    example(p, "pulsegate model heldout-sets endoscopy-seg --out heldout/")
 
-    ev = m.add_parser("eval", help="evaluate a model on held-out or your own data").add_subparsers(
+    ev = example(m.add_parser("eval", help="evaluate a model on held-out or your own data"),
+                 "pulsegate model eval vitals-anomaly models/vitals-anomaly/1.0.0").add_subparsers(
         dest="eval_what", metavar="MODEL", required=True)
     e = ev.add_parser("vitals-anomaly", help="alarms of the real pipeline vs NEWS2 on held-out scenarios")
     e.add_argument("model_dir", type=Path, help="models/vitals-anomaly/<version>")
     e.add_argument("--scenarios", type=int, default=80, help="held-out scenarios (default 80)")
     e.add_argument("--seed", type=int, default=9001, help="held-out seed (training used others)")
-    e.add_argument("--hours", type=float, default=12.0)
+    e.add_argument("--hours", type=float, default=12.0, help="hours per held-out scenario")
     e.add_argument("--workdir", type=Path, default=None, help="keep the CSV and alarms here")
     e.add_argument("--write", action="store_true",
                    help="put the figures into manifest.json (re-signed) and write MODEL_CARD.md")
     e.add_argument("--key", type=Path, default=DEFAULT_KEY, help="signing key for --write")
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     e.set_defaults(handler=_eval_vitals)
+    example(e, "pulsegate model eval vitals-anomaly models/vitals-anomaly/1.0.0 --json")
     e = ev.add_parser("alarms", help="any alarm output vs NEWS2 and bedside thresholds on labelled scenarios")
     e.add_argument("--csv", type=Path, help="replay CSV (default: generate held-out ward scenarios)")
     e.add_argument("--labels", type=Path, help="labels, JSON lines (cloud/training/ward_scenarios.py)")
     e.add_argument("--scenarios", type=int, default=40, help="held-out scenarios to generate (default 40)")
     e.add_argument("--seed", type=int, default=9101, help="held-out seed (default %(default)s)")
-    e.add_argument("--hours", type=float, default=10.0)
-    e.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped")
+    e.add_argument("--hours", type=float, default=10.0, help="hours per generated scenario")
+    e.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped",
+                   help="row order of the generated CSV (as different sources deliver it)")
     e.add_argument("--workdir", type=Path, help="keep the generated CSV and labels here")
     e.add_argument("--config", type=Path, help="TOML file whose [clinical] table sets the profiles")
     e.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: newest under models/)")
-    e.add_argument("--no-model", action="store_true")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--no-model", action="store_true", help="rules and NEWS2 only")
+    e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     e.set_defaults(handler=_eval_alarms)
+    example(e, "pulsegate model eval alarms --scenarios 40 --json",
+            "pulsegate model eval alarms --csv ward.csv --labels ward.labels.jsonl --config edge.toml")
     e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/false findings over frames, a video or a sequence")
     e.add_argument("--images", type=Path, help="folder of frames (needs --masks)")
     e.add_argument("--masks", type=Path, help="grey-scale masks with the frames' file stems (empty = polyp-free)")
@@ -128,21 +144,24 @@ def register(cmds: Commands) -> None:
                    help="a video file or ordered frame folder: false findings per minute after smoothing "
                    "(polyp-free unless --masks says otherwise)")
     e.add_argument("--fps", type=float, help="frame rate of a --sequence folder (default 30; a video's own)")
-    e.add_argument("--threshold", type=float, default=0.5)
+    e.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is polyp")
     e.add_argument("--min-area", type=float, default=0.005, help="smallest region counted as a finding")
     e.add_argument("--presence-threshold", type=float, default=0.5, help="frame-level score (2.x models)")
     e.add_argument("--smooth-frames", type=int, default=8, help="smoothing window of --sequence (as [video])")
-    e.add_argument("--smooth-min-hits", type=int, default=6)
+    e.add_argument("--smooth-min-hits", type=int, default=6, help="frames of the window that must detect")
     e.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals (0 = none)")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     endoscopy_model_args(e)
     e.set_defaults(handler=_eval_endoscopy)
+    example(e, "pulsegate model eval endoscopy-seg --images kvasir-seg/images --masks kvasir-seg/masks "
+               "--list kvasir-seg/val.txt")
 
 
 def endoscopy_model_args(p: argparse.ArgumentParser) -> None:
     """Where the endoscopy-seg model comes from (shared by `model eval`, `video run` and `bench video`)."""
     p.add_argument("--model-dir", type=Path, help="a model version directory (default: newest under --models-dir)")
-    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="default: %(default)s")
+    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR,
+                   help="folder of <name>/<version> model folders (default: %(default)s)")
     p.add_argument("--trusted-key", type=Path, action="append", help="public key(s) (default: the development key)")
     p.add_argument("--threads", type=int, default=2, help="LiteRT threads (default: %(default)s)")
 

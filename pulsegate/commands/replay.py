@@ -10,12 +10,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
     r = cmds.top.add_parser("replay", help="run the clinical pipeline over a recorded CSV and print its alarms")
-    r.add_argument("file", type=Path, help="CSV with timestamp,patient,parameter,value")
+    r.add_argument("file", type=Path, help="CSV (or .csv.gz) with columns timestamp,patient,parameter,value")
     r.add_argument("--json", action="store_true", help="one JSON object per alarm raised (default: a table)")
     r.add_argument("--config", type=Path, help="TOML file whose [clinical] table sets profiles and delays")
     r.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: newest under models/)")
@@ -29,6 +29,9 @@ def register(cmds: Commands) -> None:
     r.add_argument("--reorder-s", type=float, default=10.0,
                    help="rows may be this many seconds out of order per patient (default %(default)s)")
     r.set_defaults(handler=_replay)
+    example(r, "pulsegate replay tests/data/replay_golden.csv.gz --json",
+            "pulsegate replay ward.csv --config /etc/pulsegate/edge.toml --events   # your profiles and delays",
+            "pulsegate replay ward.csv --no-model --profile copd")
 
 
 def load_clinical_config(path: Path | None, profile: str | None = None) -> Any:

@@ -21,17 +21,19 @@ import secrets
 import sys
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 
 DEFAULT_USERS_FILE = Path("/var/lib/pulsegate/users.json")
 
 
 def register(cmds: Commands) -> None:
-    user = cmds.top.add_parser("user", help="local accounts of a gateway (argon2id)").add_subparsers(
+    user = example(cmds.top.add_parser("user", help="local accounts of a gateway (argon2id)"),
+                   "pulsegate user add alice --role nurse --ward ward-7", "pulsegate user list").add_subparsers(
         dest="user_cmd", metavar="ACTION", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--users-file", type=Path, default=DEFAULT_USERS_FILE, help=str(DEFAULT_USERS_FILE))
+        p.add_argument("--users-file", type=Path, default=DEFAULT_USERS_FILE,
+                       help="the accounts file the daemon reads (default: %(default)s)")
 
     def password_source(p: argparse.ArgumentParser) -> None:
         g = p.add_mutually_exclusive_group()
@@ -39,7 +41,7 @@ def register(cmds: Commands) -> None:
         g.add_argument("--generate", action="store_true", help="make a random password and print it")
 
     p = user.add_parser("add", help="add an account")
-    p.add_argument("name")
+    p.add_argument("name", help="login name (the audit identity)")
     p.add_argument("--role", action="append", required=True,
                    help="nurse, charge_nurse, viewer, clinician, admin or service (repeatable)")
     p.add_argument("--ward", action="append", default=[], help="wards a nurse acts on (repeatable; * for all)")
@@ -48,27 +50,34 @@ def register(cmds: Commands) -> None:
     password_source(p)
     common(p)
     p.set_defaults(handler=_add)
+    example(p, "pulsegate user add alice --role nurse --ward ward-7     # asks for the password twice",
+            "pulsegate user add prom --role service --token          # a machine account: prints a token once")
     p = user.add_parser("passwd", help="set a new password (ends the user's sessions)")
-    p.add_argument("name")
+    p.add_argument("name", help="the account's login name")
     password_source(p)
     common(p)
     p.set_defaults(handler=_passwd)
+    example(p, "pulsegate user passwd alice", "pulsegate user passwd alice --generate")
     p = user.add_parser("remove", help="remove an account (ends its sessions, revokes its tokens)")
-    p.add_argument("name")
+    p.add_argument("name", help="the account's login name")
     common(p)
     p.set_defaults(handler=_remove)
+    example(p, "pulsegate user remove alice")
     p = user.add_parser("list", help="list accounts (never hashes or tokens)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     common(p)
     p.set_defaults(handler=_list)
+    example(p, "pulsegate user list", "pulsegate user list --json --users-file /var/lib/pulsegate/users.json")
     p = user.add_parser("token", help="make a new API token for an account and print it once")
-    p.add_argument("name")
+    p.add_argument("name", help="the account's login name")
     common(p)
     p.set_defaults(handler=_token)
+    example(p, "pulsegate user token prom")
     p = user.add_parser("revoke-tokens", help="revoke every API token of an account")
-    p.add_argument("name")
+    p.add_argument("name", help="the account's login name")
     common(p)
     p.set_defaults(handler=_revoke)
+    example(p, "pulsegate user revoke-tokens prom")
 
 
 def _password(args: argparse.Namespace) -> str:

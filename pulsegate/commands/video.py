@@ -6,25 +6,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from pulsegate.cli import Commands
+from pulsegate.cli import Commands, example
 from pulsegate.commands.model import endoscopy_model_args, endoscopy_model_dir
 
 
 def register(cmds: Commands) -> None:
-    v = cmds.top.add_parser("video", help="endoscopy video analysis").add_subparsers(
+    v = example(cmds.top.add_parser("video", help="endoscopy video analysis"),
+                "pulsegate video run --source examples/video/kvasir-demo.mp4").add_subparsers(
         dest="video_cmd", metavar="ACTION", required=True
     )
     r = v.add_parser("run", help="run the video pipeline with its live view, standalone")
     r.add_argument("--source", required=True, help="video file (looped), camera index or rtsp/http URL")
-    r.add_argument("--port", type=int, default=8090)
-    r.add_argument("--host", default="127.0.0.1")
-    r.add_argument("--room", default="demo")
-    r.add_argument("--fps-limit", type=float, default=30.0)
+    r.add_argument("--port", type=int, default=8090, help="live view port (0: any free port)")
+    r.add_argument("--host", default="127.0.0.1", help="live view address to listen on")
+    r.add_argument("--room", default="demo", help="procedure room name shown on the live view")
+    r.add_argument("--fps-limit", type=float, default=30.0, help="most frames analysed per second")
     r.add_argument("--users-file", type=Path, help="local accounts (pulsegate user add NAME --role clinician); "
                    "without it the live view is open and only on loopback")
     r.add_argument("--tls-cert", help="certificate (path or credential:NAME); needed off loopback")
     r.add_argument("--tls-key", help="private key (path or credential:NAME)")
     endoscopy_model_args(r)
+    example(r, "pulsegate video run --source examples/video/kvasir-demo.mp4   # then open http://127.0.0.1:8090/",
+            "pulsegate video run --source 0 --room endo-2 --port 8091      # camera 0")
     r.set_defaults(handler=_run)
 
 
@@ -36,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     from edge.video.liveview import LIVE_RULES, LiveView
     from edge.video.pipeline import VideoPipeline
     from runtime.logs import get_logger, setup
+    from runtime.ports import PortInUseError
     from runtime.security.config import AuthSection, TlsSection
     from runtime.security.listener import ListenerSecurity, secure_listener
     from runtime.supervisor import Supervisor
@@ -67,7 +71,12 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     pipe = VideoPipeline(args.source, runner, on_finding, args.room, fps_limit=args.fps_limit)
     live = LiveView(pipe.latest, pipe.status, args.room, args.host, args.port, max_fps=args.fps_limit,
-                    security=security)
+                    security=security, port_key="--port")
     scheme = security.scheme if security is not None else "http"
     print(f"live view: {scheme}://{args.host}:{args.port}/  (model {manifest.name} {manifest.version})", flush=True)
-    return asyncio.run(Supervisor([live, pipe]).run())
+    try:
+        return asyncio.run(Supervisor([live, pipe]).run())
+    except PortInUseError as exc:
+        print(f"pulsegate video: {exc}", file=sys.stderr)
+        return 1
+

@@ -75,6 +75,8 @@ BUILTIN_RULES = (
     rule("/auth/me", Access.AUTHENTICATED, "GET"),
     rule("/auth/logout", Access.AUTHENTICATED, "POST"),
     rule("/healthz", Access.PUBLIC, "GET", "HEAD"),
+    rule("/livez", Access.PUBLIC, "GET", "HEAD"),  # liveness and readiness probes (systemd, load balancers)
+    rule("/readyz", Access.PUBLIC, "GET", "HEAD"),
 )
 
 

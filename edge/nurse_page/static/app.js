@@ -1,4 +1,5 @@
-// PulseGate nurse station: live state over a WebSocket, alarms by priority, IEC 60601-1-8 style signals.
+// PulseGate nurse station: live state over a WebSocket, alarms by priority (sound.js: IEC 60601-1-8 tones
+// and the SOUND OFF banner; beds.js: bed tiles and the bed trend view).
 "use strict";
 
 const LABELS = { heart_rate: "HR", pulse_rate: "PR", spo2: "SpO2", resp_rate: "RR", nibp_sys: "BP sys",
@@ -7,7 +8,6 @@ const UNITS = { heart_rate: "/min", pulse_rate: "/min", spo2: "%", resp_rate: "/
                 nibp_dia: "mmHg", temperature: "°C" };
 const SHOWN = ["heart_rate", "spo2", "resp_rate", "nibp_sys", "temperature"];
 const ARROWS = { "1": "↑", "-1": "↓", "0": "→" };
-const PRIO_RANK = { high: 3, medium: 2, low: 1, info: 0 };
 
 const $ = (id) => document.getElementById(id);
 let state = null;
@@ -103,7 +103,8 @@ function renderAlarms(alarms) {
     const val = a.value !== null && a.value !== undefined ? ` ${a.value}` : "";
     const sc = a.score !== null && a.score !== undefined ? ` (score ${a.score})` : "";
     li.querySelector(".what").textContent = `${a.bed}: ${a.message}${val}${sc}`;
-    const by = a.acked_by ? ` · ack ${a.acked_by}` : "";
+    const also = a.acked_also && a.acked_also.length ? ` (also ${a.acked_also.join(", ")})` : "";
+    const by = a.acked_by ? ` · ack ${a.acked_by}${also}` : "";
     const esc = a.escalation ? ` · escalated ×${a.escalation}` : "";
     li.querySelector(".meta").textContent = `${a.kind} · ${a.source} · ${fmtTime(a.t)} · ${a.state}${by}${esc}`;
     const mayAct = !!(me && me.may_act);
@@ -119,109 +120,29 @@ function renderAlarms(alarms) {
   $("no-alarms").hidden = alarms.length > 0;
 }
 
-function renderBeds(beds, alarms) {
-  const worst = {};
-  for (const a of alarms) {
-    if ((PRIO_RANK[a.priority] || 0) > (PRIO_RANK[worst[a.bed]] || 0)) worst[a.bed] = a.priority;
-  }
-  const grid = $("beds");
-  const have = new Map([...grid.children].map((d) => [d.dataset.bed, d]));
-  for (const b of beds) {
-    let d = have.get(b.bed);
-    if (!d) {
-      d = el("article", "bed");
-      d.dataset.bed = b.bed;
-      const h = el("h3");
-      h.append(el("span", "name", b.bed), el("span", "news2"));
-      d.append(h, el("div", "vals"), el("div", "ctx"));
-      grid.append(d);
-    }
-    have.delete(b.bed);
-    d.className = "bed" + (worst[b.bed] ? ` alarm-${worst[b.bed]}` : "");
-    const n = d.querySelector(".news2");
-    n.textContent = b.news2 === null ? "NEWS2 –" : `NEWS2 ${b.news2}${b.news2_missing.length ? "+" : ""}`;
-    n.className = "news2" + (b.news2_response ? ` r-${b.news2_response}` : "");
-    n.title = b.news2_missing.length ? `missing: ${b.news2_missing.join(", ")}` : "";
-    const vals = d.querySelector(".vals");
-    vals.replaceChildren();
-    for (const p of SHOWN) {
-      const v = b.values[p] || (p === "heart_rate" ? b.values.pulse_rate : undefined);
-      const k = el("span", "k", LABELS[p]);
-      const cell = el("span", "v" + (v && v.stale ? " stale" : ""));
-      cell.dataset.param = p;
-      if (v) {
-        cell.textContent = `${v.v}`;
-        cell.append(el("span", "trend", ARROWS[String(v.trend)]), el("small", null, ` ${UNITS[p]}`));
-      } else cell.textContent = "–";
-      vals.append(k, cell);
-    }
-    const ctx = [];
-    if (b.on_oxygen) ctx.push("O2");
-    if (b.scale2) ctx.push("SpO2 scale 2");
-    if (b.consciousness !== "A") ctx.push(`ACVPU ${b.consciousness}`);
-    if (b.anomaly !== null) ctx.push(`anomaly ${b.anomaly}`);
-    d.querySelector(".ctx").textContent = ctx.join(" · ");
-  }
-  for (const d of have.values()) d.remove();
-}
-
 function render(s) {
   state = s;
   $("title").textContent = s.title;
   document.title = s.title;
   $("cloud-banner").hidden = !!s.cloud_online;
+  renderLink(s.cloud_link || { configured: true, connected: !!s.cloud_online, backlog: null });
   renderAlarms(s.alarms);
-  renderBeds(s.beds, s.alarms);
+  renderBeds(s.beds);
   sound.update(s.alarms);
 }
 
-// --- sound: WebAudio tones generated here (no files, no network) -------------------------------------------
-// IEC 60601-1-8 style bursts: high = 10 pulses (3+2, pause, 3+2) repeated every 5 s; medium = 3 pulses every
-// 8 s; low = 2 pulses every 20 s. Only the highest priority that is audible (not acknowledged/paused) sounds.
-const sound = {
-  ctx: null, enabled: false, timer: null, priority: null,
-  toggle() {
-    if (!this.ctx) this.ctx = new (window.AudioContext || window.webkitAudioContext)();
-    this.enabled = !this.enabled;
-    $("sound").setAttribute("aria-pressed", String(this.enabled));
-    $("sound").textContent = this.enabled ? "Sound on" : "Enable sound";
-    this.priority = null;
-    if (state) this.update(state.alarms);
-  },
-  pulse(t, freq) {
-    const o = this.ctx.createOscillator(), g = this.ctx.createGain();
-    o.type = "square";   // rich in harmonics, as the standard asks for
-    o.frequency.value = freq;
-    g.gain.setValueAtTime(0, t);
-    g.gain.linearRampToValueAtTime(0.15, t + 0.02);
-    g.gain.setValueAtTime(0.15, t + 0.13);
-    g.gain.linearRampToValueAtTime(0, t + 0.16);
-    o.connect(g).connect(this.ctx.destination);
-    o.start(t); o.stop(t + 0.17);
-  },
-  burst(p) {
-    const t0 = this.ctx.currentTime + 0.05;
-    const seq = p === "high" ? [0, .25, .5, 1.0, 1.25, 2.0, 2.25, 2.5, 3.0, 3.25]
-              : p === "medium" ? [0, .3, .6] : [0, .4];
-    const f = p === "high" ? [523, 698, 880] : p === "medium" ? [523, 659, 784] : [523, 392];
-    seq.forEach((dt, i) => this.pulse(t0 + dt, f[i % f.length]));
-  },
-  update(alarms) {
-    let p = null;
-    for (const a of alarms) {
-      if ((a.state === "active" || a.state === "latched") &&
-          (PRIO_RANK[a.priority] || 0) > (PRIO_RANK[p] || 0)) p = a.priority;
-    }
-    document.body.dataset.sounding = p || "";
-    if (!this.enabled || !this.ctx) { p = null; }
-    if (p === this.priority) return;
-    this.priority = p;
-    clearInterval(this.timer);
-    if (!p) return;
-    this.burst(p);
-    this.timer = setInterval(() => this.burst(p), p === "high" ? 5000 : p === "medium" ? 8000 : 20000);
-  },
-};
+// the cloud link, always shown (small, steady): up, down, or up with a backlog still to send
+function renderLink(l) {
+  const e = $("link");
+  let cls, text;
+  if (!l.configured) { cls = "off"; text = "Cloud link: not configured"; }
+  else if (!l.connected) { cls = "down"; text = "Cloud link down" + (l.backlog ? ` · ${l.backlog} queued` : ""); }
+  else if (l.backlog) { cls = "backlog"; text = `Cloud link up · ${l.backlog} queued`; }
+  else { cls = "up"; text = "Cloud link up"; }
+  e.className = `link ${cls}`;
+  e.dataset.link = cls;
+  e.textContent = text;
+}
 
 function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
@@ -245,6 +166,8 @@ async function logout() {
 }
 
 $("sound").addEventListener("click", () => sound.toggle());
+$("sound-enable").addEventListener("click", () => { if (!sound.on()) sound.toggle(); });
+sound.show();
 $("logout").addEventListener("click", logout);
 setInterval(() => { $("clock").textContent = new Date().toLocaleTimeString(); }, 1000);
 whoami().then((m) => m && connect()).catch(() => say("the gateway is unreachable"));

@@ -1,5 +1,6 @@
 "use strict";
-// The endoscopy live view: the MJPEG stream in <img>, /status polled for fps, latency and the finding.
+// The endoscopy live view: the MJPEG stream in <img>, /status polled for processed vs source fps, the one
+// latency (capture -> overlay ready, the overlay's number) and the finding.
 (function () {
   const $ = (id) => document.getElementById(id);
   let csrf = null;
@@ -23,9 +24,13 @@
       const st = $("state");
       st.textContent = s.finding_active ? "POLYP" : "no finding";
       st.className = s.finding_active ? "on" : "";
-      $("fps").textContent = s.fps.toFixed(1) + " fps";
-      $("lat").textContent = "p95 " + (s.latency_ms_p95 ?? "-") + " ms";
-      $("drop").textContent = s.dropped_frames + " dropped";
+      // processed fps against the source's fps: the latest-frame policy skips what the model has no time
+      // for (that is the policy working, not a fault); one latency, as the overlay shows it
+      const src = s.source_fps ? s.source_fps.toFixed(0) : "-";
+      $("fps").textContent = `${s.processed_fps.toFixed(1)} of ${src} fps analysed`;
+      $("policy").textContent = s.skipped_frames > 0 ? "(latest-frame policy: older frames skipped)" : "";
+      $("lat").textContent = "latency " + (s.latency_ms ?? "-") + " ms";
+      $("lat").title = s.latency_definition || "";
     } catch (e) { $("state").textContent = "gateway unreachable"; }
   }
 

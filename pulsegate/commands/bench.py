@@ -28,12 +28,15 @@ def register(cmds: Commands) -> None:
     b = cmds.bench
     p = b.add_parser("ambulance", help="an ambulance on a cellular link (accelerated clock): bytes/h, notices, loss")
     p.add_argument("--minutes", type=float, default=60.0, help="simulated minutes")
-    p.add_argument("--link-profile", choices=("urban", "rural", "tunnel"), default="urban")
+    p.add_argument("--link-profile", choices=("urban", "rural", "tunnel"), default="urban",
+                   help="the cellular link: urban, rural (slower, lossier) or tunnel (a 5-minute cut)")
     p.add_argument("--accel", type=float, default=60.0, help="simulated seconds per real second")
     p.add_argument("--budget", type=int, default=64 * 1024, help="bytes per hour (0: no governor, the 'before')")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the patient scenario and the route")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_ambulance)
+    example(p, "pulsegate bench ambulance --minutes 60 --link-profile tunnel --json",
+            "pulsegate bench ambulance --budget 0 --json   # without the budget governor (the 'before')")
 
     p = b.add_parser("codecs", help="decode throughput of every device codec (MB/s, frames/s)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -2,7 +2,7 @@
 # Both install what is missing on a Debian 12 machine (as root), then run.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEB_PKGS := mosquitto influxdb chromium systemd victoria-metrics
+DEB_PKGS := mosquitto influxdb chromium systemd victoria-metrics gpsd
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup deb lint npm vendor-js

@@ -47,6 +47,20 @@ API_RULES = (
 )
 
 
+async def query_rows(influx: InfluxWriter, q: str) -> list[dict[str, Any]]:
+    """Rows of an InfluxQL query for an API answer: none while the database does not exist yet, a 503
+    (no database error text) when InfluxDB fails."""
+    try:
+        return await influx.rows(q)
+    except InfluxError as exc:
+        if "database not found" in str(exc):
+            return []
+        log.warning("influx_query_failed", error=str(exc)[:300])
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "database unavailable"}), content_type="application/json"
+        ) from None
+
+
 class FleetApi:
     def __init__(self, influx: InfluxWriter) -> None:
         self.influx = influx
@@ -68,15 +82,10 @@ class FleetApi:
     async def _rows(self, q: str) -> list[dict[str, Any]]:
         self.requests += 1
         try:
-            return await self.influx.rows(q)
-        except InfluxError as exc:
+            return await query_rows(self.influx, q)
+        except web.HTTPServiceUnavailable:
             self.errors += 1
-            if "database not found" in str(exc):
-                return []
-            log.warning("influx_query_failed", error=str(exc)[:300])
-            raise web.HTTPServiceUnavailable(
-                text=json.dumps({"error": "database unavailable"}), content_type="application/json"
-            ) from None
+            raise
 
     @staticmethod
     def _since(request: web.Request, default: str = "6h") -> str:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from cloud.arrivals import ArrivalsConfig
 from cloud.fhir.config import FhirConfig
 from cloud.influx import InfluxConfig
 from cloud.ingest import IngestConfig
@@ -35,6 +36,7 @@ class CloudConfig(Section):
     auth: AuthSection = AuthSection()  # [auth.oidc] for staff; users_file (default state_dir/users.json) for tokens
     ingest: IngestConfig = IngestConfig()
     influx: InfluxConfig = InfluxConfig()
+    arrivals: ArrivalsConfig = ArrivalsConfig()
     fhir: FhirConfig = FhirConfig()
 
 

@@ -8,10 +8,13 @@ from pathlib import Path
 from aiohttp import web
 
 from cloud.api import API_RULES, FleetApi
+from cloud.arrivals import ArrivalsService
+from cloud.arrivals_api import ARRIVALS_RULES, ArrivalsApi
 from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
 from cloud.influx_client import open_writer
 from cloud.ingest import IngestWorker
+from runtime.configbase import read_optional_secret
 from runtime.httpserver import HttpServer
 from runtime.metrics import new_registry
 from runtime.security.audit import Audit
@@ -33,11 +36,23 @@ class CloudDaemon:
         self.app = web.Application()
         self.api = FleetApi(self.influx)
         self.api.setup(self.app)
+        self.arrivals: ArrivalsService | None = None
+        if cfg.arrivals.enabled:  # pre-arrival notices from ambulances (cloud/arrivals.py), a page of its own
+            i = cfg.ingest
+            brokers = [(b.host, b.port, b.username, read_optional_secret(b.password_file, config_dir), b.tls_ca_file)
+                       for b in cfg.arrivals.brokers] or [
+                (i.host, i.port, i.username, read_optional_secret(i.password_file, config_dir), i.tls_ca_file)]
+            self.arrivals = ArrivalsService(brokers, cfg.arrivals.keep_s, client_id=f"pg-arrivals-{cfg.cloud.id}")
+            arrivals_api = ArrivalsApi(self.arrivals, self.influx)
+            arrivals_api.setup(self.app)
         # staff through OIDC ([auth.oidc]), machines with API tokens (users_file), scoped to their sites
         self.audit = Audit()
-        self.security = secure_listener("api", cfg.api.listen, cfg.auth, cfg.api.tls, API_RULES, base=config_dir,
+        rules = (ARRIVALS_RULES if cfg.arrivals.enabled else ()) + API_RULES  # before the fleet's /api/*
+        self.security = secure_listener("api", cfg.api.listen, cfg.auth, cfg.api.tls, rules, base=config_dir,
                                         users_file=cfg.cloud.state_dir / "users.json", audit=self.audit)
         register_metrics(self.collector, self.audit, self.security)
+        if self.arrivals is not None:
+            arrivals_api.security = self.security
         self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health,
                                security=self.security, port_key="api.port in the cloud config")
 
@@ -53,7 +68,7 @@ class CloudDaemon:
                 "components": {"broker": {"ok": broker_ok}, "influxdb": {"ok": influx_ok}}}
 
     def components(self) -> list[Component]:
-        return [self.http, self.ingest]
+        return [self.http, self.ingest, *([self.arrivals] if self.arrivals is not None else [])]
 
     async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:
         try:

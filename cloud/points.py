@@ -65,6 +65,36 @@ def line(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue], 
 
 def to_lines(msg: messages.Message, site: str, stream: str, fast: bool = True) -> list[str]:
     """All points of one decoded message received on ``pg/v1/{site}/{msg.gw}/{stream}``."""
+    if isinstance(msg, messages.Notice | messages.NoticeAck | messages.Where):
+        return _ambulance_lines(msg, site, stream)
+    out = _lines(msg, site, stream, fast)
+    if isinstance(msg, messages.Summary) and msg.position is not None:
+        out.append(_position(msg.position, {"gateway": msg.gw, "site": site, "stream": stream}, msg.seq))
+    return out
+
+
+def _position(p: messages.Position, base: dict[str, str], seq: int) -> str:
+    return line("positions", base, {"lat": p.lat, "lon": p.lon, "speed_kmh": p.speed_kmh, "fix": p.fix, "seq": seq},
+                p.t)
+
+
+def _ambulance_lines(msg: messages.Notice | messages.NoticeAck | messages.Where, site: str, stream: str) -> list[str]:
+    """Positions (coarse, as sent) and every revision of a pre-arrival notice: the journey's record."""
+    base = {"gateway": msg.gw, "site": site, "stream": stream}
+    if isinstance(msg, messages.Where):
+        return [_position(msg.position, base, msg.seq)]
+    if isinstance(msg, messages.NoticeAck):
+        return [line("notice_acks", {**base, "hospital": msg.hospital, "notice_id": msg.notice_id},
+                     {"rev": msg.rev, "by": msg.by, "seq": msg.seq}, msg.t)]
+    vitals = {v.param: v.value for v in msg.vitals}
+    return [line("notices", {**base, "hospital": msg.hospital, "notice_id": msg.notice_id, "patient": msg.patient,
+                             "bed": msg.bed, "complaint": msg.complaint, "state": msg.state},
+                 {"rev": msg.rev, "t_alert": msg.t_alert, "eta_s": msg.eta_s, "distance_m": msg.distance_m,
+                  "news2": msg.news2[-1][1] if msg.news2 else None, "open_alarms": len(msg.alarms),
+                  "vitals": json.dumps(vitals, sort_keys=True), "seq": msg.seq}, msg.t)]
+
+
+def _lines(msg: messages.Message, site: str, stream: str, fast: bool) -> list[str]:
     base = {"gateway": msg.gw, "site": site, "stream": stream}
     seq = msg.seq
     if fast and isinstance(msg, messages.Summary | messages.RawBatch) and msg.gw and site and stream:

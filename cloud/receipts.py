@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 
 from wire import codec, messages, topics
 
-RECEIPT_STREAMS = ("alarms", "summaries", "events", "bulk")  # status messages are not outbox records
+# Every uplink stream: an ambulance keeps its positions (``Where``, on ``status``) and its pre-arrival notices
+# in the outbox too. A ``Status`` message is never an outbox record (the uplink publishes it): not receipted.
+RECEIPT_STREAMS = topics.STREAMS
 
 
 class RangeSet:
@@ -136,8 +138,8 @@ class ReceiptBook:
         gw.last_written = time.monotonic() if now is None else now
 
     def mark(self, site: str, msg: messages.Message, stream: str, now: float | None = None) -> None:
-        """Mark one accepted message; v1 messages (no receipts in contract v1) are ignored."""
-        if msg.v < 2:
+        """Mark one accepted message; v1 messages (no receipts in contract v1) and ``Status`` are ignored."""
+        if msg.v < 2 or isinstance(msg, messages.Status):
             return
         self.written(site, msg.gw, stream, msg.seq, now=now)
         if isinstance(msg, messages.Gap) and msg.last_seq >= msg.first_seq:

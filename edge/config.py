@@ -13,7 +13,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from clinical.alarms.profiles import BedConfig, ClinicalConfig, check_beds
+from edge.ambulance import AmbulanceSection
+from edge.budget import BudgetConfig
 from edge.config_refs import reference_problems
+from edge.links import LinkConfig
 from edge.uplink import UplinkConfig
 from edge.video.config import VideoConfig
 from firmware_bridge.config import DeviceConfig
@@ -31,6 +34,7 @@ class GatewaySection(Section):
         description="file path or credential:NAME holding the HMAC key (>= 16 bytes); never the key itself"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    kind: Literal["ward", "ambulance"] = "ward"  # ambulance: GPS, cellular budget, links, pre-arrival notices
 
     @field_validator("id", "site")
     @classmethod
@@ -69,6 +73,20 @@ class ModelsSection(Section):
     trusted_keys: tuple[Path, ...] = ()
 
 
+class EdgeUplinkConfig(UplinkConfig):
+    """``[uplink]`` plus, for an ambulance, ``[[uplink.links]]`` in priority order and ``[uplink.budget]``."""
+
+    links: list[LinkConfig] = Field(default_factory=list)
+    budget: BudgetConfig | None = None
+
+    @model_validator(mode="after")
+    def _links(self) -> EdgeUplinkConfig:
+        names = [lk.name for lk in self.links]
+        if len(set(names)) != len(names):
+            raise ValueError(f"uplink.links: repeated name(s) in {names}")
+        return self
+
+
 class EdgeConfig(Section):
     gateway: GatewaySection
     http: HttpSection = HttpSection()
@@ -76,7 +94,8 @@ class EdgeConfig(Section):
     local_bus: LocalBusSection = LocalBusSection()
     summaries: SummariesSection = SummariesSection()
     models: ModelsSection = ModelsSection()
-    uplink: UplinkConfig | None = None  # None: no cloud (a stand-alone ward)
+    uplink: EdgeUplinkConfig | None = None  # None: no cloud (a stand-alone ward)
+    ambulance: AmbulanceSection | None = None  # [gateway] kind = "ambulance" only
     clinical: ClinicalConfig = ClinicalConfig()
     beds: list[BedConfig] = Field(default_factory=list)
     devices: list[DeviceConfig] = Field(default_factory=list)
@@ -87,6 +106,11 @@ class EdgeConfig(Section):
         check_beds(self.clinical, self.beds)
         if self.uplink is not None and self.uplink.site not in (None, self.gateway.site):
             raise ValueError(f"uplink.site {self.uplink.site!r} differs from gateway.site {self.gateway.site!r}")
+        if self.gateway.kind == "ambulance":
+            if self.ambulance is None or not self.ambulance.hospitals:
+                raise ValueError("an ambulance gateway needs [ambulance] with at least one [[ambulance.hospitals]]")
+        elif self.ambulance is not None:
+            raise ValueError('[ambulance] is set but [gateway] kind is not "ambulance"')
         ids = [d.id for d in self.devices]
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:

@@ -20,8 +20,12 @@ from clinical.anomaly import MODEL_NAME as ANOMALY_MODEL
 from clinical.anomaly import VitalsAnomalyModel
 from clinical.stage import ClinicalStage
 from edge.alarm_bus import Delivered, LocalAlarmPublisher
+from edge.ambulance import AmbulanceService
+from edge.budget import Budget
 from edge.config import EdgeConfig
-from edge.gateway_status import uplink_metrics
+from edge.crew_page.app import CREW_RULES
+from edge.gateway_status import ambulance_metrics, uplink_metrics
+from edge.links import LinkConfig, LinkSet
 from edge.model_slots import ModelSlots, newest_verified
 from edge.nurse_page.app import NURSE_RULES, NursePage
 from edge.outbox import Outbox
@@ -47,6 +51,18 @@ from wire.model_manifest import ManifestError, load_public_key, version_tuple
 log = get_logger("edge.daemon")
 
 
+def alarm_message(gateway: str, pseudonyms: Pseudonymizer, u: AlarmUpdate) -> Alarm:
+    """The uplink message of one alarm state change (the patient as a pseudonym)."""
+    a = u.alarm
+    return Alarm(
+        v=VERSION, gw=gateway, seq=0, alarm_id=a.alarm_id, bed=a.bed,
+        patient=pseudonyms.pseudonym(a.patient), t=int(a.t_wall * 1e9), state=u.event.value,  # type: ignore[arg-type]
+        priority=a.priority.label, kind=a.kind.value, source=a.source,  # type: ignore[arg-type]
+        condition=a.condition, score=a.score, value=a.value, param=a.param, by=u.by or a.acked_by,
+        latency_ms=a.latency_ms(), changed=int((a.t_wall + (u.at_mono - a.recv_mono)) * 1e9),
+    )
+
+
 class EdgeDaemon:
     def __init__(self, cfg: EdgeConfig, config_dir: Path) -> None:
         self.cfg = cfg
@@ -56,12 +72,22 @@ class EdgeDaemon:
         self.progress = Progress()
         self.registry, self.collector = new_registry()
         self.outbox: Outbox | None = None
-        self.uplink: Uplink | None = None
+        self.uplink: Uplink | LinkSet | None = None
+        self.budget: Budget | None = None
         if cfg.uplink is not None:
             self.outbox = open_outbox(cfg.uplink, gw, cfg.gateway.state_dir)
-            self.uplink = Uplink.from_config(
-                cfg.uplink, self.outbox, gw, config_dir, software=f"pulsegate {__version__}", site=cfg.gateway.site
-            )
+            u = cfg.uplink
+            software = f"pulsegate {__version__}"
+            if u.links or u.budget is not None:  # handover and/or a cellular budget (an ambulance)
+                if u.budget is not None:
+                    self.budget = Budget(u.budget, state_path=cfg.gateway.state_dir / "budget.json")
+                # a budget without [[uplink.links]]: the one [uplink] broker is the metered (cellular) link
+                links = u.links or [LinkConfig(name="default", host=u.host, port=u.port, metered=True)]
+                self.uplink = LinkSet.from_config(u, links, self.outbox, gw, config_dir, software,
+                                                  cfg.gateway.site, self.budget)
+            else:
+                self.uplink = Uplink.from_config(u, self.outbox, gw, config_dir, software=software,
+                                                 site=cfg.gateway.site)
         self.summarizer = Summarizer(
             gw, self.publish, self.pseudonyms, cfg.summaries.interval_s, cfg.summaries.raw,
             patients={b.id: b.patient for b in cfg.beds},
@@ -88,7 +114,8 @@ class EdgeDaemon:
             self.uplink.models = self.model_versions
             self.slots = ModelSlots(
                 cfg.gateway.state_dir, gw, cfg.gateway.site, self._trusted_keys(), self.publish,
-                host=u.host, port=u.port, username=u.username, password=self.uplink.password,
+                host=u.links[0].host if u.links else u.host, port=u.links[0].port if u.links else u.port,
+                username=u.username, password=self._uplink_password(),
                 tls=(u.tls_ca_file, u.tls_cert_file, u.tls_key_file), shadow=self.shadow,
                 on_promote=lambda: self.clinical.set_scorer(self.shadow), versions=self.model_versions,
             )
@@ -97,7 +124,8 @@ class EdgeDaemon:
         self.ward = cfg.auth.ward or cfg.gateway.site
         users_file = cfg.auth.users_file or cfg.gateway.state_dir / "users.json"
         users = None if cfg.auth.insecure_no_auth else UserStore(users_file)
-        self.http_security = secure_listener("nurse", cfg.http.listen, cfg.auth, cfg.http.tls, NURSE_RULES,
+        rules = NURSE_RULES + (CREW_RULES if cfg.ambulance is not None else ())  # the ambulance's crew page
+        self.http_security = secure_listener("nurse", cfg.http.listen, cfg.auth, cfg.http.tls, rules,
                                              ward=self.ward, base=config_dir, audit=self.audit, users=users)
         self.listeners = [self.http_security]
         self.nurse = NursePage(
@@ -126,11 +154,43 @@ class EdgeDaemon:
                 self.listeners.append(live)
             self.video = video_components(self._video_config(cfg.video), self._on_finding, self.progress,
                                           list(cfg.models.trusted_keys), security=live)
+        self.ambulance: AmbulanceService | None = None
+        if cfg.ambulance is not None:
+            self._ambulance(cfg, config_dir)
         self.app = web.Application()
         self.nurse.setup(self.app)
+        if self.ambulance is not None:
+            from edge.crew_page.app import CrewPage
+
+            CrewPage(self.ambulance.sender, self.ambulance.status, title=f"PulseGate {gw} crew",
+                     security=self.http_security, ward=self.ward).setup(self.app)
         self.http = HttpServer(self.app, cfg.http.listen, cfg.http.port, self.registry, self.health,
                                security=self.http_security, port_key="http.port in the gateway config")
         self._metrics()
+
+    def _ambulance(self, cfg: EdgeConfig, config_dir: Path) -> None:
+        """GPS, budget governor, pre-arrival notices and the ED's acknowledgements (edge/ambulance.py)."""
+        from firmware_bridge.gps_source import GpsSource
+
+        assert cfg.ambulance is not None
+        links = self.uplink if isinstance(self.uplink, LinkSet) else None
+        lb = cfg.local_bus
+        local = (lb.host, lb.port, lb.username, read_optional_secret(lb.password_file, config_dir)) \
+            if lb.enabled else None
+        amb = self.ambulance = AmbulanceService(
+            cfg.ambulance, self.gateway, cfg.gateway.site, self.publish, self.clinical.snapshot,
+            lambda bed: self.pseudonyms.pseudonym(self.summarizer.patients.get(bed, "")), self.summarizer, links,
+            self.budget, local,
+        )
+        self.summarizer.position = amb.tracker.position
+        if cfg.ambulance.gps is not None:
+            self.sources.append(GpsSource(cfg.ambulance.gps, amb.tracker.on_fix))
+
+    def _uplink_password(self) -> str | None:
+        up = self.uplink
+        if isinstance(up, LinkSet):
+            return up.links[0][2].password
+        return None if up is None else up.password
 
     def _anomaly_model(self) -> ShadowScorer | None:
         """The active vitals-anomaly model, in a ShadowScorer so that new versions can be tried beside it.
@@ -194,17 +254,7 @@ class EdgeDaemon:
             self.outbox.append(stream, msg)
 
     def _on_alarm(self, u: AlarmUpdate) -> None:
-        a = u.alarm
-        self.publish(
-            "alarms",
-            Alarm(
-                v=VERSION, gw=self.gateway, seq=0, alarm_id=a.alarm_id, bed=a.bed,
-                patient=self.pseudonyms.pseudonym(a.patient), t=int(a.t_wall * 1e9), state=u.event.value,  # type: ignore[arg-type]
-                priority=a.priority.label, kind=a.kind.value, source=a.source,  # type: ignore[arg-type]
-                condition=a.condition, score=a.score, value=a.value, param=a.param, by=u.by or a.acked_by,
-                latency_ms=a.latency_ms(), changed=int((a.t_wall + (u.at_mono - a.recv_mono)) * 1e9),
-            ),
-        )
+        self.publish("alarms", alarm_message(self.gateway, self.pseudonyms, u))
 
     def _on_delivered(self, d: Delivered) -> None:
         a = d.update.alarm
@@ -249,6 +299,7 @@ class EdgeDaemon:
             "pipeline_stalled_s": round(stalled, 2),
             "uplink_connected": uplink_up,
             "backlog": backlog,
+            **({"ambulance": self.ambulance.status()} if self.ambulance is not None else {}),
             "components": {
                 "pipeline": {"ok": pipeline_ok, "stalled_s": round(stalled, 2)},
                 "local_bus": {"ok": bus_ok, "enabled": self.local_alarms is not None},
@@ -276,6 +327,8 @@ class EdgeDaemon:
             c.counter("pulsegate_local_alarms_dropped", "Alarm updates dropped (local queue full)", lambda: la.dropped)
         if self.uplink is not None:
             uplink_metrics(c, self.uplink)
+        if self.ambulance is not None:
+            ambulance_metrics(c, self.ambulance, self.budget)
         if self.slots is not None:
             sl = self.slots
             c.counter("pulsegate_model_offers", "Model offers received", lambda: sl.received)
@@ -296,7 +349,8 @@ class EdgeDaemon:
             sinks.append(self.uplink)
         if self.slots is not None:
             sinks.append(self.slots)
-        return [*sinks, self.pipeline, *self.sources, *self.video]
+        pipeline: list[Component] = [self.pipeline] if self.ambulance is None else [self.pipeline, self.ambulance]
+        return [*sinks, *pipeline, *self.sources, *self.video]
 
     async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:
         sup = Supervisor(self.components(), progress=self.progress)

@@ -52,7 +52,7 @@ log = get_logger("edge.outbox")
 LANE_ALARMS, LANE_NORMAL, LANE_BULK = 0, 1, 2
 LANES = (LANE_ALARMS, LANE_NORMAL, LANE_BULK)
 STREAM_LANE = {"alarms": LANE_ALARMS, "summaries": LANE_NORMAL, "events": LANE_NORMAL, "status": LANE_NORMAL,
-               "bulk": LANE_BULK}
+               "bulk": LANE_BULK, "notices": LANE_ALARMS}  # pre-arrival notices ride with the alarms
 GAP_STREAM = "events"
 
 _SCHEMA = """

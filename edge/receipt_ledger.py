@@ -89,6 +89,13 @@ class Ledger:
             if seqs is not None and seqs.get(p.seq) == rid:
                 del seqs[p.seq]
 
+    def clear(self) -> int:
+        """Forget every pending record (another link carries them now): they are republished from the outbox."""
+        n = len(self._by_rid)
+        self._by_rid.clear()
+        self._by_stream.clear()
+        return n
+
     def unacked(self) -> list[int]:
         """The link dropped: forget what is in flight without a PUBACK (republished from the outbox)."""
         gone = [p.rid for p in self._by_rid.values() if p.acked_at is None]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from clinical.sample import DeviceEvent, Sample
 from edge.pseudonym import Pseudonymizer
-from wire.messages import VERSION, Message, Raw, RawBatch, Score, Scores, Summary, SummaryItem
+from wire.messages import VERSION, Message, Position, Raw, RawBatch, Score, Scores, Summary, SummaryItem
 
 Publish = Callable[[str, Message], None]
 ScoreSource = Callable[[], dict[str, tuple[int | None, float | None]]]  # bed -> (NEWS2, anomaly)
@@ -61,8 +61,21 @@ class Summarizer:
         self._raw: list[Raw] = []
         self._raw_since = 0.0
         self.raw_max_age_s = 5.0
-        self._closed: list[tuple[int, dict[tuple[str, str], _Acc]]] = []  # intervals waiting for tick()
+        self._closed: list[tuple[int, dict[tuple[str, str], _Acc], float]] = []  # intervals waiting for tick()
         self.summaries_sent = 0
+        # the ambulance's cellular budget (edge/budget.py): 1 raw sample in raw_every (0 = none); position
+        self.raw_every = 1
+        self._raw_n = 0
+        self.position: Callable[[], Position | None] | None = None
+
+    def set_interval(self, interval_s: float) -> None:
+        """Change the interval from the next sample on: the open interval is closed (published at tick)."""
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        if interval_s != self.interval_s:
+            self._close()
+            self._bucket = None
+            self.interval_s = interval_s
 
     def on_sample(self, s: Sample) -> None:
         bucket = int(s.recv_wall // self.interval_s)
@@ -88,7 +101,10 @@ class Summarizer:
                 acc.min = v
             if v > acc.max:
                 acc.max = v
-        if self.raw:
+        if self.raw and self.raw_every:
+            self._raw_n += 1
+            if self._raw_n % self.raw_every:
+                return
             if not self._raw:
                 self._raw_since = s.recv_mono
             self._raw.append(Raw(s.bed, acc.patient, s.parameter, int(s.recv_wall * 1e9), s.value, int(s.quality)))
@@ -114,11 +130,11 @@ class Summarizer:
 
     def _close(self) -> None:
         if self._acc and self._bucket is not None:
-            self._closed.append((self._bucket, self._acc))
+            self._closed.append((self._bucket, self._acc, self.interval_s))
         self._acc = {}
 
-    def _publish_summary(self, bucket: int, accs: dict[tuple[str, str], _Acc]) -> None:
-        t = int(bucket * self.interval_s * 1e9)
+    def _publish_summary(self, bucket: int, accs: dict[tuple[str, str], _Acc], interval_s: float) -> None:
+        t = int(bucket * interval_s * 1e9)
         items = [
             SummaryItem(
                 bed=bed,
@@ -134,7 +150,9 @@ class Summarizer:
             )
             for (bed, param), a in accs.items()
         ]
-        self.publish("summaries", Summary(v=VERSION, gw=self.gateway, seq=0, interval_s=self.interval_s, items=items))
+        pos = self.position() if self.position is not None else None
+        self.publish("summaries", Summary(v=VERSION, gw=self.gateway, seq=0, interval_s=interval_s, items=items,
+                                          position=pos))
         self.summaries_sent += 1
         if self.scores is not None:
             scored = [

@@ -38,6 +38,7 @@ import asyncio
 import random
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,10 @@ class Uplink:
         self._probe = Probe()  # after PUBACK 0x10 (edge/uplink_probe.py)
         self._rescan = False
         self.models: dict[str, str] = {}  # set by the model slots; reported in the status
+        # link handover and the cellular budget (edge/links.py, edge/budget.py)
+        self.bytes_out = 0  # topic + payload of every PUBLISH handed to paho (records and status)
+        self.messages_out = 0
+        self.held_lanes: Callable[[], frozenset[int]] = frozenset
         self.connected = False
         # counters for /metrics
         self.published = 0
@@ -164,6 +169,15 @@ class Uplink:
     @property
     def unreceipted(self) -> int:
         return len(self.ledger) if self.receipts else 0
+
+    def hand_over(self) -> int:
+        """This uplink becomes the active link (edge/links.py): forget what it published before and is still
+        waiting to hear about. Those receipts go, or went, to the session on another broker, so the records are
+        published again here (an overwrite in the cloud if they arrived); returns how many."""
+        n = self.ledger.clear()
+        if n:
+            log.info("uplink_republishing_after_handover", records=n)
+        return n
 
     # ---- Component ---------------------------------------------------------------------
 
@@ -265,7 +279,10 @@ class Uplink:
             space = self._space(now)
             got = 0
             if space > 0 and (space >= refill or not self._inflight):
-                records = await asyncio.to_thread(self.outbox.read, space, self.ledger, cursors, True)
+                held = self.held_lanes()  # the budget holds these lanes on a metered link
+                after = {**cursors, **{lane: 1 << 62 for lane in held}}
+                records = await asyncio.to_thread(self.outbox.read, space, self.ledger, after, True)
+                cursors.update({lane: last for lane, last in after.items() if lane not in held})
                 got = self._publish(client, records)
             if got == 0 or len(self._inflight) >= self.max_inflight:
                 resume_at = self._probe.resume_at
@@ -291,10 +308,13 @@ class Uplink:
         is deleted (also if this publish fails): the quota never drops what may have been sent."""
         n = 0
         for rec in records:
-            info = client.publish(topics.uplink(self.site, self.gateway, rec.stream), rec.payload, qos=1)
+            topic = topics.uplink(self.site, self.gateway, rec.stream)
+            info = client.publish(topic, rec.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self._lost.set()
                 break
+            self.bytes_out += len(topic) + len(rec.payload)
+            self.messages_out += 1
             self._inflight[info.mid] = rec.id
             self.ledger.sent(rec.id, rec.stream, rec.seq, rec.created)
             self._probe.published(info.mid)
@@ -355,9 +375,12 @@ class Uplink:
     async def _publish_status(self, client: mqtt.Client, online: bool) -> None:
         age = await asyncio.to_thread(self.outbox.oldest_unsent_age)
         payload = self._status_payload(online, age)
-        info = client.publish(topics.uplink(self.site, self.gateway, "status"), payload, qos=1, retain=True)
+        topic = topics.uplink(self.site, self.gateway, "status")
+        info = client.publish(topic, payload, qos=1, retain=True)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             self._status_mids.add(info.mid)
+            self.bytes_out += len(topic) + len(payload)
+            self.messages_out += 1
 
     def _status_payload(self, online: bool, age: float) -> bytes:
         v2 = self.outbox.wire_version >= 2

@@ -79,12 +79,14 @@ class DemoResult:
     duration_s: float
     state_dir: str
     state_removed: bool = False
+    ambulance: dict[str, Any] | None = None
     fhir: dict[str, Any] | None = None  # --fhir-out: what the export wrote
 
     def as_dict(self) -> dict[str, Any]:
         out = self.__dict__.copy()
-        if out["fhir"] is None:
-            del out["fhir"]
+        for optional in ("fhir", "ambulance"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
 
@@ -364,14 +366,14 @@ def addresses(work: Path, edge_url: str, cloud_url: str, live_port: int | None, 
 
 
 def run(duration: float | None, state_dir: Path | None, http_port: int, video: bool, say: Any,
-        fhir_out: Path | None = None) -> DemoResult:
+        fhir_out: Path | None = None, ambulance: bool = False) -> DemoResult:
     """Run the demo; raises PortInUseError (http port taken), Stopped (SIGTERM) or RuntimeError."""
     check_free("127.0.0.1", http_port, "--http-port (http.port in the demo's edge.toml)")
     work = state_dir or Path(tempfile.mkdtemp(prefix="pulsegate-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     previous = signal.signal(signal.SIGTERM, _on_sigterm), signal.getsignal(signal.SIGINT)
     try:
-        result = _run(work, duration, http_port, video, say, fhir_out)
+        result = _run(work, duration, http_port, video, say, fhir_out, ambulance)
     except KeyboardInterrupt:
         _stopping()  # Ctrl-C during the start: the ExitStack already stopped what had started
         raise
@@ -385,7 +387,7 @@ def run(duration: float | None, state_dir: Path | None, http_port: int, video: b
 
 
 def _run(work: Path, duration: float | None, http_port: int, video: bool, say: Any,
-         fhir_out: Path | None) -> DemoResult:
+         fhir_out: Path | None, ambulance: bool = False) -> DemoResult:
     from firmware_bridge.emulators.hl7 import Hl7Sender
     from firmware_bridge.emulators.pty import open_pty_emulator
     from firmware_bridge.emulators.scenarios import make_scenario
@@ -395,9 +397,14 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
     sec = DemoSecrets.make(work / "credentials")
     pw = sec.passwords
     accounts = make_demo_users(work / "users.json")
+    amb_users: dict[str, str] = {}
+    if ambulance:  # pulsegate/demo_ambulance.py: its gateway and the cloud's arrivals service on the cloud broker
+        from pulsegate.demo_ambulance import broker_users
+
+        amb_users = broker_users(sec)
     with contextlib.ExitStack() as stack:
         cloud_broker = Mosquitto(work / "cloud-broker", users={"ward7-gw1": pw["mqtt-gateway"],
-                                                               "ingest": pw["mqtt-ingest"]},
+                                                               "ingest": pw["mqtt-ingest"], **amb_users},
                                  acl=CLOUD_ACL.read_text()).start()
         stack.callback(cloud_broker.stop)
         local_bus = Mosquitto(work / "local-bus", users={"pulsegate": pw["mqtt-local-gateway"],
@@ -419,6 +426,11 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
         edge_toml, cloud_toml = write_configs(
             work, cloud_broker.port, local_bus.port, influx.url, http_port, api_port, ptys, live_port, hl7_port, sec
         )
+        if ambulance:
+            from pulsegate.demo_ambulance import arrivals_section
+
+            with cloud_toml.open("a") as f:
+                f.write(arrivals_section(cloud_broker.port, sec))
         exe = [sys.executable, "-m", "pulsegate"]
         cloud = stack.enter_context(_process([*exe, "cloud", "run", "--config", str(cloud_toml)], work / "cloud.log"))
         _wait_http(f"http://127.0.0.1:{api_port}", cloud, work / "cloud.log")
@@ -432,6 +444,18 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
                                      username="ble-bridge", password=pw["mqtt-ble-bridge"])
         wearable.start()
         stack.callback(wearable.stop)
+        amb = None
+        if ambulance:
+            from pulsegate.demo_ambulance import Ambulance
+
+            amb = Ambulance(work, cloud_broker.port, local_bus.port, sec,
+                            REPO / "examples" / "keys" / "dev-signing.pub", stack)
+            amb_proc = stack.enter_context(_process([*exe, "edge", "run", "--config", str(amb.toml)],
+                                                    work / "ambulance.log"))
+            _wait_http(amb.url, amb_proc, work / "ambulance.log")
+            say(f"  ambulance {amb.url}/crew (log in: crew / {amb.crew_password})  ->  arrivals board "
+                f"http://127.0.0.1:{api_port}/arrivals?hospital=city-general (ed / {amb.ed_password}); "
+                "notice after 10 s; link cut in the tunnel, real s 27-39")
         say("\n".join([
             *addresses(work, edge_url, f"http://127.0.0.1:{api_port}", live_port, influx.url, cloud_broker.port,
                        local_bus.port),
@@ -449,6 +473,8 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
                 for name, proc in (("edge", edge), ("cloud", cloud)):
                     if proc.poll() is not None:
                         raise RuntimeError(f"{name} daemon exited with {proc.returncode}; see {work}/{name}.log")
+                if amb is not None:
+                    amb.step()
                 time.sleep(0.5)
         except KeyboardInterrupt:
             _stopping()
@@ -479,4 +505,5 @@ def _run(work: Path, duration: float | None, http_port: int, video: bool, say: A
             duration_s=round(time.monotonic() - t0, 1),
             state_dir=str(work),
             fhir=fhir,
+            ambulance=None if amb is None else amb.summary(f"http://127.0.0.1:{api_port}"),
         )

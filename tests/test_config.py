@@ -100,7 +100,7 @@ def test_logs_are_json_and_redact_patient_fields() -> None:
     get_logger("x").info("smoke", bed="1")  # the wrapper path works without handlers
 
 
-@pytest.mark.parametrize("name", ["edge.toml", "cloud.toml"])
+@pytest.mark.parametrize("name", ["edge.toml", "cloud.toml", "ambulance.toml"])
 def test_shipped_examples_are_valid(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     path = Path(__file__).resolve().parents[1] / "examples" / name
     assert main(["check-config", str(path)]) == 0, capsys.readouterr().err

@@ -132,6 +132,20 @@ def test_demo_logs_in_refuses_anonymous_everywhere_and_removes_its_state() -> No
     assert not state.exists()  # the temporary folder, pseudonymisation key included, is gone
 
 
+def test_demo_with_an_ambulance_shows_its_notice_on_the_board(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "pulsegate", "demo", "--ambulance", "--duration", "42", "--json", "--http-port", "0",
+         "--no-video", "--state-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    amb = json.loads(res.stdout.strip().splitlines()[-1])["ambulance"]
+    assert amb["notice_sent"] and amb["notices_on_board"] == 1 and amb["link_cuts"] == 1, amb
+    assert amb["board_revision"] >= 2  # updated through and after the tunnel
+    assert amb["position"]["precision"].startswith("0.001")
+    assert "EPCR-DEMO" not in (tmp_path / "ambulance.log").read_text()
+
+
 def _descendants(root: int) -> set[int]:
     """Every live process below ``root`` (from /proc: pid -> parent pid)."""
     parents: dict[int, int] = {}

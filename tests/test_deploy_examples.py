@@ -55,7 +55,7 @@ def test_cluster_broker_acls_match_the_mosquitto_acl() -> None:
     assert {ln.split()[-1].replace("%u", "GW") for ln in vmq.splitlines() if ln.startswith("pattern ")} \
         == gateway_topics
     emqx = (DEPLOY / "emqx" / "acl.conf").read_text().replace("${username}", "GW")
-    assert gateway_topics <= set(re.findall(r'"(pg/v1/[^"]+)"', emqx))
+    assert gateway_topics <= set(re.findall(r'"(pg/(?:ed/)?v1/[^"]+)"', emqx))  # pg/ed/v1: the EDs' feed
     assert emqx.rstrip().endswith("{deny, all}.")
 
 

@@ -46,6 +46,19 @@ def test_rangeset_merges_and_forgets_runs_that_stopped_changing() -> None:
     assert len(rs) == 10 and rs.runs()[0] == (180, 180)
 
 
+def test_book_receipts_an_ambulances_positions_and_notices_not_its_status() -> None:
+    """An ambulance keeps ``Where`` (on the status stream) and notices in its outbox: both are receipted."""
+    book = ReceiptBook(interval_s=1.0)
+    pos = messages.Position(t=1, lat=51.5, lon=-0.1, speed_kmh=40)
+    book.mark("s1", messages.Where(v=messages.VERSION, gw="amb", seq=7, t=1, position=pos), "status", now=10.0)
+    book.mark("s1", messages.Status(v=messages.VERSION, gw="amb", seq=8, t=1, online=True), "status", now=10.0)
+    book.mark("s1", messages.Notice(v=messages.VERSION, gw="amb", seq=3, notice_id="n1", rev=1, t=1, t_alert=1,
+                                    hospital="h1", complaint="stemi", bed="b1", patient="p1"), "notices", now=10.0)
+    (_, rc), = book.due(now=10.0)
+    assert rc.streams == [messages.StreamReceipt(stream="notices", low=3, upto=3),
+                          messages.StreamReceipt(stream="status", low=7, upto=7)]
+
+
 def test_book_coalesces_per_gateway_and_ignores_v1_and_status() -> None:
     book = ReceiptBook(interval_s=1.0)
     v2 = raw(1)
@@ -54,7 +67,7 @@ def test_book_coalesces_per_gateway_and_ignores_v1_and_status() -> None:
     v1.v, v1.gw, v1.seq = messages.V1, "gwB", 1
     book.mark("s1", v2, "bulk", now=100.0)
     book.mark("s1", v1, "bulk", now=100.0)
-    book.written("s1", "gwA", "status", 5, now=100.0)
+    book.mark("s1", messages.Status(v=messages.VERSION, gw="gwA", seq=5, t=1, online=True), "status", now=100.0)
     out = book.due(now=100.0)
     assert [t for t, _ in out] == [topics.receipts("s1", "gwA")]
     assert out[0][1].streams == [messages.StreamReceipt(stream="bulk", low=1, upto=1)]

@@ -57,6 +57,7 @@ class SummaryItem(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
 class Summary(_Msg, tag="sum"):
     interval_s: float
     items: list[SummaryItem]
+    position: Position | None = None  # an ambulance's coarse position at the interval's end
 
 
 class Score(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -142,7 +143,73 @@ class Status(_Msg, tag="sts"):
     oldest_unreceipted_s: float = 0.0  # v2: age of the oldest of them
 
 
-Message = Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status
+# ---- ambulance (issue 16): appended to the union, nothing above changes ----------------------------
+
+COMPLAINTS = ("stemi", "stroke", "trauma", "sepsis", "other")
+Complaint = Literal["stemi", "stroke", "trauma", "sepsis", "other"]
+
+
+class Position(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A coarse fix: lat/lon rounded to 3 decimals (~110 m north-south), speed in km/h (integer)."""
+
+    t: int  # fix time, ns
+    lat: float
+    lon: float
+    speed_kmh: int
+    fix: bool = True
+
+
+class NoticeVital(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    param: str
+    value: float  # latest valid value at the notice's time ``t``
+
+
+class NoticeAlarm(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    priority: str
+    condition: str
+    t: int  # raised, s since the epoch (the notice is sent often on a metered link: kept small)
+
+
+class Notice(_Msg, tag="ntc"):
+    """Pre-arrival notice to a receiving hospital (NEMSIS eDisposition.24 destination team pre-arrival alert,
+    eDisposition.25 its time = ``t_alert``). One ``notice_id`` per transport, ``rev`` grows with each update;
+    ``state`` "cancelled" withdraws it. No free text anywhere: the complaint is a category."""
+
+    notice_id: str
+    rev: int
+    t: int  # this revision, ns
+    t_alert: int  # first alert (eDisposition.25), ns
+    hospital: str
+    complaint: Complaint
+    bed: str
+    patient: str  # pseudonym
+    state: Literal["active", "arrived", "cancelled"] = "active"
+    eta_s: int | None = None
+    distance_m: int | None = None
+    position: Position | None = None
+    vitals: list[NoticeVital] = []
+    news2: list[tuple[int, int]] = []  # (t s since the epoch, score) oldest first: the trend, at most 6
+    alarms: list[NoticeAlarm] = []  # open alarms, highest priority first, at most 4
+
+
+class NoticeAck(_Msg, tag="nak"):
+    """The receiving ED acknowledged a notice (cloud -> ambulance gateway). ``by`` is a role, not a name."""
+
+    notice_id: str
+    rev: int  # the revision the ED saw
+    t: int
+    hospital: str
+    by: str = "ed"
+
+
+class Where(_Msg, tag="pos"):
+    """The vehicle's coarse position, on the status stream (the ambulance's summaries carry it too)."""
+
+    t: int
+    position: Position
+
+
+Message = Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status | Notice | NoticeAck | Where
 
 
 class StreamReceipt(msgspec.Struct, array_like=True, forbid_unknown_fields=True):

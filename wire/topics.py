@@ -9,9 +9,18 @@ Downlink (cloud -> gateway)::
     pg/v1/{site}/{gateway}/models        signed model manifests (retained)
     pg/v1/{site}/{gateway}/receipts      delivery receipts (contract v2, QoS 1, not retained)
 
+    pg/v1/{site}/{gateway}/down/notice_acks   the ED's acknowledgements of pre-arrival notices
+
 Local bus on the gateway's own broker, JSON, for nurse-call and pager systems::
 
     pulsegate/local/{gateway}/alarms/{bed}
+    pulsegate/local/{gateway}/epcr/notice        the ambulance's ePCR asks for a notice (JSON)
+    pulsegate/local/{gateway}/epcr/notice_state  what was sent and whether the ED acknowledged (JSON)
+
+Receiving hospitals (cloud broker, JSON, for an ED's own systems)::
+
+    pg/ed/v1/{hospital}/arrivals/{notice_id}   the latest notice (retained; empty = gone)
+    pg/ed/v1/{hospital}/ack                     the ED acknowledges {"notice_id", "rev"}
 
 Site and gateway ids are restricted to ``[A-Za-z0-9_-]{1,64}`` so that they can
 never contain MQTT wildcards or separators; a mosquitto ACL pattern
@@ -23,7 +32,7 @@ from __future__ import annotations
 import re
 
 PREFIX = "pg/v1"
-STREAMS = ("alarms", "summaries", "events", "bulk", "status")
+STREAMS = ("alarms", "summaries", "events", "bulk", "status", "notices")
 DOWNLINK_MODELS = "models"
 DOWNLINK_RECEIPTS = "receipts"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -74,3 +83,44 @@ def parse_uplink(topic: str) -> tuple[str, str, str]:
 
 def local_alarms(gateway: str, bed: str) -> str:
     return f"pulsegate/local/{gateway}/alarms/{bed}"
+
+
+# ---- ambulance pre-arrival notices (issue 16) ---------------------------------------------------------
+DOWNLINK_NOTICE_ACKS = "notice_acks"
+ED_PREFIX = "pg/ed/v1"
+
+
+def notice_acks(site: str, gateway: str) -> str:
+    """Downlink: the receiving ED's acknowledgements of this gateway's notices (NoticeAck, MessagePack).
+
+    One level deeper than the uplink streams, so the ingest's ``pg/v1/+/+/+`` never receives (and
+    dead-letters) the acknowledgements the cloud itself publishes."""
+    return f"{PREFIX}/{site}/{gateway}/down/{DOWNLINK_NOTICE_ACKS}"
+
+
+def notices_filter() -> str:
+    """The cloud arrivals service reads every gateway's notices (a plain subscription, not the ingest's share)."""
+    return f"{PREFIX}/+/+/notices"
+
+
+def ed_notice(hospital: str, notice_id: str) -> str:
+    """Feed for an ED's own systems: one retained JSON document per incoming patient."""
+    return f"{ED_PREFIX}/{check_id('hospital', hospital)}/arrivals/{check_id('notice', notice_id)}"
+
+
+def ed_notices_filter(hospital: str = "+") -> str:
+    return f"{ED_PREFIX}/{hospital}/arrivals/+"
+
+
+def ed_ack(hospital: str) -> str:
+    """An ED's systems acknowledge here (JSON ``{"notice_id", "rev"}``)."""
+    return f"{ED_PREFIX}/{check_id('hospital', hospital)}/ack"
+
+
+def ed_ack_filter() -> str:
+    return f"{ED_PREFIX}/+/ack"
+
+
+def local_epcr(gateway: str, leaf: str) -> str:
+    """The vehicle's ePCR on the gateway's local broker: ``notice`` (in, JSON) and ``notice_state`` (out)."""
+    return f"pulsegate/local/{gateway}/epcr/{leaf}"

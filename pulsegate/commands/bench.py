@@ -1,5 +1,6 @@
 """``pulsegate bench ...``: benchmarks that print figures (the code lives in bench/).
 
+    pulsegate bench ambulance --minutes 60 --link-profile tunnel [--json]   cellular budget, notices, tunnels
     pulsegate bench codecs [--json]                                 decode throughput of every device codec
     pulsegate bench edge --beds 64 --wearables 200 [--json]         sample -> local alarm latency on the real pipeline
     pulsegate bench ingest --points 200000 [--json]                 InfluxDB write rate, straight vs the whole uplink
@@ -28,6 +29,18 @@ from pulsegate.commands.model import endoscopy_model_args, endoscopy_model_dir
 
 def register(cmds: Commands) -> None:
     b = cmds.bench
+    p = b.add_parser("ambulance", help="an ambulance on a cellular link (accelerated clock): bytes/h, notices, loss")
+    p.add_argument("--minutes", type=float, default=60.0, help="simulated minutes")
+    p.add_argument("--link-profile", choices=("urban", "rural", "tunnel"), default="urban",
+                   help="the cellular link: urban, rural (slower, lossier) or tunnel (a 5-minute cut)")
+    p.add_argument("--accel", type=float, default=60.0, help="simulated seconds per real second")
+    p.add_argument("--budget", type=int, default=64 * 1024, help="bytes per hour (0: no governor, the 'before')")
+    p.add_argument("--seed", type=int, default=0, help="seed of the patient scenario and the route")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_ambulance)
+    example(p, "pulsegate bench ambulance --minutes 60 --link-profile tunnel --json",
+            "pulsegate bench ambulance --budget 0 --json   # without the budget governor (the 'before')")
+
     p = b.add_parser("codecs", help="decode throughput of every device codec (MB/s, frames/s)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--scale", type=float, default=1.0, help="stream size factor")
@@ -222,3 +235,12 @@ def _wire(args: argparse.Namespace) -> int:
 
     print(json.dumps(run(args.beds), indent=None if args.json else 2))
     return 0
+
+
+def _ambulance(args: argparse.Namespace) -> int:
+    from bench.ambulance import run
+
+    r = asyncio.run(run(args.minutes, args.link_profile, args.accel, args.budget, args.seed))
+    print(json.dumps(r) if args.json else "\n".join(f"{k}: {v}" for k, v in r.items()))
+    bad = r["alarms_lost"] or r["summaries_lost"] or r["notices_lost"]
+    return 1 if bad else 0

@@ -17,12 +17,15 @@ def register(cmds: Commands) -> None:
     p.add_argument("--state-dir", type=Path, default=None, help="keep data and configs here (default: a temp dir)")
     p.add_argument("--http-port", type=int, default=8080, help="nurse page / metrics port (0: any free port)")
     p.add_argument("--no-video", action="store_true", help="leave out the endoscopy video room")
+    p.add_argument("--ambulance", action="store_true",
+                   help="add an ambulance on an emulated route (GPS, tunnel, pre-arrival notice on the arrivals board)")
     p.add_argument("--fhir-out", type=Path, default=None,
                    help="at the end, write the FHIR R4 export (transaction Bundle) of the demo's data to this file")
     example(p, "pulsegate demo                         # until Ctrl-C or SIGTERM; prints every address",
             "pulsegate demo --duration 20 --json   # a scripted run: one JSON object with the figures",
             "pulsegate demo --http-port 0 --state-dir /tmp/pg   # any free port; keep configs and logs",
-            "pulsegate demo --duration 60 --fhir-out demo-fhir.json   # and its FHIR R4 export at the end")
+            "pulsegate demo --duration 60 --fhir-out demo-fhir.json   # and its FHIR R4 export at the end",
+            "pulsegate demo --ambulance               # plus an ambulance on a route, its notice on the arrivals board")
     p.set_defaults(handler=_run)
 
 
@@ -34,7 +37,8 @@ def _run(args: argparse.Namespace) -> int:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     try:
-        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say, args.fhir_out)
+        result = run(args.duration, args.state_dir, args.http_port, not args.no_video, say, args.fhir_out,
+                     args.ambulance)
     except PortInUseError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@
     pulsegate emulate masimo|nonin|philips [--scenario S] [--seed N] [--speed X] [--link PATH] [--duration S]
     pulsegate emulate hl7 --port P [--host H] [--beds 3,4] [--period S] ...
     pulsegate emulate wearable --port P [--host H] [--prefix T] [--device MAC ...] [--json] ...
+    pulsegate emulate gps [--route city|rural|tunnel] [--minutes M] [--speed X] [--link PATH] [--duration S]
 
 Serial emulators print the pty path (a stable symlink) on the first stdout line.
 """
@@ -80,6 +81,26 @@ def _wearable(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gps(args: argparse.Namespace) -> int:
+    from firmware_bridge.emulators.gps import GpsEmulator, make_route
+    from firmware_bridge.emulators.pty import PtyEmulator
+    from firmware_bridge.emulators.scenarios import make_scenario
+
+    route = make_route(args.route, args.minutes)
+    dev = GpsEmulator(route, talker=args.talker)
+    emu = PtyEmulator(dev, make_scenario("stable"), speed=args.speed, link=args.link).start()
+    print(emu.path, flush=True)
+    tunnels = ", ".join(f"{a:.0f}-{b:.0f} s" for a, b in route.tunnel_windows()) or "none"
+    print(f"GPS (NMEA 0183 RMC/GGA/VTG, {args.talker} talker) on {emu.path} -> {emu.pts}: route {args.route}, "
+          f"{route.duration_s / 60:.1f} min, no fix {tunnels}; speed x{args.speed}; Ctrl-C to stop",
+          file=sys.stderr, flush=True)
+    try:
+        _wait(args.duration, lambda: {"bursts": dev.bursts, "bytes_out": emu.bytes_out})
+    finally:
+        emu.stop()
+    return 0
+
+
 def register(cmds: Commands) -> None:
     for proto, text in (("philips", "Philips IntelliVue MIB/RS232 monitor (answers association and polls)"),
                         ("masimo", "Masimo Rad-8 ASCII 1 oximeter"), ("nonin", "Nonin OEM III oximeter")):
@@ -107,3 +128,13 @@ def register(cmds: Commands) -> None:
     p.add_argument("--json", action="store_true", help="publish the JSON form instead of raw bytes")
     p.set_defaults(handler=_wearable)
     example(p, "pulsegate emulate wearable --port 1883 --device C4:7C:8D:6A:12:34 --scenario stable")
+    p = cmds.emulate.add_parser("gps", help="GPS receiver (NMEA 0183) driving a route, tunnel included, on a pty")
+    p.add_argument("--route", choices=("city", "rural", "tunnel"), default="city",
+                   help="which emulated route (tunnel: a stretch with no fix)")
+    p.add_argument("--minutes", type=float, default=20.0, help="how long the route takes at its speeds")
+    p.add_argument("--speed", type=float, default=1.0, help="route time per real second")
+    p.add_argument("--talker", choices=("GP", "GN"), default="GP", help="NMEA talker id of the sentences")
+    p.add_argument("--link", help="path of the stable symlink to the pty (default: a temp dir)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
+    p.set_defaults(handler=_gps)
+    example(p, "pulsegate emulate gps --route tunnel --speed 10 --link /tmp/gps0   # then a [ambulance.gps] device")

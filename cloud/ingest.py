@@ -392,6 +392,8 @@ class IngestWorker:
         got = admit(topic, payload)
         if isinstance(got, Rejection):
             batch.dead.append((got.reason, topic, payload, got.detail))
+            if got.mark is not None:
+                batch.marks.append(got.mark)
             return
         batch.lines.extend(got.lines)
         if got.mark is not None:

@@ -5,17 +5,21 @@ points, or into a :class:`Rejection` whose ``reason`` is a metric label and a
 dead-letter key: ``topic`` (not an uplink topic), the ``wire.codec.WireError``
 reasons (``malformed``, ``schema``, ``version``, ``oversize``), and
 ``gateway_mismatch`` (the message's ``gw`` is not the gateway of its topic: one
-gateway speaking for another).
+gateway speaking for another), ``identifier`` (a verdict or clinical event whose patient is not a
+32-hex pseudonym: the cloud never stores a patient identifier, whatever a gateway sends).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cloud import points
 from cloud.receipts import Mark, mark_of
 from runtime.configbase import Section
-from wire import codec, topics
+from wire import codec, messages, topics
+
+PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 
 
 class IngestConfig(Section):
@@ -49,6 +53,7 @@ class IngestConfig(Section):
 class Rejection:
     reason: str
     detail: str
+    mark: Mark | None = None  # a decoded v2 message refused for good: receipted once dead-lettered
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,4 +74,8 @@ def admit(topic: str, payload: bytes) -> Admitted | Rejection:
         return Rejection(exc.reason, exc.detail)
     if msg.gw != gw:
         return Rejection("gateway_mismatch", f"message gw {msg.gw[:64]!r} on topic of {gw!r}")
+    if isinstance(msg, messages.Verdict | messages.ClinicalEvent) and not PSEUDONYM.fullmatch(msg.patient):
+        # dead-lettered for good: receipted, or the gateway would re-send it for ever
+        return Rejection("identifier", "a verdict or clinical event whose patient is not a pseudonym",
+                         mark_of(site, msg, stream))
     return Admitted(points.to_lines(msg, site, stream), mark_of(site, msg, stream))

@@ -12,6 +12,7 @@ import pytest
 from bench.localservices import Influxd, Mosquitto
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
+from cloud.ingest_admit import Rejection, admit
 from cloud.receipts import RangeSet, ReceiptBook
 from edge.outbox import Outbox
 from edge.receipt_ledger import Ledger
@@ -44,6 +45,18 @@ def test_rangeset_merges_and_forgets_runs_that_stopped_changing() -> None:
         rs.add(seq, seq)
     rs.trim(10)
     assert len(rs) == 10 and rs.runs()[0] == (180, 180)
+
+
+def test_a_message_refused_for_good_is_receipted_a_garbled_one_is_not() -> None:
+    """A decoded v2 message the ingest refuses for good (dead-lettered) is receipted, or the gateway would re-send
+    it for ever; an undecodable one names no number."""
+    ev = messages.ClinicalEvent(v=messages.VERSION, gw="gwA", seq=9, bed="b1", patient="Jane Doe", t=1,
+                                code="icu_transfer", recorded=2, by="nurse1")
+    got = admit(topics.uplink("s1", "gwA", "events"), codec.encode(ev))
+    assert isinstance(got, Rejection) and got.reason == "identifier"
+    assert got.mark == ("s1", "gwA", "events", 9, "", 0, -1)
+    bad = admit(topics.uplink("s1", "gwA", "events"), b"\x93garbage")
+    assert isinstance(bad, Rejection) and bad.mark is None
 
 
 def test_book_receipts_an_ambulances_positions_and_notices_not_its_status() -> None:

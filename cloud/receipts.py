@@ -186,8 +186,9 @@ Mark = tuple[str, str, str, int, str, int, int]  # site, gateway, stream, seq, g
 
 
 def mark_of(site: str, msg: messages.Message, stream: str) -> Mark | None:
-    """What to receipt once ``msg``'s points are written; None for v1 messages (no receipts in v1)."""
-    if msg.v < 2:
+    """What to receipt once ``msg``'s points are written; None for v1 messages (no receipts in v1) and for
+    ``Status`` (never an outbox record)."""
+    if msg.v < 2 or isinstance(msg, messages.Status):
         return None
     if isinstance(msg, messages.Gap):
         return (site, msg.gw, stream, msg.seq, msg.stream, msg.first_seq, msg.last_seq)

@@ -13,7 +13,7 @@ from bench.localservices import Influxd, Mosquitto
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
 from cloud.ingest_admit import Rejection, admit
-from cloud.receipts import RangeSet, ReceiptBook
+from cloud.receipts import RangeSet, ReceiptBook, mark_of
 from edge.outbox import Outbox
 from edge.receipt_ledger import Ledger
 from edge.uplink import Uplink
@@ -67,6 +67,7 @@ def test_book_receipts_an_ambulances_positions_and_notices_not_its_status() -> N
     book.mark("s1", messages.Status(v=messages.VERSION, gw="amb", seq=8, t=1, online=True), "status", now=10.0)
     book.mark("s1", messages.Notice(v=messages.VERSION, gw="amb", seq=3, notice_id="n1", rev=1, t=1, t_alert=1,
                                     hospital="h1", complaint="stemi", bed="b1", patient="p1"), "notices", now=10.0)
+    assert mark_of("s1", messages.Status(v=messages.VERSION, gw="amb", seq=8, t=1, online=True), "status") is None
     (_, rc), = book.due(now=10.0)
     assert rc.streams == [messages.StreamReceipt(stream="notices", low=3, upto=3),
                           messages.StreamReceipt(stream="status", low=7, upto=7)]

@@ -79,7 +79,7 @@ class IngestWorker(IngestMqtt):
         influx: LineWriter,
         client_id: str = "pg-ingest-1",
         group: str = "ingest",
-        batch_points: int = 5000,
+        batch_points: int = 20000,
         flush_s: float = 1.0,
         deadletter_dir: Path | None = None,
         tls_ca_file: str | None = None,

@@ -141,7 +141,8 @@ class AnomalySweep:
         self.beds_scored += len(ready)
         thr = self.threshold
         m = self.manager
-        for b, sc in zip(ready, scores, strict=True):
+        explain = getattr(scorer, "explain", None)
+        for k, (b, sc) in enumerate(zip(ready, scores, strict=True)):
             b.st.window_ready = False
             s = float(sc)
             b.anomaly = s
@@ -153,5 +154,7 @@ class AnomalySweep:
                 if on and m.get_alarm(b.st.bed, "anomaly") is None:
                     why = (f"model {getattr(scorer, 'name', 'vitals-anomaly')} "
                            f"{getattr(scorer, 'version', '?')}: score {s:.3f} >= {thr:.3f}")
+                    if explain is not None:
+                        why += f"; {explain(k)}"
                 m.update(b.st.bed, b.st.patient, b.prof.anomaly, on, now, score=round(s, 4), recv_mono=now,
                          t_wall=wall, reason=why)

@@ -62,18 +62,24 @@ def register(cmds: Commands) -> None:
                     "pulsegate model train vitals-anomaly --version 1.1.0").add_subparsers(
         dest="train_what", metavar="MODEL", required=True)
     p = train.add_parser("vitals-anomaly", help="train the vitals-anomaly model on synthetic scenarios")
+    p.add_argument("--recipe", choices=("1", "2"), default="2",
+                   help="2 (default): temporal 1-D CNN over buckets + own baseline, calibrated, on the ward "
+                        "generator (cloud/training/vitals_anomaly2.py); 1: the 1.x dense network")
     p.add_argument("--out", type=Path, default=Path("models/vitals-anomaly"), help="models/vitals-anomaly")
-    p.add_argument("--version", default="1.0.0", help="dotted version of the new model")
+    p.add_argument("--version", default="2.0.0", help="dotted version of the new model")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic training scenarios")
-    p.add_argument("--train-scenarios", type=int, default=240, help="synthetic patients to train on")
-    p.add_argument("--val-scenarios", type=int, default=60, help="synthetic patients to choose the threshold on")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs")
-    p.add_argument("--hours", type=float, default=12.0, help="hours per scenario")
+    p.add_argument("--train-scenarios", type=int, default=None,
+                   help="synthetic patients to train on (recipe 2: 160, recipe 1: 240)")
+    p.add_argument("--val-scenarios", type=int, default=60,
+                   help="synthetic patients to calibrate and choose the threshold on")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (recipe 2: 6, recipe 1: 8)")
+    p.add_argument("--hours", type=float, default=None, help="hours per scenario (recipe 2: 10, recipe 1: 12)")
     p.add_argument("--target-fa", type=float, default=0.5,
                    help="false alarms per bed-day on validation scenarios that sets the threshold")
     p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
     p.set_defaults(handler=_train_vitals)
-    example(p, "pulsegate model train vitals-anomaly --version 1.1.0 --epochs 8")
+    example(p, "pulsegate model train vitals-anomaly --version 2.0.0",
+            "pulsegate model train vitals-anomaly --recipe 1 --version 1.1.0 --epochs 8")
     p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
     p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
@@ -227,8 +233,17 @@ def _train_vitals(args: argparse.Namespace) -> int:
     if not args.key.exists():
         print(f"signing key {args.key} not found", file=sys.stderr)
         return 2
-    res = train(args.out, args.version, seed=args.seed, n_train=args.train_scenarios, n_val=args.val_scenarios,
-                epochs=args.epochs, hours=args.hours, target_fa_per_day=args.target_fa, key_path=args.key)
+    if args.recipe == "2":
+        from cloud.training.vitals_anomaly2 import train_on_ward
+
+        d, res2 = train_on_ward(args.out, args.version, seed=args.seed, n_train=args.train_scenarios or 160,
+                                n_val=args.val_scenarios, hours=args.hours or 10.0, epochs=args.epochs or 6,
+                                target_fa_per_day=args.target_fa, key_path=args.key)
+        print(json.dumps({"model_dir": str(d), **res2.metrics}))
+        return 0
+    res = train(args.out, args.version, seed=args.seed, n_train=args.train_scenarios or 240,
+                n_val=args.val_scenarios, epochs=args.epochs or 8, hours=args.hours or 12.0,
+                target_fa_per_day=args.target_fa, key_path=args.key)
     print(json.dumps({"model_dir": str(res.model_dir), **res.metrics}))
     return 0
 

@@ -31,7 +31,7 @@ PLAUSIBLE = ((20.0, 250.0), (20.0, 250.0), (40.0, 100.0), (0.0, 70.0), (0.0, 30.
 
 class ArtifactDetector:
     __slots__ = ("_drop_t", "_jump_ch", "_jump_pre", "_jump_start", "_jump_t", "_last_t", "_last_v", "_m_start",
-                 "_pre", "_ref_t", "_ref_v", "drop_spo2",
+                 "_pre", "_ref_t", "_ref_v", "_settle_until", "drop_spo2",
                  "hr_pr_diff", "jump_hr", "low_pi", "max_motion_s", "motion_events", "motion_hold_s", "motion_until",
                  "pi", "pi_t", "window_s")
 
@@ -56,6 +56,7 @@ class ArtifactDetector:
         self._jump_pre = math.nan  # the value before it
         self._jump_ch = HR
         self._drop_t = -math.inf  # last SpO2 drop
+        self._settle_until = -math.inf  # the pleth came back: SpO2 trusted once its pulse rate agrees with the ECG
         self.motion_until = -math.inf
         self.motion_events = 0
         self.pi = math.nan
@@ -91,7 +92,10 @@ class ArtifactDetector:
             self._ref_t[ch] = t  # the reference holds for window_s from now
         ref = self._ref_v[ch]
         old = self._last_v[ch]
-        back = t - self._last_t[ch] > GAP_S  # the first reading after a dropout (or ever)
+        gap = t - self._last_t[ch]
+        back = gap > GAP_S  # the first reading after a dropout (or ever)
+        if ch in (PR, SPO2) and gap > self.window_s:
+            self._settle_until = t + self.max_motion_s
         self._last_v[ch] = v
         self._last_t[ch] = t
         if ref == ref:
@@ -122,7 +126,19 @@ class ArtifactDetector:
                     self._m_start = math.nan
         if t < self.motion_until:
             return False
-        return not (ch in (PR, SPO2) and self.poor_perfusion(t))
+        if ch in (PR, SPO2) and self.poor_perfusion(t):
+            return False
+        if t < self._settle_until and ch in (PR, SPO2):
+            # after a pleth dropout the oximeter is trusted once its pulse rate matches the ECG heart rate
+            # (the bedside check of an SpO2 reading); with no ECG to compare, at once
+            hr_t, pr_t = self._last_t[HR], self._last_t[PR]
+            if t - hr_t <= self.window_s and t - pr_t <= self.window_s:
+                if abs(self._last_v[HR] - self._last_v[PR]) > self.hr_pr_diff:
+                    return ch == PR  # the pulse rate only cross-checks; the SpO2 reading is not used
+                self._settle_until = t
+            elif t - hr_t > self.window_s:
+                self._settle_until = t
+        return True
 
     def _still_jumped(self, t: float) -> bool:
         """The heart rate (or pulse rate) that jumped is still away from its value before the jump: an SpO2

@@ -293,3 +293,21 @@ def test_a_minute_of_mostly_unusable_samples_does_not_feed_the_trend() -> None:
         b.second(spo2=80, pi=0.5 if k in (30, 90) else 0.1, pr=60)
     spo2_minutes = b.bed.trend.minutes[2]
     assert all(v != v for v in spo2_minutes[-2:])
+
+
+def test_spo2_after_a_pleth_dropout_is_used_once_its_pulse_rate_matches_the_ecg() -> None:
+    det = ArtifactDetector()
+    t = 0.0
+    for _ in range(60):
+        t += 1
+        det.observe(HR, 70, t)
+        det.observe(PR, 70, t)
+        det.observe(SPO2, 96, t)
+    t += 40  # HR, pulse rate and SpO2 flagged by the monitor (motion): no samples
+    seen = []
+    for hr, pr, spo2 in ((92, 57, 73), (115, 67, 74), (108, 80, 72), (80, 72, 95), (72, 71, 95)):
+        t += 1
+        det.observe(HR, hr, t)
+        det.observe(PR, pr, t)
+        seen.append(det.observe(SPO2, spo2, t))
+    assert seen == [False, False, False, True, True]

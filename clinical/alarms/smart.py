@@ -47,7 +47,7 @@ from clinical.alarms.smart_settings import Integrated, SmartPolicy
 from clinical.artifact import CHANNELS, HR, PI, PR, RESP, SPO2, ArtifactDetector
 from clinical.trend import TrendDetector, TrendSettings
 
-_MIN_SLOT = {HR: 0, PR: 0, RESP: 1, SPO2: 2, PI: -1}
+_MIN_SLOT = tuple({HR: 0, PR: 0, RESP: 1, SPO2: 2, PI: -1}[c] for c in range(5))  # by artifact channel
 CHANNEL = CHANNELS
 Emit = Callable[[int, bool, float, float | None, str], None]  # (condition index, on, t, value, reason)
 

@@ -5,16 +5,20 @@ points, or into a :class:`Rejection` whose ``reason`` is a metric label and a
 dead-letter key: ``topic`` (not a v1 uplink topic), the ``wire.codec.WireError``
 reasons (``malformed``, ``schema``, ``version``, ``oversize``), and
 ``gateway_mismatch`` (the message's ``gw`` is not the gateway of its topic: one
-gateway speaking for another).
+gateway speaking for another), ``identifier`` (a verdict or clinical event whose patient is not a
+32-hex pseudonym: the cloud never stores a patient identifier, whatever a gateway sends).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cloud import points
 from runtime.configbase import Section
-from wire import codec, topics
+from wire import codec, messages, topics
+
+PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 
 
 class IngestConfig(Section):
@@ -59,4 +63,6 @@ def admit(topic: str, payload: bytes) -> list[str] | Rejection:
         return Rejection(exc.reason, exc.detail)
     if msg.gw != gw:
         return Rejection("gateway_mismatch", f"message gw {msg.gw[:64]!r} on topic of {gw!r}")
+    if isinstance(msg, messages.Verdict | messages.ClinicalEvent) and not PSEUDONYM.fullmatch(msg.patient):
+        return Rejection("identifier", "a verdict or clinical event whose patient is not a pseudonym")
     return points.to_lines(msg, site, stream)

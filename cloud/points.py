@@ -137,6 +137,13 @@ def _lines(msg: messages.Message, site: str, stream: str, fast: bool) -> list[st
         return [line("findings", {**base, "room": msg.room},
                      {"present": msg.present, "confidence": msg.confidence, "area": msg.area, "box_x": box[0],
                       "box_y": box[1], "box_w": box[2], "box_h": box[3], "seq": seq}, msg.t)]
+    if isinstance(msg, messages.Verdict):  # the learning loop's labels (issue 12)
+        return [line("verdicts", {**base, "bed": msg.bed, "patient": msg.patient, "alarm_id": msg.alarm_id,
+                                  "verdict": msg.verdict, "source": msg.source, "priority": msg.priority},
+                     {"condition": msg.condition, "by": msg.by, "at_ns": msg.at, "seq": seq}, msg.t)]
+    if isinstance(msg, messages.ClinicalEvent):
+        return [line("clinical_events", {**base, "bed": msg.bed, "patient": msg.patient, "code": msg.code},
+                     {"by": msg.by, "recorded_ns": msg.recorded, "seq": seq}, msg.t)]
     if isinstance(msg, messages.Status):
         return [line("status", base,
                      {"online": msg.online, "backlog": msg.backlog, "oldest_unsent_s": float(msg.oldest_unsent_s),

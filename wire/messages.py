@@ -198,4 +198,41 @@ class Where(_Msg, tag="pos"):
     position: Position
 
 
-Message = Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status | Notice | NoticeAck | Where
+# ---- the learning loop (issue 12): appended to the union, nothing above changes ---------------------------
+# Fixed codes only: a verdict or a clinical event never carries free text. docs/learning-loop.md
+# ("Contract") says which gateway and cloud versions understand these tags.
+
+VERDICTS = ("actionable", "not_actionable", "artifact", "already_known")
+VerdictCode = Literal["actionable", "not_actionable", "artifact", "already_known"]
+CLINICAL_EVENTS = ("rapid_response", "icu_transfer", "sepsis_pathway")
+ClinicalEventCode = Literal["rapid_response", "icu_transfer", "sepsis_pathway"]
+
+
+class Verdict(_Msg, tag="vrd"):
+    """A nurse's one-tap verdict on an alarm, given with its acknowledgement (events stream)."""
+
+    alarm_id: str
+    bed: str
+    patient: str  # pseudonym
+    t: int  # when the alarm was raised (its capture time), ns: the label's place on the patient's timeline
+    at: int  # when the verdict was given, ns
+    verdict: VerdictCode
+    source: str  # the alarm's source: threshold | news2 | anomaly | device ...
+    condition: str
+    priority: Literal["high", "medium", "low", "info"]
+    by: str  # the login name of the nurse (staff, never a patient)
+
+
+class ClinicalEvent(_Msg, tag="cev"):
+    """A recorded clinical event with its time (events stream): what a deterioration led to."""
+
+    bed: str
+    patient: str  # pseudonym
+    t: int  # when it happened, ns
+    code: ClinicalEventCode
+    recorded: int  # when it was recorded, ns
+    by: str
+
+
+Message = (Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status | Notice | NoticeAck | Where
+           | Verdict | ClinicalEvent)

@@ -153,7 +153,7 @@ class AnomalySweep:
                 why = ""
                 if on and m.get_alarm(b.st.bed, "anomaly") is None:
                     why = (f"model {getattr(scorer, 'name', 'vitals-anomaly')} "
-                           f"{getattr(scorer, 'version', '?')}: score {s:.3f} >= {thr:.3f}")
+                           f"{getattr(scorer, 'version', '?')}: score {s:.3f} (threshold {thr:.3f})")
                     if explain is not None:
                         why += f"; {explain(k)}"
                 m.update(b.st.bed, b.st.patient, b.prof.anomaly, on, now, score=round(s, 4), recv_mono=now,

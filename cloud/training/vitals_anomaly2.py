@@ -86,19 +86,41 @@ def build_model(seed: int, width: int = 16) -> Any:
     return model
 
 
-def platt(logits: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
-    """Fit p = sigmoid(a z + b) to labels y by Newton's method (a small L2 term keeps it finite)."""
+def platt(logits: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, float]:
+    """Fit p = sigmoid(a z + b) to labels y: Newton's method with a backtracking line search on the
+    (numerically stable) log loss, plus a small L2 term on ``a`` that keeps it finite if z separates y."""
     z = np.asarray(logits, np.float64)
     t = np.asarray(y, np.float64)
+    n = max(len(z), 1)
+
+    def loss(a: float, b: float) -> float:
+        s = a * z + b
+        return float(np.mean(np.logaddexp(0.0, s) - t * s) + 1e-4 * a * a)
+
     a, b = 1.0, 0.0
+    cur = loss(a, b)
     for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-(a * z + b)))
-        g = np.array([np.sum((p - t) * z) + 1e-3 * a, np.sum(p - t)])
+        s = a * z + b
+        p = 0.5 * (1.0 + np.tanh(0.5 * s))  # sigmoid without overflow
+        g = np.array([np.sum((p - t) * z) / n + 2e-4 * a, np.sum(p - t) / n])
         w = p * (1 - p)
-        hess = np.array([[np.sum(w * z * z) + 1e-3, np.sum(w * z)], [np.sum(w * z), np.sum(w) + 1e-9]])
-        step = np.linalg.solve(hess, g)
-        a, b = a - float(step[0]), b - float(step[1])
-        if np.abs(step).max() < 1e-7:
+        hess = np.array([[np.sum(w * z * z) / n + 2e-4, np.sum(w * z) / n], [np.sum(w * z) / n, np.sum(w) / n + 1e-9]])
+        try:
+            step = np.linalg.solve(hess, g)
+        except np.linalg.LinAlgError:
+            step = g
+        lr = 1.0
+        while lr > 1e-6:
+            na, nb = a - lr * float(step[0]), b - lr * float(step[1])
+            new = loss(na, nb)
+            if new <= cur:
+                break
+            lr *= 0.5
+        else:
+            break
+        done = cur - new < 1e-12
+        a, b, cur = na, nb, new
+        if done:
             break
     return a, b
 
@@ -183,8 +205,8 @@ def fit_from_buckets(train: list[PatientBuckets], val: list[PatientBuckets], see
     else:
         a, b = 1.0, 0.0
     cal = calibrated_model(model, a, b)
-    pv = 1.0 / (1.0 + np.exp(-(a * zv + b)))
-    auc = _auc(pv, yv)
+    pv = 0.5 * (1.0 + np.tanh(0.5 * (a * zv + b)))
+    auc = _auc(zv, yv)  # on the logit: the calibration is monotone, and saturated probabilities would tie
     brier = float(np.mean((pv - yv) ** 2)) if len(yv) else None
     thr, sens, fa = choose_threshold(val, score_patients(cal, val), target_fa_per_day)
     log(f"validation: window AUC {auc}, Brier {brier}; Platt a={a:.3f} b={b:.3f}; alarm threshold {thr:.2f}: "

@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, REPO_ROOT
 from pulsegate.cli import Commands, example
@@ -132,6 +133,9 @@ def register(cmds: Commands) -> None:
     e.add_argument("--scenarios", type=int, default=40, help="held-out scenarios to generate (default 40)")
     e.add_argument("--seed", type=int, default=9101, help="held-out seed (default %(default)s)")
     e.add_argument("--hours", type=float, default=10.0, help="hours per generated scenario")
+    e.add_argument("--ward-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a generator parameter of the held-out set (cloud/training/ward_scenarios.py "
+                        "WardParams), e.g. with_pulse_rate=false or noise_scale=1.4; repeatable")
     e.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped",
                    help="row order of the generated CSV (as different sources deliver it)")
     e.add_argument("--workdir", type=Path, help="keep the generated CSV and labels here")
@@ -141,6 +145,7 @@ def register(cmds: Commands) -> None:
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     e.set_defaults(handler=_eval_alarms)
     example(e, "pulsegate model eval alarms --scenarios 40 --json",
+            "pulsegate model eval alarms --seed 9404 --order shuffled --ward-param with_pulse_rate=false",
             "pulsegate model eval alarms --csv ward.csv --labels ward.labels.jsonl --config edge.toml")
     e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/false findings over frames, a video or a sequence")
     e.add_argument("--images", type=Path, help="folder of frames (needs --masks)")
@@ -293,7 +298,12 @@ def _eval_alarms(args: argparse.Namespace) -> int:
 
             wd = args.workdir or Path(tmp)
             wd.mkdir(parents=True, exist_ok=True)
-            scen = generate_ward_set(args.seed, args.scenarios, replace(heldout_ward_params(), hours=args.hours))
+            try:
+                wp = replace(heldout_ward_params(), hours=args.hours, **_ward_params(args.ward_param))
+            except (TypeError, ValueError) as exc:
+                print(f"--ward-param: {exc}", file=sys.stderr)
+                return 2
+            scen = generate_ward_set(args.seed, args.scenarios, wp)
             csv_path, labels_path = wd / "ward.csv", wd / "ward.labels.jsonl"
             write_ward_csv(scen, csv_path, args.order, seed=args.seed)
             write_labels(scen, labels_path)
@@ -315,6 +325,30 @@ def _eval_alarms(args: argparse.Namespace) -> int:
               f"{report['replay_default']['rows_per_s']} rows/s")
         print(report["table"])
     return 0
+
+
+def _ward_params(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE generator overrides, typed like the WardParams field they change."""
+    from dataclasses import fields
+
+    from cloud.training.ward_scenarios import WardParams
+
+    kinds = {f.name: f.type for f in fields(WardParams)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in kinds:
+            raise ValueError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(kinds))}")
+        kind = str(kinds[key])
+        if kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{key}: expected true or false, not {raw!r}")
+            out[key] = raw.lower() in ("true", "1")
+        elif kind.startswith("tuple"):
+            out[key] = tuple(float(x) for x in raw.split(","))
+        else:
+            out[key] = float(raw)
+    return out
 
 
 def _train_endoscopy(args: argparse.Namespace) -> int:

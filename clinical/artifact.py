@@ -114,6 +114,12 @@ class ArtifactDetector:
         if ch == RESP:
             return True
         ms = self._m_start
+        if ms == ms and ch in (HR, PR) and self._sensors_agree(t):
+            # the ECG and the pleth, two independent sensors, agree on a new rate while SpO2 is back where
+            # it was: the rate is real (a ventricular tachycardia that began during motion), not motion
+            self._m_start = math.nan
+            self.motion_until = t
+            ms = math.nan
         if ms == ms:  # in a motion episode: still away from the values before it?
             if t - ms > self.max_motion_s:
                 self._m_start = math.nan
@@ -146,6 +152,16 @@ class ArtifactDetector:
         jc = self._jump_ch
         return (t - self._jump_start <= self.max_motion_s and t - self._last_t[jc] <= self.window_s
                 and abs(self._last_v[jc] - self._jump_pre) >= self.jump_hr)
+
+    def _sensors_agree(self, t: float) -> bool:
+        """Fresh ECG heart rate and pleth pulse rate within 5 /min of each other, and a fresh SpO2 back within
+        3 % of its value before the motion."""
+        lt, lv = self._last_t, self._last_v
+        w = self.window_s
+        if t - lt[HR] > w or t - lt[PR] > w or t - lt[SPO2] > w or abs(lv[HR] - lv[PR]) > 5.0:
+            return False
+        pre = self._pre[SPO2]
+        return pre == pre and lv[SPO2] >= pre - 3.0
 
     def _motion(self, t: float) -> None:
         if t >= self.motion_until:

@@ -156,5 +156,10 @@ class AnomalySweep:
                            f"{getattr(scorer, 'version', '?')}: score {s:.3f} (threshold {thr:.3f})")
                     if explain is not None:
                         why += f"; {explain(k)}"
+                    n2 = getattr(b.st.news2, "total", None)  # what the nurse weighs it with: NEWS2, the trend
+                    if n2 is not None:
+                        why += f"; NEWS2 {n2}"
+                    if b.smart is not None:
+                        why += f", trend score {b.smart.trend.score:.1f}"
                 m.update(b.st.bed, b.st.patient, b.prof.anomaly, on, now, score=round(s, 4), recv_mono=now,
                          t_wall=wall, reason=why)

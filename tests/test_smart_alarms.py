@@ -311,3 +311,18 @@ def test_spo2_after_a_pleth_dropout_is_used_once_its_pulse_rate_matches_the_ecg(
         det.observe(PR, pr, t)
         seen.append(det.observe(SPO2, spo2, t))
     assert seen == [False, False, False, True, True]
+
+
+def test_ventricular_tachycardia_that_begins_during_motion_alarms_within_10_s() -> None:
+    """Motion (HR jump + SpO2 dip) as the VT starts: once ECG and pleth agree on the new rate and SpO2 is
+    back, the rate is real and the short path runs."""
+    b = Bed()
+    for _ in range(1200):
+        b.second(pr=78)
+    start = b.t + 1.0  # validated: the first second at or above 160 /min
+    for k in range(3):
+        b.second(hr=157 + 5 * k, pr=146 + 8 * k, spo2=72 + k, pi=1.0)
+    for k in range(30):
+        b.second(hr=170 + (k % 3) - 1, pr=170 + (k % 2), spo2=96)
+    hi = [t for n, on, t, _ in b.events if n == "heart_rate_extreme_high" and on]
+    assert hi and hi[0] - start <= 10.0, hi

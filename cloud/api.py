@@ -99,7 +99,8 @@ class FleetApi:
         # the newest status point per gateway (several last() selectors would lose the point's time)
         scope = and_sites(principal_of(request))
         rows = await self._rows(
-            f'SELECT "online", "backlog", "oldest_unsent_s", "software", "models" FROM "status" {scope} '
+            'SELECT "online", "backlog", "oldest_unsent_s", "unreceipted", "oldest_unreceipted_s", "software", '
+            f'"models" FROM "status" {scope} '
             'GROUP BY "gateway", "site" ORDER BY time DESC LIMIT 1'
         )
         now_ns = time.time_ns()
@@ -112,6 +113,7 @@ class FleetApi:
                 "state": "online" if online else ("offline" if r.get("online") is False else "stale"),
                 "last_status_age_s": round(age, 1), "backlog": r.get("backlog"),
                 "oldest_unsent_s": r.get("oldest_unsent_s"), "software": r.get("software"),
+                "unreceipted": r.get("unreceipted"), "oldest_unreceipted_s": r.get("oldest_unreceipted_s"),
                 "models": json.loads(r["models"]) if r.get("models") else {},
             })
         out.sort(key=lambda g: (g["site"] or "", g["gateway"] or ""))

@@ -16,6 +16,13 @@ A batch is handed over when it reaches ``batch_points``, when ``flush_s``
 passed, or (``eager``, the default) as soon as the writer is idle and no more
 messages are waiting: a quiet stream is written at once, a busy one in full
 batches.
+
+Receipts (contract v2, cloud/receipts.py): once InfluxDB accepted a batch, its
+v2 messages are marked written and a cumulative receipt goes to each
+gateway's ``receipts`` topic (QoS 1, at most one per gateway per
+``receipt_interval_s``); the gateway forgets a record only then. The worker
+subscribes to the five uplink streams one by one, so it never receives the
+downlink (its own receipts, model offers).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +44,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import CollectorRegistry
 
 from cloud.deadletter import DeadLetters
-from cloud.delivery import Delivery, DeliveryAborted
+from cloud.delivery import Delivery
 from cloud.influx import InfluxConfig, InfluxWriter, LineWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
+from cloud.ingest_writer import write_batches
+from cloud.receipts import Mark, ReceiptSender
 from cloud.retention import ensure_schema
 from runtime.configbase import read_optional_secret
 from runtime.logs import get_logger
@@ -56,6 +66,7 @@ class _Batch:
     lines: list[str] = field(default_factory=list)
     mids: list[int] = field(default_factory=list)
     dead: list[tuple[str, str, bytes, str]] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
 
 
 class IngestWorker:
@@ -83,9 +94,12 @@ class IngestWorker:
         schema: InfluxConfig | None = None,
         registry: CollectorRegistry | None = None,
         reconnect_min_s: float = 0.1,
-        reconnect_max_s: float = 1.0,
+        reconnect_max_s: float = 0.25,
         eager: bool = True,
         end_session_on_stop: bool = False,
+        receipts: bool = True,
+        receipt_interval_s: float = 1.0,
+        write_concurrency: int = 2,
     ) -> None:
         # reconnect fast (a worker sits next to its broker): after a broker restart mosquitto 2.0 has
         # forgotten the $share subscription, and messages published before we re-subscribe are dropped
@@ -107,6 +121,11 @@ class IngestWorker:
         # stop it unsubscribes, drains what is already assigned to it, and ends its session.
         self.end_session_on_stop = end_session_on_stop
         self.deadletters = DeadLetters(deadletter_dir)
+        self.receipts = ReceiptSender(receipt_interval_s, enabled=receipts)
+        self.write_concurrency = max(1, write_concurrency)  # batches in flight to InfluxDB (cloud/ingest_writer.py)
+        # fault injection (bench faults, tests): called after InfluxDB accepted a batch, before its
+        # receipts and acknowledgements
+        self.on_written: Callable[[int], None] | None = None
         self.delivery = Delivery(influx)
         self.connected = False
         self.received = 0
@@ -147,7 +166,8 @@ class IngestWorker:
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
                    Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
                    password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry,
-                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush, cfg.end_session_on_stop)
+                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush, cfg.end_session_on_stop,
+                   cfg.receipts, cfg.receipt_interval_s, cfg.write_concurrency)
 
     # ---- Component ---------------------------------------------------------------------
 
@@ -231,12 +251,18 @@ class IngestWorker:
             except TimeoutError:
                 ok = False
             if not ok:
-                log.warning("ingest_subscribe_failed", filter=topics.ingest_filter(self.group))
+                log.warning("ingest_subscribe_failed", group=self.group)
                 return
             self.connected = True
             self.connects += 1
-            log.info("ingest_connected", client_id=self.client_id, filter=topics.ingest_filter(self.group))
-            rest = await self._collect(gen, batches)
+            log.info("ingest_connected", client_id=self.client_id, group=self.group)
+            sender = asyncio.create_task(self.receipts.run(lambda t, p: self._publish(client, t, p), self._lost),
+                                         name=f"ingest[{self.client_id}].receipts")
+            try:
+                rest = await self._collect(gen, batches)
+            finally:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
         finally:
             self.connected = False
             if self._stopping.is_set():
@@ -351,7 +377,7 @@ class IngestWorker:
     def _unsubscribe(self) -> None:
         self._unsubscribed = False
         if self._client is not None:
-            self._client.unsubscribe(topics.ingest_filter(self.group))
+            self._client.unsubscribe(topics.ingest_filters(self.group))
 
     def _unsubscribed_cb(self) -> None:
         self._unsubscribed = True
@@ -366,29 +392,16 @@ class IngestWorker:
         got = admit(topic, payload)
         if isinstance(got, Rejection):
             batch.dead.append((got.reason, topic, payload, got.detail))
+            if got.mark is not None:
+                batch.marks.append(got.mark)
             return
-        batch.lines.extend(got)
-        self.points += len(got)
+        batch.lines.extend(got.lines)
+        if got.mark is not None:
+            batch.marks.append(got.mark)
+        self.points += len(got.lines)
 
     async def _writer(self, batches: asyncio.Queue[_Batch | None]) -> None:
-        while True:
-            self._writer_busy = False
-            self._arrived.set()  # an idle writer: the collector may hand over what it has
-            batch = await batches.get()
-            if batch is None:
-                return
-            self._writer_busy = True
-            try:
-                rejected = await self.delivery.deliver(batch.lines)
-            except DeliveryAborted:
-                log.warning("ingest_batch_abandoned", messages=len(batch.mids), points=len(batch.lines))
-                return  # not acknowledged: the broker redelivers
-            if rejected:
-                await self.deadletters.points([(f"influx_{r.status}", r.line, r.reason) for r in rejected])
-            if batch.dead:
-                await self.deadletters.payloads(batch.dead)
-            self.batches += 1
-            self._ack(batch)
+        await write_batches(self, batches)
 
     def _ack(self, batch: _Batch) -> None:
         client = self._client
@@ -417,6 +430,9 @@ class IngestWorker:
             self._deliver_msg, (gen, m.mid if m.qos else 0, m._topic.decode("utf-8", "replace"), m.payload))
         return client
 
+    def _publish(self, client: mqtt.Client, topic: str, payload: bytes) -> bool:
+        return client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+
     def _call(self, fn: Any, *args: Any) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -426,7 +442,7 @@ class IngestWorker:
         if rc.is_failure:
             self._call(self._subscribed, False)
             return
-        client.subscribe(topics.ingest_filter(self.group), options=SubscribeOptions(qos=1))
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in topics.ingest_filters(self.group)])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any) -> None:
         self._call(self._subscribed, all(not rc.is_failure for rc in rcs))

@@ -145,9 +145,12 @@ def _lines(msg: messages.Message, site: str, stream: str, fast: bool) -> list[st
         return [line("clinical_events", {**base, "bed": msg.bed, "patient": msg.patient, "code": msg.code},
                      {"by": msg.by, "recorded_ns": msg.recorded, "seq": seq}, msg.t)]
     if isinstance(msg, messages.Status):
-        return [line("status", base,
-                     {"online": msg.online, "backlog": msg.backlog, "oldest_unsent_s": float(msg.oldest_unsent_s),
-                      "software": msg.software, "models": json.dumps(msg.models, sort_keys=True), "seq": seq}, msg.t)]
+        st: dict[str, FieldValue] = {"online": msg.online, "backlog": msg.backlog,
+                                     "oldest_unsent_s": float(msg.oldest_unsent_s), "software": msg.software,
+                                     "models": json.dumps(msg.models, sort_keys=True), "seq": seq}
+        if msg.v >= 2:
+            st.update(unreceipted=msg.unreceipted, oldest_unreceipted_s=float(msg.oldest_unreceipted_s))
+        return [line("status", base, st, msg.t)]
     raise TypeError(f"no point mapping for {type(msg).__name__}")
 
 

@@ -29,6 +29,8 @@ async function gateways() {
     `<tr data-gateway="${esc(g.gateway)}"><td>${esc(g.site)}</td><td>${esc(g.gateway)}</td>` +
     `<td class="${esc(g.state)}">${esc(g.state)}</td><td>${esc(fmtAge(g.last_status_age_s))} ago</td>` +
     `<td class="num">${esc(g.backlog)}</td><td class="num">${g.oldest_unsent_s == null ? "" : esc(fmtAge(g.oldest_unsent_s))}</td>` +
+    `<td class="num">${g.unreceipted == null ? "" : esc(g.unreceipted)}${g.oldest_unreceipted_s ? " (" +
+      esc(fmtAge(g.oldest_unreceipted_s)) + ")" : ""}</td>` +
     `<td>${esc(g.software)}</td></tr>`).join("");
   $("models").tBodies[0].innerHTML = gatewayRows.flatMap((g) => {
     const models = Object.entries(g.models || {});

@@ -16,7 +16,7 @@ from clinical.bedstate import BedState
 from clinical.litert import ModelError
 from clinical.model_input import build, explain, inputs_for, n_channels
 from clinical.sample import Quality, Sample
-from cloud.training.patient_buckets import PatientBuckets, ward_labels, ward_patient_buckets
+from cloud.training.patient_buckets import PatientBuckets, check_buckets, ward_labels, ward_patient_buckets
 from cloud.training.ward_scenarios import WardParams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,9 +64,10 @@ def test_ward_labels_and_patient_buckets_validate() -> None:
     y = ward_labels(ends, onset=30 * 60.0, half=60 * 60.0, end=80 * 60.0)
     assert (y[ends < 30 * 60] == 0).all() and (y[ends >= 80 * 60] == 1).all() and (y == -1).any()
     with pytest.raises(ValueError, match="labels"):
-        PatientBuckets("x", ends, np.zeros((len(ends), F.N_FEATURES), np.float32), np.full(len(ends), 2, np.int8))
+        check_buckets(PatientBuckets("x", ends, np.zeros((len(ends), F.N_FEATURES), np.float32),
+                                     np.full(len(ends), 2, np.int8)))
     with pytest.raises(ValueError, match="do not match"):
-        PatientBuckets("x", ends, np.zeros((3, F.N_FEATURES), np.float32), y)
+        check_buckets(PatientBuckets("x", ends, np.zeros((3, F.N_FEATURES), np.float32), y))
 
 
 def test_fit_from_buckets_tiny_then_litert_serves_it_and_spec_gates_it(tmp_path: Path) -> None:

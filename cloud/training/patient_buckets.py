@@ -1,6 +1,7 @@
 """Training data for vitals-anomaly 2.x: per-patient minute buckets and per-bucket labels.
 
-A :class:`PatientBuckets` is what the trainer (cloud/training/vitals_anomaly2.py, ``fit_from_buckets``)
+A :class:`~cloud.training.fleet_data.PatientBuckets` (patient, ends, rows, labels, optional weights) is what
+the trainer (cloud/training/vitals_anomaly2.py, ``fit_from_buckets``)
 takes, from any source: the ward generator here (:func:`ward_patient_buckets`), or the fleet's
 per-minute summaries in InfluxDB (issue 12's learning loop), which carry the same buckets. ``rows``
 follow clinical/features.py exactly (``bucket_rows``: normalised values then masks, one row per
@@ -14,30 +15,26 @@ buckets either.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from clinical.artifact import clean_flags
 from clinical.features import N_FEATURES, bucket_rows
+from cloud.training.fleet_data import PatientBuckets  # one definition: the learning loop's (issue 12)
+
+__all__ = ["PatientBuckets", "check_buckets", "ward_labels", "ward_patient_buckets"]
 
 
-@dataclass
-class PatientBuckets:
-    """One patient's minute buckets and labels (1 deteriorating, 0 stable, -1 unknown: not used)."""
-
-    patient: str
-    ends: np.ndarray  # (n,) bucket end times, epoch seconds
-    rows: np.ndarray  # (n, N_FEATURES) float32, clinical/features.py bucket rows
-    labels: np.ndarray  # (n,) int8
-
-    def __post_init__(self) -> None:
-        n = len(self.ends)
-        if self.rows.shape != (n, N_FEATURES) or self.labels.shape != (n,):
-            raise ValueError(f"{self.patient}: rows {self.rows.shape} / labels {self.labels.shape} do not match "
-                             f"{n} buckets x {N_FEATURES} features")
-        if not np.isin(self.labels, (-1, 0, 1)).all():
-            raise ValueError(f"{self.patient}: labels must be -1, 0 or 1")
+def check_buckets(pb: PatientBuckets) -> None:
+    """ValueError unless rows, labels (and weights, when given) match the buckets."""
+    n = len(pb.ends)
+    if pb.rows.shape != (n, N_FEATURES) or pb.labels.shape != (n,):
+        raise ValueError(f"{pb.patient}: rows {pb.rows.shape} / labels {pb.labels.shape} do not match "
+                         f"{n} buckets x {N_FEATURES} features")
+    if not np.isin(pb.labels, (-1, 0, 1)).all():
+        raise ValueError(f"{pb.patient}: labels must be -1, 0 or 1")
+    if len(pb.weights) not in (0, n):
+        raise ValueError(f"{pb.patient}: {len(pb.weights)} weights for {n} buckets")
 
 
 def ward_labels(ends: np.ndarray, onset: float | None, half: float | None, end: float | None,

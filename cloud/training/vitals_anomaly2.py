@@ -30,7 +30,7 @@ import numpy as np
 
 from clinical.features import SPEC, WINDOW
 from clinical.model_input import inputs_for, n_channels
-from cloud.training.patient_buckets import PatientBuckets
+from cloud.training.patient_buckets import PatientBuckets, check_buckets
 from cloud.training.vitals_anomaly import simulate_alarms
 from wire.model_manifest import Manifest, TensorSpec, encode_manifest, load_private_key, sign_model_dir
 
@@ -49,21 +49,23 @@ class TrainResult:
 
 
 def windows_of(patients: list[PatientBuckets], neg_stride: int = 1, start: int = MIN_BUCKETS,
-               ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Model inputs and labels of every labelled bucket (negatives every ``neg_stride``-th), and per
-    patient the indices used."""
-    xs, ys, used = [], [], []
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs, labels and weights (the patients' own, else 1) of every labelled bucket (negatives
+    every ``neg_stride``-th)."""
+    xs, ys, ws = [], [], []
     for pb in patients:
+        check_buckets(pb)
         idx = np.arange(len(pb.ends))
         y = pb.labels
         keep = (idx >= start) & (((y == 0) & (idx % neg_stride == 0)) | (y == 1))
         at = idx[keep]
-        used.append(at)
         xs.append(inputs_for(KIND, pb.rows, at))
         ys.append(y[at].astype(np.float32))
+        ws.append(pb.weights[at].astype(np.float32) if len(pb.weights) else np.ones(len(at), np.float32))
     ch = n_channels(KIND)
     x = np.concatenate(xs) if xs else np.zeros((0, WINDOW, ch), np.float32)
-    return x, (np.concatenate(ys) if ys else np.zeros(0, np.float32)), used
+    empty = np.zeros(0, np.float32)
+    return x, (np.concatenate(ys) if ys else empty), (np.concatenate(ws) if ws else empty)
 
 
 def build_model(seed: int, width: int = 16) -> Any:
@@ -189,7 +191,7 @@ def fit_from_buckets(train: list[PatientBuckets], val: list[PatientBuckets], see
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    x, y, _ = windows_of(train, neg_stride)
+    x, y, w = windows_of(train, neg_stride)
     xv, yv, _ = windows_of(val, 1)
     if len(y) == 0 or y.min() == y.max():
         raise ValueError("training buckets need both stable (0) and deteriorating (1) labels")
@@ -197,8 +199,8 @@ def fit_from_buckets(train: list[PatientBuckets], val: list[PatientBuckets], see
     log(f"training windows {len(y)} (positive {pos:.3f}) from {len(train)} patients; "
         f"validation windows {len(yv)} from {len(val)} patients")
     model = build_model(seed, width)
-    cw = {0: 0.5 / max(1e-6, 1 - pos), 1: 0.5 / max(1e-6, pos)}
-    model.fit(x, y, epochs=epochs, batch_size=256, class_weight=cw, verbose=0, shuffle=True)
+    sw = w * np.where(y == 1, 0.5 / max(1e-6, pos), 0.5 / max(1e-6, 1 - pos)).astype(np.float32)  # class balance
+    model.fit(x, y, sample_weight=sw, epochs=epochs, batch_size=256, verbose=0, shuffle=True)
     zv = model.predict(xv, batch_size=4096, verbose=0)[:, 0] if len(xv) else np.zeros(0)
     if len(yv) and yv.min() != yv.max():
         a, b = platt(zv, yv)

@@ -6,6 +6,7 @@
     GET /api/patients            pseudonymous patients with data, with their gateway and bed
     GET /api/vitals?patient=P&param=spo2&since=6h   the per-interval summaries of one patient
     GET /api/ward, /api/burden, /api/scores, /api/markers   see cloud/api_views.py
+    GET /api/models, /api/rollouts   models per gateway, rollouts, shadow figures, decisions (cloud/api_rollouts.py)
 
 Every route needs a login (OIDC session or bearer JWT) or an API token with
 the ``view_fleet`` permission (``API_RULES``), and every query is limited to
@@ -26,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from clinical.parameters import PARAMETERS
+from cloud.api_rollouts import RolloutViews
 from cloud.api_views import FleetViews
 from cloud.influx import InfluxError, InfluxWriter
 from cloud.site_scope import and_sites
@@ -75,6 +77,7 @@ class FleetApi:
         app.router.add_get("/api/vitals", self._vitals)
         app.router.add_static("/static/", DASHBOARD, show_index=False, follow_symlinks=False)
         FleetViews(self).setup(app)
+        RolloutViews(self).setup(app)
 
     async def _index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(DASHBOARD / "index.html")

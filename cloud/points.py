@@ -144,6 +144,14 @@ def _lines(msg: messages.Message, site: str, stream: str, fast: bool) -> list[st
     if isinstance(msg, messages.ClinicalEvent):
         return [line("clinical_events", {**base, "bed": msg.bed, "patient": msg.patient, "code": msg.code},
                      {"by": msg.by, "recorded_ns": msg.recorded, "seq": seq}, msg.t)]
+    if isinstance(msg, messages.ShadowReport):
+        return [line("shadow_reports", {**base, "model": msg.model, "version": msg.version, "rollout": msg.rollout,
+                                        "state": msg.state},
+                     {"active": msg.active, "rounds": msg.rounds, "bed_windows": msg.bed_windows,
+                      "agreement": float(msg.agreement), "cand_alarms": msg.cand_alarms,
+                      "active_alarms": msg.active_alarms, "invoke_ms_p50": float(msg.invoke_ms_p50),
+                      "invoke_ms_max": float(msg.invoke_ms_max), "errors": msg.errors, "invalid": msg.invalid,
+                      "reason": msg.reason, "seq": seq}, msg.t)]
     if isinstance(msg, messages.Status):
         st: dict[str, FieldValue] = {"online": msg.online, "backlog": msg.backlog,
                                      "oldest_unsent_s": float(msg.oldest_unsent_s), "software": msg.software,

@@ -245,8 +245,29 @@ class ClinicalEvent(_Msg, tag="cev"):
     by: str
 
 
+class ShadowReport(_Msg, tag="shd"):
+    """A candidate's figures in shadow during a staged rollout (status stream; edge/model_slots.py)."""
+
+    t: int
+    model: str
+    version: str  # the candidate
+    active: str  # the model whose alarms count meanwhile
+    rollout: str
+    state: Literal["shadow", "promoted", "rolled_back", "rejected"]
+    rounds: int = 0
+    bed_windows: int = 0  # bed-windows both models scored
+    agreement: float = 1.0  # share of them with the same alarm decision
+    cand_alarms: int = 0  # bed-windows the candidate would have alarmed on
+    active_alarms: int = 0  # the same bed-windows the active model alarmed on
+    invoke_ms_p50: float = 0.0  # the candidate's batch invoke time
+    invoke_ms_max: float = 0.0
+    errors: int = 0
+    invalid: int = 0  # outputs that were not finite probabilities
+    reason: str = ""
+
+
 Message = (Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status | Notice | NoticeAck | Where
-           | Verdict | ClinicalEvent)
+           | Verdict | ClinicalEvent | ShadowReport)
 
 
 class StreamReceipt(msgspec.Struct, array_like=True, forbid_unknown_fields=True):

@@ -10,6 +10,7 @@ Downlink (cloud -> gateway)::
     pg/v1/{site}/{gateway}/receipts      delivery receipts (contract v2, QoS 1, not retained)
 
     pg/v1/{site}/{gateway}/down/notice_acks   the ED's acknowledgements of pre-arrival notices
+    pg/v1/{site}/{gateway}/down/model_cmd     signed rollout commands: promote / roll back (retained)
 
 Local bus on the gateway's own broker, JSON, for nurse-call and pager systems::
 
@@ -124,3 +125,12 @@ def ed_ack_filter() -> str:
 def local_epcr(gateway: str, leaf: str) -> str:
     """The vehicle's ePCR on the gateway's local broker: ``notice`` (in, JSON) and ``notice_state`` (out)."""
     return f"pulsegate/local/{gateway}/epcr/{leaf}"
+
+
+# ---- staged rollouts (issue 12) ------------------------------------------------------------------------------
+DOWNLINK_MODEL_CMD = "model_cmd"
+
+
+def model_cmd(site: str, gateway: str) -> str:
+    """Downlink: the cloud's signed promote / rollback of a rollout (wire.rollout.RolloutCommand)."""
+    return f"{PREFIX}/{site}/{gateway}/down/{DOWNLINK_MODEL_CMD}"

@@ -28,7 +28,7 @@ import numpy as np
 
 from clinical.features import N_FEATURES, SPEC, WINDOW, windows
 from cloud.training.fleet_data import ClinicalEventRow, FleetData, PatientBuckets
-from cloud.training.fleet_eval import choose_threshold
+from cloud.training.fleet_eval import choose_threshold, evaluate, summary
 from cloud.training.scenarios import GeneratorParams
 from cloud.training.vitals_anomaly import NAME, build_dataset, build_model, export_tflite
 from wire.model_manifest import Manifest, TensorSpec, encode_manifest
@@ -113,12 +113,15 @@ def fit_from_buckets(
     version: str, synthetic: int = 40, synthetic_hours: float = 12.0, epochs: int = 6,
     target_fa_per_day: float = 1.0, log: Callable[[str], None] = print,
     transform: Callable[[np.ndarray], np.ndarray] | None = None, active_dir: Path | None = None,
-    learning_rate: float = 1e-4,
+    learning_rate: float = 1e-4, active: tuple[Callable[[np.ndarray], np.ndarray], float, int] | None = None,
 ) -> TrainResult:
     """Train, pick the threshold on ``val``, export ``out_dir/version`` (unsigned: signing is the gate's).
 
     With ``active_dir`` the network starts from the active model's weights (its synthetic training is then
-    the pre-training) and is fine-tuned at ``learning_rate``; otherwise from scratch.
+    the pre-training) and is fine-tuned at ``learning_rate``; otherwise from scratch. With ``active`` (its
+    scorer, threshold, min buckets) the threshold's false-alarm budget is the larger of ``target_fa_per_day``
+    and the active model's own rate on the same validation patients: the candidate may alarm as often as the
+    model it replaces, and spends that on sensitivity.
 
     ``transform`` (tests only) rewrites the training labels before fitting: a deliberately worse candidate."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -152,7 +155,14 @@ def fit_from_buckets(
         syn_val = synthetic_fleet(seed + 500, max(20, synthetic // 2), synthetic_hours)
         val_fleet = FleetData(fleet.patients + syn_val.patients, fleet.verdicts, fleet.events + syn_val.events)
         val_set = val + syn_val.patients
-    thr, val_fig = choose_threshold(val_fleet, val_set, score, MIN_BUCKETS, target_fa_per_day)
+    target = target_fa_per_day
+    if active is not None:  # the active model's false-alarm rate on the same validation patients is the budget
+        a_score, a_thr, a_min = active
+        a_fig = summary(evaluate(a_score, a_thr, a_min, val_fleet, val_set))
+        if a_fig["false_alarms_per_patient_day"] is not None:
+            target = max(target, float(a_fig["false_alarms_per_patient_day"]))
+        log(f"active model on the validation patients: {a_fig}; false-alarm budget {target:.2f}/patient-day")
+    thr, val_fig = choose_threshold(val_fleet, val_set, score, MIN_BUCKETS, target)
     log(f"threshold {thr:.2f} on {len(val)} validation patients (+ {len(val_set) - len(val)} synthetic): {val_fig}")
     model_dir = out_dir / version
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +171,7 @@ def fit_from_buckets(
         "threshold": round(thr, 6), "min_buckets": MIN_BUCKETS, "bucket_s": 60, "window": WINDOW,
         "val_alarm_sensitivity": val_fig.get("sensitivity"),
         "val_false_alarms_per_patient_day": val_fig.get("false_alarms_per_patient_day"),
-        "val_fa_per_day_target": target_fa_per_day, "train_patients": len(train), "val_patients": len(val),
+        "val_fa_per_day_target": round(target, 3), "train_patients": len(train), "val_patients": len(val),
         "train_windows_fleet": fleet_n, "train_windows_synthetic": len(y) - fleet_n, "train_seed": seed,
         "start": start,
     }

@@ -136,7 +136,8 @@ def retrain(fleet: FleetData, o: RetrainOptions, log: Callable[[str], None] = pr
         raise ValueError(f"candidate version {version} must be newer than the active {a_version}")
     result = fit_from_buckets(s.train, s.val or s.train, o.seed, fleet=fleet, out_dir=o.out_dir, version=version,
                               synthetic=o.synthetic, epochs=o.epochs, target_fa_per_day=o.target_fa_per_day, log=log,
-                              transform=transform, active_dir=None if o.cold_start else o.active_dir)
+                              transform=transform, active_dir=None if o.cold_start else o.active_dir,
+                              active=(a_score, a_thr, a_min))
     c_score, c_thr, c_min, _ = litert_scorer(result.model_dir)
     cand = evaluate(c_score, c_thr, c_min, fleet, s.heldout)
     act = evaluate(a_score, a_thr, a_min, fleet, s.heldout)

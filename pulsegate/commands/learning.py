@@ -1,6 +1,7 @@
 """``pulsegate model retrain ...``: the learning loop's commands (docs/learning-loop.md).
 
     pulsegate model retrain vitals-anomaly --influx URL --database DB --since 30d --out DIR --json
+    pulsegate model rollout DIR --site S --gateway G ... [--canary G | --canary-percent P] --key KEY --json
 
 Handlers import the cloud's training lazily (TensorFlow is only in the ``train`` extra).
 """
@@ -19,6 +20,11 @@ DEFAULT_ACTIVE = Path("models/vitals-anomaly/1.0.0")
 
 
 def register(cmds: Commands) -> None:
+    register_retrain(cmds)
+    register_rollout(cmds)
+
+
+def register_retrain(cmds: Commands) -> None:
     rt = example(cmds.model.add_parser("retrain", help="retrain a model on what the fleet recorded (InfluxDB)"),
                  "pulsegate model retrain vitals-anomaly --influx http://127.0.0.1:8086 --database pulsegate "
                  "--since 30d --out models/vitals-anomaly --json").add_subparsers(
@@ -47,6 +53,75 @@ def register(cmds: Commands) -> None:
     example(p, "pulsegate model retrain vitals-anomaly --influx http://127.0.0.1:8086 --database pulsegate "
                "--since 30d --out /var/lib/pulsegate/candidates --key /etc/pulsegate/keys/models.key --json",
             "# exit 0: the gate passed; 1: refused (nothing signed); 2: too little data (no model) or bad input")
+
+
+def register_rollout(cmds: Commands) -> None:
+    p = cmds.model.add_parser("rollout", help="staged rollout of a signed candidate: canary, shadow, fleet, or "
+                                             "roll back everywhere")
+    p.add_argument("model_dir", type=Path, help="a signed models/vitals-anomaly/<version> folder")
+    p.add_argument("--site", required=True, help="site of the gateways (topic level)")
+    p.add_argument("--gateway", action="append", required=True, help="a gateway of the fleet (repeat)")
+    p.add_argument("--canary", action="append", help="a canary gateway by name (repeat); default: by percentage")
+    p.add_argument("--canary-percent", type=float, default=10.0,
+                   help="the canary: gateways whose stable hash of the id falls below this percentage")
+    p.add_argument("--stages", default="50",
+                   help="later stages' percentages before the whole fleet, e.g. 25,50 ('' for none)")
+    p.add_argument("--dwell", type=float, default=300.0, help="seconds each stage shadows before the next")
+    p.add_argument("--report-timeout", type=float, default=120.0,
+                   help="seconds without a shadow report from a started gateway before everything is rolled back")
+    p.add_argument("--min-bed-windows", type=int, default=10, help="comparisons each gateway needs per stage")
+    p.add_argument("--key", type=Path, required=True, help="Ed25519 key that signs the promote/rollback commands")
+    p.add_argument("--host", default="127.0.0.1", help="the cloud broker")
+    p.add_argument("--port", type=int, default=1883, help="the cloud broker's port")
+    p.add_argument("--username", help="broker user name")
+    p.add_argument("--password-file", type=Path, help="file holding the broker password")
+    p.add_argument("--tls-ca", help="CA file: connect with TLS and verify the broker against it")
+    p.add_argument("--audit", type=Path, help="append every decision with its reason to this JSON-lines file")
+    p.add_argument("--influx", help="InfluxDB URL: decisions also go to measurement rollout_decisions")
+    p.add_argument("--database", default="pulsegate", help="InfluxDB database for --influx")
+    p.add_argument("--json", action="store_true", help="print the outcome, stages and decisions as one JSON object")
+    p.set_defaults(handler=_rollout)
+    example(p, "pulsegate model rollout candidates/1.1.0 --site stmarys --gateway ward7-gw1 --gateway ward8-gw1 "
+               "--gateway ward9-gw1 --canary ward7-gw1 --dwell 1800 --key models.key --audit rollouts.jsonl --json",
+            "# exit 0: promoted on the whole fleet; 1: rolled back everywhere; 2: bad input")
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from cloud.influx import InfluxWriter
+    from cloud.rollout import Broker, Rollout, RolloutRun
+    from cloud.rollout_plan import Criteria, plan_stages
+    from wire.model_manifest import ManifestError, load_private_key, verify_model_dir
+
+    try:
+        key = load_private_key(args.key)
+        verify_model_dir(args.model_dir, [key.public_key()])  # signed (by this key): never offer an unsigned model
+        later = [float(x) for x in args.stages.split(",") if x.strip()]
+        stages = plan_stages(args.gateway, args.canary, later if args.canary else [args.canary_percent, *later])
+        password = args.password_file.read_text().strip() if args.password_file else None
+    except (ManifestError, ValueError, OSError) as exc:
+        print(f"rollout refused: {exc}", file=sys.stderr)
+        return 2
+    crit = Criteria(dwell_s=args.dwell, report_timeout_s=args.report_timeout, min_bed_windows=args.min_bed_windows)
+
+    async def go() -> dict[str, object]:
+        influx = InfluxWriter(args.influx, args.database) if args.influx else None
+        try:
+            run = RolloutRun(Rollout(args.model_dir, args.site, stages, key, crit,
+                                     Broker(args.host, args.port, args.username, password, args.tls_ca),
+                                     audit_path=args.audit, influx_write=influx.write if influx else None))
+            return await run.run()
+        finally:
+            if influx is not None:
+                await influx.close()
+
+    result = asyncio.run(go())
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for d in result["decisions"]:  # type: ignore[attr-defined]
+            print(f"{d['action']:>8} stage {d['stage']}: {', '.join(d['gateways'])} — {d['reason']}")
+        print(f"outcome: {result['outcome']}")
+    return 0 if result["outcome"] == "promoted" else 1
 
 
 def _retrain(args: argparse.Namespace) -> int:

@@ -89,7 +89,7 @@ def _loss(done: dict[str, Any], got: dict[str, tuple[int, int]]) -> tuple[int, i
 
 def _worker(port: int, url: str, db: str, tmp: Path) -> IngestWorker:
     return IngestWorker("127.0.0.1", port, InfluxWriter(url, db), client_id="bench-ingest", group="bench",
-                        batch_points=5000, flush_s=1.0, deadletter_dir=tmp / "deadletter")
+                        batch_points=20000, flush_s=1.0, deadletter_dir=tmp / "deadletter")
 
 
 async def bench_ingest(n_points: int, per_message: int = 500) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Cloud ingest worker: MQTT 5 shared subscription -> strict decode -> batched InfluxDB writes.
 
-N workers subscribe to ``$share/<group>/pg/v1/+/+/+`` and the broker splits
-the uplink traffic between them. paho-mqtt 2 runs with ``manual_ack=True``: a
+N workers subscribe to ``$share/<group>/pg/v1/+/+/{stream}`` for each uplink
+stream and the broker splits the uplink traffic between them. paho-mqtt 2 runs with ``manual_ack=True``: a
 message's PUBACK goes out only after InfluxDB accepted its points (or, for a
 bad message or a refused point, after it went to the dead-letter store). A
 message whose batch has not been accepted when the connection drops is never
@@ -21,8 +21,9 @@ Receipts (contract v2, cloud/receipts.py): once InfluxDB accepted a batch, its
 v2 messages are marked written and a cumulative receipt goes to each
 gateway's ``receipts`` topic (QoS 1, at most one per gateway per
 ``receipt_interval_s``); the gateway forgets a record only then. The worker
-subscribes to the five uplink streams one by one, so it never receives the
-downlink (its own receipts, model offers).
+subscribes to the uplink streams one by one, so it never receives the
+downlink (its own receipts, model offers). The MQTT side (client, callbacks,
+acknowledgements) is cloud/ingest_mqtt.py; the writer cloud/ingest_writer.py.
 """
 
 from __future__ import annotations
@@ -33,27 +34,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import CollectorRegistry
 
 from cloud.deadletter import DeadLetters
 from cloud.delivery import Delivery
 from cloud.influx import InfluxConfig, InfluxWriter, LineWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
+from cloud.ingest_mqtt import IngestMqtt
 from cloud.ingest_writer import write_batches
 from cloud.receipts import Mark, ReceiptSender
 from cloud.retention import ensure_schema
 from runtime.configbase import read_optional_secret
 from runtime.logs import get_logger
 from runtime.supervisor import Tier
-from wire import topics
 
 log = get_logger("cloud.ingest")
 
@@ -69,7 +66,9 @@ class _Batch:
     marks: list[Mark] = field(default_factory=list)
 
 
-class IngestWorker:
+class IngestWorker(IngestMqtt):
+    """Shared subscription -> batches -> InfluxDB -> receipts and PUBACKs; the MQTT side is cloud/ingest_mqtt.py."""
+
     name = "ingest"
     tier = Tier.SINK
 
@@ -80,7 +79,7 @@ class IngestWorker:
         influx: LineWriter,
         client_id: str = "pg-ingest-1",
         group: str = "ingest",
-        batch_points: int = 5000,
+        batch_points: int = 20000,
         flush_s: float = 1.0,
         deadletter_dir: Path | None = None,
         tls_ca_file: str | None = None,
@@ -369,20 +368,6 @@ class IngestWorker:
         except TimeoutError:
             pass
 
-    def _deliver_msg(self, item: tuple[int, int, str, bytes]) -> None:
-        self._inbox.put_nowait(item)
-        self._last_arrival = time.monotonic()
-        self._arrived.set()
-
-    def _unsubscribe(self) -> None:
-        self._unsubscribed = False
-        if self._client is not None:
-            self._client.unsubscribe(topics.ingest_filters(self.group))
-
-    def _unsubscribed_cb(self) -> None:
-        self._unsubscribed = True
-        self._last_arrival = time.monotonic()
-
     def _take(self, batch: _Batch, item: tuple[int, int, str, bytes]) -> None:
         gen, mid, topic, payload = item
         if gen != batch.gen:
@@ -402,61 +387,3 @@ class IngestWorker:
 
     async def _writer(self, batches: asyncio.Queue[_Batch | None]) -> None:
         await write_batches(self, batches)
-
-    def _ack(self, batch: _Batch) -> None:
-        client = self._client
-        if client is None or batch.gen != self._gen or self._lost.is_set():
-            return
-        for mid in batch.mids:
-            if mid:  # 0: a QoS 0 message, nothing to acknowledge
-                client.ack(mid, 1)
-        self.acked += len(batch.mids)
-
-    # ---- paho side (network thread) ----------------------------------------------------
-
-    def _make_client(self, gen: int) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
-                             reconnect_on_failure=False, manual_ack=True)
-        ca, cert, key = self.tls
-        if ca or cert:
-            client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
-        if self.username:
-            client.username_pw_set(self.username, self.password)
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_unsubscribe = lambda c, u, mid, rcs, p: self._call(self._unsubscribed_cb)
-        client.on_disconnect = self._on_disconnect
-        client.on_message = lambda c, u, m: self._call(
-            self._deliver_msg, (gen, m.mid if m.qos else 0, m._topic.decode("utf-8", "replace"), m.payload))
-        return client
-
-    def _publish(self, client: mqtt.Client, topic: str, payload: bytes) -> bool:
-        return client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(fn, *args)
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
-        if rc.is_failure:
-            self._call(self._subscribed, False)
-            return
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in topics.ingest_filters(self.group)])
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any) -> None:
-        self._call(self._subscribed, all(not rc.is_failure for rc in rcs))
-
-    def _subscribed(self, ok: bool) -> None:
-        if self._suback is not None and not self._suback.done():
-            self._suback.set_result(ok)
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
-        self._call(self._disconnected, str(rc))
-
-    def _disconnected(self, reason: str) -> None:
-        if self.connected:
-            log.warning("ingest_disconnected", reason=reason)
-        self._lost.set()
-        self._arrived.set()
-        self._subscribed(False)

@@ -34,7 +34,7 @@ class IngestConfig(Section):
     tls_key_file: str | None = None
     username: str | None = None
     password_file: str | None = None
-    batch_points: int = 5000
+    batch_points: int = 20000  # points per InfluxDB write at most (bench outage: 20,000 drained twice as fast as 5,000)
     flush_s: float = 1.0
     receive_maximum: int = 20000
     session_expiry_s: int = 24 * 3600

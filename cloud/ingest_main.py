@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--database", required=True)
     p.add_argument("--client-id", required=True)
     p.add_argument("--group", default="ingest")
-    p.add_argument("--batch-points", type=int, default=5000)
+    p.add_argument("--batch-points", type=int, default=20000)
     p.add_argument("--flush-s", type=float, default=1.0)
     p.add_argument("--deadletter-dir", default=None)
     p.add_argument("--schema", action="store_true", help="create retention policies and rollups at start")

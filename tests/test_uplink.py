@@ -182,7 +182,7 @@ def test_config_sections_build_the_components(tmp_path: Path) -> None:
         UplinkConfig(site="ward7", qos=2)  # type: ignore[call-arg]
     icfg = IngestConfig(client_id="ing-2", password_file=str(tmp_path / "pw"), username="ingest")
     worker = IngestWorker.from_config(icfg, InfluxWriter.from_config(InfluxConfig(database="pg")))
-    assert (worker.client_id, worker.password, worker.batch_points, worker.flush_s) == ("ing-2", "s3cret", 5000, 1.0)
+    assert (worker.client_id, worker.password, worker.batch_points, worker.flush_s) == ("ing-2", "s3cret", 20000, 1.0)
     with pytest.raises(ValidationError):
         InfluxConfig(retention_days=3)  # type: ignore[call-arg]
 

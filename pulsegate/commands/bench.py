@@ -9,6 +9,7 @@
     pulsegate bench faults --runs 20 [--fault NAME] [--json]        the receipts fault matrix, fresh processes per run
     pulsegate bench soak --beds 64 --hours 1 [--json]               hours with faults: RSS, open files, outbox, loss
     pulsegate bench video --source FILE [--pace free] [--json]      endoscopy fps and frame-to-overlay latency
+    pulsegate bench replay [--patients 20 --hours 10 | --csv F] [--json]   replay rows/s, stage per-sample latency
     pulsegate bench wire [--beds 64] [--json]                       size and speed of the wire encodings
     pulsegate bench influx-writers [--points N] [--json]            HTTP vs influxdb-client on /api/v2/write
     pulsegate bench fleet --gateways 1000 --beds-per-gateway 32 --minutes 5 [--workers 1,2,4] [--raw] [--json]
@@ -127,6 +128,23 @@ def register(cmds: Commands) -> None:
     example(p, "pulsegate bench fleet --gateways 1000 --beds-per-gateway 32 --minutes 5 --workers 1,2,4 --json",
             "pulsegate bench fleet --gateways 200 --speed 60 --influx-pause 30")
 
+    p = b.add_parser("replay", help="replay rows/s (wall and CPU) and the stage's per-sample latency")
+    p.add_argument("--csv", type=Path, help="a replay CSV (default: generate ward scenarios)")
+    p.add_argument("--patients", type=int, default=20, help="generated patients (default %(default)s)")
+    p.add_argument("--hours", type=float, default=10.0, help="hours per generated patient")
+    p.add_argument("--seed", type=int, default=9101, help="seed of the generated ward (default %(default)s)")
+    p.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped",
+                   help="row order of the generated file")
+    p.add_argument("--profile", help="alarm profile (default: the config's default, the smart adult profile)")
+    p.add_argument("--config", type=Path, help="TOML file whose [clinical] table sets the profiles")
+    p.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: none; the rules only)")
+    p.add_argument("--latency-rows", type=int, default=200_000,
+                   help="rows of the per-sample latency pass (0: skip it)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_replay)
+    example(p, "pulsegate bench replay --patients 20 --hours 10",
+            "pulsegate bench replay --csv ward.csv --model models/vitals-anomaly/2.0.0 --json")
+
     p = b.add_parser("wire", help="size and speed of the wire encodings")
     p.add_argument("--beds", type=int, default=64, help="beds per summary message")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -162,6 +180,30 @@ def _edge(args: argparse.Namespace) -> int:
 
     model = None if args.no_model else (args.model or newest_model_dir(Path("models"), "vitals-anomaly"))
     _print(run_bench(args.beds, args.wearables, args.duration, model, find_max=args.find_max), args.json)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import sys
+
+    from bench.replay_speed import run, table
+    from pulsegate.commands.replay import load_clinical_config
+
+    cfg = load_clinical_config(args.config, args.profile)
+    scorer = None
+    if args.model is not None:
+        from clinical.anomaly import VitalsAnomalyModel
+        from clinical.litert import ModelError
+        from wire.model_manifest import ManifestError
+
+        try:
+            scorer = VitalsAnomalyModel(args.model)
+        except (ModelError, ManifestError) as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+    r = run(csv=args.csv, seed=args.seed, patients=args.patients, hours=args.hours, order=args.order, config=cfg,
+            scorer=scorer, latency_rows=args.latency_rows)
+    print(json.dumps(r) if args.json else table(r))
     return 0
 
 

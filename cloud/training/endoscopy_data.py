@@ -139,13 +139,14 @@ def targets(img: Any, mask: Any) -> tuple[Any, dict[str, Any]]:
     return img, {"polyp": m2, "aux64": m4, "aux32": m8, "present": present}
 
 
-def dataset(pools: SamplePools, size: int, batch: int, overlays: np.ndarray, threads: int = 2) -> Any:
+def dataset(pools: SamplePools, size: int, batch: int, overlays: np.ndarray, threads: int = 2,
+            strength: float = 1.0) -> Any:
     """Endless tf.data pipeline of augmented batches (map with ``threads`` parallel calls)."""
     import tensorflow as tf
 
     from .endoscopy_augment import make_augment
 
-    aug = make_augment(size, overlays)
+    aug = make_augment(size, overlays, strength)
     sig = (tf.TensorSpec((size, size, 3), tf.uint8), tf.TensorSpec((size, size), tf.uint8))
     opts = tf.data.Options()
     opts.threading.private_threadpool_size = threads

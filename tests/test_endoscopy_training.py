@@ -132,6 +132,7 @@ def test_tiny_training_run_packaged_and_signed(kvasir: Path, tmp_path: Path) -> 
     assert 0.0 <= float(out.present.min()) and float(out.present.max()) <= 1.0
     assert figures["val"]["n"] == 198 and figures["negatives"]["negatives"] > 100
     assert figures["ood"]["n"] == len(res.ood_names) + figures["ood_val"]["n"]
+    assert figures["shifted"]["n"] == 198 and figures["shifted"]["dice"] is not None
     m = json.loads((model_dir / "manifest.json").read_text())["metrics"]
     assert m["heldout_false_findings_per_frame"] == figures["negatives"]["false_findings_per_frame"]
     card = (model_dir / "MODEL_CARD.md").read_text()

@@ -147,6 +147,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 {_row("polyp-free crops of `val.txt` frames", figures["negatives"])}
 {_row("out-of-domain proxy (>= 700 px originals)", figures["ood"])}
 {_row("  of which in `val.txt`", figures["ood_val"])}
+{_row("`val.txt` re-rendered as another scope (resolution, colour cast, gamma, defocus, JPEG)", figures["shifted"])}
 
 Dice/IoU are per-frame means at the masks' 256 x 256 of the raw probability map (threshold 0.5; a
 polyp-free frame scores 1 only when no pixel fires). A polyp frame counts as detected when post-processing

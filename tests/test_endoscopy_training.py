@@ -154,11 +154,14 @@ def test_selection_split_is_fixed_and_disjoint() -> None:
 def test_selection_rule_prefers_few_false_findings_then_dice() -> None:
     from cloud.training.endoscopy_select import better
 
-    low_ff = {"dice": 0.80, "false_findings": 0.02}
-    high_ff = {"dice": 0.90, "false_findings": 0.30}
+    low_ff = {"dice": 0.80, "false_findings": 0.02, "present_pos": 0.9}
+    high_ff = {"dice": 0.90, "false_findings": 0.30, "present_pos": 1.0}
     assert better(low_ff, None) and better(low_ff, high_ff) and not better(high_ff, low_ff)
-    assert better({"dice": 0.81, "false_findings": 0.04}, low_ff)
-    assert not better({"dice": 0.79, "false_findings": 0.0}, low_ff)
+    assert better({"dice": 0.81, "false_findings": 0.04, "present_pos": 0.5}, low_ff)
+    assert not better({"dice": 0.79, "false_findings": 0.0, "present_pos": 1.0}, low_ff)
+    # the same map (frozen): the present head that passes more polyp frames per false finding wins
+    assert better({"dice": 0.80, "false_findings": 0.03, "present_pos": 0.95}, low_ff)
+    assert not better({"dice": 0.80, "false_findings": 0.0, "present_pos": 0.8}, low_ff)
 
 
 def test_per_frame_dice_ignores_polyp_free_samples() -> None:
@@ -198,3 +201,26 @@ def test_training_picks_an_epoch_on_the_selection_split_and_packages_it(kvasir: 
     path.write_bytes(packaged.tflite)
     runner = ModelRunner(path)
     assert runner.input_dtype == np.int8 and len(runner.output_shapes) == 2
+
+
+def test_freeze_map_trains_the_present_head_only() -> None:
+    import keras
+
+    from cloud.training.endoscopy_net import build_training_model
+    from cloud.training.endoscopy_seg import freeze_map, present_loss, seg_loss_per_frame
+
+    m = build_training_model(64, width=4)
+    assert freeze_map(m) == 36  # 20 trunk convolutions, 2 x 2 in the context blocks, 4 x 3 in the gates
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in m.layers if layer.weights}
+    m.compile(optimizer=keras.optimizers.Adam(1e-2),
+              loss={"polyp": seg_loss_per_frame, "aux64": seg_loss_per_frame, "aux32": seg_loss_per_frame,
+                    "present": present_loss})
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 64, 64, 3), dtype=np.float32)
+    y = {"polyp": np.ones((4, 32, 32, 1), np.float32), "aux64": np.ones((4, 16, 16, 1), np.float32),
+         "aux32": np.ones((4, 8, 8, 1), np.float32), "present": np.ones((4, 1), np.float32)}
+    m.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    changed = {n for n, ws in before.items()
+               if any(not np.array_equal(a, b) for a, b in zip(ws, m.get_layer(n).get_weights(), strict=True))}
+    assert "present" in changed and "present_hidden" in changed
+    assert not {n for n in changed if n.startswith(("u", "ctx", "att"))}

@@ -57,6 +57,7 @@ class TrainConfig:
     aug_strength: float = 1.0  # scales the augmentation's probabilities and ranges
     dice: str = "batch"  # "batch": soft Dice pooled over the batch; "frame": per polyp frame
     select_n: int = 0  # training frames carved out for model selection (0: none, ship the last epoch)
+    freeze_map: bool = False  # train the present head only: the polyp map stays the warm start's
     average_from: float = 0.6  # from this fraction of the schedule on, the mean of epoch-end weights is a candidate
     log: Callable[[str], None] = field(default=print)
 
@@ -161,6 +162,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = build_training_model(cfg.input_size, cfg.width)
     if cfg.init_from is not None:
         cfg.log(f"warm start: {load_1x_weights(model, cfg.init_from)} trunk convolutions from {cfg.init_from}")
+    if cfg.freeze_map:
+        cfg.log(f"map frozen: {freeze_map(model)} layers; only the present head trains")
     export = export_model(model)
     if sel is not None:
         cfg.log(f"selection split before training: {sel.score(export)}")
@@ -272,6 +275,16 @@ def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
     neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
     result.tflite = to_int8_tflite(export_model(model), _representative(_calibration(xs, neg_x)))
     return result
+
+
+def freeze_map(model: Any) -> int:
+    """Make every layer the polyp map depends on untrainable (trunk, context blocks, attention gates)."""
+    n = 0
+    for layer in model.layers:
+        if layer.name.startswith(("u", "ctx", "att")) and layer.weights:
+            layer.trainable = False
+            n += 1
+    return n
 
 
 def best_checkpoint(checkpoint: Path) -> Path:

@@ -10,7 +10,9 @@ figures that are reported.
   crops with a finding (present head and map through ``clinical.endoscopy.postprocess.detect``, as on
   the gateway).
 - ``better``: the rule that picks the best epoch: among epochs whose crops' false-finding share is at
-  most ``MAX_FALSE_FINDINGS``, the highest Dice; an epoch over it loses to any epoch under it.
+  most ``MAX_FALSE_FINDINGS``, the highest Dice (at equal Dice, as with a frozen map: the highest share
+  of polyp frames passed by the present head minus the share of crops with a finding); an epoch over
+  it loses to any epoch under it.
 """
 
 from __future__ import annotations
@@ -80,4 +82,11 @@ def better(new: dict[str, float], best: dict[str, float] | None) -> bool:
     ok_new, ok_best = new["false_findings"] <= MAX_FALSE_FINDINGS, best["false_findings"] <= MAX_FALSE_FINDINGS
     if ok_new != ok_best:
         return ok_new
+    if abs(new["dice"] - best["dice"]) < 1e-4:  # the same map (e.g. frozen): the better present head wins
+        return youden(new) > youden(best)
     return new["dice"] > best["dice"]
+
+
+def youden(figs: dict[str, float]) -> float:
+    """Share of selection polyp frames the present head passes minus share of crops with a finding."""
+    return figs["present_pos"] - figs["false_findings"]

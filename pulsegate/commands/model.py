@@ -97,6 +97,10 @@ def register(cmds: Commands) -> None:
     p.add_argument("--aug-strength", type=float, default=0.5, help="scales the augmentation (default: %(default)s)")
     p.add_argument("--dice", choices=("frame", "batch"), default="frame",
                    help="soft Dice per polyp frame or pooled over the batch (default: %(default)s)")
+    p.add_argument("--mine-at", type=float, nargs="*", default=[0.3, 0.6], metavar="FRACTION",
+                   help="hard-negative mining at these fractions of the schedule (default: 0.3 0.6)")
+    p.add_argument("--freeze-map", action="store_true",
+                   help="train the present head only (the polyp map stays the --init-from model's)")
     p.add_argument("--package-checkpoint", type=Path, metavar="BEST.weights.h5",
                    help="do not train: package this best-epoch checkpoint of an earlier run (same options)")
     p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
@@ -323,6 +327,7 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
         input_size=args.input_size, width=args.width, init_from=args.init_from, limit=args.limit, threads=args.threads,
         time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint, steps_per_epoch=args.steps_per_epoch,
         select_n=args.select_n, pos_fraction=args.pos_fraction, aug_strength=args.aug_strength, dice=args.dice,
+        freeze_map=args.freeze_map, mine_at=tuple(args.mine_at),
     )
     if args.package_checkpoint is not None:
         result = package_checkpoint(cfg, args.package_checkpoint)

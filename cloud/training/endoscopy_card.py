@@ -19,6 +19,13 @@ TERMS = (
 )
 
 
+FROZEN = (
+    "- **Map frozen** (`--freeze-map`): the trunk, context blocks and attention gates kept the warm start's\n"
+    "  weights (the blocks and gates are the identity), so the polyp map is the 1.x model's; only the\n"
+    "  present head (and the deep-supervision heads, unused at inference) trained.\n"
+)
+
+
 def _ci(f: dict[str, Any], key: str) -> str:
     v = f.get(key)
     return "-" if v is None else f"{v[0]:.3f}-{v[1]:.3f}"
@@ -90,6 +97,7 @@ def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dic
                      f"the best ships: **{result.shipped}**. Thresholds are the gateway's defaults, not tuned.")
     else:
         selection = "The shipped model is the last epoch of the fixed schedule: no selection on any held-out set."
+    frozen = FROZEN if cfg.freeze_map else ""
     minings = "; ".join(f"epoch {int(m['epoch'])}: {m['over_half']:.1%} of the negatives scored >= 0.5"
                         for m in result.minings) or "none ran"
     return f"""# endoscopy-seg {version}
@@ -127,7 +135,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
   vignetting, specular highlights, black borders (bars or round field of view), on-screen text overlays,
   noise, JPEG artefacts (cloud/training/endoscopy_augment.py).
 - Augmentation strength {cfg.aug_strength} (1 = the full ranges and probabilities of the module).
-- Loss: polyp map + 0.4 x 64 px + 0.2 x 32 px deep supervision, each {dice} + focal
+{frozen}- Loss: polyp map + 0.4 x 64 px + 0.2 x 32 px deep supervision, each {dice} + focal
   (gamma 2); + 0.5 x binary cross-entropy of the present head. Adam, peak learning rate {cfg.learning_rate},
   warm-up then cosine decay over {cfg.epochs} epochs of {cfg.steps_per_epoch} batches of {cfg.batch_size} or
   {cfg.time_budget_s:.0f} s, whichever ends first.
@@ -138,6 +146,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 - Retrain: `pulsegate model train endoscopy-seg --version X.Y.Z --init-from models/endoscopy-seg/1.0.0/model.tflite
   --time-budget {cfg.time_budget_s:.0f} --steps-per-epoch {cfg.steps_per_epoch} --learning-rate {cfg.learning_rate}
   --pos-fraction {cfg.pos_fraction} --aug-strength {cfg.aug_strength} --dice {cfg.dice} --select-n {cfg.select_n}
+  --mine-at {" ".join(str(f) for f in cfg.mine_at)}{" --freeze-map" if cfg.freeze_map else ""}
   --checkpoint RUN.weights.h5 --key <private key>`.
 
 ## Figures (int8 model through ModelRunner; data never trained on; 95 % bootstrap intervals)

@@ -60,7 +60,7 @@ from firmware_bridge.emulators.gps import HOSPITALS, make_route
 from firmware_bridge.emulators.scenarios import Deterioration
 from firmware_bridge.nmea import Fix
 from wire import codec, topics
-from wire.messages import VERSION, Message, Notice, Summary, Where
+from wire.messages import V1, VERSION, Message, Notice, Summary, Where
 
 GW, SITE, BED = "amb-bench", "ems", "stretcher"
 T0 = 1_800_000_000.0
@@ -132,7 +132,8 @@ async def _run(tmp: Path, broker: Mosquitto, minutes: float, profile: str, cuts:
         return T0 + sim["t"]
 
     proxy = await LinkProxy(broker.port).start()
-    outbox = Outbox(tmp / "outbox.sqlite", GW)
+    # contract v1 (no receipts): the bench's cloud is a plain subscriber, not an ingest that receipts
+    outbox = Outbox(tmp / "outbox.sqlite", GW, wire_version=V1)
     # budget 0: no governor (what an ambulance was before: a ward gateway), still counted for the figures
     governed = budget_bph > 0
     budget = Budget(BudgetConfig(bytes_per_hour=budget_bph if governed else 10**12,

@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from bench.fleet_probe import Probe, cpu_s, latencies, pctl
 from bench.localservices import Influxd, Mosquitto
-from bench.reliability import json_lines
+from bench.procs import json_lines
 from cloud.influx import InfluxError, InfluxWriter
 
 _REPO = Path(__file__).resolve().parents[1]

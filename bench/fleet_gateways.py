@@ -58,8 +58,9 @@ class EmuGateway:
         self.published = 0
 
     def status(self, online: bool) -> bytes:
-        return codec.encode(messages.Status(v=messages.VERSION, gw=self.gw, seq=self.outbox.reserve_seq("status"),
-                                            t=time.time_ns(), online=online, backlog=self.outbox.backlog(),
+        box = self.outbox
+        return codec.encode(messages.Status(v=box.wire_version, gw=self.gw, seq=box.reserve_seq("status"),
+                                            t=time.time_ns(), online=online, backlog=box.backlog(),
                                             software="fleet-emulator"))
 
     def make_client(self, mux: MqttMux) -> mqtt.Client:
@@ -215,7 +216,9 @@ async def run(args: argparse.Namespace) -> int:
     mux = MqttMux(loop)
     d = Path(args.dir)
     gws = [EmuGateway(i, f"fleet-gw{i:05d}", args.site,
-                      Outbox(d / f"gw{i:05d}.sqlite", f"fleet-gw{i:05d}", sync="normal"), args.max_inflight)
+                      # contract v1: an emulated gateway forgets a record at the broker's PUBACK (no receipts)
+                      Outbox(d / f"gw{i:05d}.sqlite", f"fleet-gw{i:05d}", sync="normal", wire_version=messages.V1),
+                      args.max_inflight)
            for i in range(args.first, args.first + args.count)]
     await _connect(gws, mux, args)
     stop = asyncio.Event()

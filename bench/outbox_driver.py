@@ -83,9 +83,11 @@ def ward_tick(outbox: Outbox, tick: int, beds: int, exp: Expected) -> None:
 
 
 async def drive(args: argparse.Namespace) -> int:
-    outbox = Outbox(Path(args.db), args.gateway, quota_bytes=int(args.quota_mb * 1024 * 1024), sync=args.sync)
+    outbox = Outbox(Path(args.db), args.gateway, quota_bytes=int(args.quota_mb * 1024 * 1024), sync=args.sync,
+                    wire_version=messages.V1 if args.no_receipts else messages.VERSION)
     uplink = Uplink(outbox, args.host, args.port, args.site, args.gateway, max_inflight=args.max_inflight,
-                    status_interval_s=1.0, reconnect_min_s=0.2, reconnect_max_s=1.0)
+                    status_interval_s=1.0, reconnect_min_s=0.2, reconnect_max_s=1.0,
+                    receipt_timeout_s=args.receipt_timeout_s, receipt_silence_s=args.receipt_silence_s)
     await uplink.start()
     task = asyncio.create_task(uplink.run())
     _say(ready=True)
@@ -97,7 +99,8 @@ async def drive(args: argparse.Namespace) -> int:
         while time.monotonic() - began < args.duration:
             ward_tick(outbox, tick, args.beds, exp)
             tick += 1
-            _say(tick=tick, points=sum(exp.points.values()), backlog=outbox.backlog(), connected=uplink.connected)
+            _say(tick=tick, points=sum(exp.points.values()), backlog=outbox.backlog(), connected=uplink.connected,
+                 unreceipted=uplink.unreceipted)
             await asyncio.sleep(max(0.0, began + tick - time.monotonic()))
     else:
         await _numbered(outbox, uplink, args, exp)
@@ -106,7 +109,8 @@ async def drive(args: argparse.Namespace) -> int:
     while outbox.backlog() > 0:  # noqa: ASYNC110 - polling a counter of another thread
         await asyncio.sleep(0.05)
     _say(drained=True, produce_s=round(produced_s, 3), total_s=round(time.monotonic() - began, 3),
-         acked=uplink.acked, expected_points=exp.points, expected_seq_sum=exp.seq_sum)
+         acked=uplink.acked, resent=uplink.resent, dropped=outbox.dropped, expected_points=exp.points,
+         expected_seq_sum=exp.seq_sum)
     watch.cancel()
     await uplink.stop()
     await task
@@ -137,7 +141,8 @@ async def _numbered(outbox: Outbox, uplink: Uplink, args: argparse.Namespace, ex
             exp.add("raw", seq, args.beds)
             seq += 1
         if seq % 100 < per_tick or seq > args.count:
-            _say(appended=seq - 1, backlog=outbox.backlog(), connected=uplink.connected)
+            _say(appended=seq - 1, backlog=outbox.backlog(), connected=uplink.connected,
+                 unreceipted=uplink.unreceipted)
         await asyncio.sleep(tick if args.rate > 0 else 0)
 
 
@@ -157,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", choices=("numbered", "ward"), default="numbered",
                    help="numbered: one bulk message per number up to --count; ward: --beds beds for --duration s")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of ward traffic (profile ward)")
+    p.add_argument("--no-receipts", action="store_true", help="speak contract v1 (forget records at PUBACK)")
+    p.add_argument("--receipt-timeout-s", type=float, default=5.0)
+    p.add_argument("--receipt-silence-s", type=float, default=300.0)
     return asyncio.run(drive(p.parse_args(argv)))
 
 

@@ -11,7 +11,6 @@ equal what the gateway produced.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.localservices import Influxd, Mosquitto
+from bench.procs import json_lines
 from cloud import points
 from cloud.influx import InfluxWriter
 from cloud.ingest import IngestWorker
@@ -44,18 +44,6 @@ def _driver(tmp: Path, port: int, *args: str) -> tuple[subprocess.Popen[bytes], 
                                  "--gateway", GATEWAY, "--port", str(port), *args], stdout=f,
                                 stderr=subprocess.DEVNULL, env=env)
     return proc, out
-
-
-def json_lines(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects among the lines of a child process's output file."""
-    out = []
-    for ln in path.read_text(errors="replace").splitlines():
-        if ln.startswith("{"):
-            try:
-                out.append(json.loads(ln))
-            except ValueError:
-                pass
-    return out
 
 
 async def _wait_line(path: Path, key: str, proc: subprocess.Popen[bytes], within_s: float) -> dict[str, Any]:
@@ -101,7 +89,7 @@ def _loss(done: dict[str, Any], got: dict[str, tuple[int, int]]) -> tuple[int, i
 
 def _worker(port: int, url: str, db: str, tmp: Path) -> IngestWorker:
     return IngestWorker("127.0.0.1", port, InfluxWriter(url, db), client_id="bench-ingest", group="bench",
-                        batch_points=5000, flush_s=1.0, deadletter_dir=tmp / "deadletter")
+                        batch_points=20000, flush_s=1.0, deadletter_dir=tmp / "deadletter")
 
 
 async def bench_ingest(n_points: int, per_message: int = 500) -> dict[str, Any]:
@@ -178,7 +166,7 @@ async def bench_ingest(n_points: int, per_message: int = 500) -> dict[str, Any]:
 
 
 async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s: float = 5.0,
-                       broker_kill: bool = False) -> dict[str, Any]:
+                       broker_kill: bool = False, ingest_down: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pg-bench-outage-") as d:
         tmp = Path(d)
         mq = _broker(tmp / "mq")
@@ -194,15 +182,23 @@ async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s
         try:
             await _wait_line(out, "ready", proc, 30)
             await asyncio.sleep(warm_s)
+            if ingest_down:  # the ingest goes first: 2 s of PUBACKed messages wait in the broker for it
+                await worker.stop()
+                await task
+                await asyncio.sleep(2.0)
             mq.stop(kill=broker_kill)  # the gateway loses its broker (SIGTERM, or SIGKILL: a crash)
             await asyncio.sleep(1.0)
             meas = ["raw", "vitals", "scores", "alarms"]
             stored_at_stop = sum(v[0] for v in (await _stored(db, meas)).values())
-            written_at_stop = worker.delivery.written
+            written_at_stop = 0 if ingest_down else worker.delivery.written
             await asyncio.sleep(offline_s - 1.0)
+            back_wall = time.time()
             mq = _broker(tmp / "mq", port=port)
             back = time.perf_counter()
-            back_wall = time.time()
+            if ingest_down:  # restarted with the broker (same client id: its saved session is redelivered)
+                worker = _worker(port, idb.url, "bench_outage", tmp)
+                await worker.start()
+                task = asyncio.create_task(worker.run())
             ticks = [x for x in json_lines(out) if "tick" in x]
             produced_before = ticks[-1]["points"]
             backlog_peak = max(x["backlog"] for x in ticks)
@@ -238,6 +234,7 @@ async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s
         "beds": beds,
         "offline_s": offline_s,
         "broker_stop": "SIGKILL" if broker_kill else "SIGTERM",
+        "ingest_down": ingest_down,
         "produced": produced,
         "produced_before_reconnect": produced_before,
         "backlog_peak_messages": backlog_peak,
@@ -248,7 +245,8 @@ async def bench_outage(beds: int, offline_s: float, warm_s: float = 5.0, after_s
         "drain_s": round(stored_wall - connected[0], 3) if connected else None,
         "drain_speedup": round(offline_s / (stored_wall - connected[0]), 1) if connected else None,
         "broker_back_to_caught_up_s": round(drain_s, 3),
-        "note": "reconnect_s: broker back -> gateway connected (its reconnect backoff); drain_s: gateway "
-                "connected -> every point produced before the broker came back is in InfluxDB (includes the "
-                "1 s resume hold-off)",
+        "resent": done.get("resent", 0),
+        "note": "reconnect_s: broker start -> gateway connected (its reconnect backoff); drain_s: gateway "
+                "connected -> every point produced before the broker came back is in InfluxDB (with "
+                "--ingest-down it includes re-sending what the broker lost, after the receipt timeout)",
     }

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 HR, PR, SPO2, RESP, PI = range(5)
 GAP_S = 30.0  # a value before a dropout this short still counts as "before" (flagged bursts hide their start)
 PLAUSIBLE = ((20.0, 250.0), (20.0, 250.0), (40.0, 100.0), (0.0, 70.0), (0.0, 30.0))
 
 
 class ArtifactDetector:
-    __slots__ = ("_drop_t", "_jump_t", "_last_t", "_last_v", "_m_start", "_pre", "_ref_t", "_ref_v", "drop_spo2",
+    __slots__ = ("_drop_t", "_jump_ch", "_jump_pre", "_jump_start", "_jump_t", "_last_t", "_last_v", "_m_start",
+                 "_pre", "_ref_t", "_ref_v", "_settle_until", "drop_spo2",
                  "hr_pr_diff", "jump_hr", "low_pi", "max_motion_s", "motion_events", "motion_hold_s", "motion_until",
                  "pi", "pi_t", "window_s")
 
@@ -49,7 +52,11 @@ class ArtifactDetector:
         self._ref_v = [math.nan] * 5  # value ~window_s ago (rate-of-change reference)
         self._ref_t = [-math.inf] * 5
         self._jump_t = -math.inf  # last HR/PR jump
+        self._jump_start = -math.inf  # first jump of the current HR/PR excursion
+        self._jump_pre = math.nan  # the value before it
+        self._jump_ch = HR
         self._drop_t = -math.inf  # last SpO2 drop
+        self._settle_until = -math.inf  # the pleth came back: SpO2 trusted once its pulse rate agrees with the ECG
         self.motion_until = -math.inf
         self.motion_events = 0
         self.pi = math.nan
@@ -84,20 +91,35 @@ class ArtifactDetector:
             self._ref_v[ch] = self._last_v[ch] if fresh else v
             self._ref_t[ch] = t  # the reference holds for window_s from now
         ref = self._ref_v[ch]
+        old = self._last_v[ch]
+        gap = t - self._last_t[ch]
+        back = gap > GAP_S  # the first reading after a dropout (or ever)
+        if ch in (PR, SPO2) and gap > self.window_s:
+            self._settle_until = t + self.max_motion_s
         self._last_v[ch] = v
         self._last_t[ch] = t
         if ref == ref:
             if ch in (HR, PR) and abs(v - ref) >= self.jump_hr:
+                if t - self._jump_t > self.window_s:
+                    self._jump_start, self._jump_pre, self._jump_ch = t, ref, ch
                 self._jump_t = t
                 if t - self._drop_t <= self.window_s:
                     self._motion(t)
             elif ch == SPO2 and ref - v >= self.drop_spo2:
                 self._drop_t = t
-                if t - self._jump_t <= self.window_s:
+                if t - self._jump_t <= self.window_s or self._still_jumped(t):
                     self._motion(t)
+            elif ch == SPO2 and back and not old - v < self.drop_spo2 and self._still_jumped(t):
+                self._motion(t)  # it comes back low (or is new) while the heart rate is still jumped: motion
         if ch == RESP:
             return True
         ms = self._m_start
+        if ms == ms and ch in (HR, PR) and self._sensors_agree(t):
+            # the ECG and the pleth, two independent sensors, agree on a new rate while SpO2 is back where
+            # it was: the rate is real (a ventricular tachycardia that began during motion), not motion
+            self._m_start = math.nan
+            self.motion_until = t
+            ms = math.nan
         if ms == ms:  # in a motion episode: still away from the values before it?
             if t - ms > self.max_motion_s:
                 self._m_start = math.nan
@@ -110,7 +132,36 @@ class ArtifactDetector:
                     self._m_start = math.nan
         if t < self.motion_until:
             return False
-        return not (ch in (PR, SPO2) and self.poor_perfusion(t))
+        if ch in (PR, SPO2) and self.poor_perfusion(t):
+            return False
+        if t < self._settle_until and ch in (PR, SPO2):
+            # after a pleth dropout the oximeter is trusted once its pulse rate matches the ECG heart rate
+            # (the bedside check of an SpO2 reading); with no ECG to compare, at once
+            hr_t, pr_t = self._last_t[HR], self._last_t[PR]
+            if t - hr_t <= self.window_s and t - pr_t <= self.window_s:
+                if abs(self._last_v[HR] - self._last_v[PR]) > self.hr_pr_diff:
+                    return ch == PR  # the pulse rate only cross-checks; the SpO2 reading is not used
+                self._settle_until = t
+            elif t - hr_t > self.window_s:
+                self._settle_until = t
+        return True
+
+    def _still_jumped(self, t: float) -> bool:
+        """The heart rate (or pulse rate) that jumped is still away from its value before the jump: an SpO2
+        drop now (often after a flagged stretch that hid it) belongs to the same motion."""
+        jc = self._jump_ch
+        return (t - self._jump_start <= self.max_motion_s and t - self._last_t[jc] <= self.window_s
+                and abs(self._last_v[jc] - self._jump_pre) >= self.jump_hr)
+
+    def _sensors_agree(self, t: float) -> bool:
+        """Fresh ECG heart rate and pleth pulse rate within 5 /min of each other, and a fresh SpO2 back within
+        3 % of its value before the motion."""
+        lt, lv = self._last_t, self._last_v
+        w = self.window_s
+        if t - lt[HR] > w or t - lt[PR] > w or t - lt[SPO2] > w or abs(lv[HR] - lv[PR]) > 5.0:
+            return False
+        pre = self._pre[SPO2]
+        return pre == pre and lv[SPO2] >= pre - 3.0
 
     def _motion(self, t: float) -> None:
         if t >= self.motion_until:
@@ -127,3 +178,30 @@ class ArtifactDetector:
         if t - prt > 5.0 or self.poor_perfusion(t) or t < self.motion_until:
             return t >= self.motion_until
         return abs(self._last_v[PR] - hr) <= self.hr_pr_diff
+
+
+def clean_flags(t: np.ndarray, values: dict[str, np.ndarray], detector: ArtifactDetector | None = None,
+                ) -> dict[str, np.ndarray]:
+    """Which samples of a recording the gateway would take as clean (the smart policy's artifact check,
+    samples in time order, at equal times in the order ``heart_rate, pulse_rate, spo2, perfusion_index,
+    resp_rate``, as a monitor sends them): training builds its buckets only from these, as the gateway does.
+
+    ``values[p]`` is aligned with ``t`` (seconds); NaN is no reading. Channels the detector does not judge
+    (NIBP, temperature) are clean wherever they have a number.
+    """
+    det = detector or ArtifactDetector()
+    out = {p: ~np.isnan(np.asarray(v, np.float64)) for p, v in values.items()}
+    judged = [(p, CHANNELS[p]) for p in ("heart_rate", "pulse_rate", "spo2", "perfusion_index", "resp_rate")
+              if p in values]
+    cols = [np.asarray(values[p], np.float64).tolist() for p, _ in judged]
+    flags = [out[p] for p, _ in judged]
+    observe = det.observe
+    for k, tk in enumerate(np.asarray(t, np.float64).tolist()):
+        for c, (_, ch) in enumerate(judged):
+            v = cols[c][k]
+            if v == v and not observe(ch, v, tk):
+                flags[c][k] = False
+    return out
+
+
+CHANNELS = {"heart_rate": HR, "pulse_rate": PR, "spo2": SPO2, "resp_rate": RESP, "perfusion_index": PI}

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from clinical.features import FALLBACK_AFTER_S, MODEL_PARAMS, SPEC, MinuteWindow
+from clinical.model_input import Baseline
 from clinical.sample import Quality, Sample
 from clinical.trend_history import MinuteHistory
 
@@ -44,6 +47,7 @@ class PatientContext:
 
 class BedState(MinuteWindow):
     __slots__ = (
+        "baseline",
         "bed",
         "context",
         "dirty",
@@ -76,6 +80,7 @@ class BedState(MinuteWindow):
         self.dirty = False  # a value changed since NEWS2 was last computed
         self.news2: object = None  # clinical.news2.News2 of the latest computation
         self.history = MinuteHistory()  # the nurse page's bed trends (one row per closed minute)
+        self.baseline = Baseline()  # the patient's own baseline for the model input (clinical/model_input.py)
         super().__init__()
 
     # -- hot path ----------------------------------------------------------------------------------
@@ -113,6 +118,9 @@ class BedState(MinuteWindow):
     def heart_rate(self, now: float, max_age: float) -> float:
         v = self.fresh(HR, now, max_age)
         return v if v == v else self.fresh(PR, now, max_age)
+
+    def _leaving(self, row: np.ndarray) -> None:
+        self.baseline.leave(row)
 
     def _closed(self) -> None:
         for i in range(len(SLOTS)):

@@ -48,6 +48,8 @@ class FeatureSpec:
     fallback: tuple[tuple[str, str], ...] = (("heart_rate", "pulse_rate"),)
     fallback_after_s: float = 10.0
     alignment: str = "epoch-multiple"
+    input: str = "window"  # what the model reads from the buckets: clinical/model_input.py INPUT_KINDS
+    baseline_tau: float = 240.0  # buckets; the own-baseline time constant of input "baseline"
 
     @property
     def n_features(self) -> int:
@@ -66,6 +68,7 @@ class FeatureSpec:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"features: unknown key(s) {', '.join(unknown)}")
+        d = {**_OPTIONAL, **d}  # keys added after 1.x manifests were signed: their 1.x meaning
         missing = sorted(known - set(d))
         if missing:
             raise ValueError(f"features: missing key(s) {', '.join(missing)}")
@@ -80,14 +83,19 @@ class FeatureSpec:
                 fallback=tuple((str(a), str(b)) for a, b in d["fallback"]),
                 fallback_after_s=float(d["fallback_after_s"]),
                 alignment=str(d["alignment"]),
+                input=str(d["input"]),
+                baseline_tau=float(d["baseline_tau"]),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"features: {exc}") from None
 
     def differences(self, other: FeatureSpec) -> list[str]:
-        """Human-readable differences, ``key: ours != theirs`` (empty when equal)."""
+        """Human-readable differences in the buckets, ``key: ours != theirs`` (empty when equal); the input
+        kind a model reads from them is checked by :func:`check_manifest_spec`."""
         out = []
         for k in self.__dataclass_fields__:
+            if k in _OPTIONAL:
+                continue
             a, b = getattr(self, k), getattr(other, k)
             if a != b:
                 out.append(f"{k}: gateway {_jsonable(a)} != model {_jsonable(b)}")
@@ -100,6 +108,8 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+_OPTIONAL: dict[str, Any] = {"input": "window", "baseline_tau": 240.0}
+INPUT_KINDS = ("window", "baseline")
 SPEC = FeatureSpec()
 MODEL_PARAMS = SPEC.params
 CARRY_S = SPEC.carry_s
@@ -110,14 +120,20 @@ N_FEATURES = SPEC.n_features
 FALLBACK_AFTER_S = SPEC.fallback_after_s
 
 
-def check_manifest_spec(features: Mapping[str, Any] | None) -> None:
-    """Raise ValueError unless a model's manifest ``features`` is exactly the spec this code computes."""
+def check_manifest_spec(features: Mapping[str, Any] | None) -> FeatureSpec:
+    """The model's spec, or ValueError unless its buckets are exactly the ones this code computes and its
+    input kind is one this code builds (clinical/model_input.py)."""
     if not features:
         raise ValueError("manifest has no feature spec (features): cannot tell what the model expects")
     theirs = FeatureSpec.from_manifest(features)
     diff = SPEC.differences(theirs)
+    if theirs.input not in INPUT_KINDS:
+        diff.append(f"input: gateway builds {list(INPUT_KINDS)}, model reads {theirs.input!r}")
+    elif theirs.input == "baseline" and theirs.baseline_tau != SPEC.baseline_tau:
+        diff.append(f"baseline_tau: gateway {SPEC.baseline_tau} != model {theirs.baseline_tau}")
     if diff:
         raise ValueError("feature spec differs: " + "; ".join(diff))
+    return theirs
 
 
 # -- streaming form ---------------------------------------------------------------------------------------
@@ -163,9 +179,13 @@ class MinuteWindow:
     def _closed(self) -> None:
         """Hook for subclasses: a bucket just closed."""
 
+    def _leaving(self, row: np.ndarray) -> None:
+        """Hook for subclasses: ``row`` (the oldest bucket, all zeros before the window filled) scrolls out."""
+
     def _close_bucket(self) -> None:
         end = self._bucket_end
         row = self._ring[self._ring_pos]
+        self._leaving(row)
         m = len(MODEL_PARAMS)
         for j in range(m):
             c = self._bucket_cnt[j]

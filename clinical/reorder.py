@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 RANK = {"spo2_scale2": 0, "on_oxygen": 1, "consciousness": 2, "nibp_dia": 3, "nibp_mean": 4, "nibp_sys": 5,
         "heart_rate": 6, "pulse_rate": 7, "perfusion_index": 8, "spo2": 9, "resp_rate": 10, "temperature": 11}
-Row = tuple[float, int, str, str, int]  # (t, rank, param, raw, line)
-Deliver = Callable[[str, float, str, str, int], None]
+Row = tuple[float, int, str, str, int, float]  # (t, rank, param, raw, line, value: the parsed raw or NaN)
+Deliver = Callable[[str, float, str, str, int, float], None]
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Reorderer:
         self.streams: dict[str, _Stream] = {}
         self.stats = OrderStats()
 
-    def push(self, patient: str, t: float, param: str, raw: str, line: int) -> bool:
+    def push(self, patient: str, t: float, param: str, raw: str, line: int, value: float = math.nan) -> bool:
         """Queue one row; False (counted) if it is too far back to be put in its place."""
         s = self.streams.get(patient)
         if s is None:
@@ -75,7 +76,7 @@ class Reorderer:
                 st.late_lines.append(line)
             return False
         buf = s.buf
-        buf.append((t, RANK.get(param, 99), param, raw, line))
+        buf.append((t, RANK.get(param, 99), param, raw, line, value))
         if len(buf) >= self.chunk:
             self._release(patient, s, s.newest - self.window_s)
         return True
@@ -103,7 +104,7 @@ class Reorderer:
                 self.stats.duplicates += 1
                 continue
             last = r
-            deliver(patient, r[0], r[2], r[3], r[4])
+            deliver(patient, r[0], r[2], r[3], r[4], r[5])
         s.last = last
         del buf[:k]
 
@@ -121,5 +122,4 @@ class Reorderer:
         return names
 
 
-def _key(r: Row) -> tuple[float, int, str]:
-    return (r[0], r[1], r[3])
+_key = itemgetter(0, 1, 3)  # (t, rank, raw): a total order, so any input order gives the same output

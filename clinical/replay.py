@@ -32,7 +32,7 @@ import csv
 import datetime as dt
 import math
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -114,12 +114,6 @@ def alarm_record(u: AlarmUpdate) -> dict[str, Any]:
             "score": a.score, "value": a.value, "param": a.param, "event": u.event.value, "reason": a.reason}
 
 
-def _rows(f: IO[str]) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(f)
-    for row in reader:
-        yield reader.line_num, row
-
-
 class _Patient:
     """One patient's own stage and clock: its state only ever advances on its own rows."""
 
@@ -193,7 +187,9 @@ def replay(
             nt += tick_s
         p.next_tick = nt
 
-    def deliver(patient: str, t: float, param: str, raw: str, line: int) -> None:
+    span = [math.inf, -math.inf]  # first and last time delivered
+
+    def deliver(patient: str, t: float, param: str, raw: str, line: int, value: float) -> None:
         p = patients.get(patient) or new_patient(patient)
         if p.last != -math.inf and t - p.last > forget_after_s:  # silent for an hour: discharged, a new stay
             p.stage.forget_bed(patient)
@@ -202,14 +198,14 @@ def replay(
         if t >= p.next_tick:
             tick_to(p, t)
         p.now[0] = t
-        if stats.first_time is None or t < stats.first_time:
-            stats.first_time = t
-        if stats.last_time is None or t > stats.last_time:
-            stats.last_time = t
+        if t < span[0]:
+            span[0] = t
+        if t > span[1]:
+            span[1] = t
         if param in NUMERIC:
             sm = p.sample  # the stage keeps no reference to a sample: one object per patient, refilled
             if raw:
-                sm.value, sm.quality = float(raw), Quality.VALID
+                sm.value, sm.quality = value, Quality.VALID
             else:
                 sm.value, sm.quality = math.nan, Quality.UNAVAILABLE
                 stats.invalid_samples += 1
@@ -231,9 +227,9 @@ def replay(
     else:
         f = source
     try:
-        rows = _rows(f)
+        reader = csv.reader(f)
         try:
-            _, header = next(rows)
+            header = next(reader)
         except StopIteration:
             raise ReplayError("empty file: expected a header timestamp,patient,parameter,value") from None
         cols = [h.strip().lower() for h in header]
@@ -244,7 +240,10 @@ def replay(
         width = max(it, ip, ipar, iv) + 1
         push = order.push
         mine: dict[str, bool] = {}
-        for line, row in rows:
+        numeric, context = NUMERIC, CONTEXT
+        nan, inf = math.nan, math.inf
+        for row in reader:
+            line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if shard is not None:
@@ -259,34 +258,40 @@ def replay(
                 stats.reject("short_row", line)
                 continue
             try:
-                t = parse_time(row[it])
+                t = float(row[it])  # epoch seconds (the common case), else ISO 8601
+                if t - t != 0.0:
+                    raise ValueError("timestamp is not finite")
             except ValueError:
-                stats.reject("bad_timestamp", line)
-                continue
+                try:
+                    t = parse_time(row[it])
+                except ValueError:
+                    stats.reject("bad_timestamp", line)
+                    continue
             patient = row[ip].strip()
             if not patient:
                 stats.reject("no_patient", line)
                 continue
             param = row[ipar].strip()
             raw = row[iv].strip()
-            if param in NUMERIC:
+            value = nan
+            if param in numeric:
                 if raw:
                     try:
                         value = float(raw)
                     except ValueError:
                         stats.reject("bad_value", line)
                         continue
-                    if not math.isfinite(value):
+                    if value - value != 0.0 or value == inf:
                         stats.reject("bad_value", line)
                         continue
-            elif param in CONTEXT:
+            elif param in context:
                 if not _context_ok(param, raw):
                     stats.reject(f"bad_{param}", line)
                     continue
             else:
                 stats.reject("unknown_parameter", line)
                 continue
-            push(patient, t, param, raw, line)
+            push(patient, t, param, raw, line, value)
         for name in order.finish_all():
             p = patients.get(name)
             if p is not None and p.now[0] != -math.inf:
@@ -295,6 +300,8 @@ def replay(
         if isinstance(source, Path):
             f.close()
     stats.order = order.stats
+    if span[0] <= span[1]:
+        stats.first_time, stats.last_time = span[0], span[1]
     stats.anomaly_invokes = sum(p.stage.anomaly_batches for p in patients.values())
     records.sort(key=lambda r: (r[0], r[1], r[2]))
     for r in records:

@@ -141,7 +141,8 @@ class AnomalySweep:
         self.beds_scored += len(ready)
         thr = self.threshold
         m = self.manager
-        for b, sc in zip(ready, scores, strict=True):
+        explain = getattr(scorer, "explain", None)
+        for k, (b, sc) in enumerate(zip(ready, scores, strict=True)):
             b.st.window_ready = False
             s = float(sc)
             b.anomaly = s
@@ -152,6 +153,13 @@ class AnomalySweep:
                 why = ""
                 if on and m.get_alarm(b.st.bed, "anomaly") is None:
                     why = (f"model {getattr(scorer, 'name', 'vitals-anomaly')} "
-                           f"{getattr(scorer, 'version', '?')}: score {s:.3f} >= {thr:.3f}")
+                           f"{getattr(scorer, 'version', '?')}: score {s:.3f} (threshold {thr:.3f})")
+                    if explain is not None:
+                        why += f"; {explain(k)}"
+                    n2 = getattr(b.st.news2, "total", None)  # what the nurse weighs it with: NEWS2, the trend
+                    if n2 is not None:
+                        why += f"; NEWS2 {n2}"
+                    if b.smart is not None:
+                        why += f", trend score {b.smart.trend.score:.1f}"
                 m.update(b.st.bed, b.st.patient, b.prof.anomaly, on, now, score=round(s, 4), recv_mono=now,
                          t_wall=wall, reason=why)

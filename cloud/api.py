@@ -6,6 +6,7 @@
     GET /api/patients            pseudonymous patients with data, with their gateway and bed
     GET /api/vitals?patient=P&param=spo2&since=6h   the per-interval summaries of one patient
     GET /api/ward, /api/burden, /api/scores, /api/markers   see cloud/api_views.py
+    GET /api/models, /api/rollouts   models per gateway, rollouts, shadow figures, decisions (cloud/api_rollouts.py)
 
 Every route needs a login (OIDC session or bearer JWT) or an API token with
 the ``view_fleet`` permission (``API_RULES``), and every query is limited to
@@ -26,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from clinical.parameters import PARAMETERS
+from cloud.api_rollouts import RolloutViews
 from cloud.api_views import FleetViews
 from cloud.influx import InfluxError, InfluxWriter
 from cloud.site_scope import and_sites
@@ -75,6 +77,7 @@ class FleetApi:
         app.router.add_get("/api/vitals", self._vitals)
         app.router.add_static("/static/", DASHBOARD, show_index=False, follow_symlinks=False)
         FleetViews(self).setup(app)
+        RolloutViews(self).setup(app)
 
     async def _index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(DASHBOARD / "index.html")
@@ -99,7 +102,8 @@ class FleetApi:
         # the newest status point per gateway (several last() selectors would lose the point's time)
         scope = and_sites(principal_of(request))
         rows = await self._rows(
-            f'SELECT "online", "backlog", "oldest_unsent_s", "software", "models" FROM "status" {scope} '
+            'SELECT "online", "backlog", "oldest_unsent_s", "unreceipted", "oldest_unreceipted_s", "software", '
+            f'"models" FROM "status" {scope} '
             'GROUP BY "gateway", "site" ORDER BY time DESC LIMIT 1'
         )
         now_ns = time.time_ns()
@@ -112,6 +116,7 @@ class FleetApi:
                 "state": "online" if online else ("offline" if r.get("online") is False else "stale"),
                 "last_status_age_s": round(age, 1), "backlog": r.get("backlog"),
                 "oldest_unsent_s": r.get("oldest_unsent_s"), "software": r.get("software"),
+                "unreceipted": r.get("unreceipted"), "oldest_unreceipted_s": r.get("oldest_unreceipted_s"),
                 "models": json.loads(r["models"]) if r.get("models") else {},
             })
         out.sort(key=lambda g: (g["site"] or "", g["gateway"] or ""))

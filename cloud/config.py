@@ -1,4 +1,4 @@
-"""The cloud daemon's TOML config (ingest, InfluxDB, API, FHIR export)."""
+"""The cloud daemon's TOML config (ingest, InfluxDB, API, FHIR export, scheduled retraining)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from cloud.arrivals import ArrivalsConfig
 from cloud.fhir.config import FhirConfig
 from cloud.influx import InfluxConfig
 from cloud.ingest import IngestConfig
+from cloud.retrain_schedule import RetrainSection
 from runtime.configbase import Section
 from runtime.configload import load
 from runtime.security.config import AuthSection, TlsSection
@@ -38,6 +39,7 @@ class CloudConfig(Section):
     influx: InfluxConfig = InfluxConfig()
     arrivals: ArrivalsConfig = ArrivalsConfig()
     fhir: FhirConfig = FhirConfig()
+    retrain: RetrainSection = RetrainSection()  # scheduled retraining (off by default; docs/learning-loop.md)
 
 
 def load_cloud_config(path: Path) -> CloudConfig:

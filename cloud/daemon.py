@@ -14,6 +14,7 @@ from cloud.config import CloudConfig
 from cloud.influx import InfluxWriter
 from cloud.influx_client import open_writer
 from cloud.ingest import IngestWorker
+from cloud.retrain_schedule import RetrainScheduler
 from runtime.configbase import read_optional_secret
 from runtime.httpserver import HttpServer
 from runtime.metrics import new_registry
@@ -53,6 +54,15 @@ class CloudDaemon:
         register_metrics(self.collector, self.audit, self.security)
         if self.arrivals is not None:
             arrivals_api.security = self.security
+        self.retrain: RetrainScheduler | None = None
+        if cfg.retrain.enabled:  # scheduled retraining, one node at a time (its lock)
+            r = cfg.retrain
+            key = None
+            if r.key_file is not None:
+                from runtime.configbase import secret_path
+
+                key = secret_path(r.key_file, config_dir)
+            self.retrain = RetrainScheduler(r, cfg.cloud.id, cfg.cloud.state_dir, self.influx, key)
         self.http = HttpServer(self.app, cfg.api.listen, cfg.api.port, self.registry, self.health,
                                security=self.security, port_key="api.port in the cloud config")
 
@@ -68,7 +78,8 @@ class CloudDaemon:
                 "components": {"broker": {"ok": broker_ok}, "influxdb": {"ok": influx_ok}}}
 
     def components(self) -> list[Component]:
-        return [self.http, self.ingest, *([self.arrivals] if self.arrivals is not None else [])]
+        return [self.http, self.ingest, *([self.arrivals] if self.arrivals is not None else []),
+                *([self.retrain] if self.retrain is not None else [])]
 
     async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:
         try:

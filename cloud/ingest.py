@@ -1,7 +1,7 @@
 """Cloud ingest worker: MQTT 5 shared subscription -> strict decode -> batched InfluxDB writes.
 
-N workers subscribe to ``$share/<group>/pg/v1/+/+/+`` and the broker splits
-the uplink traffic between them. paho-mqtt 2 runs with ``manual_ack=True``: a
+N workers subscribe to ``$share/<group>/pg/v1/+/+/{stream}`` for each uplink
+stream and the broker splits the uplink traffic between them. paho-mqtt 2 runs with ``manual_ack=True``: a
 message's PUBACK goes out only after InfluxDB accepted its points (or, for a
 bad message or a refused point, after it went to the dead-letter store). A
 message whose batch has not been accepted when the connection drops is never
@@ -16,6 +16,14 @@ A batch is handed over when it reaches ``batch_points``, when ``flush_s``
 passed, or (``eager``, the default) as soon as the writer is idle and no more
 messages are waiting: a quiet stream is written at once, a busy one in full
 batches.
+
+Receipts (contract v2, cloud/receipts.py): once InfluxDB accepted a batch, its
+v2 messages are marked written and a cumulative receipt goes to each
+gateway's ``receipts`` topic (QoS 1, at most one per gateway per
+``receipt_interval_s``); the gateway forgets a record only then. The worker
+subscribes to the uplink streams one by one, so it never receives the
+downlink (its own receipts, model offers). The MQTT side (client, callbacks,
+acknowledgements) is cloud/ingest_mqtt.py; the writer cloud/ingest_writer.py.
 """
 
 from __future__ import annotations
@@ -23,27 +31,26 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import CollectorRegistry
 
 from cloud.deadletter import DeadLetters
-from cloud.delivery import Delivery, DeliveryAborted
+from cloud.delivery import Delivery
 from cloud.influx import InfluxConfig, InfluxWriter, LineWriter
 from cloud.ingest_admit import IngestConfig, Rejection, admit
+from cloud.ingest_mqtt import IngestMqtt
+from cloud.ingest_writer import write_batches
+from cloud.receipts import Mark, ReceiptSender
 from cloud.retention import ensure_schema
 from runtime.configbase import read_optional_secret
 from runtime.logs import get_logger
 from runtime.supervisor import Tier
-from wire import topics
 
 log = get_logger("cloud.ingest")
 
@@ -56,9 +63,12 @@ class _Batch:
     lines: list[str] = field(default_factory=list)
     mids: list[int] = field(default_factory=list)
     dead: list[tuple[str, str, bytes, str]] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
 
 
-class IngestWorker:
+class IngestWorker(IngestMqtt):
+    """Shared subscription -> batches -> InfluxDB -> receipts and PUBACKs; the MQTT side is cloud/ingest_mqtt.py."""
+
     name = "ingest"
     tier = Tier.SINK
 
@@ -69,7 +79,7 @@ class IngestWorker:
         influx: LineWriter,
         client_id: str = "pg-ingest-1",
         group: str = "ingest",
-        batch_points: int = 5000,
+        batch_points: int = 20000,
         flush_s: float = 1.0,
         deadletter_dir: Path | None = None,
         tls_ca_file: str | None = None,
@@ -83,9 +93,12 @@ class IngestWorker:
         schema: InfluxConfig | None = None,
         registry: CollectorRegistry | None = None,
         reconnect_min_s: float = 0.1,
-        reconnect_max_s: float = 1.0,
+        reconnect_max_s: float = 0.25,
         eager: bool = True,
         end_session_on_stop: bool = False,
+        receipts: bool = True,
+        receipt_interval_s: float = 1.0,
+        write_concurrency: int = 2,
     ) -> None:
         # reconnect fast (a worker sits next to its broker): after a broker restart mosquitto 2.0 has
         # forgotten the $share subscription, and messages published before we re-subscribe are dropped
@@ -107,6 +120,11 @@ class IngestWorker:
         # stop it unsubscribes, drains what is already assigned to it, and ends its session.
         self.end_session_on_stop = end_session_on_stop
         self.deadletters = DeadLetters(deadletter_dir)
+        self.receipts = ReceiptSender(receipt_interval_s, enabled=receipts)
+        self.write_concurrency = max(1, write_concurrency)  # batches in flight to InfluxDB (cloud/ingest_writer.py)
+        # fault injection (bench faults, tests): called after InfluxDB accepted a batch, before its
+        # receipts and acknowledgements
+        self.on_written: Callable[[int], None] | None = None
         self.delivery = Delivery(influx)
         self.connected = False
         self.received = 0
@@ -147,7 +165,8 @@ class IngestWorker:
         return cls(cfg.host, cfg.port, influx, cfg.client_id, cfg.group, cfg.batch_points, cfg.flush_s,
                    Path(cfg.deadletter_dir), cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.username,
                    password, cfg.receive_maximum, cfg.session_expiry_s, cfg.keepalive_s, schema, registry,
-                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush, cfg.end_session_on_stop)
+                   cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.eager_flush, cfg.end_session_on_stop,
+                   cfg.receipts, cfg.receipt_interval_s, cfg.write_concurrency)
 
     # ---- Component ---------------------------------------------------------------------
 
@@ -231,12 +250,18 @@ class IngestWorker:
             except TimeoutError:
                 ok = False
             if not ok:
-                log.warning("ingest_subscribe_failed", filter=topics.ingest_filter(self.group))
+                log.warning("ingest_subscribe_failed", group=self.group)
                 return
             self.connected = True
             self.connects += 1
-            log.info("ingest_connected", client_id=self.client_id, filter=topics.ingest_filter(self.group))
-            rest = await self._collect(gen, batches)
+            log.info("ingest_connected", client_id=self.client_id, group=self.group)
+            sender = asyncio.create_task(self.receipts.run(lambda t, p: self._publish(client, t, p), self._lost),
+                                         name=f"ingest[{self.client_id}].receipts")
+            try:
+                rest = await self._collect(gen, batches)
+            finally:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
         finally:
             self.connected = False
             if self._stopping.is_set():
@@ -343,20 +368,6 @@ class IngestWorker:
         except TimeoutError:
             pass
 
-    def _deliver_msg(self, item: tuple[int, int, str, bytes]) -> None:
-        self._inbox.put_nowait(item)
-        self._last_arrival = time.monotonic()
-        self._arrived.set()
-
-    def _unsubscribe(self) -> None:
-        self._unsubscribed = False
-        if self._client is not None:
-            self._client.unsubscribe(topics.ingest_filter(self.group))
-
-    def _unsubscribed_cb(self) -> None:
-        self._unsubscribed = True
-        self._last_arrival = time.monotonic()
-
     def _take(self, batch: _Batch, item: tuple[int, int, str, bytes]) -> None:
         gen, mid, topic, payload = item
         if gen != batch.gen:
@@ -366,81 +377,13 @@ class IngestWorker:
         got = admit(topic, payload)
         if isinstance(got, Rejection):
             batch.dead.append((got.reason, topic, payload, got.detail))
+            if got.mark is not None:
+                batch.marks.append(got.mark)
             return
-        batch.lines.extend(got)
-        self.points += len(got)
+        batch.lines.extend(got.lines)
+        if got.mark is not None:
+            batch.marks.append(got.mark)
+        self.points += len(got.lines)
 
     async def _writer(self, batches: asyncio.Queue[_Batch | None]) -> None:
-        while True:
-            self._writer_busy = False
-            self._arrived.set()  # an idle writer: the collector may hand over what it has
-            batch = await batches.get()
-            if batch is None:
-                return
-            self._writer_busy = True
-            try:
-                rejected = await self.delivery.deliver(batch.lines)
-            except DeliveryAborted:
-                log.warning("ingest_batch_abandoned", messages=len(batch.mids), points=len(batch.lines))
-                return  # not acknowledged: the broker redelivers
-            if rejected:
-                await self.deadletters.points([(f"influx_{r.status}", r.line, r.reason) for r in rejected])
-            if batch.dead:
-                await self.deadletters.payloads(batch.dead)
-            self.batches += 1
-            self._ack(batch)
-
-    def _ack(self, batch: _Batch) -> None:
-        client = self._client
-        if client is None or batch.gen != self._gen or self._lost.is_set():
-            return
-        for mid in batch.mids:
-            if mid:  # 0: a QoS 0 message, nothing to acknowledge
-                client.ack(mid, 1)
-        self.acked += len(batch.mids)
-
-    # ---- paho side (network thread) ----------------------------------------------------
-
-    def _make_client(self, gen: int) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
-                             reconnect_on_failure=False, manual_ack=True)
-        ca, cert, key = self.tls
-        if ca or cert:
-            client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
-        if self.username:
-            client.username_pw_set(self.username, self.password)
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_unsubscribe = lambda c, u, mid, rcs, p: self._call(self._unsubscribed_cb)
-        client.on_disconnect = self._on_disconnect
-        client.on_message = lambda c, u, m: self._call(
-            self._deliver_msg, (gen, m.mid if m.qos else 0, m._topic.decode("utf-8", "replace"), m.payload))
-        return client
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(fn, *args)
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
-        if rc.is_failure:
-            self._call(self._subscribed, False)
-            return
-        client.subscribe(topics.ingest_filter(self.group), options=SubscribeOptions(qos=1))
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any) -> None:
-        self._call(self._subscribed, all(not rc.is_failure for rc in rcs))
-
-    def _subscribed(self, ok: bool) -> None:
-        if self._suback is not None and not self._suback.done():
-            self._suback.set_result(ok)
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
-        self._call(self._disconnected, str(rc))
-
-    def _disconnected(self, reason: str) -> None:
-        if self.connected:
-            log.warning("ingest_disconnected", reason=reason)
-        self._lost.set()
-        self._arrived.set()
-        self._subscribed(False)
+        await write_batches(self, batches)

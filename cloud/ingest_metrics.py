@@ -26,5 +26,7 @@ def ingest_metrics(c: CallbackCollector, w: IngestWorker) -> None:
               lambda: {(str(s),): float(n) for s, n in sorted(d.retries.items())}, labels=("status",))
     c.counter("pulsegate_ingest_deadletter_write_errors", "dead letters that could not be written (disk)",
               lambda: w.deadletters.write_errors)
+    c.counter("pulsegate_ingest_receipts_sent", "delivery receipts published to gateways (contract v2)",
+              lambda: w.receipts.sent)
     c.gauge("pulsegate_ingest_connected", "1 if subscribed", lambda: int(w.connected))
     c.gauge("pulsegate_ingest_queue", "messages waiting for a batch", lambda: w.queued)

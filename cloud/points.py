@@ -137,10 +137,28 @@ def _lines(msg: messages.Message, site: str, stream: str, fast: bool) -> list[st
         return [line("findings", {**base, "room": msg.room},
                      {"present": msg.present, "confidence": msg.confidence, "area": msg.area, "box_x": box[0],
                       "box_y": box[1], "box_w": box[2], "box_h": box[3], "seq": seq}, msg.t)]
+    if isinstance(msg, messages.Verdict):  # the learning loop's labels (issue 12)
+        return [line("verdicts", {**base, "bed": msg.bed, "patient": msg.patient, "alarm_id": msg.alarm_id,
+                                  "verdict": msg.verdict, "source": msg.source, "priority": msg.priority},
+                     {"condition": msg.condition, "by": msg.by, "at_ns": msg.at, "seq": seq}, msg.t)]
+    if isinstance(msg, messages.ClinicalEvent):
+        return [line("clinical_events", {**base, "bed": msg.bed, "patient": msg.patient, "code": msg.code},
+                     {"by": msg.by, "recorded_ns": msg.recorded, "seq": seq}, msg.t)]
+    if isinstance(msg, messages.ShadowReport):
+        return [line("shadow_reports", {**base, "model": msg.model, "version": msg.version, "rollout": msg.rollout,
+                                        "state": msg.state},
+                     {"active": msg.active, "rounds": msg.rounds, "bed_windows": msg.bed_windows,
+                      "agreement": float(msg.agreement), "cand_alarms": msg.cand_alarms,
+                      "active_alarms": msg.active_alarms, "invoke_ms_p50": float(msg.invoke_ms_p50),
+                      "invoke_ms_max": float(msg.invoke_ms_max), "errors": msg.errors, "invalid": msg.invalid,
+                      "reason": msg.reason, "seq": seq}, msg.t)]
     if isinstance(msg, messages.Status):
-        return [line("status", base,
-                     {"online": msg.online, "backlog": msg.backlog, "oldest_unsent_s": float(msg.oldest_unsent_s),
-                      "software": msg.software, "models": json.dumps(msg.models, sort_keys=True), "seq": seq}, msg.t)]
+        st: dict[str, FieldValue] = {"online": msg.online, "backlog": msg.backlog,
+                                     "oldest_unsent_s": float(msg.oldest_unsent_s), "software": msg.software,
+                                     "models": json.dumps(msg.models, sort_keys=True), "seq": seq}
+        if msg.v >= 2:
+            st.update(unreceipted=msg.unreceipted, oldest_unreceipted_s=float(msg.oldest_unreceipted_s))
+        return [line("status", base, st, msg.t)]
     raise TypeError(f"no point mapping for {type(msg).__name__}")
 
 

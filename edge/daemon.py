@@ -18,12 +18,14 @@ from clinical.alarms.manager import AuditRecord
 from clinical.alarms.model import AlarmUpdate
 from clinical.anomaly import MODEL_NAME as ANOMALY_MODEL
 from clinical.anomaly import VitalsAnomalyModel
+from clinical.feedback import REJECT_REASONS
 from clinical.stage import ClinicalStage
 from edge.alarm_bus import Delivered, LocalAlarmPublisher
 from edge.ambulance import AmbulanceService
 from edge.budget import Budget
 from edge.config import EdgeConfig
 from edge.crew_page.app import CREW_RULES
+from edge.feedback import Feedback, LocalActions
 from edge.gateway_status import ambulance_metrics, uplink_metrics
 from edge.links import LinkConfig, LinkSet
 from edge.model_slots import ModelSlots, newest_verified
@@ -128,11 +130,17 @@ class EdgeDaemon:
         self.http_security = secure_listener("nurse", cfg.http.listen, cfg.auth, cfg.http.tls, rules,
                                              ward=self.ward, base=config_dir, audit=self.audit, users=users)
         self.listeners = [self.http_security]
+        self.feedback = Feedback(gw, self.clinical, self.pseudonyms, self.publish, self._patient_of)
+        self.local_actions: LocalActions | None = None
+        if cfg.local_bus.enabled:  # the local MQTT alarm API: acknowledge with a verdict, clinical events
+            lb = cfg.local_bus
+            self.local_actions = LocalActions(self.feedback, lb.host, lb.port, lb.username,
+                                              read_optional_secret(lb.password_file, config_dir))
         self.nurse = NursePage(
             self.clinical.snapshot, self.clinical.acknowledge, self.cloud_up, self.clinical.silence,
             title=f"PulseGate {gw}", max_silence_s=cfg.clinical.max_silence_s, security=self.http_security,
             ward=self.ward, trends_provider=lambda bed, hours: self.clinical.trends(bed, hours),
-            link_info=self.cloud_link,
+            link_info=self.cloud_link, feedback=self.feedback,
         )
         # local delivery first (nurse call, page), then the uplink (on_alarm)
         self.clinical.sinks[:0] = [s.offer for s in (self.local_alarms, self.nurse) if s is not None]
@@ -185,6 +193,10 @@ class EdgeDaemon:
         self.summarizer.position = amb.tracker.position
         if cfg.ambulance.gps is not None:
             self.sources.append(GpsSource(cfg.ambulance.gps, amb.tracker.on_fix))
+
+    def _patient_of(self, bed: str) -> str:
+        b = self.clinical.beds.get(bed)
+        return self.summarizer.patients.get(bed, "") or (b.st.patient if b is not None else "")
 
     def _uplink_password(self) -> str | None:
         up = self.uplink
@@ -325,6 +337,13 @@ class EdgeDaemon:
             la = self.local_alarms
             c.counter("pulsegate_local_alarms_published", "Alarm updates on the local bus", lambda: la.published)
             c.counter("pulsegate_local_alarms_dropped", "Alarm updates dropped (local queue full)", lambda: la.dropped)
+        fb = self.feedback
+        c.counter("pulsegate_verdicts_sent", "Nurse verdicts accepted and sent up", lambda: fb.verdicts_sent)
+        c.counter("pulsegate_verdicts_rejected", "Verdicts refused (free text, identifier, unknown code); the "
+                  "acknowledgement still happened",
+                  lambda: {(k,): float(fb.verdicts_rejected[k]) for k in REJECT_REASONS}, labels=("reason",))
+        c.counter("pulsegate_clinical_events", "Clinical events recorded and sent up", lambda: fb.events_sent)
+        c.counter("pulsegate_clinical_events_rejected", "Clinical events refused", lambda: fb.events_rejected)
         if self.uplink is not None:
             uplink_metrics(c, self.uplink)
         if self.ambulance is not None:
@@ -350,6 +369,8 @@ class EdgeDaemon:
         if self.slots is not None:
             sinks.append(self.slots)
         pipeline: list[Component] = [self.pipeline] if self.ambulance is None else [self.pipeline, self.ambulance]
+        if self.local_actions is not None:
+            pipeline.append(self.local_actions)
         return [*sinks, *pipeline, *self.sources, *self.video]
 
     async def run(self, stop: asyncio.Event | None = None, install_signals: bool = True) -> int:

@@ -13,7 +13,10 @@ lanes, status, last will) holds on every link:
 - a move stops the old uplink (it waits up to 2 s for PUBACKs of what is in
   flight, then publishes its offline status there) and starts the new one,
   which publishes whatever is still in the outbox. Nothing is lost: a record
-  leaves the outbox only once a broker acknowledged it. Nothing is doubled in
+  leaves the outbox only once the cloud receipted it (contract v2; at the
+  broker's PUBACK for v1). What a link published and still waited to hear
+  about is published again on the next link (``Uplink.hand_over``): its
+  receipt would come through the old broker's session. Nothing is doubled in
   the cloud: a record sent on both links keeps its id (gateway, stream, seq),
   and the cloud's points for one id overwrite each other.
 
@@ -163,6 +166,7 @@ class LinkSet:
         while not self._stopping:
             self.active = idx
             name, metered, up = self.links[idx]
+            up.hand_over()  # what it sent before a move waits for receipts on another broker: send it again
             await up.start()
             task = asyncio.create_task(up.run(), name=f"uplink[{name}]")
             log.info("link_active", link=name, metered=metered)

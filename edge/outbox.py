@@ -6,7 +6,9 @@ loop and never waits on disk: it assigns the record's sequence number, encodes
 the message and hands it to a writer thread, which commits whatever has queued
 up in one transaction (group commit). The uplink reads records lane by lane
 (alarms, then summaries/events/status, then bulk) and deletes each one only
-after the broker's PUBACK.
+once the cloud receipted it (contract v2; a v1 uplink: at the broker's PUBACK).
+Records the uplink has published and not yet forgotten are "in flight" here
+(:meth:`Outbox.mark_inflight`): the quota never drops them.
 
 Durability policy (``sync``):
 
@@ -27,7 +29,8 @@ deletes the oldest records of the bulk lane, then of the middle lane; alarms
 are never dropped (the outbox grows past its quota rather than lose one).
 Every dropped range of sequence numbers is written, in the same transaction,
 as a :class:`wire.messages.Gap` record on the ``events`` stream, so the cloud
-learns what is missing.
+learns what is missing. Gap records travel in the alarms lane: never dropped
+themselves (else a dropped gap report would hide which numbers it described).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -89,12 +92,16 @@ class Outbox:
         quota_bytes: int = 512 * 1024 * 1024,
         sync: Literal["full", "normal"] = "full",
         max_commit: int = 5000,
+        wire_version: int = messages.VERSION,
     ) -> None:
         topics.check_id("gateway", gateway)
         self.path = Path(path)
         self.gateway = gateway
         self.quota_bytes = quota_bytes
         self.max_commit = max_commit
+        if wire_version not in messages.SUPPORTED:
+            raise ValueError(f"unsupported contract version {wire_version}")
+        self.wire_version = wire_version  # stamped on every appended message (v1: a gateway without receipts)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._connect(sync)
         self._db.executescript(_SCHEMA)
@@ -113,6 +120,11 @@ class Outbox:
         self.gaps = 0
         self.commit_errors = 0
         self._inflight: set[int] = set()
+        # _flight guards _inflight and _doomed: the quota picks and deletes its victims under it, and a read
+        # that marks records in flight filters what the quota doomed in a commit it could not see yet
+        self._flight = threading.Lock()
+        self._doomed: dict[int, int] = {}  # record id -> number of the commit deleting it
+        self._commits = 0
         self._queue: deque[tuple[int, str, int, float, bytes]] = deque()
         self._deletes: deque[int] = deque()
         self._wake = threading.Condition()
@@ -156,6 +168,7 @@ class Outbox:
         seq = self.reserve_seq(stream)
         msg.seq = seq
         msg.gw = self.gateway
+        msg.v = self.wire_version
         payload = codec.encode(msg)
         with self._idle:
             self._pending += 1
@@ -172,33 +185,59 @@ class Outbox:
 
     # ---- uplink side -------------------------------------------------------------------
 
-    def read(self, limit: int, exclude: set[int] | None = None, after: dict[int, int] | None = None) -> list[Record]:
-        """Oldest records in lane order; ``after`` maps lane -> last id already taken. Blocking: call in a thread."""
+    def read(self, limit: int, exclude: Container[int] | None = None,
+             after: dict[int, int] | None = None, mark: bool = False) -> list[Record]:
+        """Oldest records in lane order, skipping ids in ``exclude``; ``after`` maps lane -> last id already
+        scanned and is advanced in place past everything read or skipped. ``mark``: mark them in flight
+        atomically against the quota (a record the quota is deleting is left out). Blocking: in a thread."""
         out: list[Record] = []
-        after = after or {}
+        after = {} if after is None else after
         with self._reader_lock:
+            seen = self._commits
             for lane in LANES:
-                if len(out) >= limit:
-                    break
-                rows = self._reader.execute(
-                    "SELECT id, lane, stream, seq, created, payload FROM records WHERE lane = ? AND id > ? "
-                    "ORDER BY id LIMIT ?",
-                    (lane, after.get(lane, 0), limit - len(out)),
-                ).fetchall()
-                out.extend(Record(*r) for r in rows if not exclude or r[0] not in exclude)
+                while len(out) < limit:
+                    want = limit - len(out)
+                    rows = self._reader.execute(
+                        "SELECT id, lane, stream, seq, created, payload FROM records WHERE lane = ? AND id > ? "
+                        "ORDER BY id LIMIT ?",
+                        (lane, after.get(lane, 0), want),
+                    ).fetchall()
+                    if not rows:
+                        break
+                    after[lane] = rows[-1][0]
+                    out.extend(Record(*r) for r in rows if exclude is None or r[0] not in exclude)
+                    if len(rows) < want:
+                        break
+            if mark:
+                with self._flight:
+                    out = [r for r in out if r.id not in self._doomed]
+                    self._inflight.update(r.id for r in out)
+                    for rid in [rid for rid, n in self._doomed.items() if n <= seen]:
+                        del self._doomed[rid]  # committed before this read began: invisible from now on
+        return out
+
+    def read_ids(self, ids: list[int]) -> list[Record]:
+        """The records with these ids that are still stored (re-sends). Blocking: call in a thread."""
+        out: list[Record] = []
+        with self._reader_lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                out.extend(Record(*r) for r in self._reader.execute(
+                    "SELECT id, lane, stream, seq, created, payload FROM records WHERE id IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall())
         return out
 
     def mark_inflight(self, ids: list[int]) -> None:
-        with self._state:
+        with self._flight:
             self._inflight.update(ids)
 
     def release(self, ids: list[int]) -> None:
         """Forget in-flight marks without deleting (connection lost before PUBACK)."""
-        with self._state:
+        with self._flight:
             self._inflight.difference_update(ids)
 
     def delete(self, ids: list[int]) -> None:
-        """Delete records after their PUBACK (the writer thread does it). Never waits on disk."""
+        """Delete records once delivered (receipt, or PUBACK for v1); the writer thread does it. Never waits."""
         with self._wake:
             self._deletes.extend(ids)
             self._wake.notify()
@@ -290,8 +329,12 @@ class Outbox:
                     list(streams.items()),
                 )
                 db.execute("COMMIT")
+                self._commits += 1
             except sqlite3.Error as exc:
                 self.commit_errors += 1
+                with self._flight:  # the quota's victims of this transaction stay
+                    for rid in [rid for rid, n in self._doomed.items() if n > self._commits]:
+                        del self._doomed[rid]
                 log.error("outbox_commit_failed", error=str(exc), records=len(batch))
                 try:
                     db.execute("ROLLBACK")
@@ -322,10 +365,17 @@ class Outbox:
         """Inside the writer's transaction: drop oldest bulk, then middle lane, until under quota."""
         if stored <= self.quota_bytes:
             return 0, 0, []
+        with self._flight:  # see read(mark=True)
+            victims, freed = self._drop_victims(stored - self.quota_bytes)
+        if not victims:
+            return 0, 0, []
+        return self._report_gaps(victims, freed)
+
+    def _drop_victims(self, excess: int) -> tuple[list[tuple[int, str, int, int]], int]:
+        """Under _flight, in the writer's transaction: delete the oldest records not in flight (bulk, then the
+        middle lane) until ``excess`` bytes are freed."""
         db = self._db
-        excess = stored - self.quota_bytes
-        with self._state:
-            inflight = set(self._inflight)
+        inflight = self._inflight
         victims: list[tuple[int, str, int, int]] = []
         freed = 0
         for lane in (LANE_BULK, LANE_NORMAL):
@@ -342,20 +392,26 @@ class Outbox:
             cur.close()
             if freed >= excess:
                 break
-        if not victims:
-            return 0, 0, []
         for i in range(0, len(victims), 500):
             chunk = [v[0] for v in victims[i : i + 500]]
             db.execute(f"DELETE FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        for v in victims:
+            self._doomed[v[0]] = self._commits + 1
+        return victims, freed
+
+    def _report_gaps(self, victims: list[tuple[int, str, int, int]],
+                     freed: int) -> tuple[int, int, list[tuple[str, int, bytes]]]:
+        """Inside the writer's transaction: one Gap record per contiguous dropped range."""
+        db = self._db
         gap_rows: list[tuple[str, int, bytes]] = []
         now = time.time()
         for stream, first, last, count in _ranges([(v[1], v[2]) for v in victims]):
             gseq = self.reserve_seq(GAP_STREAM)
-            gap = messages.Gap(v=messages.VERSION, gw=self.gateway, seq=gseq, t=time.time_ns(), stream=stream,
+            gap = messages.Gap(v=self.wire_version, gw=self.gateway, seq=gseq, t=time.time_ns(), stream=stream,
                                first_seq=first, last_seq=last, count=count, reason="quota")
             payload = codec.encode(gap)
             db.execute("INSERT INTO records (lane, stream, seq, created, payload) VALUES (?, ?, ?, ?, ?)",
-                       (STREAM_LANE[GAP_STREAM], GAP_STREAM, gseq, now, payload))
+                       (LANE_ALARMS, GAP_STREAM, gseq, now, payload))  # never dropped, sent first
             gap_rows.append((GAP_STREAM, gseq, payload))
             log.warning("outbox_quota_dropped", stream=stream, first_seq=first, last_seq=last, count=count)
         self.dropped += len(victims)

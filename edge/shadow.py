@@ -9,11 +9,18 @@ threshold) must agree on at least ``min_agreement`` of the beds scored. After
 candidate is promoted (it becomes active) or rejected (it is dropped), and
 ``on_decision`` is told which. A candidate never affects an alarm while in
 shadow.
+
+In a staged rollout (``begin(candidate, hold=True)``) the gateway does not decide by itself: it keeps
+shadowing and reporting (:meth:`figures`: alarm decisions of each model on the same bed-windows,
+agreement, the candidate's invoke times, errors) until the cloud's signed command calls
+:meth:`promote` or :meth:`reject`. A candidate that raises or returns invalid outputs is still dropped at
+once by the gateway itself: no cloud decision is needed to stop a broken model.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +42,22 @@ class ShadowResult:
     reason: str
 
 
+@dataclass
+class ShadowFigures:
+    """What a staged rollout reports while a candidate shadows (and once more at its decision)."""
+
+    version: str
+    rounds: int
+    bed_windows: int
+    agreement: float
+    cand_alarms: int  # bed-windows at or over the candidate's threshold
+    active_alarms: int  # the same bed-windows at or over the active model's threshold
+    invoke_ms_p50: float
+    invoke_ms_max: float
+    errors: int
+    invalid: int
+
+
 class Versioned(AnomalyScorer, Protocol):
     version: str
 
@@ -54,30 +77,49 @@ class ShadowScorer:
         self.min_beds = min_beds
         self.min_agreement = min_agreement
         self.candidate: Versioned | None = None
+        self.hold = False
+        self.last_figures: ShadowFigures | None = None  # the last candidate's figures at its decision
         # AnomalyScorer protocol: the active model's threshold and window requirement
         self.threshold = active.threshold
         self.min_buckets = active.min_buckets
-        self._rounds = self._beds = self._agree = self._invalid = 0
+        self._reset()
 
-    def begin(self, candidate: Versioned) -> None:
+    def _reset(self) -> None:
+        self._rounds = self._beds = self._agree = self._invalid = self._errors = 0
+        self._cand_alarms = self._active_alarms = 0
+        self._invoke_ms: list[float] = []
+
+    def begin(self, candidate: Versioned, hold: bool = False) -> None:
         self.candidate = candidate
-        self._rounds = self._beds = self._agree = self._invalid = 0
+        self.hold = hold
+        self._reset()
 
     def score(self, beds: Sequence[BedState]) -> np.ndarray:
         scores = self.active.score(beds)
         cand = self.candidate
         if cand is not None and len(beds):
+            t0 = time.perf_counter()
             try:
                 c = np.asarray(cand.score(beds), np.float64)
             except Exception as exc:  # a candidate that crashes is rejected, never the active path
+                self._errors += 1
                 self._decide(False, f"candidate raised {type(exc).__name__}")
                 return scores
+            self._invoke_ms.append((time.perf_counter() - t0) * 1000.0)
+            if len(self._invoke_ms) > 1000:
+                del self._invoke_ms[:500]
             bad = ~np.isfinite(c) | (c < 0.0) | (c > 1.0)
             self._invalid += int(bad.sum())
-            self._agree += int(((scores >= self.active.threshold) == (c >= cand.threshold)).sum())
+            a_on, c_on = scores >= self.active.threshold, c >= cand.threshold
+            self._agree += int((a_on == c_on).sum())
+            self._cand_alarms += int(c_on.sum())
+            self._active_alarms += int(a_on.sum())
             self._beds += len(beds)
             self._rounds += 1
-            if self._rounds >= self.rounds_needed and self._beds >= self.min_beds:
+            if self.hold:
+                if self._invalid:
+                    self._decide(False, f"{self._invalid} invalid outputs")
+            elif self._rounds >= self.rounds_needed and self._beds >= self.min_beds:
                 agreement = self._agree / self._beds
                 if self._invalid:
                     self._decide(False, f"{self._invalid} invalid outputs")
@@ -87,13 +129,40 @@ class ShadowScorer:
                     self._decide(True, f"agreement {agreement:.3f} over {self._beds} bed-windows")
         return scores
 
+    def figures(self) -> ShadowFigures | None:
+        cand = self.candidate
+        if cand is None:
+            return None
+        return self._figures(cand.version)
+
+    def _figures(self, version: str) -> ShadowFigures:
+        inv = sorted(self._invoke_ms)
+        return ShadowFigures(version, self._rounds, self._beds, self._agree / self._beds if self._beds else 1.0,
+                             self._cand_alarms, self._active_alarms, inv[len(inv) // 2] if inv else 0.0,
+                             inv[-1] if inv else 0.0, self._errors, self._invalid)
+
+    def promote(self, reason: str) -> bool:
+        """The cloud's decision: the candidate becomes the active model. False when none is in shadow."""
+        if self.candidate is None:
+            return False
+        self._decide(True, reason)
+        return True
+
+    def reject(self, reason: str) -> bool:
+        if self.candidate is None:
+            return False
+        self._decide(False, reason)
+        return True
+
     def _decide(self, promote: bool, reason: str) -> None:
         cand = self.candidate
         if cand is None:
             return
+        self.last_figures = self._figures(cand.version)
         result = ShadowResult(cand.version, promote, self._rounds, self._beds,
                               self._agree / self._beds if self._beds else math.nan, self._invalid, reason)
         self.candidate = None
+        self.hold = False
         if promote:
             self.active = cand
             self.threshold, self.min_buckets = cand.threshold, cand.min_buckets

@@ -1,4 +1,4 @@
-"""The gateway's MQTT uplink: outbox records -> cloud broker, deleted only after PUBACK.
+"""The gateway's MQTT uplink: outbox records -> cloud broker, deleted once the cloud receipted them.
 
 One paho-mqtt 2 client per connection, MQTT 5, clean start off with a session
 expiry, QoS 1, up to ``max_inflight`` records in flight. paho's network thread
@@ -8,16 +8,28 @@ the outbox (a non-blocking hand-off to the outbox writer thread). Nothing here
 waits on the network or the disk on the event loop (connects and outbox reads
 run in worker threads).
 
+Contract v2 (``receipts``, the default): the broker's PUBACK only starts a
+record's receipt timer; the record is deleted when a receipt from the ingest
+(``pg/v1/{site}/{gw}/receipts``, QoS 1, subscribed on the persistent session)
+names it, and re-sent when none came in time (edge/receipt_ledger.py). So a
+broker crash, a lost receipt or an ingest worker dying after its write loses
+nothing. A v1 uplink (``receipts=False``, its outbox stamping ``v = 1``)
+deletes at PUBACK, as contract v1 did. In both, a PUBACK 0x10 "no matching
+subscribers" (mosquitto after a restart, before the ingest re-subscribed its
+shared subscription) keeps the record: the uplink probes with one record,
+backing off from 50 ms to 2 s, until the broker has a subscriber again. That
+replaced v1's fixed 1 s resume hold-off (``resume_holdoff_s``, now 0).
+
 When a connection drops, the client object and its unacknowledged messages are
-discarded; the next connection republishes everything still in the outbox.
-A record whose PUBLISH reached the broker but whose PUBACK was lost is sent
-again: that is QoS 1's at-least-once, and the cloud's idempotent points turn
-it into an overwrite, not a double.
+discarded; the next connection republishes everything in the outbox that was
+not PUBACKed. A record whose PUBLISH reached the broker but whose PUBACK was
+lost is sent again: that is QoS 1's at-least-once, and the cloud's idempotent
+points turn it into an overwrite, not a double.
 
 Gateway status: a retained :class:`wire.messages.Status` on
 ``pg/v1/{site}/{gw}/status`` at connect and every ``status_interval_s`` (backlog,
-oldest unsent age), a retained last-will "offline" status, and an explicit
-offline status on a clean stop.
+oldest unsent age, unreceipted count and oldest unreceipted age), a retained
+last-will "offline" status, and an explicit offline status on a clean stop.
 """
 
 from __future__ import annotations
@@ -28,56 +40,29 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.outbox import Outbox
-from runtime.configbase import Section, read_optional_secret
+from edge.outbox import Outbox, Record
+from edge.receipt_ledger import Ledger
+from edge.uplink_callbacks import UplinkCallbacks
+from edge.uplink_config import UplinkConfig, open_outbox
+from edge.uplink_probe import Probe
+from runtime.configbase import read_optional_secret
 from runtime.logs import get_logger
 from runtime.supervisor import Tier
 from wire import codec, messages, topics
 
 log = get_logger("edge.uplink")
 
-
-class UplinkConfig(Section):
-    """``[uplink]`` of the gateway TOML."""
-
-    host: str = "localhost"
-    port: int = 8883
-    site: str | None = None  # default: the [gateway] site
-    client_id: str | None = None  # default: "pg-<gateway>"
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    username: str | None = None
-    password_file: str | None = None  # a path or credential:NAME
-    outbox_path: str = "/var/lib/pulsegate/outbox.sqlite"
-    quota_mb: float = 512.0
-    sync: Literal["full", "normal"] = "full"
-    session_expiry_s: int = 7 * 24 * 3600
-    max_inflight: int = 1000
-    keepalive_s: int = 30
-    status_interval_s: float = 10.0
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    resume_holdoff_s: float = 1.0
+__all__ = ["Uplink", "UplinkConfig", "open_outbox"]
 
 
-def open_outbox(cfg: UplinkConfig, gateway: str, base: Path | None = None) -> Outbox:
-    """The outbox named by ``[uplink]`` (``outbox_path`` relative to ``base`` if not absolute)."""
-    path = Path(cfg.outbox_path)
-    if base is not None and not path.is_absolute():
-        path = base / path
-    return Outbox(path, gateway, quota_bytes=int(cfg.quota_mb * 1024 * 1024), sync=cfg.sync)
+class Uplink(UplinkCallbacks):
+    """Outbox -> broker; the paho side (client and callbacks) is edge/uplink_callbacks.py."""
 
-
-class Uplink:
     name = "uplink"
     tier = Tier.SINK
     essential = False  # see runtime/supervisor.py
@@ -102,7 +87,11 @@ class Uplink:
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         software: str = "",
-        resume_holdoff_s: float = 1.0,
+        resume_holdoff_s: float = 0.0,
+        receipts: bool | None = None,
+        receipt_timeout_s: float = 5.0,
+        receipt_silence_s: float = 300.0,
+        max_unreceipted: int = 10000,
     ) -> None:
         self.outbox = outbox
         self.host, self.port = host, port
@@ -120,6 +109,17 @@ class Uplink:
         self.drain_timeout_s = 5.0
         self.resume_holdoff_s = resume_holdoff_s
         self._was_lost = False
+        # contract v2 receipts (default: what the outbox stamps); a v1 outbox cannot take receipts
+        self.receipts = outbox.wire_version >= 2 if receipts is None else receipts
+        if self.receipts and outbox.wire_version < 2:
+            raise ValueError("uplink: receipts need a contract v2 outbox")
+        self.ledger = Ledger(receipt_timeout_s, receipt_silence_s)
+        self.max_unreceipted = max(1, max_unreceipted)
+        self.receipts_received = 0
+        self.receipt_errors = 0
+        self.no_subscribers = 0
+        self._probe = Probe()  # after PUBACK 0x10 (edge/uplink_probe.py)
+        self._rescan = False
         self.models: dict[str, str] = {}  # set by the model slots; reported in the status
         # link handover and the cellular budget (edge/links.py, edge/budget.py)
         self.bytes_out = 0  # topic + payload of every PUBLISH handed to paho (records and status)
@@ -153,11 +153,30 @@ class Uplink:
             raise ValueError("uplink: no site (set [gateway] site)")
         return cls(outbox, cfg.host, cfg.port, site, gateway, cfg.client_id, cfg.tls_ca_file, cfg.tls_cert_file,
                    cfg.tls_key_file, cfg.username, password, cfg.session_expiry_s, cfg.max_inflight, cfg.keepalive_s,
-                   cfg.status_interval_s, cfg.reconnect_min_s, cfg.reconnect_max_s, software, cfg.resume_holdoff_s)
+                   cfg.status_interval_s, cfg.reconnect_min_s, cfg.reconnect_max_s, software, cfg.resume_holdoff_s,
+                   cfg.receipts, cfg.receipt_timeout_s, cfg.receipt_silence_s, cfg.max_unreceipted)
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def resent(self) -> int:
+        """Records re-sent because no receipt came in time."""
+        return self.ledger.resent
+
+    @property
+    def unreceipted(self) -> int:
+        return len(self.ledger) if self.receipts else 0
+
+    def hand_over(self) -> int:
+        """This uplink becomes the active link (edge/links.py): forget what it published before and is still
+        waiting to hear about. Those receipts go, or went, to the session on another broker, so the records are
+        published again here (an overwrite in the cloud if they arrived); returns how many."""
+        n = self.ledger.clear()
+        if n:
+            log.info("uplink_republishing_after_handover", records=n)
+        return n
 
     # ---- Component ---------------------------------------------------------------------
 
@@ -221,10 +240,11 @@ class Uplink:
                 return
             self.connects += 1
             self.connected = True
+            self._probe.reset()
             log.info("uplink_connected", host=self.host, port=self.port, backlog=self.outbox.backlog())
-            if self._was_lost and self.resume_holdoff_s > 0:
-                # after a lost link (maybe a broker restart) give the cloud's ingest workers time to
-                # re-subscribe: mosquitto 2.0 does not restore $share subscriptions from its persistence
+            if self.receipts:
+                client.subscribe(topics.receipts(self.site, self.gateway), qos=1)
+            if self._was_lost and self.resume_holdoff_s > 0:  # optional (v1): PUBACK 0x10 handling covers it
                 await self._sleep(self.resume_holdoff_s)
             self._was_lost = False
             await self._serve(client)
@@ -239,8 +259,8 @@ class Uplink:
             self._client = None
 
     async def _serve(self, client: mqtt.Client) -> None:
-        cursors: dict[int, int] = {}
-        next_status = 0.0
+        cursors: dict[int, int] = {}  # lane -> last id scanned on this connection
+        next_status = next_resend = 0.0
         refill = max(1, self.max_inflight // 4)
         while not self._stopping and not self._lost.is_set():
             self._wake.clear()
@@ -249,35 +269,70 @@ class Uplink:
             if now >= next_status:
                 await self._publish_status(client, online=True)
                 next_status = now + self.status_interval_s
-            space = self.max_inflight - len(self._inflight)
+            if self._rescan:  # records came back (PUBACK 0x10): scan the outbox from the start again
+                cursors.clear()
+                self._rescan = False
+            if self.receipts and now >= next_resend and now >= self._probe.resume_at:
+                await self._resend(client, self.ledger.due(now))
+                next_resend = now + min(1.0, self.ledger.timeout_s / 4)
+            space = self._space(now)
             got = 0
-            if space >= refill or not self._inflight:
-                after = dict(cursors)
-                for lane in self.held_lanes():  # the budget holds these lanes on a metered link
-                    after[lane] = 1 << 62
-                records = await asyncio.to_thread(self.outbox.read, space, None, after)
-                ids = []
-                for rec in records:
-                    topic = topics.uplink(self.site, self.gateway, rec.stream)
-                    info = client.publish(topic, rec.payload, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        self._lost.set()
-                        break
-                    self.bytes_out += len(topic) + len(rec.payload)
-                    self.messages_out += 1
-                    self._inflight[info.mid] = rec.id
-                    ids.append(rec.id)
-                    cursors[rec.lane] = max(cursors.get(rec.lane, 0), rec.id)
-                self.outbox.mark_inflight(ids)
-                self.published += len(ids)
-                got = len(ids)
+            if space > 0 and (space >= refill or not self._inflight):
+                held = self.held_lanes()  # the budget holds these lanes on a metered link
+                after = {**cursors, **{lane: 1 << 62 for lane in held}}
+                records = await asyncio.to_thread(self.outbox.read, space, self.ledger, after, True)
+                cursors.update({lane: last for lane, last in after.items() if lane not in held})
+                got = self._publish(client, records)
             if got == 0 or len(self._inflight) >= self.max_inflight:
-                timeout = max(0.0, next_status - time.monotonic())
+                resume_at = self._probe.resume_at
+                timeout = min(next_status - now, 1.0, resume_at - now if resume_at > now else 1.0)
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 1.0))
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, timeout))
                 except TimeoutError:
                     pass
         self._flush_acks()
+
+    def _space(self, now: float) -> int:
+        """How many records to publish now: none while backing off after PUBACK 0x10, one while probing."""
+        probe = self._probe.space(now, len(self._inflight))
+        if probe is not None:
+            return probe
+        space = self.max_inflight - len(self._inflight)
+        if self.receipts:
+            space = min(space, self.max_unreceipted - len(self.ledger))
+        return space
+
+    def _publish(self, client: mqtt.Client, records: list[Record]) -> int:
+        """Publish records the read already marked in flight in the outbox. A mark stays until the record
+        is deleted (also if this publish fails): the quota never drops what may have been sent."""
+        n = 0
+        for rec in records:
+            topic = topics.uplink(self.site, self.gateway, rec.stream)
+            info = client.publish(topic, rec.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._lost.set()
+                break
+            self.bytes_out += len(topic) + len(rec.payload)
+            self.messages_out += 1
+            self._inflight[info.mid] = rec.id
+            self.ledger.sent(rec.id, rec.stream, rec.seq, rec.created)
+            self._probe.published(info.mid)
+            n += 1
+        self.published += n
+        return n
+
+    async def _resend(self, client: mqtt.Client, due: list[int]) -> None:
+        """Publish again what the broker acknowledged but the cloud did not receipt in time."""
+        due = due[: max(0, self.max_inflight - len(self._inflight))]
+        if not due:
+            return
+        records = await asyncio.to_thread(self.outbox.read_ids, due)
+        for rid in set(due) - {r.id for r in records}:
+            self.ledger.forget(rid)  # no longer stored
+        records = [r for r in records if r.id in self.ledger]  # a receipt may have come meanwhile
+        if records:
+            log.info("uplink_resending_unreceipted", records=len(records))
+            self._publish(client, records)
 
     async def _goodbye(self, client: mqtt.Client) -> None:
         """Clean stop: wait briefly for PUBACKs, then a retained offline status."""
@@ -300,15 +355,13 @@ class Uplink:
                 except TimeoutError:
                     pass
 
-    def _flush_acks(self) -> None:
-        if self._acked_ids:
-            ids, self._acked_ids = self._acked_ids, []
-            self.outbox.delete(ids)
-            self.outbox.release(ids)
-
     def _release_all(self) -> None:
+        """Link lost: what was not PUBACKed is republished next time; PUBACKed records await their receipt.
+        The former stay in flight for the quota: the broker may have them (PUBACK lost), so dropping one
+        could report a gap for a record that arrives. (A record published once stays in flight for the
+        quota until it is deleted; at most a window's worth, ``max_unreceipted``.)"""
         self._flush_acks()
-        self.outbox.release(list(self._inflight.values()))
+        self.ledger.unacked()
         self._inflight.clear()
         self._status_mids.clear()
 
@@ -323,9 +376,13 @@ class Uplink:
             self.messages_out += 1
 
     def _status_payload(self, online: bool, age: float) -> bytes:
-        st = messages.Status(v=messages.VERSION, gw=self.gateway, seq=self.outbox.reserve_seq("status"),
+        v2 = self.outbox.wire_version >= 2
+        st = messages.Status(v=self.outbox.wire_version, gw=self.gateway, seq=self.outbox.reserve_seq("status"),
                              t=time.time_ns(), online=online, backlog=self.outbox.backlog(),
-                             oldest_unsent_s=round(age, 3), software=self.software, models=dict(self.models))
+                             oldest_unsent_s=round(age, 3), software=self.software, models=dict(self.models),
+                             unreceipted=self.unreceipted if v2 else 0,
+                             oldest_unreceipted_s=round(self.ledger.oldest_age(time.time()), 3)
+                             if v2 and self.receipts else 0.0)
         return codec.encode(st)
 
     async def _sleep(self, seconds: float) -> None:
@@ -337,75 +394,3 @@ class Uplink:
             await asyncio.wait_for(self._halt.wait(), timeout=seconds)
         except TimeoutError:
             pass
-
-    # ---- paho side (network thread) ----------------------------------------------------
-
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
-                             reconnect_on_failure=False)
-        client.max_inflight_messages_set(self.max_inflight + 16)
-        client.max_queued_messages_set(0)
-        ca, cert, key = self.tls
-        if ca or cert:
-            client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
-        if self.username:
-            client.username_pw_set(self.username, self.password)
-        will = self._status_payload(False, 0.0)
-        client.will_set(topics.uplink(self.site, self.gateway, "status"), will, qos=1, retain=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        return client
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(fn, *args)
-
-    def _commit_hook(self) -> None:
-        self._call(self._wake.set)
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
-        self._call(self._connected_cb, not rc.is_failure, rc.value)
-
-    def _connected_cb(self, ok: bool, rc: int) -> None:
-        if self._connack is not None and not self._connack.done():
-            self._connack.set_result((ok, rc))
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
-        self._call(self._disconnected_cb, str(rc))
-
-    def _disconnected_cb(self, reason: str) -> None:
-        self.disconnects += 1
-        if self.connected:
-            log.warning("uplink_disconnected", reason=reason, inflight=len(self._inflight))
-        self._lost.set()
-        self._wake.set()
-        self._halt.set()
-        self._connected_cb(False, -1)
-
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
-        self._call(self._puback_cb, mid, rc.is_failure, rc.value)
-
-    def _puback_cb(self, mid: int, failed: bool, rc: int) -> None:
-        if mid in self._status_mids:
-            self._status_mids.discard(mid)
-            if failed:
-                self.refused += 1
-                log.warning("uplink_status_refused", reason=rc)
-            self._wake.set()
-            return
-        rid = self._inflight.pop(mid, None)
-        if rid is None:
-            return
-        if failed:
-            # refused (e.g. not authorised): keep the record; it is retried on the next connection
-            self.refused += 1
-            self.outbox.release([rid])
-            log.warning("uplink_publish_refused", reason=rc)
-        else:
-            self.acked += 1
-            self._acked_ids.append(rid)
-            if len(self._acked_ids) >= 256:
-                self._flush_acks()
-        self._wake.set()

@@ -21,7 +21,7 @@ Handler = Callable[[argparse.Namespace], int]
 COMMAND_MODULES = tuple(
     f"pulsegate.commands.{name}"
     for name in ("check_config", "demo", "edge", "cloud", "replay", "video", "model", "bench", "emulate", "user",
-                 "cert", "fhir")
+                 "cert", "fhir", "learning")
 )
 
 

@@ -11,6 +11,7 @@ from clinical import bedstate as B
 from clinical import features as F
 from clinical.anomaly import VitalsAnomalyModel
 from clinical.litert import ModelError
+from clinical.model_input import inputs_for, n_channels
 from clinical.sample import Quality, Sample
 from cloud.training.labels import buckets
 from cloud.training.scenarios import GeneratorParams, generate
@@ -20,10 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PUB = ROOT / "examples" / "keys" / "dev-signing.pub"
 
 
-@pytest.fixture(scope="module")
-def model_dir() -> Path:
-    d = newest_model_dir(ROOT / "models", "vitals-anomaly")
-    assert d is not None, "no shipped model under models/vitals-anomaly/"
+SHIPPED = sorted(p.name for p in (ROOT / "models" / "vitals-anomaly").iterdir() if (p / "manifest.json").exists())
+
+
+@pytest.fixture(scope="module", params=SHIPPED)
+def model_dir(request: pytest.FixtureRequest) -> Path:
+    """Every shipped version: a gateway still accepts 1.x (window input) beside 2.x (own baseline)."""
+    d = ROOT / "models" / "vitals-anomaly" / str(request.param)
+    assert newest_model_dir(ROOT / "models", "vitals-anomaly") is not None
     return d
 
 
@@ -65,7 +70,7 @@ def test_bedstate_windows_equal_training_features() -> None:
 
 def test_shipped_model_loads_verified_and_scores_in_one_batch(model_dir: Path) -> None:
     m = VitalsAnomalyModel(model_dir, trusted_keys=[PUB])
-    assert m.runner.input_shape == (F.WINDOW, F.N_FEATURES) and 0 < m.threshold < 1
+    assert m.runner.input_shape == (F.WINDOW, n_channels(m.input_kind)) and 0 < m.threshold < 1
     gp = GeneratorParams(hours=12.0, artifact_per_h=0.0, sensor_off_per_h=0.0, gap_per_h=0.0)
     stable = [generate(4242, i, gp, kind="stable") for i in range(4)]
     sick = [generate(4242, 10 + i, gp, kind=k) for i, k in enumerate(("sepsis", "resp_failure", "haemorrhage"))]
@@ -76,7 +81,7 @@ def test_shipped_model_loads_verified_and_scores_in_one_batch(model_dir: Path) -
             k = int(np.searchsorted(ends - sc.start, sc.event_s)) - 1  # at the event: fully developed
         else:
             k = len(ends) - 1
-        wins.append(F.windows(rows, np.array([k]))[0])
+        wins.append(inputs_for(m.input_kind, rows, np.array([k]))[0])  # the gateway's own input builder
         is_sick.append(sc.event_s is not None)
     before = m.invokes
     scores = m.score_windows(np.stack(wins))

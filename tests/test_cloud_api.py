@@ -39,8 +39,9 @@ async def api(influx: Influxd, unique: str, tmp_path: Path) -> AsyncIterator[Api
         s = Summary(v=1, gw="ward7-gw1", seq=i, interval_s=60.0,
                     items=[SummaryItem("bed-02", P1, "spo2", t, 60, 90.0 - i, 96.0 - i, 93.0 - i, 92.0 - i)])
         lines += to_lines(s, "stmarys", "summaries")
-    lines += to_lines(Status(v=1, gw="ward7-gw1", seq=0, t=now, online=True, backlog=3, oldest_unsent_s=1.5,
-                             software="pulsegate 0.1.0", models={"vitals-anomaly": "1.0.0"}), "stmarys", "status")
+    lines += to_lines(Status(v=2, gw="ward7-gw1", seq=0, t=now, online=True, backlog=3, oldest_unsent_s=1.5,
+                             software="pulsegate 0.1.0", models={"vitals-anomaly": "1.0.0"}, unreceipted=2,
+                             oldest_unreceipted_s=0.75), "stmarys", "status")
     lines += to_lines(Status(v=1, gw="amb-12", seq=0, t=now - 10**9, online=False), "ambulance", "status")
     lines += to_lines(Alarm(v=1, gw="ward7-gw1", seq=9, alarm_id="a-1", bed="bed-02", patient=P1, t=now - 30 * 10**9,
                             state="raised", priority="high", kind="physiological", source="threshold",
@@ -60,6 +61,8 @@ async def test_api_answers_from_influx_and_rejects_bad_parameters(api: Api) -> N
         by_id = {g["gateway"]: g for g in gws}
         assert by_id["ward7-gw1"]["state"] == "online" and by_id["ward7-gw1"]["backlog"] == 3
         assert by_id["ward7-gw1"]["models"] == {"vitals-anomaly": "1.0.0"}
+        assert by_id["ward7-gw1"]["unreceipted"] == 2 and by_id["ward7-gw1"]["oldest_unreceipted_s"] == 0.75
+        assert by_id["amb-12"]["unreceipted"] is None  # a v1 gateway has no receipts
         assert by_id["amb-12"]["state"] == "offline" and by_id["amb-12"]["site"] == "ambulance"
         alarms = await (await http.get(f"{api}/api/alarms?since=1h")).json()
         assert [(a["alarm_id"], a["priority"], a["condition"]) for a in alarms] == [("a-1", "high", "spo2_low")]

@@ -66,6 +66,9 @@ async def test_wifi_goes_away_and_comes_back(influx: Influxd, unique: str, tmp_p
         await produce(4.0)
         alarms = await wait_for_count(writer, "alarms", unique, n, within_s=30)
         vitals = await wait_for_count(writer, "vitals", unique, n, within_s=30)
+        deadline = time.monotonic() + 30  # the receipts follow the writes (at most one a second)
+        while outbox.backlog() and time.monotonic() < deadline:  # noqa: ASYNC110 - emptied by the uplink
+            await asyncio.sleep(0.1)
     finally:
         await links.stop()
         for w in workers:
@@ -89,13 +92,14 @@ async def test_wifi_goes_away_and_comes_back(influx: Influxd, unique: str, tmp_p
 async def test_budget_holds_summaries_on_a_metered_link_never_alarms(tmp_path: Path, unique: str) -> None:
     import aiomqtt
 
-    from wire import codec
+    from wire import codec, messages
 
     broker = own_broker(tmp_path / "cell")
     now = [1_800_000_000.0]
     budget = Budget(BudgetConfig(bytes_per_hour=4096), clock=lambda: now[0])
     budget.charge(4096, metered=True)  # the hour is used up
-    outbox = Outbox(tmp_path / "outbox.sqlite", gateway=unique)
+    # contract v1 (PUBACK ends a record): the cloud here is a plain listener, not an ingest that receipts
+    outbox = Outbox(tmp_path / "outbox.sqlite", gateway=unique, wire_version=messages.V1)
     links = LinkSet(outbox, [("cell", True, _uplink(outbox, broker.port, unique))], budget)
     got: list[str] = []
 

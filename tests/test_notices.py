@@ -210,9 +210,12 @@ def test_ambulance_config_is_checked(tmp_path: Path) -> None:
 
 
 def test_acks_stay_out_of_the_ingest_subscription() -> None:
-    """The cloud publishes acks on the cloud broker: the ingest's pg/v1/+/+/+ must never receive them."""
+    """The cloud publishes acks on the cloud broker: the ingest's per-stream subscriptions never receive them."""
     t = topics.notice_acks("ems", "amb-1")
-    assert len(t.split("/")) == 6 and len(topics.ingest_filter().split("/")) == 2 + 5
+    filters = topics.ingest_filters()
+    assert len(t.split("/")) == 6 and all(len(f.split("/")) == 2 + 5 for f in filters)
+    assert f"$share/ingest/pg/v1/+/+/{topics.DOWNLINK_NOTICE_ACKS}" not in filters
+    assert "$share/ingest/pg/v1/+/+/notices" in filters  # the notices themselves are written to InfluxDB
     with pytest.raises(topics.TopicError):
         topics.parse_uplink(t)
     assert topics.parse_uplink(topics.uplink("ems", "amb-1", "notices")) == ("ems", "amb-1", "notices")

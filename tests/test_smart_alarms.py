@@ -225,3 +225,104 @@ def test_bad_smart_key_is_named() -> None:
     assert smart is not None and smart.spo2_low.limit == 88
     assert ClinicalConfig().all_profiles()["adult"].smart is not None
     assert ClinicalConfig().all_profiles()["bedside"].smart is None
+
+
+def test_gradual_extreme_heart_rate_without_signs_of_instability_is_not_life_threatening() -> None:
+    """Exertion on a chronic tachycardia (115 -> 170 over minutes) and sleep in an athlete (46 -> 30): an
+    extreme rate that came on gradually is life-threatening only with other signs (ACLS: unstable)."""
+    b = Bed()
+    for _ in range(1800):
+        b.second(hr=115, pr=115)
+    for k in range(600):
+        hr = 115 + min(55.0, k * 0.2)
+        b.second(hr=hr, pr=hr)
+    assert "heart_rate_extreme_high" not in b.raised()
+    a = Bed()
+    for _ in range(1800):
+        a.second(hr=46, pr=46)
+    for k in range(900):
+        hr = 46 - min(16.0, k * 0.05)
+        a.second(hr=hr, pr=hr)
+    assert "heart_rate_extreme_low" not in a.raised()
+    # the same slow fall with SpO2 and respiration failing too: life-threatening
+    c = Bed()
+    for _ in range(1800):
+        c.second(hr=46, pr=46)
+    for k in range(900):
+        hr = 46 - min(16.0, k * 0.05)
+        c.second(hr=hr, pr=hr, spo2=max(82.0, 97 - k * 0.05), rr=max(5.0, 16 - k * 0.05))
+    assert "heart_rate_extreme_low" in c.raised()
+
+
+def test_heart_rate_counted_through_motion_without_a_pleth_is_not_tachycardia() -> None:
+    """ECG only (probe off): motion makes the counted rate jump about 160-215; a ventricular tachycardia
+    is regular."""
+    b = Bed()
+    for _ in range(1200):
+        b.second(hr=78, pi=None)
+    jumps = (184, 194, 185, 174, 197, 175, 176, 188, 176, 174, 178, 203, 180, 192, 171, 186)
+    for hr in jumps:
+        b.second(hr=hr, pi=None)
+    assert "heart_rate_extreme_high" not in b.raised()
+    v = Bed()
+    for _ in range(1200):
+        v.second(hr=78, pi=None)
+    for k in range(16):
+        v.second(hr=185 + (k % 3) - 1, pi=None)
+    assert "heart_rate_extreme_high" in v.raised()
+
+
+def test_spo2_back_low_while_the_heart_rate_is_still_jumped_is_motion() -> None:
+    det = ArtifactDetector()
+    t = 0.0
+    for _ in range(60):
+        t += 1
+        det.observe(HR, 68, t)
+        det.observe(SPO2, 89, t)
+    for _ in range(40):  # probe flagged (no SpO2 samples) while motion makes the ECG count jump
+        t += 1
+        det.observe(HR, 140, t)
+    t += 1
+    det.observe(HR, 138, t)
+    assert not det.observe(SPO2, 65, t)
+
+
+def test_a_minute_of_mostly_unusable_samples_does_not_feed_the_trend() -> None:
+    b = Bed()
+    for k in range(120):  # SpO2 probe half off: one sample in a minute passes
+        b.second(spo2=80, pi=0.5 if k in (30, 90) else 0.1, pr=60)
+    spo2_minutes = b.bed.trend.minutes[2]
+    assert all(v != v for v in spo2_minutes[-2:])
+
+
+def test_spo2_after_a_pleth_dropout_is_used_once_its_pulse_rate_matches_the_ecg() -> None:
+    det = ArtifactDetector()
+    t = 0.0
+    for _ in range(60):
+        t += 1
+        det.observe(HR, 70, t)
+        det.observe(PR, 70, t)
+        det.observe(SPO2, 96, t)
+    t += 40  # HR, pulse rate and SpO2 flagged by the monitor (motion): no samples
+    seen = []
+    for hr, pr, spo2 in ((92, 57, 73), (115, 67, 74), (108, 80, 72), (80, 72, 95), (72, 71, 95)):
+        t += 1
+        det.observe(HR, hr, t)
+        det.observe(PR, pr, t)
+        seen.append(det.observe(SPO2, spo2, t))
+    assert seen == [False, False, False, True, True]
+
+
+def test_ventricular_tachycardia_that_begins_during_motion_alarms_within_10_s() -> None:
+    """Motion (HR jump + SpO2 dip) as the VT starts: once ECG and pleth agree on the new rate and SpO2 is
+    back, the rate is real and the short path runs."""
+    b = Bed()
+    for _ in range(1200):
+        b.second(pr=78)
+    start = b.t + 1.0  # validated: the first second at or above 160 /min
+    for k in range(3):
+        b.second(hr=157 + 5 * k, pr=146 + 8 * k, spo2=72 + k, pi=1.0)
+    for k in range(30):
+        b.second(hr=170 + (k % 3) - 1, pr=170 + (k % 2), spo2=96)
+    hi = [t for n, on, t, _ in b.events if n == "heart_rate_extreme_high" and on]
+    assert hi and hi[0] - start <= 10.0, hi

@@ -104,7 +104,7 @@ async def test_gateway_cannot_publish_as_another_gateway(influx: Influxd, unique
     try:
         counts = await wait_for_count(db, "raw", "gwA", 30)
         for _ in range(100):
-            if liar.refused >= 2:
+            if liar.refused >= 2 and honest_box.backlog() == 0:  # refused, and gwA's records receipted
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # anything wrongly delivered would have landed by now
@@ -119,6 +119,9 @@ async def test_gateway_cannot_publish_as_another_gateway(influx: Influxd, unique
     try:
         assert_exactly_once(counts, 30)
         assert honest.connected is False and honest.acked == 30
+        # contract v2: the ingest (user ingest) may write gwA's receipts topic and gwA may read it
+        assert honest.receipts_received >= 1 and honest.ledger.receipted == 30 and honest_box.backlog() == 0
+        assert liar.receipts_received == 0  # gwB's receipts topic is not readable with gwA's credentials
         assert not impostor, impostor
         # mosquitto 2.0 answers PUBACK 0x87 "not authorised" and then drops the connection
         assert liar.refused >= 2 and liar.acked == 0 and liar.connects >= 2
@@ -156,10 +159,27 @@ async def test_gateway_cannot_publish_as_another_gateway(influx: Influxd, unique
             pub.loop(0.05)
         got: list[str] = []
         c.on_message = lambda cl, u, m: got.append(m.topic)
-        c.subscribe([("pg/v1/s1/gwA/models", 1), ("pg/v1/s1/gwB/models", 1), ("pg/v1/s1/+/bulk", 1)])
+        c.subscribe([("pg/v1/s1/gwA/models", 1), ("pg/v1/s1/gwB/models", 1), ("pg/v1/s1/+/bulk", 1),
+                     ("pg/v1/s1/gwA/receipts", 1), ("pg/v1/s1/gwB/receipts", 1)])
         for _ in range(20):
             c.loop(0.05)
         assert got == ["pg/v1/s1/gwA/models"]
+        # receipts: only the ingest writes them, each gateway reads only its own
+        ing, rc = connect("ingest", "pw-i")
+        assert rc == 0
+        for gw in ("gwA", "gwB"):
+            ing.publish(f"pg/v1/s1/{gw}/receipts", f"receipt-{gw}".encode(), qos=1)
+        for _ in range(20):
+            ing.loop(0.05)
+            c.loop(0.05)
+        assert got == ["pg/v1/s1/gwA/models", "pg/v1/s1/gwA/receipts"]
+        refused: list[int] = []
+        c.on_publish = lambda cl, u, mid, rc, p: refused.append(rc.value)
+        c.publish("pg/v1/s1/gwB/receipts", b"forged", qos=1)  # a gateway forging another's receipt
+        for _ in range(20):
+            c.loop(0.05)
+        assert refused == [0x87]  # not authorised (and mosquitto 2.0 then drops gwA's connection)
+        ing.disconnect()
         pub.disconnect()
         c.disconnect()
     finally:

@@ -1,4 +1,7 @@
-"""Uplink against a real mosquitto: retained status, last will, PUBACK-driven deletion, lanes on the wire."""
+"""Uplink against a real mosquitto: retained status, last will, PUBACK-driven deletion, lanes on the wire.
+
+These run the uplink as contract v1 (an outbox stamping ``v = 1``: deletion at PUBACK) because no
+ingest is there to receipt; tests/test_receipts.py covers v2 with a real ingest."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.localservices import Mosquitto, free_port
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from tests.uplink_fixtures import alarm, kill, raw, spawn_driver
+from tests.uplink_fixtures import alarm, kill, own_broker, raw, spawn_driver
 from wire import codec, messages, topics
 
 pytestmark = pytest.mark.integration
@@ -55,7 +58,7 @@ async def _until(cond: object, within_s: float = 10.0) -> None:
 
 
 async def test_status_retained_backlog_and_clean_offline(broker: Mosquitto, unique: str, tmp_path: Path) -> None:
-    ob = Outbox(tmp_path / "o.sqlite", unique)
+    ob = Outbox(tmp_path / "o.sqlite", unique, wire_version=messages.V1)
     for i in range(50):
         ob.append("bulk", raw(i))
     up = Uplink(ob, "127.0.0.1", broker.port, "s1", unique, status_interval_s=0.2, software="pg-test")
@@ -96,7 +99,7 @@ async def test_last_will_marks_a_killed_gateway_offline(broker: Mosquitto, uniqu
 
 
 async def test_alarms_overtake_a_bulk_backlog(broker: Mosquitto, unique: str, tmp_path: Path) -> None:
-    ob = Outbox(tmp_path / "o.sqlite", unique)
+    ob = Outbox(tmp_path / "o.sqlite", unique, wire_version=messages.V1)
     for i in range(2000):
         ob.append("bulk", raw(i))
     for i in range(5):
@@ -138,13 +141,14 @@ async def test_metrics_collector_reports_uplink_and_outbox(broker: Mosquitto, un
     from edge.gateway_status import uplink_metrics
     from runtime.metrics import new_registry
 
-    ob = Outbox(tmp_path / "o.sqlite", unique)
+    ob = Outbox(tmp_path / "o.sqlite", unique, wire_version=messages.V1)
     up = Uplink(ob, "127.0.0.1", broker.port, "s1", unique)
     reg, collector = new_registry()
     uplink_metrics(collector, up)
     for i in range(7):
         ob.append("bulk", raw(i))
     assert "pulsegate_outbox_backlog 7.0" in generate_latest(reg).decode()
+    lst = Listener(broker.port, f"pg/v1/s1/{unique}/bulk")  # a subscriber: else PUBACK 0x10 keeps them
     await up.start()
     task = asyncio.create_task(up.run())
     try:
@@ -154,6 +158,7 @@ async def test_metrics_collector_reports_uplink_and_outbox(broker: Mosquitto, un
         await up.stop()
         await task
         ob.close()
+        lst.close()
     assert "pulsegate_uplink_acked_total 7.0" in text and "pulsegate_uplink_connected 1.0" in text
     assert "pulsegate_outbox_appended_total 7.0" in text
 
@@ -177,6 +182,39 @@ def test_config_sections_build_the_components(tmp_path: Path) -> None:
         UplinkConfig(site="ward7", qos=2)  # type: ignore[call-arg]
     icfg = IngestConfig(client_id="ing-2", password_file=str(tmp_path / "pw"), username="ingest")
     worker = IngestWorker.from_config(icfg, InfluxWriter.from_config(InfluxConfig(database="pg")))
-    assert (worker.client_id, worker.password, worker.batch_points, worker.flush_s) == ("ing-2", "s3cret", 5000, 1.0)
+    assert (worker.client_id, worker.password, worker.batch_points, worker.flush_s) == ("ing-2", "s3cret", 20000, 1.0)
     with pytest.raises(ValidationError):
         InfluxConfig(retention_days=3)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("version", [messages.V1, messages.VERSION])
+async def test_no_subscribers_keeps_records_until_one_subscribes(unique: str, tmp_path: Path, version: int) -> None:
+    """mosquitto answers PUBACK 0x10 while nobody subscribes (after a restart, before the ingest's shared
+    subscription is back): the uplink keeps the records and probes with one until a subscriber appears.
+    Its own broker: on the session's shared one, persistent ingest sessions of earlier tests still subscribe."""
+    broker = own_broker(tmp_path / "mq")
+    ob = Outbox(tmp_path / "o.sqlite", unique, wire_version=version)
+    for i in range(20):
+        ob.append("bulk", raw(i))
+    up = Uplink(ob, "127.0.0.1", broker.port, "s1", unique, max_inflight=10, receipts=False)
+    await up.start()
+    task = asyncio.create_task(up.run())
+    lst = None
+    try:
+        await _until(lambda: up.no_subscribers >= 3, 30)  # generous: the full suite shares 2 loaded cores
+        await asyncio.sleep(0.3)
+        assert ob.backlog() == 20 and up.acked == 0
+        probes = up.published
+        await asyncio.sleep(1.0)
+        assert up.published - probes <= 6  # one record at a time, backing off (50 ms doubling to 2 s)
+        lst = Listener(broker.port, f"pg/v1/s1/{unique}/bulk")
+        await _until(lambda: ob.backlog() == 0, 30)
+    finally:
+        await up.stop()
+        await task
+        ob.close()
+        if lst:
+            lst.close()
+        broker.stop()
+    got = sorted({m.seq for _, m, _ in lst.items if isinstance(m, messages.RawBatch)})
+    assert got == list(range(1, 21))

@@ -55,7 +55,8 @@ def test_nan_survives_round_trip() -> None:
         (msgspec.msgpack.encode({"k": "sts", "v": 1, "gw": "g", "seq": 1}), "schema"),  # missing t/online
         (msgspec.msgpack.encode({"k": "sts", "v": 1, "gw": "g", "seq": 1, "t": 1, "online": True, "x": 1}), "schema"),
         (msgspec.msgpack.encode({"k": "sts", "v": 1, "gw": "g", "seq": "1", "t": 1, "online": True}), "schema"),
-        (msgspec.msgpack.encode({"k": "sts", "v": 2, "gw": "g", "seq": 1, "t": 1, "online": True}), "version"),
+        (msgspec.msgpack.encode({"k": "sts", "v": 3, "gw": "g", "seq": 1, "t": 1, "online": True}), "version"),
+            (msgspec.msgpack.encode({"k": "sts", "v": 0, "gw": "g", "seq": 1, "t": 1, "online": True}), "version"),
         (b"\x00" * (MAX_PAYLOAD + 1), "oversize"),
     ],
 )
@@ -89,7 +90,10 @@ def test_topics() -> None:
     t = topics.uplink("site-a", "gw_1", "alarms")
     assert t == "pg/v1/site-a/gw_1/alarms"
     assert topics.parse_uplink(t) == ("site-a", "gw_1", "alarms")
-    assert topics.ingest_filter() == "$share/ingest/pg/v1/+/+/+"
+    assert topics.ingest_filters()[0] == "$share/ingest/pg/v1/+/+/alarms"
+    assert len(topics.ingest_filters()) == len(topics.STREAMS)
+    assert topics.receipts("site-a", "gw_1") == "pg/v1/site-a/gw_1/receipts"
+    assert not any(f.endswith(("/receipts", "/models", "/+")) for f in topics.ingest_filters())
     for bad in ("pg/v1/a/b", "pg/v2/a/b/alarms", "pg/v1/a/b/other", "pg/v1/a/b+/alarms", "x/v1/a/b/alarms"):
         with pytest.raises(topics.TopicError):
             topics.parse_uplink(bad)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from bench.localservices import Mosquitto
+from bench.procs import REPO, kill, spawn, wait_exit  # noqa: F401 - the tests import them from here
 from cloud.influx import InfluxWriter
 from wire import messages
 
@@ -57,43 +55,15 @@ async def wait_for_count(influx: InfluxWriter, measurement: str, gateway: str, n
     return counts
 
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 def own_broker(workdir: Path, port: int = 0, extra_conf: str = "") -> Mosquitto:
     """A private mosquitto (with persistence, also as root: see bench.localservices)."""
     return Mosquitto(workdir, port=port, extra_conf=extra_conf).start()
-
-
-def spawn(module: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``python -m module args`` with this checkout on PYTHONPATH; stdout+stderr to ``log``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with log.open("ab") as f:
-        return subprocess.Popen([sys.executable, "-m", module, *args], stdout=f, stderr=subprocess.STDOUT, env=env,
-                                cwd=REPO)
 
 
 def spawn_driver(tmp: Path, gateway: str, port: int, count: int, rate: float, name: str = "driver",
                  *extra: str) -> subprocess.Popen[bytes]:
     return spawn("bench.outbox_driver", "--db", str(tmp / f"{gateway}.sqlite"), "--gateway", gateway, "--port",
                  str(port), "--count", str(count), "--rate", str(rate), *extra, log=tmp / f"{name}.log")
-
-
-async def wait_exit(proc: subprocess.Popen[bytes], within_s: float) -> int:
-    deadline = time.monotonic() + within_s
-    while proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a child process
-        await asyncio.sleep(0.1)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"process {proc.args!r} did not exit within {within_s}s")
-    return proc.returncode
-
-
-def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        proc.wait(timeout=15)
 
 
 def assert_exactly_once(counts: Counter[int], n: int, per_seq: int = 1) -> None:

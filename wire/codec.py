@@ -9,22 +9,26 @@ reason that the caller counts. Nothing else escapes.
 from __future__ import annotations
 
 import zlib
+from typing import TypeVar
 
 import msgspec
 
-from wire.messages import VERSION, Message
+from wire.messages import SUPPORTED, Message, Receipt
 
 MAX_PAYLOAD = 256 * 1024  # bytes on the wire
 MAX_DECOMPRESSED = 4 * 1024 * 1024  # bytes after inflating; bounds a zip bomb
 COMPRESS_ABOVE = 1024  # bytes; smaller messages (alarms, status) go uncompressed
 ZLIB_MARK = 0xC1  # "never used" in MessagePack, so a marked payload cannot be confused with a plain one
 
+T = TypeVar("T")
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)  # type: ignore[arg-type]
+_receipt_decoder = msgspec.msgpack.Decoder(Receipt)
+MAX_RECEIPT = 64 * 1024  # bytes; a receipt names ranges, never data
 
 
 class WireError(ValueError):
-    """A payload that is not a valid v1 message. ``reason`` is a metric label."""
+    """A payload that is not a valid contract message. ``reason`` is a metric label."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -53,17 +57,35 @@ def _inflate(payload: bytes) -> bytes:
     return body
 
 
+def _strict(decoder: msgspec.msgpack.Decoder[T], payload: bytes) -> T:
+    try:
+        return decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise WireError("schema", str(exc)[:300]) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise WireError("malformed", str(exc)[:300]) from None
+
+
 def decode(payload: bytes) -> Message:
     if len(payload) > MAX_PAYLOAD:
         raise WireError("oversize", f"{len(payload)} bytes > {MAX_PAYLOAD}")
     if payload[:1] == b"\xc1":
         payload = _inflate(payload)
-    try:
-        msg = _decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        raise WireError("schema", str(exc)[:300]) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError("malformed", str(exc)[:300]) from None
-    if msg.v != VERSION:
+    msg = _strict(_decoder, payload)
+    if msg.v not in SUPPORTED:
         raise WireError("version", f"unsupported contract version {msg.v}")
     return msg
+
+
+def encode_receipt(receipt: Receipt) -> bytes:
+    return _encoder.encode(receipt)
+
+
+def decode_receipt(payload: bytes) -> Receipt:
+    """Strict decoding of a receipt (the gateway's only input from the ingest); WireError otherwise."""
+    if len(payload) > MAX_RECEIPT:
+        raise WireError("oversize", f"{len(payload)} bytes > {MAX_RECEIPT}")
+    rct = _strict(_receipt_decoder, payload)
+    if rct.v not in SUPPORTED or rct.v < 2:
+        raise WireError("version", f"unsupported receipt version {rct.v}")
+    return rct

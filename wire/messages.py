@@ -1,4 +1,4 @@
-"""Message schemas of contract v1 (msgspec Structs, MessagePack on the wire).
+"""Message schemas of contract v2 (msgspec Structs, MessagePack on the wire).
 
 Every uplink message is one tagged Struct (tag field ``k``) carrying the
 contract version ``v``, the gateway id ``gw``, the stream and a per-stream
@@ -13,6 +13,13 @@ edge/pseudonym.py); the key never leaves the gateway.
 
 Field names are short because the link is cellular: see docs/ARCHITECTURE.md
 ("Encoding") for the measured sizes and speeds that chose MessagePack.
+
+Contract v2 adds delivery receipts (:class:`Receipt`, cloud -> gateway: which
+sequence numbers the cloud has written) and the unreceipted count and age in
+:class:`Status`. Every v1 message is a valid v2 message with ``v = 1``: a v2
+ingest accepts both (``SUPPORTED``) and sends receipts only to gateways that
+speak v2; a gateway that speaks v1 (``[uplink] receipts = false``) stamps its
+messages ``v = 1`` and forgets a record at the broker's PUBACK, as before.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from typing import Literal
 
 import msgspec
 
-VERSION = 1
+VERSION = 2
+V1 = 1
+SUPPORTED = (V1, VERSION)  # contract versions a v2 peer accepts
 
 
 class _Msg(msgspec.Struct, tag_field="k", forbid_unknown_fields=True, omit_defaults=True):
@@ -130,6 +139,8 @@ class Status(_Msg, tag="sts"):
     oldest_unsent_s: float = 0.0
     software: str = ""
     models: dict[str, str] = {}
+    unreceipted: int = 0  # v2: published records the cloud has not receipted yet
+    oldest_unreceipted_s: float = 0.0  # v2: age of the oldest of them
 
 
 # ---- ambulance (issue 16): appended to the union, nothing above changes ----------------------------
@@ -198,4 +209,85 @@ class Where(_Msg, tag="pos"):
     position: Position
 
 
-Message = Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status | Notice | NoticeAck | Where
+# ---- the learning loop (issue 12): appended to the union, nothing above changes ---------------------------
+# Fixed codes only: a verdict or a clinical event never carries free text. docs/learning-loop.md
+# ("Contract") says which gateway and cloud versions understand these tags.
+
+VERDICTS = ("actionable", "not_actionable", "artifact", "already_known")
+VerdictCode = Literal["actionable", "not_actionable", "artifact", "already_known"]
+CLINICAL_EVENTS = ("rapid_response", "icu_transfer", "sepsis_pathway")
+ClinicalEventCode = Literal["rapid_response", "icu_transfer", "sepsis_pathway"]
+
+
+class Verdict(_Msg, tag="vrd"):
+    """A nurse's one-tap verdict on an alarm, given with its acknowledgement (events stream)."""
+
+    alarm_id: str
+    bed: str
+    patient: str  # pseudonym
+    t: int  # when the alarm was raised (its capture time), ns: the label's place on the patient's timeline
+    at: int  # when the verdict was given, ns
+    verdict: VerdictCode
+    source: str  # the alarm's source: threshold | news2 | anomaly | device ...
+    condition: str
+    priority: Literal["high", "medium", "low", "info"]
+    by: str  # the login name of the nurse (staff, never a patient)
+
+
+class ClinicalEvent(_Msg, tag="cev"):
+    """A recorded clinical event with its time (events stream): what a deterioration led to."""
+
+    bed: str
+    patient: str  # pseudonym
+    t: int  # when it happened, ns
+    code: ClinicalEventCode
+    recorded: int  # when it was recorded, ns
+    by: str
+
+
+class ShadowReport(_Msg, tag="shd"):
+    """A candidate's figures in shadow during a staged rollout (status stream; edge/model_slots.py)."""
+
+    t: int
+    model: str
+    version: str  # the candidate
+    active: str  # the model whose alarms count meanwhile
+    rollout: str
+    state: Literal["shadow", "promoted", "rolled_back", "rejected"]
+    rounds: int = 0
+    bed_windows: int = 0  # bed-windows both models scored
+    agreement: float = 1.0  # share of them with the same alarm decision
+    cand_alarms: int = 0  # bed-windows the candidate would have alarmed on
+    active_alarms: int = 0  # the same bed-windows the active model alarmed on
+    invoke_ms_p50: float = 0.0  # the candidate's batch invoke time
+    invoke_ms_max: float = 0.0
+    errors: int = 0
+    invalid: int = 0  # outputs that were not finite probabilities
+    reason: str = ""
+
+
+Message = (Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status | Notice | NoticeAck | Where
+           | Verdict | ClinicalEvent | ShadowReport)
+
+
+class StreamReceipt(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """What the cloud has written of one stream: the run ``low..upto`` and the ranges above ``upto``.
+
+    ``upto`` is the highest sequence number of the lowest contiguous run the ingest holds; ``above``
+    are (first, last) ranges, ascending, all above ``upto + 1``. A receipt only ever names numbers the
+    ingest has written (or that the gateway itself reported as a :class:`Gap`)."""
+
+    stream: str
+    low: int
+    upto: int
+    above: list[tuple[int, int]] = []
+
+
+class Receipt(msgspec.Struct, tag="rct", tag_field="k", forbid_unknown_fields=True, omit_defaults=True):
+    """Downlink, ingest -> gateway, QoS 1 on ``pg/v1/{site}/{gw}/receipts``: cumulative, so a lost receipt is
+    covered by the next one. Not part of the uplink union: an ingest never accepts one as data."""
+
+    v: int
+    gw: str
+    t: int  # when the ingest sent it, ns
+    streams: list[StreamReceipt]

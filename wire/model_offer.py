@@ -16,13 +16,14 @@ import msgspec
 MAX_OFFER = 16 * 1024 * 1024  # bytes; vitals-anomaly is ~80 kB, endoscopy-seg a few MB
 
 
-class ModelOffer(msgspec.Struct, tag="mdl", tag_field="k", forbid_unknown_fields=True):
+class ModelOffer(msgspec.Struct, tag="mdl", tag_field="k", forbid_unknown_fields=True, omit_defaults=True):
     v: int
     name: str
     version: str
     manifest: bytes
     signature: bytes
     model: bytes
+    rollout: str = ""  # a staged rollout (cloud/rollout.py): shadow, wait for its signed command (omitted if "")
 
 
 class OfferError(ValueError):

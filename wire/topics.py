@@ -1,4 +1,4 @@
-"""MQTT topic scheme of contract v1.
+"""MQTT topic scheme (the ``pg/v1`` tree; unchanged in contract v2 but for the receipts downlink).
 
 Uplink (gateway -> cloud broker), one topic per stream of a gateway::
 
@@ -7,8 +7,10 @@ Uplink (gateway -> cloud broker), one topic per stream of a gateway::
 Downlink (cloud -> gateway)::
 
     pg/v1/{site}/{gateway}/models        signed model manifests (retained)
+    pg/v1/{site}/{gateway}/receipts      delivery receipts (contract v2, QoS 1, not retained)
 
     pg/v1/{site}/{gateway}/down/notice_acks   the ED's acknowledgements of pre-arrival notices
+    pg/v1/{site}/{gateway}/down/model_cmd     signed rollout commands: promote / roll back (retained)
 
 Local bus on the gateway's own broker, JSON, for nurse-call and pager systems::
 
@@ -33,6 +35,7 @@ import re
 PREFIX = "pg/v1"
 STREAMS = ("alarms", "summaries", "events", "bulk", "status", "notices")
 DOWNLINK_MODELS = "models"
+DOWNLINK_RECEIPTS = "receipts"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -56,9 +59,14 @@ def models(site: str, gateway: str) -> str:
     return f"{PREFIX}/{site}/{gateway}/{DOWNLINK_MODELS}"
 
 
-def ingest_filter(group: str = "ingest") -> str:
-    """MQTT 5 shared subscription splitting uplink traffic across workers."""
-    return f"$share/{group}/{PREFIX}/+/+/+"
+def receipts(site: str, gateway: str) -> str:
+    return f"{PREFIX}/{site}/{gateway}/{DOWNLINK_RECEIPTS}"
+
+
+def ingest_filters(group: str = "ingest") -> list[str]:
+    """MQTT 5 shared subscriptions splitting uplink traffic across workers: one per uplink stream, so the
+    ingest never receives the downlink (models, its own receipts). (v1 subscribed ``pg/v1/+/+/+``.)"""
+    return [f"$share/{group}/{PREFIX}/+/+/{stream}" for stream in STREAMS]
 
 
 def parse_uplink(topic: str) -> tuple[str, str, str]:
@@ -117,3 +125,12 @@ def ed_ack_filter() -> str:
 def local_epcr(gateway: str, leaf: str) -> str:
     """The vehicle's ePCR on the gateway's local broker: ``notice`` (in, JSON) and ``notice_state`` (out)."""
     return f"pulsegate/local/{gateway}/epcr/{leaf}"
+
+
+# ---- staged rollouts (issue 12) ------------------------------------------------------------------------------
+DOWNLINK_MODEL_CMD = "model_cmd"
+
+
+def model_cmd(site: str, gateway: str) -> str:
+    """Downlink: the cloud's signed promote / rollback of a rollout (wire.rollout.RolloutCommand)."""
+    return f"{PREFIX}/{site}/{gateway}/down/{DOWNLINK_MODEL_CMD}"

@@ -44,10 +44,11 @@ from clinical.alarms.smart_conditions import (
     IDX,
 )
 from clinical.alarms.smart_settings import Integrated, SmartPolicy
-from clinical.artifact import HR, PI, PR, RESP, SPO2, ArtifactDetector
+from clinical.artifact import CHANNELS, HR, PI, PR, RESP, SPO2, ArtifactDetector
 from clinical.trend import TrendDetector, TrendSettings
 
-CHANNEL = {"heart_rate": HR, "pulse_rate": PR, "spo2": SPO2, "resp_rate": RESP, "perfusion_index": PI}
+_MIN_SLOT = tuple({HR: 0, PR: 0, RESP: 1, SPO2: 2, PI: -1}[c] for c in range(5))  # by artifact channel
+CHANNEL = CHANNELS
 Emit = Callable[[int, bool, float, float | None, str], None]  # (condition index, on, t, value, reason)
 
 
@@ -76,9 +77,9 @@ class _Run:
 
 
 class SmartBed:
-    __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_last", "_lim", "_min_cnt", "_min_end", "_min_sum", "_nibp_prev",
-                 "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since", "_rel_hi", "_rel_lo", "_runs", "art", "emit",
-                 "on", "p", "scale2", "trend", "values")
+    __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_fast", "_hr_last", "_lim", "_min_cnt", "_min_end", "_min_seen",
+                 "_min_sum", "_nibp_prev", "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since", "_rel_hi",
+                 "_rel_lo", "_runs", "art", "emit", "on", "p", "scale2", "trend", "values")
 
     def __init__(self, p: SmartPolicy, emit: Emit, scale2: bool = False) -> None:
         self.p = p
@@ -99,11 +100,13 @@ class SmartBed:
         self.trend = TrendDetector(TrendSettings(k=p.trend_k, h=p.trend_h, baseline_min=p.trend_baseline_min,
                                                  adapt_min=p.trend_adapt_min), scale2)
         self._hr_last = [math.nan] * 5
-        self._hr_ewma = math.nan
+        self._hr_ewma = math.nan  # heart rate smoothed over 60 s (NIBP confirmation)
+        self._hr_fast = math.nan  # over 10 s (onset of an extreme heart rate: abrupt or gradual)
         self._hr_ewma_t = -math.inf
         self._min_end = math.nan
         self._min_sum = [0.0, 0.0, 0.0]
         self._min_cnt = [0, 0, 0]
+        self._min_seen = [0, 0, 0]  # every sample of the minute, artifacts and flagged ones included
         self._pend_sys = (math.nan, math.nan)  # (t, value) waiting for its diastolic
         self._pend_dia = (math.nan, math.nan)
         self._nibp_prev = (-math.inf, math.nan)
@@ -153,6 +156,9 @@ class SmartBed:
             elif param == "temperature":
                 self._temperature(v, t)
             return True
+        j = _MIN_SLOT[ch] if ch != PR or not ecg_fresh else -1
+        if j >= 0:
+            self._min_seen[j] += 1
         if v != v:
             return False
         clean = self.art.observe(ch, v, t)
@@ -210,9 +216,15 @@ class SmartBed:
         last = self._hr_last
         last.pop(0)
         last.append(v)
-        prev = self._hr_ewma
-        a = math.exp(-(t - self._hr_ewma_t) / 60.0) if prev == prev else 0.0
-        self._hr_ewma = a * prev + (1 - a) * v
+        prev = self._hr_fast
+        dt = t - self._hr_ewma_t
+        if prev == prev:
+            a = math.exp(-dt / 10.0)
+            self._hr_fast = a * prev + (1 - a) * v
+            a = math.exp(-dt / 60.0)
+            self._hr_ewma = a * self._hr_ewma + (1 - a) * v
+        else:
+            self._hr_fast = self._hr_ewma = v
         self._hr_ewma_t = t
         self._min_add(0, v)
         i_hi, i_lo = C_HEART_RATE_EXTREME_HIGH, C_HEART_RATE_EXTREME_LOW
@@ -224,9 +236,18 @@ class SmartBed:
             self._onset_hr[0] = prev if prev == prev else v
         rel = self._rel_hi.add(v, t)
         abrupt = self._onset_hr[0] <= lt.hr_high - lt.abrupt_change
-        if (run >= lt.hr_high_delay_s and (abrupt or rel >= lt.hr_high_delay_s)) or (self.on[i_hi] and run > 0):
-            if not self.on[i_hi] and max(last) - min(last) <= lt.hr_steady_band and self.art.hr_confirmed(v, t):
-                why = "abrupt onset" if abrupt else f"beyond own baseline + {self.p.hr_extreme_high_above_baseline:g}"
+        # a gradual one is life-threatening only with signs of instability (as ACLS treats tachy- and
+        # bradycardia): the other parameters beyond their limits, the trend, a low blood pressure
+        signs = "" if abrupt or rel < lt.hr_high_delay_s else self._instability()
+        if (run >= lt.hr_high_delay_s and (abrupt or signs)) or (self.on[i_hi] and run > 0):
+            # regular (as an ICD's stability criterion): a ventricular tachycardia's rate is steady from one
+            # second to the next, a heart rate counted through motion jumps about
+            jitter = (abs(last[1] - last[0]) + abs(last[2] - last[1]) + abs(last[3] - last[2])
+                      + abs(last[4] - last[3])) / 4.0
+            steady = max(last) - min(last) <= lt.hr_steady_band and jitter <= lt.hr_steady_band / 3.0
+            if not self.on[i_hi] and steady and self.art.hr_confirmed(v, t):
+                why = "abrupt onset" if abrupt else (f"beyond own baseline + "
+                                                     f"{self.p.hr_extreme_high_above_baseline:g}, with {signs}")
                 self._set(i_hi, True, t, v, f"HR {v:g} /min >= {lt.hr_high:g} for {run:.0f} s ({why}), steady, "
                           "confirmed, not motion")
         elif self.on[i_hi]:
@@ -236,15 +257,31 @@ class SmartBed:
             self._onset_hr[1] = prev if prev == prev else v
         rel = self._rel_lo.add(v, t)
         abrupt = self._onset_hr[1] >= lt.hr_low + lt.abrupt_change
-        on = run >= lt.hr_low_delay_s and (abrupt or rel >= lt.hr_low_delay_s) and self.art.hr_confirmed(v, t)
+        signs = "" if abrupt or rel < lt.hr_low_delay_s or self.on[i_lo] else self._instability()
+        on = (run >= lt.hr_low_delay_s and (abrupt or bool(signs) or (self.on[i_lo] and rel > 0))
+              and self.art.hr_confirmed(v, t))
         if on != self.on[i_lo] and (on or run == 0.0):
             self._set(i_lo, on, t, v, f"HR {v:g} /min <= {lt.hr_low:g} for {run:.0f} s"
                       + (" (abrupt onset)" if abrupt else f" and below own baseline - "
-                                                          f"{self.p.hr_extreme_low_below_baseline:g}"))
+                                                          f"{self.p.hr_extreme_low_below_baseline:g}, with {signs}"))
         self._levels(self._lim[1], v, t, C_HEART_RATE_HIGH, C_HEART_RATE_HIGH_BRIEF,
                      1, " /min")
         self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF,
                      2, " /min")
+
+    def _instability(self) -> str:
+        """Signs that an extreme heart rate that came on gradually is not tolerated ("" when none)."""
+        lims = self._lim
+        parts = [n for k, n in ((0, "SpO2 low"), (3, "resp high"), (4, "resp low"))
+                 if lims[k].index >= lims[k].setting]
+        on = self.on
+        if on[C_NIBP_SYS_LOW] or on[C_NIBP_SYS_EXTREME_LOW] or on[C_NIBP_SYS_LOW_UNCONFIRMED]:
+            parts.append("NIBP low")
+        if on[IDX["spo2_extreme_low"]] or on[IDX["resp_lost"]]:
+            parts.append("SpO2 or respiration life-threatening")
+        if self.trend.score >= self.p.trend_corroborates_at:
+            parts.append(f"trend score {self.trend.score:.1f}")
+        return ", ".join(parts)
 
     def _spo2(self, v: float, t: float) -> None:
         lt = self.p.life_threatening
@@ -331,10 +368,15 @@ class SmartBed:
         while t >= self._min_end:
             c = self._min_cnt
             s = self._min_sum
-            means = (s[0] / c[0] if c[0] else math.nan, s[1] / c[1] if c[1] else math.nan,
-                     s[2] / c[2] if c[2] else math.nan)
+            n = self._min_seen
+            # a minute counts only when most of its samples were clean (one clean reading in a minute of
+            # artifacts or of a half-off probe is no measure of the minute)
+            means = (s[0] / c[0] if c[0] and 2 * c[0] >= n[0] else math.nan,
+                     s[1] / c[1] if c[1] and 2 * c[1] >= n[1] else math.nan,
+                     s[2] / c[2] if c[2] and 2 * c[2] >= n[2] else math.nan)
             self._min_sum = [0.0, 0.0, 0.0]
             self._min_cnt = [0, 0, 0]
+            self._min_seen = [0, 0, 0]
             end = self._min_end
             if self.p.trend:
                 cu = self.trend.minute(end, means)

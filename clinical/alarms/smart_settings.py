@@ -24,8 +24,10 @@ class LifeThreatening(Section):
     resp_low: float = Field(default=4.0, ge=0)  # respiration lost (apnoea)
     resp_low_delay_s: float = Field(default=7.0, ge=0, le=60.0)
     nibp_sys_low: float = Field(default=70.0, gt=0)
-    hr_steady_band: float = Field(default=15.0, gt=0)  # max - min of the last 5 clean HR samples
-    # smoothed HR this far inside the limit when the run began: abrupt, alarm at the absolute limit
+    # max - min of the last 5 clean HR samples; their mean change from one sample to the next at most a third
+    hr_steady_band: float = Field(default=15.0, gt=0)
+    # heart rate smoothed over 10 s this far inside the limit when the run began: abrupt (ventricular
+    # tachycardia, heart block), alarm at the absolute limit; gradual: only with signs of instability
     abrupt_change: float = Field(default=30.0, gt=0)
 
 

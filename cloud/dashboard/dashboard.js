@@ -29,6 +29,8 @@ async function gateways() {
     `<tr data-gateway="${esc(g.gateway)}"><td>${esc(g.site)}</td><td>${esc(g.gateway)}</td>` +
     `<td class="${esc(g.state)}">${esc(g.state)}</td><td>${esc(fmtAge(g.last_status_age_s))} ago</td>` +
     `<td class="num">${esc(g.backlog)}</td><td class="num">${g.oldest_unsent_s == null ? "" : esc(fmtAge(g.oldest_unsent_s))}</td>` +
+    `<td class="num">${g.unreceipted == null ? "" : esc(g.unreceipted)}${g.oldest_unreceipted_s ? " (" +
+      esc(fmtAge(g.oldest_unreceipted_s)) + ")" : ""}</td>` +
     `<td>${esc(g.software)}</td></tr>`).join("");
   $("models").tBodies[0].innerHTML = gatewayRows.flatMap((g) => {
     const models = Object.entries(g.models || {});
@@ -39,6 +41,20 @@ async function gateways() {
   const sel = $("gw"), keep = sel.value;
   sel.innerHTML = `<option value="">all</option>` + gatewayRows.map((g) => `<option>${esc(g.gateway)}</option>`).join("");
   sel.value = gatewayRows.some((g) => g.gateway === keep) ? keep : "";
+}
+
+async function rollouts() {
+  const rs = await getJson("/api/rollouts?since=7d");
+  $("rollouts").tBodies[0].innerHTML = rs.map((r) =>
+    `<tr data-rollout="${esc(r.rollout)}"><td>${esc(r.rollout)}</td><td>${esc(r.model)}</td><td>${esc(r.version)}</td>` +
+    `<td class="num">${esc(r.stage)}</td><td class="${esc(r.outcome)}">${esc(r.outcome)}</td><td>${esc(r.last_reason)}</td></tr>`).join("");
+  $("shadow").tBodies[0].innerHTML = rs.flatMap((r) => Object.entries(r.shadow).map(([gw, f]) =>
+    `<tr><td>${esc(r.rollout)}</td><td>${esc(gw)}</td><td>${esc(f.state)}</td><td class="num">${esc(f.bed_windows)}</td>` +
+    `<td class="num">${num(f.agreement, 3)}</td><td class="num">${esc(f.cand_alarms)}</td><td class="num">${esc(f.active_alarms)}</td>` +
+    `<td class="num">${num(f.invoke_ms_p50, 2)} / ${num(f.invoke_ms_max, 2)}</td><td class="num">${esc(f.errors)}</td></tr>`)).join("");
+  $("decisions").tBodies[0].innerHTML = rs.flatMap((r) => r.decisions.map((d) =>
+    `<tr><td>${esc(fmtTime(d.time))}</td><td>${esc(r.rollout)}</td><td>${esc(d.action)}</td><td class="num">${esc(d.stage)}</td>` +
+    `<td>${esc(d.gateways.join(", "))}</td><td>${esc(d.reason)}</td></tr>`).reverse()).join("");
 }
 
 function newsClass(n) { return n == null ? "" : n >= 7 ? "n7" : n >= 5 ? "n5" : n >= 1 ? "n1" : "n0"; }
@@ -188,7 +204,7 @@ async function trends() {
 
 async function refresh() {
   try {
-    await Promise.all([gateways().then(ward), alarms(), burden(), patients().then(trends)]);
+    await Promise.all([gateways().then(ward), alarms(), burden(), patients().then(trends), rollouts()]);
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
     $("updated").textContent = "API unreachable: " + e.message;

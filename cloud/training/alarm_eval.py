@@ -254,12 +254,18 @@ def replay_alarms(csv_path: Path, config: Any, scorer: Any = None) -> tuple[list
 
 def evaluate(csv_path: Path, labels: list[WardLabel], default_config: Any, bedside_config: Any,
              scorer: Any = None) -> dict[str, Any]:
-    """The default profile, the bedside thresholds and the NEWS2 reference on the same rows."""
+    """The default profile (with the model when ``scorer`` is given, and then also without it: the rules
+    and NEWS2 alone), the bedside thresholds and the NEWS2 reference on the same rows."""
     mine, s_mine = replay_alarms(csv_path, default_config, scorer)
+    streams = [score_stream("default+model" if scorer is not None else "default", labels, mine)]
+    out: dict[str, Any] = {"replay_default": s_mine}
+    if scorer is not None:
+        rules, s_rules = replay_alarms(csv_path, default_config, None)
+        streams.append(score_stream("default", labels, rules))
+        out["replay_rules"] = s_rules
     bed, s_bed = replay_alarms(csv_path, bedside_config, None)
     ref = news2_reference(read_rows(csv_path))
-    streams = [score_stream("default", labels, mine), score_stream("news2", labels, ref),
-               score_stream("bedside", labels, bed)]
-    return {"streams": {m.name: m.as_dict() for m in streams}, "table": table(streams),
-            "replay_default": s_mine, "replay_bedside": s_bed,
+    streams += [score_stream("news2", labels, ref), score_stream("bedside", labels, bed)]
+    return {**out, "streams": {m.name: m.as_dict() for m in streams}, "table": table(streams),
+            "replay_bedside": s_bed,
             "patients": len(labels), "deteriorating": sum(1 for lab in labels if lab.onset is not None)}

@@ -8,7 +8,11 @@ Routes (none clash with the daemon's /metrics and /healthz):
     GET  /nurse/api/state       the same state once (JSON)
     GET  /nurse/api/trends?bed=B&hours=H  one bed's per-minute trends from the gateway's memory (JSON)
     GET  /favicon.ico           the page's icon (no 404 in the browser console)
-    POST /nurse/api/ack         {"alarm_id"}            -> acknowledge (audited under the logged-in user)
+    POST /nurse/api/ack         {"alarm_id", "verdict"?} -> acknowledge (audited under the logged-in user), with an
+                                optional one-tap verdict (edge/feedback.py: fixed codes only; a verdict with
+                                free text is refused and counted, the acknowledgement still happens)
+    POST /nurse/api/event       {"bed", "code", "t"?}   -> record a clinical event (rapid response, ICU transfer,
+                                sepsis pathway) with its time
     POST /nurse/api/silence     {"alarm_id", "seconds"} -> pause audio (at most the role's limit)
 
 Every route is behind the listener's guard (runtime/security: login or API
@@ -42,6 +46,8 @@ from aiohttp import WSMsgType, web
 
 from clinical.alarms.manager import AlarmActionError
 from clinical.alarms.model import AlarmUpdate
+from clinical.feedback import EventError
+from edge.feedback import Feedback
 from runtime.logs import get_logger
 from runtime.security.guard import client_of, principal_of, rule
 from runtime.security.jsonbody import BodyError, finite_number, read_json
@@ -65,6 +71,7 @@ NURSE_RULES = (
     rule("/favicon.ico", Access.PUBLIC, "GET", "HEAD"),
     rule("/nurse/api/ack", Access.ACT_ON_ALARMS, "POST"),
     rule("/nurse/api/silence", Access.ACT_ON_ALARMS, "POST"),
+    rule("/nurse/api/event", Access.ACT_ON_ALARMS, "POST"),
 )
 
 
@@ -86,6 +93,7 @@ class NursePage:
         ward: str | None = None,
         trends_provider: TrendsProvider | None = None,
         link_info: Callable[[], dict[str, Any]] | None = None,
+        feedback: Feedback | None = None,
     ) -> None:
         self.state_provider = state_provider
         self.ack_handler = ack_handler
@@ -96,6 +104,7 @@ class NursePage:
         self.min_push_gap_s = min_push_gap_s
         self.max_silence_s = max_silence_s
         self.trends_provider = trends_provider
+        self.feedback = feedback  # verdicts and clinical events (edge/feedback.py)
         self.link_info = link_info  # {"configured", "connected", "backlog"} for the steady link indicator
         self.security = security
         self.ward = ward
@@ -161,6 +170,7 @@ class NursePage:
         app.router.add_get("/nurse/api/state", self._state)
         app.router.add_post("/nurse/api/ack", self._ack)
         app.router.add_post("/nurse/api/silence", self._silence)
+        app.router.add_post("/nurse/api/event", self._event)
         app.router.add_get("/nurse/api/trends", self._trends)
         app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_static("/nurse/static/", STATIC, show_index=False, follow_symlinks=False)
@@ -241,14 +251,32 @@ class NursePage:
 
     async def _ack(self, request: web.Request) -> web.Response:
         p, body = await self._action(request, "acknowledge")
+        alarm_id = str(body.get("alarm_id", ""))[:128]
+        out: dict[str, Any] = {}
         try:
-            self.ack_handler(str(body.get("alarm_id", ""))[:128], p.name)
+            if self.feedback is not None:
+                out = self.feedback.acknowledge(alarm_id, p.name, body)
+            else:
+                self.ack_handler(alarm_id, p.name)
         except AlarmActionError as exc:
             self._audit("acknowledge", "failed", p, request, body, reason=str(exc))
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
-        self._audit("acknowledge", "ok", p, request, body)
+        self._audit("acknowledge", "ok", p, request, body, verdict=out.get("verdict"),
+                    verdict_rejected=out.get("verdict_rejected"))
         self._changed.set()
-        return web.json_response({"ok": True, "by": p.name})
+        return web.json_response({"ok": True, "by": p.name, **out})
+
+    async def _event(self, request: web.Request) -> web.Response:
+        if self.feedback is None:
+            return web.json_response({"ok": False, "error": "clinical events are not enabled"}, status=404)
+        p, body = await self._action(request, "clinical_event")
+        try:
+            out = self.feedback.record_event(body, p.name)
+        except EventError as exc:
+            self._audit("clinical_event", "failed", p, request, {}, reason=str(exc))
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        self._audit("clinical_event", "ok", p, request, {}, bed=out["bed"], code=out["code"])
+        return web.json_response({"ok": True, "by": p.name, **out})
 
     async def _silence(self, request: web.Request) -> web.Response:
         if self.silence_handler is None:

@@ -4,8 +4,12 @@
     pulsegate bench codecs [--json]                                 decode throughput of every device codec
     pulsegate bench edge --beds 64 --wearables 200 [--json]         sample -> local alarm latency on the real pipeline
     pulsegate bench ingest --points 200000 [--json]                 InfluxDB write rate, straight vs the whole uplink
-    pulsegate bench outage --beds 64 --offline 60 [--json]          a gateway loses its broker: loss, doubles, drain
+    pulsegate bench outage --beds 64 --offline 60 [--broker-kill] [--ingest-down] [--json]
+                                                                    a gateway loses its broker: loss, doubles, drain
+    pulsegate bench faults --runs 20 [--fault NAME] [--json]        the receipts fault matrix, fresh processes per run
+    pulsegate bench soak --beds 64 --hours 1 [--json]               hours with faults: RSS, open files, outbox, loss
     pulsegate bench video --source FILE [--pace free] [--json]      endoscopy fps and frame-to-overlay latency
+    pulsegate bench replay [--patients 20 --hours 10 | --csv F] [--json]   replay rows/s, stage per-sample latency
     pulsegate bench wire [--beds 64] [--json]                       size and speed of the wire encodings
     pulsegate bench influx-writers [--points N] [--json]            HTTP vs influxdb-client on /api/v2/write
     pulsegate bench fleet --gateways 1000 --beds-per-gateway 32 --minutes 5 [--workers 1,2,4] [--raw] [--json]
@@ -69,9 +73,26 @@ def register(cmds: Commands) -> None:
     p.add_argument("--offline", type=float, default=60.0, help="seconds without the broker")
     p.add_argument("--broker-kill", action="store_true",
                    help="kill the broker with SIGKILL (a crash) instead of stopping it (SIGTERM)")
+    p.add_argument("--ingest-down", action="store_true",
+                   help="stop the ingest 2 s before the broker goes (messages wait in the broker), restart it after")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_outage)
     example(p, "pulsegate bench outage --beds 64 --offline 60", "pulsegate bench outage --broker-kill --json")
+
+    p = b.add_parser("faults", help="the fault matrix of the receipts, N times with fresh processes")
+    p.add_argument("--runs", type=int, default=5, help="how many times the whole matrix runs")
+    p.add_argument("--fault", action="append", default=None, help="only this fault class (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_faults)
+    example(p, "pulsegate bench faults --runs 20 --json", "pulsegate bench faults --runs 3 --fault lost_receipt")
+
+    p = b.add_parser("soak", help="a ward gateway for hours with faults at intervals: RSS, files, outbox, loss")
+    p.add_argument("--beds", type=int, default=64, help="emulated beds of the ward gateway")
+    p.add_argument("--hours", type=float, default=1.0, help="how long it runs")
+    p.add_argument("--fault-every", type=float, default=300.0, help="seconds between faults")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_soak)
+    example(p, "pulsegate bench soak --beds 64 --hours 1 --json")
 
     p = b.add_parser("video", help="video pipeline fps and latency (frame captured -> overlay ready)")
     p.add_argument("--source", required=True, help="video file, camera index or rtsp/http URL")
@@ -106,6 +127,23 @@ def register(cmds: Commands) -> None:
     p.set_defaults(handler=_fleet)
     example(p, "pulsegate bench fleet --gateways 1000 --beds-per-gateway 32 --minutes 5 --workers 1,2,4 --json",
             "pulsegate bench fleet --gateways 200 --speed 60 --influx-pause 30")
+
+    p = b.add_parser("replay", help="replay rows/s (wall and CPU) and the stage's per-sample latency")
+    p.add_argument("--csv", type=Path, help="a replay CSV (default: generate ward scenarios)")
+    p.add_argument("--patients", type=int, default=20, help="generated patients (default %(default)s)")
+    p.add_argument("--hours", type=float, default=10.0, help="hours per generated patient")
+    p.add_argument("--seed", type=int, default=9101, help="seed of the generated ward (default %(default)s)")
+    p.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped",
+                   help="row order of the generated file")
+    p.add_argument("--profile", help="alarm profile (default: the config's default, the smart adult profile)")
+    p.add_argument("--config", type=Path, help="TOML file whose [clinical] table sets the profiles")
+    p.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: none; the rules only)")
+    p.add_argument("--latency-rows", type=int, default=200_000,
+                   help="rows of the per-sample latency pass (0: skip it)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_replay)
+    example(p, "pulsegate bench replay --patients 20 --hours 10",
+            "pulsegate bench replay --csv ward.csv --model models/vitals-anomaly/2.0.0 --json")
 
     p = b.add_parser("wire", help="size and speed of the wire encodings")
     p.add_argument("--beds", type=int, default=64, help="beds per summary message")
@@ -145,6 +183,30 @@ def _edge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    import sys
+
+    from bench.replay_speed import run, table
+    from pulsegate.commands.replay import load_clinical_config
+
+    cfg = load_clinical_config(args.config, args.profile)
+    scorer = None
+    if args.model is not None:
+        from clinical.anomaly import VitalsAnomalyModel
+        from clinical.litert import ModelError
+        from wire.model_manifest import ManifestError
+
+        try:
+            scorer = VitalsAnomalyModel(args.model)
+        except (ModelError, ManifestError) as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+    r = run(csv=args.csv, seed=args.seed, patients=args.patients, hours=args.hours, order=args.order, config=cfg,
+            scorer=scorer, latency_rows=args.latency_rows)
+    print(json.dumps(r) if args.json else table(r))
+    return 0
+
+
 def _ingest(args: argparse.Namespace) -> int:
     from bench.reliability import bench_ingest
 
@@ -156,8 +218,29 @@ def _ingest(args: argparse.Namespace) -> int:
 def _outage(args: argparse.Namespace) -> int:
     from bench.reliability import bench_outage
 
-    result = asyncio.run(bench_outage(args.beds, args.offline, broker_kill=args.broker_kill))
+    result = asyncio.run(bench_outage(args.beds, args.offline, broker_kill=args.broker_kill,
+                                      ingest_down=args.ingest_down))
     _print(result, args.json, 28)
+    return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
+
+
+def _faults(args: argparse.Namespace) -> int:
+    from bench.faults import FAULTS, bench_faults
+
+    unknown = sorted(set(args.fault or []) - set(FAULTS))
+    if unknown:
+        print(f"unknown fault class {unknown[0]!r}; known: {', '.join(FAULTS)}")
+        return 2
+    result = asyncio.run(bench_faults(args.runs, args.fault))
+    _print(result, args.json, 12)
+    return 0 if result["lost"] == 0 and result["duplicates"] == 0 and result["failed"] == 0 else 1
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from bench.soak import bench_soak
+
+    result = asyncio.run(bench_soak(args.beds, args.hours, args.fault_every))
+    _print(result, args.json, 32)
     return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
 
 

@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, REPO_ROOT
 from pulsegate.cli import Commands, example
@@ -62,18 +63,24 @@ def register(cmds: Commands) -> None:
                     "pulsegate model train vitals-anomaly --version 1.1.0").add_subparsers(
         dest="train_what", metavar="MODEL", required=True)
     p = train.add_parser("vitals-anomaly", help="train the vitals-anomaly model on synthetic scenarios")
+    p.add_argument("--recipe", choices=("1", "2"), default="2",
+                   help="2 (default): temporal 1-D CNN over buckets + own baseline, calibrated, on the ward "
+                        "generator (cloud/training/vitals_anomaly2.py); 1: the 1.x dense network")
     p.add_argument("--out", type=Path, default=Path("models/vitals-anomaly"), help="models/vitals-anomaly")
-    p.add_argument("--version", default="1.0.0", help="dotted version of the new model")
+    p.add_argument("--version", default="2.0.0", help="dotted version of the new model")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic training scenarios")
-    p.add_argument("--train-scenarios", type=int, default=240, help="synthetic patients to train on")
-    p.add_argument("--val-scenarios", type=int, default=60, help="synthetic patients to choose the threshold on")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs")
-    p.add_argument("--hours", type=float, default=12.0, help="hours per scenario")
+    p.add_argument("--train-scenarios", type=int, default=None,
+                   help="synthetic patients to train on (recipe 2: 160, recipe 1: 240)")
+    p.add_argument("--val-scenarios", type=int, default=60,
+                   help="synthetic patients to calibrate and choose the threshold on")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (recipe 2: 6, recipe 1: 8)")
+    p.add_argument("--hours", type=float, default=None, help="hours per scenario (recipe 2: 10, recipe 1: 12)")
     p.add_argument("--target-fa", type=float, default=0.5,
                    help="false alarms per bed-day on validation scenarios that sets the threshold")
     p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
     p.set_defaults(handler=_train_vitals)
-    example(p, "pulsegate model train vitals-anomaly --version 1.1.0 --epochs 8")
+    example(p, "pulsegate model train vitals-anomaly --version 2.0.0",
+            "pulsegate model train vitals-anomaly --recipe 1 --version 1.1.0 --epochs 8")
     p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
     p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
@@ -139,6 +146,9 @@ def register(cmds: Commands) -> None:
     e.add_argument("--scenarios", type=int, default=40, help="held-out scenarios to generate (default 40)")
     e.add_argument("--seed", type=int, default=9101, help="held-out seed (default %(default)s)")
     e.add_argument("--hours", type=float, default=10.0, help="hours per generated scenario")
+    e.add_argument("--ward-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a generator parameter of the held-out set (cloud/training/ward_scenarios.py "
+                        "WardParams), e.g. with_pulse_rate=false or noise_scale=1.4; repeatable")
     e.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped",
                    help="row order of the generated CSV (as different sources deliver it)")
     e.add_argument("--workdir", type=Path, help="keep the generated CSV and labels here")
@@ -148,6 +158,7 @@ def register(cmds: Commands) -> None:
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     e.set_defaults(handler=_eval_alarms)
     example(e, "pulsegate model eval alarms --scenarios 40 --json",
+            "pulsegate model eval alarms --seed 9404 --order shuffled --ward-param with_pulse_rate=false",
             "pulsegate model eval alarms --csv ward.csv --labels ward.labels.jsonl --config edge.toml")
     e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/false findings over frames, a video or a sequence")
     e.add_argument("--images", type=Path, help="folder of frames (needs --masks)")
@@ -240,8 +251,17 @@ def _train_vitals(args: argparse.Namespace) -> int:
     if not args.key.exists():
         print(f"signing key {args.key} not found", file=sys.stderr)
         return 2
-    res = train(args.out, args.version, seed=args.seed, n_train=args.train_scenarios, n_val=args.val_scenarios,
-                epochs=args.epochs, hours=args.hours, target_fa_per_day=args.target_fa, key_path=args.key)
+    if args.recipe == "2":
+        from cloud.training.vitals_anomaly2 import train_on_ward
+
+        d, res2 = train_on_ward(args.out, args.version, seed=args.seed, n_train=args.train_scenarios or 160,
+                                n_val=args.val_scenarios, hours=args.hours or 10.0, epochs=args.epochs or 6,
+                                target_fa_per_day=args.target_fa, key_path=args.key)
+        print(json.dumps({"model_dir": str(d), **res2.metrics}))
+        return 0
+    res = train(args.out, args.version, seed=args.seed, n_train=args.train_scenarios or 240,
+                n_val=args.val_scenarios, epochs=args.epochs or 8, hours=args.hours or 12.0,
+                target_fa_per_day=args.target_fa, key_path=args.key)
     print(json.dumps({"model_dir": str(res.model_dir), **res.metrics}))
     return 0
 
@@ -291,7 +311,12 @@ def _eval_alarms(args: argparse.Namespace) -> int:
 
             wd = args.workdir or Path(tmp)
             wd.mkdir(parents=True, exist_ok=True)
-            scen = generate_ward_set(args.seed, args.scenarios, replace(heldout_ward_params(), hours=args.hours))
+            try:
+                wp = replace(heldout_ward_params(), hours=args.hours, **_ward_params(args.ward_param))
+            except (TypeError, ValueError) as exc:
+                print(f"--ward-param: {exc}", file=sys.stderr)
+                return 2
+            scen = generate_ward_set(args.seed, args.scenarios, wp)
             csv_path, labels_path = wd / "ward.csv", wd / "ward.labels.jsonl"
             write_ward_csv(scen, csv_path, args.order, seed=args.seed)
             write_labels(scen, labels_path)
@@ -313,6 +338,30 @@ def _eval_alarms(args: argparse.Namespace) -> int:
               f"{report['replay_default']['rows_per_s']} rows/s")
         print(report["table"])
     return 0
+
+
+def _ward_params(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE generator overrides, typed like the WardParams field they change."""
+    from dataclasses import fields
+
+    from cloud.training.ward_scenarios import WardParams
+
+    kinds = {f.name: f.type for f in fields(WardParams)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in kinds:
+            raise ValueError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(kinds))}")
+        kind = str(kinds[key])
+        if kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{key}: expected true or false, not {raw!r}")
+            out[key] = raw.lower() in ("true", "1")
+        elif kind.startswith("tuple"):
+            out[key] = tuple(float(x) for x in raw.split(","))
+        else:
+            out[key] = float(raw)
+    return out
 
 
 def _train_endoscopy(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ async function whoami() {
   }
   sel.value = String(Math.min(120, me.max_silence_s));
   $("silence-label").hidden = !me.may_act;
+  $("bed-view-events").hidden = !me.may_act;
   return me;
 }
 
@@ -61,8 +62,20 @@ async function post(path, body) {
   return j.ok;
 }
 
-function ack(id) {
-  post("/nurse/api/ack", { alarm_id: id }).then((ok) => ok && say(`Acknowledged by ${me.user}`));
+function ack(id, verdict) {
+  const body = verdict ? { alarm_id: id, verdict } : { alarm_id: id };
+  post("/nurse/api/ack", body).then((ok) => ok && say(`Acknowledged by ${me.user}` +
+    (verdict ? ` · ${VERDICT_LABELS[verdict]}` : "")));
+}
+
+// one-tap verdicts with the acknowledgement: fixed codes only (the learning loop's labels)
+const VERDICT_LABELS = { actionable: "Actionable", not_actionable: "Not actionable", artifact: "Artifact",
+                         already_known: "Already known" };
+const EVENT_LABELS = { rapid_response: "Rapid-response call", icu_transfer: "Transfer to ICU",
+                       sepsis_pathway: "Sepsis pathway started" };
+
+function recordEvent(bed, code) {
+  post("/nurse/api/event", { bed, code }).then((ok) => ok && say(`${EVENT_LABELS[code]} recorded for ${bed}`));
 }
 
 function silence(id) {
@@ -92,6 +105,16 @@ function renderAlarms(alarms) {
       silB.type = "button";
       silB.addEventListener("click", () => silence(a.alarm_id));
       li.querySelector(".actions").append(ackB, silB);
+      const verdicts = el("span", "verdicts");
+      for (const [code, label] of Object.entries(VERDICT_LABELS)) {
+        const b = el("button", "verdict", label);
+        b.type = "button";
+        b.dataset.verdict = code;
+        b.title = "Acknowledge with this verdict";
+        b.addEventListener("click", () => ack(a.alarm_id, code));
+        verdicts.append(b);
+      }
+      li.querySelector(".actions").append(verdicts);
     }
     have.delete(a.alarm_id);
     const audible = a.state === "active" || a.state === "latched";
@@ -110,6 +133,7 @@ function renderAlarms(alarms) {
     const mayAct = !!(me && me.may_act);
     li.querySelector(".ack").hidden = a.state === "acknowledged" || !mayAct;
     li.querySelector(".silence").hidden = !audible || !mayAct;
+    li.querySelector(".verdicts").hidden = !mayAct;
     if (prev ? prev.nextSibling !== li : list.firstChild !== li) {
       list.insertBefore(li, prev ? prev.nextSibling : list.firstChild);
     }

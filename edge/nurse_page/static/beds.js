@@ -182,3 +182,6 @@ const bedView = {
 document.getElementById("bed-view-close").addEventListener("click", () => bedView.close());
 document.getElementById("bed-view").addEventListener("close", () => { clearInterval(bedView.timer); bedView.bed = null; });
 document.getElementById("bed-view-hours").addEventListener("change", () => bedView.load());
+for (const b of document.querySelectorAll("#bed-view-events .event")) {
+  b.addEventListener("click", () => { if (bedView.bed) recordEvent(bedView.bed, b.dataset.code); });
+}

@@ -1,0 +1,158 @@
+"""Scheduled retraining in the cloud daemon (``[retrain]`` in its TOML), one node at a time.
+
+Every ``interval_h`` (first run ``first_after_s`` after start) the daemon takes the retrain lock, reads the
+fleet's data from its own InfluxDB and runs the retrain (cloud/training/retrain.py: gate, signing with
+``key_file`` only on a pass); the report goes to ``{state_dir}/retrain/last.json`` and the log. A refused
+gate or too little data is an outcome, not an error.
+
+The lock (:class:`RetrainLock`) is ``flock(LOCK_EX | LOCK_NB)`` on ``lock_file``: held per open file, so
+two daemons on one machine (and even two holders in one process) really contend for it
+(tests/test_retrain_schedule.py runs two processes). ACROSS NODES it means exactly what the file system
+gives: with ``lock_file`` on shared storage whose locks are coherent between clients (Linux's NFS client
+turns flock into an NFSv4/NLM lock since 2.6.12; CephFS and GlusterFS have their own), two cloud nodes
+never train at once; on node-local disks each node has its own lock and they may. We chose a
+shared-storage lock over a lease in InfluxDB because InfluxDB 1.x has no compare-and-set: two nodes
+writing a "lease" point can both believe they hold it, while a file lock is either granted or not, and it
+is released by the kernel when the holder dies (no expiry to tune). The holder's node id, pid and start
+time are written into the file for the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from runtime.configbase import Section
+from runtime.logs import get_logger
+from runtime.supervisor import Tier
+
+log = get_logger("cloud.retrain")
+
+
+class RetrainSection(Section):
+    """``[retrain]``: scheduled retraining of vitals-anomaly on the fleet's data."""
+
+    enabled: bool = False
+    interval_h: Annotated[float, Field(gt=0, le=24 * 90)] = 24.0
+    first_after_s: Annotated[float, Field(ge=0)] = 600.0
+    since: str = "30d"
+    out_dir: Path = Path("/var/lib/pulsegate-cloud/candidates")
+    active_dir: Path = Path("/usr/share/pulsegate/models/vitals-anomaly/1.0.0")
+    key_file: str | None = None  # signs a candidate that passes the gate (path or credential:NAME)
+    lock_file: Path = Path("/var/lib/pulsegate-cloud/retrain.lock")  # on shared storage for several nodes
+    synthetic: Annotated[int, Field(ge=0, le=2000)] = 40
+    epochs: Annotated[int, Field(ge=1, le=100)] = 6
+
+
+class LockHeld(Exception):
+    """Another process holds the retrain lock; the message says who (as the holder wrote it)."""
+
+
+class RetrainLock:
+    def __init__(self, path: Path, node: str) -> None:
+        self.path, self.node = path, node
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise LockHeld(f"retrain lock {self.path} is held ({holder or 'holder unknown'})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"node": self.node, "pid": os.getpid(), "since": time.time()}).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RetrainLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class RetrainScheduler:
+    """A cloud daemon component (not essential: a failing retrain never stops the ingest)."""
+
+    name = "retrain-scheduler"
+    tier = Tier.PIPELINE
+    essential = False
+
+    def __init__(self, cfg: RetrainSection, node: str, state_dir: Path, influx: Any, key_path: Path | None) -> None:
+        self.cfg, self.node, self.influx, self.key_path = cfg, node, influx, key_path
+        self.report_path = state_dir / "retrain" / "last.json"
+        self.lock = RetrainLock(cfg.lock_file, node)
+        self.runs = 0
+        self.skipped_locked = 0
+        self.last: dict[str, Any] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        self._stop.clear()
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        wait = self.cfg.first_after_s
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), wait)
+            if self._stop.is_set():
+                return
+            await self.run_once()
+            wait = self.cfg.interval_h * 3600.0
+
+    async def run_once(self) -> dict[str, Any]:
+        """One scheduled retrain if this node gets the lock; returns what happened."""
+        from cloud.training.fleet_data import load_fleet, since_seconds
+        from cloud.training.retrain import RetrainOptions, TooLittleData, retrain
+
+        try:
+            self.lock.acquire()
+        except LockHeld as exc:
+            self.skipped_locked += 1
+            log.info("retrain_skipped", reason=str(exc))
+            return {"outcome": "skipped", "reason": str(exc)}
+        try:
+            self.runs += 1
+            t0 = time.time()
+            fleet = await load_fleet(self.influx, since_seconds(self.cfg.since))
+            opts = RetrainOptions(out_dir=self.cfg.out_dir, active_dir=self.cfg.active_dir, key_path=self.key_path,
+                                  synthetic=self.cfg.synthetic, epochs=self.cfg.epochs)
+            out: dict[str, Any]
+            try:
+                report = await asyncio.to_thread(retrain, fleet, opts, lambda s: log.info("retrain_progress", step=s))
+                out = {"outcome": "passed" if report["gate"]["pass"] else "refused", "report": report}
+            except TooLittleData as exc:
+                out = {"outcome": "too_little_data", "reason": str(exc)}
+            except Exception as exc:  # a broken run is logged and retried at the next interval
+                log.error("retrain_failed", exc=True)
+                out = {"outcome": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            out.update({"node": self.node, "started": t0, "seconds": round(time.time() - t0, 1)})
+            self.last = out
+            self.report_path.parent.mkdir(parents=True, exist_ok=True)
+            self.report_path.write_text(json.dumps(out, indent=1) + "\n")
+            log.info("retrain_done", outcome=out["outcome"], seconds=out["seconds"])
+            return out
+        finally:
+            self.lock.release()

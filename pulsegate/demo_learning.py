@@ -1,0 +1,193 @@
+"""``pulsegate demo --learning-loop``: the whole learning loop on this machine in a few minutes.
+
+1. a private mosquitto (the cloud broker) and influxd, and the real cloud daemon's ingest;
+2. three emulated gateways publish recent history through the broker and the ingest into InfluxDB:
+   per-minute summaries of synthetic patients, bedside threshold alarms, an emulated nurse's verdicts on
+   most of them and a clinical event at the end of each deterioration (bench/fleet_history.py);
+3. the fleet's model: a small vitals-anomaly "0.9.0" trained here in seconds on a few synthetic scenarios
+   (stated: a stand-in for the model a fleet runs, so that a retrain on the fleet's data has something to
+   improve on; the shipped 1.0.0 is the active model of ``pulsegate model retrain`` by default);
+4. ``model retrain``: the fleet's data from InfluxDB, labels from the verdicts and events, split by patient
+   and time, the candidate against the active model on the same held-out patients, the gate; signed only
+   if it passes;
+5. ``model rollout`` of the signed candidate to the emulated gateways (the gateway's own model slots and
+   shadow scorer on LiteRT, bench/rollout_gateways.py): the canary, then the fleet, promoted or rolled back.
+   When the gate refused the candidate it is signed by nobody and never leaves the cloud; the rollout then
+   shows its stages with the shipped, signed 1.0.0 instead, and says so (``rollout.what``).
+
+The JSON has ``retrain`` (the retrain's report) and ``rollout`` (stages, decisions with reasons, figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.fleet_history import History, HistoryOptions, fleet_history
+from bench.localservices import Influxd, Mosquitto
+from bench.rollout_gateways import EmulatedGateway
+from cloud.config import load_cloud_config
+from cloud.daemon import CloudDaemon
+from cloud.influx import InfluxWriter
+from wire import codec, topics
+from wire.messages import Summary
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KEY = REPO_ROOT / "examples" / "keys" / "dev-signing.key"
+PUB = REPO_ROOT / "examples" / "keys" / "dev-signing.pub"
+SHIPPED = REPO_ROOT / "models" / "vitals-anomaly" / "1.0.0"
+SITE = "ward-demo"
+DB = "pulsegate"
+
+
+async def _publish_history(port: int, history: History) -> int:
+    """Each emulated gateway sends its messages through the broker (QoS 1), as its uplink would."""
+    import aiomqtt
+
+    by_gw: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    for gw, stream, msg in history.messages:
+        by_gw[gw].append((stream, msg))
+
+    async def one(gw: str, items: list[tuple[str, Any]]) -> int:
+        seq: dict[str, int] = defaultdict(int)
+        async with aiomqtt.Client("127.0.0.1", port, identifier=f"pg-{gw}-history", timeout=30) as c:
+            for stream, msg in items:
+                seq[stream] += 1
+                msg.seq = seq[stream]
+                await c.publish(topics.uplink(SITE, gw, stream), codec.encode(msg), qos=1)
+        return len(items)
+
+    return sum(await asyncio.gather(*(one(g, it) for g, it in by_gw.items())))
+
+
+async def _wait_points(influx: InfluxWriter, history: History, within_s: float) -> int:
+    """Wait until InfluxDB holds every summary item the gateways sent (the ingest acknowledges after writing)."""
+    want = sum(len(msg.items) for _, s, msg in history.messages if isinstance(msg, Summary))
+    deadline = time.monotonic() + within_s
+    n = 0
+    while time.monotonic() < deadline:
+        rows = await influx.rows('SELECT count("count") FROM "vitals"')
+        n = int(rows[0]["count"]) if rows else 0
+        if n >= want:
+            return n
+        await asyncio.sleep(1.0)
+    raise RuntimeError(f"the ingest stored {n} of {want} summary points within {within_s:.0f} s")
+
+
+def _stand_in(models: Path, log: Callable[[str], None]) -> Path:
+    from cloud.training.vitals_anomaly import train
+
+    log("training the fleet's stand-in model 0.9.0 (12 synthetic scenarios, 1 epoch)")
+    res = train(models, "0.9.0", seed=5, n_train=12, n_val=8, epochs=1, hours=8.0, key_path=KEY,
+                log=lambda s: None)
+    return res.model_dir
+
+
+async def _loop(d: Path, duration: float | None, log: Callable[[str], None]) -> dict[str, Any]:
+    from cloud.rollout import Broker, Rollout, RolloutRun
+    from cloud.rollout_plan import Criteria, plan_stages
+    from cloud.training.fleet_data import load_fleet, since_seconds
+    from cloud.training.retrain import RetrainOptions, TooLittleData, retrain
+    from wire.model_manifest import load_private_key
+
+    t0 = time.monotonic()
+    mq = Mosquitto(d / "mosquitto").start()
+    inf = Influxd(d / "influxdb").start()
+    stop = asyncio.Event()
+    try:
+        (d / "cloud.toml").write_text(f"""
+[cloud]
+id = "cloud-learning-demo"
+[api]
+port = 0
+[ingest]
+host = "127.0.0.1"
+port = {mq.port}
+client_id = "ingest-learning-demo"
+deadletter_dir = "{d / 'deadletter'}"
+flush_s = 0.2
+[influx]
+url = "{inf.url}"
+database = "{DB}"
+""")
+        cloud = CloudDaemon(load_cloud_config(d / "cloud.toml"), d)
+        cloud_task = asyncio.create_task(cloud.run(stop, install_signals=False))
+        history = fleet_history(HistoryOptions(gateways=3, patients_per_gateway=16, hours=8.0), time.time())
+        log(f"{history.patients} emulated patients on 3 gateways: {history.alarms} alarms, {history.verdicts} nurse "
+            f"verdicts, {history.events} clinical events")
+        await asyncio.sleep(1.0)
+        sent = await _publish_history(mq.port, history)
+        influx = InfluxWriter(inf.url, DB)
+        try:
+            points = await _wait_points(influx, history, 180.0)
+            fleet = await load_fleet(influx, since_seconds("30d"))
+        finally:
+            await influx.close()
+        log(f"{sent} messages through the broker and the ingest: {points} summary points in InfluxDB")
+        active = await asyncio.to_thread(_stand_in, d / "models" / "vitals-anomaly", log)
+        opts = RetrainOptions(out_dir=d / "candidates", active_dir=active, key_path=KEY, synthetic=60, epochs=2)
+        try:
+            report = await asyncio.to_thread(retrain, fleet, opts, log)
+        except TooLittleData as exc:
+            report = {"error": "too_little_data", "message": str(exc)}
+        out: dict[str, Any] = {"history": {"gateways": 3, "patients": history.patients, "alarms": history.alarms,
+                                           "verdicts": history.verdicts, "events": history.events,
+                                           "messages": sent, "summary_points_in_influxdb": points},
+                               "retrain": report}
+        if report.get("signed"):
+            model_dir, what = Path(report["model_dir"]), f"the retrained candidate {report['candidate']['version']}"
+        else:  # a refused candidate is never signed: the rollout shows the stages with the shipped model instead
+            model_dir, what = SHIPPED, ("the shipped, signed 1.0.0 (the retrained candidate was refused by the gate "
+                                        "and signed by nobody)")
+        log(f"rolling out {what}: canary gw-01, then the fleet")
+        gws = [EmulatedGateway(f"gw-{k:02d}", SITE, d / f"gateway-{k:02d}", active, [PUB], "127.0.0.1", mq.port,
+                               tick_s=0.1, report_every_s=0.5, seed=40 + k) for k in (1, 2, 3)]
+        tasks = [asyncio.create_task(g.run()) for g in gws]
+        dwell = 5.0 if duration is None else max(3.0, min(30.0, duration / 20))
+        try:
+            run = RolloutRun(Rollout(model_dir, SITE,
+                                     plan_stages([g.gateway for g in gws], canary=["gw-01"]),
+                                     load_private_key(KEY), Criteria(dwell_s=dwell, report_timeout_s=30.0,
+                                                                     min_bed_windows=12),
+                                     Broker(port=mq.port), audit_path=d / "rollout-audit.jsonl", poll_s=0.2))
+            out["rollout"] = {"what": what, **await asyncio.wait_for(run.run(), 300)}
+            await asyncio.sleep(1.0)
+            out["rollout"]["gateways"] = {g.gateway: {"active": g.active_version,
+                                                      "rejected": g.slots.rejected} for g in gws}
+        finally:
+            for g in gws:
+                g.stop()
+            await asyncio.gather(*tasks)
+        return out
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(cloud_task, 30)
+        mq.stop()
+        inf.stop()
+        with contextlib.suppress(Exception):
+            log(f"learning loop done in {time.monotonic() - t0:.0f} s")
+
+
+def run_learning_loop(duration: float | None, state_dir: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
+    t0 = time.monotonic()
+    tmp = None
+    if state_dir is None:
+        tmp = Path(tempfile.mkdtemp(prefix="pulsegate-learning-"))
+    d = state_dir or tmp
+    assert d is not None
+    d.mkdir(parents=True, exist_ok=True)
+    try:
+        out = asyncio.run(_loop(d, duration, log))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    return out

@@ -41,7 +41,8 @@ class EmulatedGateway:
         self.scorer = ShadowScorer(self.active, rounds=shadow_rounds)
         self.queue: asyncio.Queue[tuple[str, Message]] = asyncio.Queue(10_000)
         self.slots = ModelSlots(state_dir, gateway, site, list(trusted_keys), self.publish, host=host, port=port,
-                                shadow=self.scorer, report_every_s=report_every_s)
+                                shadow=self.scorer, report_every_s=report_every_s,
+                                versions={self.active.manifest.name: self.active.version})
         self.beds = [BedState(f"bed-{k + 1:02d}") for k in range(beds)]
         gp = GeneratorParams(hours=12.0, dt=60.0)
         self.minutes = [self._minute_means(generate(seed, k, gp)) for k in range(beds)]

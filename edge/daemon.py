@@ -352,6 +352,9 @@ class EdgeDaemon:
             sl = self.slots
             c.counter("pulsegate_model_offers", "Model offers received", lambda: sl.received)
             c.counter("pulsegate_model_offers_rejected", "Offers or shadow candidates rejected", lambda: sl.rejected)
+            c.counter("pulsegate_rollout_commands", "Signed rollout commands received", lambda: sl.commands)
+            c.counter("pulsegate_rollout_commands_refused", "Rollout commands refused (signature, form)",
+                      lambda: sl.commands_refused)
 
     def _open_alarms(self) -> dict[tuple[str, ...], float]:
         counts: dict[tuple[str, ...], float] = {("high",): 0.0, ("medium",): 0.0, ("low",): 0.0}

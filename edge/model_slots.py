@@ -146,6 +146,10 @@ class ModelSlots:
         if offer.version in self._rejected(offer.name):
             raise ManifestError(f"{offer.name} {offer.version} was rolled back here before")
         current = self.versions.get(offer.name)
+        if offer.name == MODEL_NAME and self.shadow is not None:  # what the stage really runs counts too
+            running = self.shadow.active.version
+            if current is None or version_tuple(running) > version_tuple(current):
+                current = running
         if current is not None and new <= version_tuple(current):
             raise ManifestError(f"{offer.name} {offer.version} is not newer than the active {current}")
         if self.shadow is not None and self.shadow.candidate is not None and offer.name == MODEL_NAME:

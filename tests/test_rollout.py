@@ -146,3 +146,45 @@ def test_unsigned_command_is_refused(tmp_path: Path) -> None:
     assert g.slots.handle_command(b"\x81\xa1k\xa3rlc") == "refused"
     assert g.slots.commands_refused == 2
     assert g.slots.handle_command(sign_command(cmd, load_private_key(KEY))) == "pending"  # the offer may follow
+
+
+@pytest.mark.integration
+async def test_an_older_candidate_is_refused_and_rolled_back(tmp_path: Path, broker: Mosquitto, unique: str) -> None:
+    result, gws = await roll(tmp_path, broker, unique, candidate(tmp_path, version="0.9.0"))
+    assert result["outcome"] == "rolled_back"
+    assert "not newer than the active 1.0.0" in result["decisions"][-1]["reason"]
+    assert all(g.active_version == "1.0.0" and g.scorer.candidate is None for g in gws)
+
+
+@pytest.mark.integration
+async def test_broker_acl_lets_only_the_registry_command_and_each_gateway_read_its_own(tmp_path: Path) -> None:
+    import aiomqtt
+
+    acl = (REPO / "examples" / "mosquitto" / "pulsegate.acl").read_text()
+    mq = Mosquitto(tmp_path / "mq", users={"models": "pw-m", "gwA": "pw-a", "gwB": "pw-b"}, acl=acl).start()
+    try:
+        got: dict[str, list[bytes]] = {"gwA": [], "gwB": []}
+
+        async def listen(user: str, pw: str) -> None:
+            async with aiomqtt.Client("127.0.0.1", mq.port, username=user, password=pw, identifier=f"l-{user}") as c:
+                await c.subscribe("pg/v1/s1/gwA/down/model_cmd", qos=1)  # gwB tries gwA's commands
+                async for m in c.messages:
+                    got[user].append(bytes(m.payload))  # type: ignore[arg-type]
+
+        listeners = [asyncio.create_task(listen("gwA", "pw-a")), asyncio.create_task(listen("gwB", "pw-b"))]
+        await asyncio.sleep(1.0)
+        async with aiomqtt.Client("127.0.0.1", mq.port, username="gwA", password="pw-a", identifier="forger") as c:
+            await c.publish("pg/v1/s1/gwA/down/model_cmd", b"forged by the gateway", qos=1)
+        async with aiomqtt.Client("127.0.0.1", mq.port, username="models", password="pw-m", identifier="reg") as c:
+            await c.publish("pg/v1/s1/gwA/down/model_cmd", b"from the registry", qos=1, retain=True)
+        for _ in range(100):
+            if got["gwA"]:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        for t in listeners:
+            t.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+    finally:
+        mq.stop()
+    assert got == {"gwA": [b"from the registry"], "gwB": []}

@@ -189,8 +189,11 @@ def fit_from_buckets(train: list[PatientBuckets], val: list[PatientBuckets], see
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:  # only before TensorFlow's first op in this process (a second training in it keeps the first's)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
     x, y, w = windows_of(train, neg_stride)
     xv, yv, _ = windows_of(val, 1)
     if len(y) == 0 or y.min() == y.max():

@@ -116,7 +116,7 @@ def _stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> No
 async def run_fleet(gateways: int, beds: int, minutes: int, workers: int = 1, raw: bool = False,
                     speed: float = 1.0, publishers: int = 2, influx_pause_s: float = 0.0,
                     receive_maximum: int = 2000, status_s: float | None = None,
-                    settle_s: float = 60.0) -> dict[str, Any]:
+                    settle_s: float = 60.0, contract: int = 2) -> dict[str, Any]:
     site = "fleet"
     status_s = status_s if status_s is not None else max(1.0, 10.0 / speed)  # every 10 emulated seconds, >= 1 s
     keep = os.environ.get("PULSEGATE_BENCH_KEEP")  # a folder: keep the logs and data there
@@ -146,7 +146,8 @@ async def run_fleet(gateways: int, beds: int, minutes: int, workers: int = 1, ra
                 pubs.append(_spawn(["bench.fleet_gateways", "--port", str(mq.port), "--site", site, "--first",
                                     str(first), "--count", str(count), "--total", str(gateways), "--beds", str(beds),
                                     "--minutes", str(minutes), "--speed", str(speed), "--status-s", str(status_s),
-                                    "--dir", str(tmp / f"gw{i}"), *(["--raw"] if raw else [])], pouts[i], stdin=True))
+                                    "--dir", str(tmp / f"gw{i}"), "--contract", str(contract),
+                                    *(["--raw"] if raw else [])], pouts[i], stdin=True))
             procs += pubs
             await _wait_for(pouts, "ready", pubs, 60 + gateways / 20)
             assert mq.proc is not None and idb.proc is not None
@@ -187,6 +188,10 @@ async def run_fleet(gateways: int, beds: int, minutes: int, workers: int = 1, ra
                 _close(p.stdin)
     out = _result(gateways, beds, minutes, workers, raw, speed, expected, seq_sum, got, done, probe, start, pause,
                   status)
+    out["contract"] = contract
+    out["receipts"] = sum(x.get("receipts", 0) for x in done)  # receipt messages the fleet received
+    out["receipted"] = sum(x.get("receipted", 0) for x in done)  # records they released
+    out["receipt_errors"] = sum(x.get("receipt_errors", 0) for x in done)
     out["load_average_1m"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]  # the neighbours: before, after
     return out
 

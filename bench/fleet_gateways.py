@@ -4,7 +4,9 @@
 
 Each emulated gateway has its own durable outbox (the real ``edge.outbox.Outbox``:
 its own SQLite file, record ids and per-stream sequence numbers, records
-deleted only after the broker's PUBACK) and its own MQTT 5 client (its own
+deleted, in contract v2 (the default), only once the ingest's receipt names
+them, the real ``edge.receipt_ledger.Ledger`` keeping what waits for one;
+``--contract 1``: at the broker's PUBACK) and its own MQTT 5 client (its own
 client id, a retained last-will offline status), but no pipeline, devices or
 threads of paho: the clients share this process's event loop
 (bench/mqtt_mux.py). Traffic per gateway, on an accelerated clock
@@ -17,9 +19,14 @@ threads of paho: the clients share this process's event loop
 * ``--raw``: every emulated second one ``RawBatch`` of B x 8 numerics on ``bulk``;
 * every ``--status-s`` wall seconds a retained ``Status`` with its outbox backlog.
 
+With receipts, each gateway subscribes to its own receipts topic. There is no
+re-send timer: the fleet bench injects no faults, and a receipt that never
+comes leaves the record in the outbox, so the bench's wait for ``done`` fails
+instead of counting it as delivered.
+
 Prints JSON lines: ``{"ready": ...}`` once connected (then it waits for the
 wall time of emulated second 0 on stdin), ``{"done": ...}`` when
-everything it produced was acknowledged by the broker, with the expected points
+everything it produced was receipted by the ingest (v1: acknowledged by the broker), with the expected points
 and seq sums per measurement and the wall time of every summary and alarm
 append (the fleet bench measures end-to-end latency from them).
 """
@@ -42,6 +49,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from bench.mqtt_mux import MqttMux
 from bench.outbox_driver import PARAMS, Expected
 from edge.outbox import Outbox, Record
+from edge.receipt_ledger import Ledger
 from wire import codec, messages, topics
 
 
@@ -53,9 +61,15 @@ class EmuGateway:
         self.connected = False
         self.inflight: dict[int, int] = {}  # mid -> record id
         self.appended: dict[str, list[float]] = {"summaries": [], "alarms": []}
+        self.receipts = outbox.wire_version >= 2
+        self.ledger = Ledger()  # contract v2: published, not yet receipted
+        self.pending: set[int] = set()  # the ledger's record ids (what a read must skip)
         self.acked = 0
         self.refused = 0
         self.published = 0
+        self.receipted = 0
+        self.receipts_received = 0
+        self.receipt_errors = 0
 
     def status(self, online: bool) -> bytes:
         box = self.outbox
@@ -72,6 +86,7 @@ class EmuGateway:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
+        c.on_message = self._on_receipt
         mux.attach(c)
         self.client = c
         return c
@@ -79,11 +94,17 @@ class EmuGateway:
     def _on_connect(self, c: mqtt.Client, u: object, flags: object, rc: ReasonCode, p: object) -> None:
         self.connected = not rc.is_failure
         if self.connected:
+            if self.receipts:
+                c.subscribe(topics.receipts(self.site, self.gw), qos=1)
             self.publish_status(True)
 
     def _on_disconnect(self, c: mqtt.Client, u: object, flags: object, rc: ReasonCode, p: object) -> None:
         self.connected = False
-        self.outbox.release(list(self.inflight.values()))
+        gone = list(self.inflight.values())
+        for rid in gone:
+            self.ledger.forget(rid)
+        self.pending.difference_update(gone)
+        self.outbox.release(gone)
         self.inflight.clear()  # republished from the outbox on the next connection
 
     def _on_publish(self, c: mqtt.Client, u: object, mid: int, rc: ReasonCode, p: object) -> None:
@@ -92,10 +113,31 @@ class EmuGateway:
             return  # a status message (not in the outbox)
         if rc.is_failure:
             self.refused += 1
+            self.ledger.forget(rid)
+            self.pending.discard(rid)
             self.outbox.release([rid])
             return
-        self.outbox.delete([rid])
         self.acked += 1
+        if self.receipts:
+            self.ledger.acked(rid, time.monotonic())  # the record now waits for its receipt
+        else:
+            self.outbox.delete([rid])
+
+    def _on_receipt(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        try:
+            rct = codec.decode_receipt(bytes(m.payload))
+        except codec.WireError:
+            self.receipt_errors += 1
+            return
+        if rct.gw != self.gw:
+            self.receipt_errors += 1
+            return
+        self.receipts_received += 1
+        done = self.ledger.apply(rct)
+        if done:
+            self.pending.difference_update(done)
+            self.outbox.delete(done)
+            self.receipted += len(done)
 
     def publish_status(self, online: bool) -> None:
         if self.client is not None and self.connected:
@@ -105,7 +147,7 @@ class EmuGateway:
         """How many records to read from the outbox now (0: nothing new, or the in-flight window is full)."""
         if not self.connected or len(self.inflight) >= self.max_inflight:
             return 0
-        return self.max_inflight - len(self.inflight) if self.outbox.backlog() > len(self.inflight) else 0
+        return self.max_inflight - len(self.inflight) if self.outbox.backlog() > len(self.pending) else 0
 
     def publish(self, records: list[Record]) -> None:
         assert self.client is not None
@@ -114,6 +156,8 @@ class EmuGateway:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return
             self.inflight[info.mid] = r.id
+            self.ledger.sent(r.id, r.stream, r.seq, r.created)
+            self.pending.add(r.id)
             self.outbox.mark_inflight([r.id])
             self.published += 1
 
@@ -167,12 +211,12 @@ def _read_all(want: list[tuple[EmuGateway, int, set[int]]]) -> list[list[Record]
 async def _pump(gws: list[EmuGateway], stop: asyncio.Event) -> None:
     """Read what each gateway's outbox holds beyond its in-flight window and publish it (reads in a thread)."""
     while not stop.is_set():
-        want = [(g, n, set(g.inflight.values())) for g in gws if (n := g.wants_read())]
+        want = [(g, n, set(g.pending)) for g in gws if (n := g.wants_read())]
         if want:
             got = await asyncio.to_thread(_read_all, want)
             for (g, _, ex), recs in zip(want, got, strict=True):
                 if g.connected:  # records published meanwhile (another read) are skipped
-                    g.publish([r for r in recs if r.id not in ex and r.id not in g.inflight.values()])
+                    g.publish([r for r in recs if r.id not in ex and r.id not in g.pending])
         await asyncio.sleep(0.02)
 
 
@@ -216,8 +260,8 @@ async def run(args: argparse.Namespace) -> int:
     mux = MqttMux(loop)
     d = Path(args.dir)
     gws = [EmuGateway(i, f"fleet-gw{i:05d}", args.site,
-                      # contract v1: an emulated gateway forgets a record at the broker's PUBACK (no receipts)
-                      Outbox(d / f"gw{i:05d}.sqlite", f"fleet-gw{i:05d}", sync="normal", wire_version=messages.V1),
+                      Outbox(d / f"gw{i:05d}.sqlite", f"fleet-gw{i:05d}", sync="normal",
+                             wire_version=args.contract),
                       args.max_inflight)
            for i in range(args.first, args.first + args.count)]
     await _connect(gws, mux, args)
@@ -236,7 +280,8 @@ async def run(args: argparse.Namespace) -> int:
     _say(done=True, produce_end=produced_at, drained_at=time.time(), expected_points=exp.points,
          expected_seq_sum=exp.seq_sum, appended={g.gw: g.appended for g in gws},
          published=sum(g.published for g in gws), acked=sum(g.acked for g in gws),
-         refused=sum(g.refused for g in gws))
+         refused=sum(g.refused for g in gws), receipted=sum(g.receipted for g in gws),
+         receipts=sum(g.receipts_received for g in gws), receipt_errors=sum(g.receipt_errors for g in gws))
     await stop_all.wait()  # the bench tells us to go once it has counted
     for g in gws:
         g.publish_status(False)
@@ -278,6 +323,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--status-s", type=float, default=10.0)
     p.add_argument("--max-inflight", type=int, default=100)
     p.add_argument("--dir", required=True)
+    p.add_argument("--contract", type=int, choices=messages.SUPPORTED, default=messages.VERSION,
+                   help="2: records leave the outbox on the ingest's receipt; 1: at the broker's PUBACK")
     return p.parse_args(argv)
 
 

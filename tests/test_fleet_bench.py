@@ -28,5 +28,8 @@ def test_fleet_bench_tiny_run_loses_and_doubles_nothing() -> None:
     assert r["points"] == 5 * 2 * 4 * 8 + 1  # two summaries of 4 beds x 8 parameters each, one alarm
     assert r["latency_samples"] == 11 and r["end_to_end_p99_s"] is not None
     assert r["status_gateways"] == 5
+    # contract v2: every record left its gateway's outbox on an ingest receipt, none at the PUBACK alone
+    assert r["contract"] == 2 and r["receipt_errors"] == 0
+    assert r["receipted"] == 5 * 2 + 1 and r["receipts"] >= 5
     assert r["points_per_s"] > 0 and r["messages_per_s"] > 0
     assert r["ingest_cpu_percent"] > 0 and r["broker_cpu_percent"] >= 0  # the broker may round to 0.0 here

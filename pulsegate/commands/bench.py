@@ -123,6 +123,8 @@ def register(cmds: Commands) -> None:
     p.add_argument("--publishers", type=int, default=2, help="processes the emulated gateways are spread over")
     p.add_argument("--influx-pause", type=float, default=0.0, help="SIGSTOP influxd for S seconds mid-run")
     p.add_argument("--receive-maximum", type=int, default=2000, help="MQTT 5 Receive Maximum of each worker")
+    p.add_argument("--contract", type=int, choices=(1, 2), default=2,
+                   help="2: a record leaves a gateway's outbox on the ingest's receipt; 1: at the broker's PUBACK")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_fleet)
     example(p, "pulsegate bench fleet --gateways 1000 --beds-per-gateway 32 --minutes 5 --workers 1,2,4 --json",
@@ -258,7 +260,8 @@ def _fleet(args: argparse.Namespace) -> int:
     for k in (int(x) for x in str(args.workers).split(",")):
         result = asyncio.run(run_fleet(args.gateways, args.beds_per_gateway, args.minutes, workers=k, raw=args.raw,
                                        speed=args.speed, publishers=args.publishers,
-                                       influx_pause_s=args.influx_pause, receive_maximum=args.receive_maximum))
+                                       influx_pause_s=args.influx_pause, receive_maximum=args.receive_maximum,
+                                       contract=args.contract))
         _print(result, args.json)
         ok = ok and result["lost"] == 0 and result["duplicates"] == 0
     return 0 if ok else 1

@@ -136,3 +136,16 @@ def test_heldout_sets_command(kvasir: Path, tmp_path: Path, capsys: pytest.Captu
     cap = cv2.VideoCapture(str(out / "polyp-free.mp4"))
     assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 1280
     cap.release()
+    shifted = sorted((out / "shifted" / "images").iterdir())
+    assert counts["shifted"] == len(shifted) == len(val_stems) and {p.stem for p in shifted} == val_stems
+    assert len(list((out / "shifted" / "masks").iterdir())) == len(shifted)
+
+
+def test_scope_shift_is_deterministic_and_changes_the_frame(kvasir: Path) -> None:
+    from cloud.training.endoscopy_shift import scope_shift
+
+    name = sorted((kvasir / "images").iterdir())[0]
+    rgb = cv2.cvtColor(cv2.imread(str(name)), cv2.COLOR_BGR2RGB)
+    a, b, c = scope_shift(rgb, 1), scope_shift(rgb, 1), scope_shift(rgb, 2)
+    assert a.shape == rgb.shape and a.dtype == np.uint8 and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert 2.0 < float(np.abs(a.astype(np.float32) - rgb).mean()) < 60.0  # changed, still the same scene

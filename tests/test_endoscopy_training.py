@@ -132,7 +132,95 @@ def test_tiny_training_run_packaged_and_signed(kvasir: Path, tmp_path: Path) -> 
     assert 0.0 <= float(out.present.min()) and float(out.present.max()) <= 1.0
     assert figures["val"]["n"] == 198 and figures["negatives"]["negatives"] > 100
     assert figures["ood"]["n"] == len(res.ood_names) + figures["ood_val"]["n"]
+    assert figures["shifted"]["n"] == 198 and figures["shifted"]["dice"] is not None
     m = json.loads((model_dir / "manifest.json").read_text())["metrics"]
     assert m["heldout_false_findings_per_frame"] == figures["negatives"]["false_findings_per_frame"]
     card = (model_dir / "MODEL_CARD.md").read_text()
     assert card.count("Kvasir-SEG") >= 3 and "research and educational use" in card and "minutes" in card
+
+
+def test_selection_split_is_fixed_and_disjoint() -> None:
+    from cloud.training.endoscopy_select import selection_split
+
+    names = [f"f{i}.jpg" for i in range(100)]
+    train_a, sel_a = selection_split(names, 10, seed=3)
+    train_b, sel_b = selection_split(names, 10, seed=3)
+    assert (train_a, sel_a) == (train_b, sel_b) and len(sel_a) == 10 and len(train_a) == 90
+    assert not set(train_a) & set(sel_a) and set(train_a) | set(sel_a) == set(names)
+    assert selection_split(names, 0, seed=3) == (names, [])
+    assert len(selection_split(names[:8], 64, seed=3)[1]) == 2  # never more than a quarter
+
+
+def test_selection_rule_prefers_few_false_findings_then_dice() -> None:
+    from cloud.training.endoscopy_select import better
+
+    low_ff = {"dice": 0.80, "false_findings": 0.02, "present_pos": 0.9}
+    high_ff = {"dice": 0.90, "false_findings": 0.30, "present_pos": 1.0}
+    assert better(low_ff, None) and better(low_ff, high_ff) and not better(high_ff, low_ff)
+    assert better({"dice": 0.81, "false_findings": 0.04, "present_pos": 0.5}, low_ff)
+    assert not better({"dice": 0.79, "false_findings": 0.0, "present_pos": 1.0}, low_ff)
+    # the same map (frozen): the present head that passes more polyp frames per false finding wins
+    assert better({"dice": 0.80, "false_findings": 0.03, "present_pos": 0.95}, low_ff)
+    assert not better({"dice": 0.80, "false_findings": 0.0, "present_pos": 0.8}, low_ff)
+
+
+def test_per_frame_dice_ignores_polyp_free_samples() -> None:
+    import tensorflow as tf
+
+    from cloud.training.endoscopy_seg import seg_loss, seg_loss_per_frame
+
+    y = np.zeros((2, 8, 8, 1), np.float32)
+    y[0, 2:6, 2:6] = 1.0
+    perfect = tf.constant(y)
+    stray = y.copy()
+    stray[1, :4, :4] = 0.9  # false pixels on the polyp-free sample
+    frame_perfect = float(seg_loss_per_frame(tf.constant(y), perfect))
+    frame_stray = float(seg_loss_per_frame(tf.constant(y), tf.constant(stray)))
+    assert frame_perfect < 0.1 and frame_stray > frame_perfect  # the focal term still sees the false pixels
+    assert float(seg_loss(tf.constant(y), tf.constant(stray))) > frame_stray  # pooled Dice counts them too
+
+
+def test_training_picks_an_epoch_on_the_selection_split_and_packages_it(kvasir: Path, tmp_path: Path) -> None:
+    from cloud.training.endoscopy_seg import best_checkpoint, package_checkpoint
+
+    ckpt = tmp_path / "run.weights.h5"
+    cfg = TrainConfig(data_dir=kvasir, epochs=3, batch_size=4, input_size=64, width=4, limit=12, steps_per_epoch=2,
+                      mine_at=(), time_budget_s=0, select_n=3, average_from=0.3, checkpoint=ckpt,
+                      dice="frame", aug_strength=0.5, log=lambda _: None)
+    res = train(cfg)
+    assert len(res.select_names) == 3 and not set(res.select_names) & set(res.train_names)
+    assert not set(res.select_names) & set(read_names(kvasir / "val.txt"))
+    assert res.shipped.startswith(("epoch ", "mean of epochs "))
+    assert all("select_dice" in h and "select_false_findings" in h for h in res.history)
+    assert "select_dice_mean" in res.history[-1]  # the running mean of the weights was scored too
+    best = best_checkpoint(ckpt)
+    assert best.name == "run.best.weights.h5" and best.exists() and ckpt.exists()
+    packaged = package_checkpoint(cfg, best)
+    assert packaged.shipped and packaged.select_names == res.select_names
+    path = tmp_path / "best.tflite"
+    path.write_bytes(packaged.tflite)
+    runner = ModelRunner(path)
+    assert runner.input_dtype == np.int8 and len(runner.output_shapes) == 2
+
+
+def test_freeze_map_trains_the_present_head_only() -> None:
+    import keras
+
+    from cloud.training.endoscopy_net import build_training_model
+    from cloud.training.endoscopy_seg import freeze_map, present_loss, seg_loss_per_frame
+
+    m = build_training_model(64, width=4)
+    assert freeze_map(m) == 36  # 20 trunk convolutions, 2 x 2 in the context blocks, 4 x 3 in the gates
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in m.layers if layer.weights}
+    m.compile(optimizer=keras.optimizers.Adam(1e-2),
+              loss={"polyp": seg_loss_per_frame, "aux64": seg_loss_per_frame, "aux32": seg_loss_per_frame,
+                    "present": present_loss})
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 64, 64, 3), dtype=np.float32)
+    y = {"polyp": np.ones((4, 32, 32, 1), np.float32), "aux64": np.ones((4, 16, 16, 1), np.float32),
+         "aux32": np.ones((4, 8, 8, 1), np.float32), "present": np.ones((4, 1), np.float32)}
+    m.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    changed = {n for n, ws in before.items()
+               if any(not np.array_equal(a, b) for a, b in zip(ws, m.get_layer(n).get_weights(), strict=True))}
+    assert "present" in changed and "present_hidden" in changed
+    assert not {n for n in changed if n.startswith(("u", "ctx", "att"))}

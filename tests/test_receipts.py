@@ -120,6 +120,23 @@ def test_ledger_resends_skipped_records_sooner_than_silent_ones() -> None:
     assert led.acked(7, now=1.0) is False
 
 
+def test_hand_over_republishes_what_waited_for_a_receipt(tmp_path: Path) -> None:
+    """A link handover: what the old link published and was still waiting to hear about is read again."""
+    box = Outbox(tmp_path / "o.sqlite", "gw1")
+    try:
+        seq = box.append("bulk", raw(1))
+        box.flush()
+        up = Uplink(box, "127.0.0.1", 1, "s1", "gw1")
+        (rec,) = box.read(10, up.ledger, {}, True)
+        up.ledger.sent(rec.id, rec.stream, rec.seq, rec.created)
+        up.ledger.acked(rec.id, 0.0)
+        assert box.read(10, up.ledger, {}) == []  # waiting for its receipt: not published again
+        assert up.hand_over() == 1 and up.unreceipted == 0
+        assert [r.seq for r in box.read(10, up.ledger, {})] == [seq]
+    finally:
+        box.close()
+
+
 def test_receipt_codec_is_strict() -> None:
     rct = messages.Receipt(v=messages.VERSION, gw="g", t=1, streams=[messages.StreamReceipt("bulk", 1, 9, [(11, 12)])])
     assert codec.decode_receipt(codec.encode_receipt(rct)) == rct

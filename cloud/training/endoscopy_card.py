@@ -19,6 +19,13 @@ TERMS = (
 )
 
 
+FROZEN = (
+    "- **Map frozen** (`--freeze-map`): the trunk, context blocks and attention gates kept the warm start's\n"
+    "  weights (the blocks and gates are the identity), so the polyp map is the 1.x model's; only the\n"
+    "  present head (and the deep-supervision heads, unused at inference) trained.\n"
+)
+
+
 def _ci(f: dict[str, Any], key: str) -> str:
     v = f.get(key)
     return "-" if v is None else f"{v[0]:.3f}-{v[1]:.3f}"
@@ -31,6 +38,29 @@ def _row(label: str, f: dict[str, Any]) -> str:
 
     return (f"| {label} | {f['n']} | {g('dice')} ({_ci(f, 'dice_ci95')}) | {g('iou')} | {g('sensitivity')} "
             f"({_ci(f, 'sensitivity_ci95')}) | {g('false_findings_per_frame')} ({_ci(f, 'false_findings_ci95')}) |")
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPU cores{f' ({model})' if model else ''}, {platform.system()} {platform.machine()}"
+
+
+def _load(result: TrainResult) -> str:
+    loads = [float(h["load1"]) for h in result.history if "load1" in h]
+    if not loads:
+        return "load not recorded"
+    return (f"1-minute load average at the epochs' ends {min(loads):.1f}-{max(loads):.1f} "
+            f"(mean {sum(loads) / len(loads):.1f}; 2 = both cores busy)")
 
 
 def _init_minutes(init_from: Path | None) -> float | None:
@@ -57,6 +87,17 @@ def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dic
         if before is not None:
             init += (f", which itself trained {before:.1f} minutes from scratch on all 800 `train.txt` frames "
                      f"(the out-of-domain group included): **{before + minutes:.1f} minutes** of training in all")
+    dice = ("soft Dice per polyp frame (mean over the batch's polyp frames)" if cfg.dice == "frame"
+            else "batch-pooled soft Dice")
+    if result.select_names:
+        selection = (f"Model selection on {len(result.select_names)} `train.txt` frames carved out of training "
+                     f"(seed {cfg.seed}) and polyp-free crops of them, never on `val.txt`: after every epoch "
+                     f"the weights, and from {cfg.average_from:.0%} of the schedule on also the mean of the "
+                     "epoch-end weights, were scored there (Dice; share of crops with a finding at most 5 %); "
+                     f"the best ships: **{result.shipped}**. Thresholds are the gateway's defaults, not tuned.")
+    else:
+        selection = "The shipped model is the last epoch of the fixed schedule: no selection on any held-out set."
+    frozen = FROZEN if cfg.freeze_map else ""
     minings = "; ".join(f"epoch {int(m['epoch'])}: {m['over_half']:.1%} of the negatives scored >= 0.5"
                         for m in result.minings) or "none ran"
     return f"""# endoscopy-seg {version}
@@ -82,7 +123,8 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 
 ## Training
 - Data: Kvasir-SEG `train.txt` minus the out-of-domain proxy group (frames >= 700 px wide in the
-  original, {len(result.ood_names)} frames): {len(result.train_names)} polyp frames, plus {result.negatives}
+  original, {len(result.ood_names)} frames) and the selection split ({len(result.select_names)} frames, below):
+  {len(result.train_names)} polyp frames, plus {result.negatives}
   polyp-free crops of the same frames (away from the dilated mask, at 30/40/50/65 % of the side, resized
   to the input). Each sample is a polyp frame with probability {cfg.pos_fraction}, else a crop.
 - Hard-negative mining at {", ".join(f"{f:.0%}" for f in cfg.mine_at)} of the schedule: every crop scored by the
@@ -92,16 +134,20 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
   changes, Gaussian blur/defocus, brightness/contrast/saturation/hue, white-balance gains, gamma,
   vignetting, specular highlights, black borders (bars or round field of view), on-screen text overlays,
   noise, JPEG artefacts (cloud/training/endoscopy_augment.py).
-- Loss: polyp map + 0.4 x 64 px + 0.2 x 32 px deep supervision, each batch-pooled soft Dice + focal
+- Augmentation strength {cfg.aug_strength} (1 = the full ranges and probabilities of the module).
+{frozen}- Loss: polyp map + 0.4 x 64 px + 0.2 x 32 px deep supervision, each {dice} + focal
   (gamma 2); + 0.5 x binary cross-entropy of the present head. Adam, peak learning rate {cfg.learning_rate},
   warm-up then cosine decay over {cfg.epochs} epochs of {cfg.steps_per_epoch} batches of {cfg.batch_size} or
   {cfg.time_budget_s:.0f} s, whichever ends first.
 - Weights: {init}.
 - Ran {result.epochs_run} epochs in **{minutes:.1f} minutes** of training on this machine's 2 CPU cores, shared
-  with other jobs (TensorFlow CPU), plus conversion. The shipped model is the last epoch of the fixed
-  schedule: no early stopping, no checkpoint or threshold selection on validation figures.
+  with other jobs (TensorFlow CPU), plus conversion. Machine: {_machine()}; {_load(result)}.
+- {selection}
 - Retrain: `pulsegate model train endoscopy-seg --version X.Y.Z --init-from models/endoscopy-seg/1.0.0/model.tflite
-  --time-budget {cfg.time_budget_s:.0f} --steps-per-epoch {cfg.steps_per_epoch} --key <private key>`.
+  --time-budget {cfg.time_budget_s:.0f} --steps-per-epoch {cfg.steps_per_epoch} --learning-rate {cfg.learning_rate}
+  --pos-fraction {cfg.pos_fraction} --aug-strength {cfg.aug_strength} --dice {cfg.dice} --select-n {cfg.select_n}
+  --mine-at {" ".join(str(f) for f in cfg.mine_at)}{" --freeze-map" if cfg.freeze_map else ""}
+  --checkpoint RUN.weights.h5 --key <private key>`.
 
 ## Figures (int8 model through ModelRunner; data never trained on; 95 % bootstrap intervals)
 | data | n | Dice | IoU | frame sensitivity | false findings per polyp-free frame |
@@ -110,6 +156,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 {_row("polyp-free crops of `val.txt` frames", figures["negatives"])}
 {_row("out-of-domain proxy (>= 700 px originals)", figures["ood"])}
 {_row("  of which in `val.txt`", figures["ood_val"])}
+{_row("`val.txt` re-rendered as another scope (resolution, colour cast, gamma, defocus, JPEG)", figures["shifted"])}
 
 Dice/IoU are per-frame means at the masks' 256 x 256 of the raw probability map (threshold 0.5; a
 polyp-free frame scores 1 only when no pixel fires). A polyp frame counts as detected when post-processing

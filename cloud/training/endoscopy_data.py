@@ -139,13 +139,14 @@ def targets(img: Any, mask: Any) -> tuple[Any, dict[str, Any]]:
     return img, {"polyp": m2, "aux64": m4, "aux32": m8, "present": present}
 
 
-def dataset(pools: SamplePools, size: int, batch: int, overlays: np.ndarray, threads: int = 2) -> Any:
+def dataset(pools: SamplePools, size: int, batch: int, overlays: np.ndarray, threads: int = 2,
+            strength: float = 1.0) -> Any:
     """Endless tf.data pipeline of augmented batches (map with ``threads`` parallel calls)."""
     import tensorflow as tf
 
     from .endoscopy_augment import make_augment
 
-    aug = make_augment(size, overlays)
+    aug = make_augment(size, overlays, strength)
     sig = (tf.TensorSpec((size, size, 3), tf.uint8), tf.TensorSpec((size, size), tf.uint8))
     opts = tf.data.Options()
     opts.threading.private_threadpool_size = threads
@@ -164,6 +165,8 @@ def write_heldout_sets(data_dir: Path, out: Path, size: int = 256, seed: int = 2
 
     - ``out/negatives/{images,masks}``: polyp-free crops of ``val.txt`` frames (every scale of
       NEG_SCALES), PNG, with empty masks: false findings per polyp-free frame.
+    - ``out/shifted/{images,masks}``: every ``val.txt`` frame re-rendered as another scope would show it
+      (cloud.training.endoscopy_shift), with its mask: the second out-of-domain proxy.
     - ``out/ood.txt``: the out-of-domain proxy, every Kvasir-SEG frame (train.txt and val.txt) at least
       OOD_MIN_WIDTH px wide in the original (held out of 2.x training); ``out/ood_val.txt`` the val.txt
       part alone (unseen by 1.x models too). Evaluate with ``--images DATA/images --masks DATA/masks``.
@@ -185,6 +188,7 @@ def write_heldout_sets(data_dir: Path, out: Path, size: int = 256, seed: int = 2
         counts[stem] = 1
         cv2.imwrite(str(img_dir / f"{stem}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(mask_dir / f"{stem}.png"), empty)
+    shifted = _write_shifted(data_dir, val, out / "shifted")
     _, ood_train = ood_split(data_dir, read_names(data_dir / "train.txt"))
     _, ood_val = ood_split(data_dir, val)
     (out / "ood.txt").write_text("\n".join(ood_train + ood_val) + "\n")
@@ -196,4 +200,28 @@ def write_heldout_sets(data_dir: Path, out: Path, size: int = 256, seed: int = 2
         bgr = [cv2.cvtColor(c, cv2.COLOR_RGB2BGR) for c in crops[: int(video_seconds)]]
         video_frames = write_pan_video(bgr, out / "polyp-free.mp4", seed=seed)
     return {"negatives": len(counts), "negative_source_frames": len(set(src.tolist())),
-            "ood": len(ood_train) + len(ood_val), "ood_val": len(ood_val), "video_frames": video_frames}
+            "ood": len(ood_train) + len(ood_val), "ood_val": len(ood_val), "video_frames": video_frames,
+            "shifted": shifted}
+
+
+def _write_shifted(data_dir: Path, names: list[str], out: Path) -> int:
+    """``out/{images,masks}``: the frames re-rendered by ``scope_shift`` (seeded by position), masks as they are."""
+    import shutil
+
+    import cv2
+
+    from .endoscopy_shift import scope_shift
+
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    n = 0
+    for k, name in enumerate(names):
+        img = cv2.imread(str(data_dir / "images" / name), cv2.IMREAD_COLOR)
+        if img is None or not (data_dir / "masks" / name).exists():
+            continue
+        rgb = scope_shift(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), seed=9000 + k)
+        stem = Path(name).stem
+        cv2.imwrite(str(out / "images" / f"{stem}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        shutil.copyfile(data_dir / "masks" / name, out / "masks" / Path(name).name)
+        n += 1
+    return n

@@ -7,8 +7,8 @@ Layout (256 px input, 128 px output, ``width`` = 16):
   128 down to 8 px), bilinear up-sampling and two 3x3 convolutions per decoder level. Its 20
   convolutions are named ``u00`` .. ``u19`` in 1.x order, so they can take the 1.x weights.
 - Deeper encoder: ``CONTEXT_DILATIONS`` depthwise-separable residual blocks at the 8 px bottleneck
-  (dilated 3x3 depthwise, 1x1 projection), the projection's BatchNorm scale starting at zero so a block
-  starts as the identity.
+  (dilated 3x3 depthwise, 1x1 projection), the projection starting at zero so a block starts as the
+  identity; no BatchNorm anywhere (see ``context_block``).
 - Attention gates on the four skip connections: ``skip * 2 * sigmoid(psi(relu(Wx skip + Wg up)))`` with
   ``psi`` starting at zero, i.e. the gate starts fully open (identity) and learns to suppress.
 - Deep supervision: 1x1 sigmoid heads on the 64 px and 32 px decoder levels (``aux64``, ``aux32``;
@@ -46,14 +46,18 @@ def _conv(x: Any, ch: int, k: int, name: str, stride: int = 1, relu: bool = True
 
 
 def context_block(x: Any, dilation: int, name: str) -> Any:
-    """Residual depthwise-separable block starting as the identity (zero BatchNorm scale)."""
+    """Residual depthwise-separable block starting as the identity (zero-initialised projection).
+
+    No BatchNorm: the warm-started trunk has none (1.x folded it), and a BatchNorm's moving statistics
+    lag its batch statistics for hundreds of steps after a warm start, so inference-mode outputs (what
+    ships and what model selection sees) differ wildly from training-mode ones early on.
+    """
     from keras import layers
 
     ch = int(x.shape[-1])
-    y = layers.DepthwiseConv2D(3, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}_dw")(x)
-    y = layers.ReLU()(layers.BatchNormalization(name=f"{name}_bn1")(y))
-    y = layers.Conv2D(ch, 1, use_bias=False, name=f"{name}_pw")(y)
-    y = layers.BatchNormalization(gamma_initializer="zeros", name=f"{name}_bn2")(y)
+    y = layers.DepthwiseConv2D(3, padding="same", dilation_rate=dilation, name=f"{name}_dw")(x)
+    y = layers.ReLU()(y)
+    y = layers.Conv2D(ch, 1, kernel_initializer="zeros", name=f"{name}_pw")(y)
     return layers.ReLU()(layers.Add()([x, y]))
 
 

@@ -6,7 +6,9 @@ evaluation code (clinical.endoscopy.evaluate), on data never trained on:
 - ``val``: Kvasir-SEG ``val.txt`` (Dice, IoU, frame sensitivity, bootstrap intervals);
 - ``negatives``: polyp-free crops of ``val.txt`` frames (false findings per polyp-free frame);
 - ``ood``: the out-of-domain proxy, frames at least 700 px wide in the original (other scopes and
-  processors), held out of 2.x training (cloud.training.endoscopy_data.ood_split).
+  processors), held out of 2.x training (cloud.training.endoscopy_data.ood_split); ``ood_val`` its
+  ``val.txt`` part;
+- ``shifted``: ``val.txt`` re-rendered as another scope would show it (cloud.training.endoscopy_shift).
 
 Nothing here feeds back into training or thresholds: the figures are reported, not selected on.
 """
@@ -42,6 +44,7 @@ def evaluate_heldout(tflite: Path, data_dir: Path, threads: int = 2) -> dict[str
         out["negatives"] = evaluate(runner, neg / "images", neg / "masks").figures()
         out["ood"] = evaluate(runner, images, masks, read_names(sets / "ood.txt")).figures()
         out["ood_val"] = evaluate(runner, images, masks, read_names(sets / "ood_val.txt")).figures()
+        out["shifted"] = evaluate(runner, sets / "shifted" / "images", sets / "shifted" / "masks").figures()
     return out
 
 
@@ -60,6 +63,7 @@ def manifest_metrics(figures: dict[str, dict[str, Any]], cfg: TrainConfig, resul
         "heldout_negatives_n": neg["negatives"], "heldout_false_findings_per_frame": neg["false_findings_per_frame"],
         "heldout_false_findings_ci95": ci(neg, "false_findings_ci95"),
         "ood_n": ood["n"], "ood_dice": ood["dice"], "ood_sensitivity": ood["sensitivity"],
+        "shifted_val_dice": figures["shifted"]["dice"], "shifted_val_sensitivity": figures["shifted"]["sensitivity"],
         "train_n": len(result.train_names), "train_negatives": result.negatives,
         "train_seconds": round(result.train_seconds), "epochs": result.epochs_run, "width": cfg.width,
         "init_from": str(cfg.init_from.parent.name) if cfg.init_from is not None else None,

@@ -17,6 +17,7 @@ Losses: polyp map and the two deep-supervision maps: batch-pooled soft Dice + fo
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,11 @@ class TrainConfig:
     threads: int = 2
     checkpoint: Path | None = None  # save the Keras weights here after every epoch
     time_budget_s: float = 3000.0  # the schedule ends at this many seconds or epochs, whichever is first
+    aug_strength: float = 1.0  # scales the augmentation's probabilities and ranges
+    dice: str = "batch"  # "batch": soft Dice pooled over the batch; "frame": per polyp frame
+    select_n: int = 0  # training frames carved out for model selection (0: none, ship the last epoch)
+    freeze_map: bool = False  # train the present head only: the polyp map stays the warm start's
+    average_from: float = 0.6  # from this fraction of the schedule on, the mean of epoch-end weights is a candidate
     log: Callable[[str], None] = field(default=print)
 
 
@@ -66,6 +72,8 @@ class TrainResult:
     ood_names: list[str] = field(default_factory=list)  # held out of training (out-of-domain proxy)
     negatives: int = 0
     minings: list[dict[str, float]] = field(default_factory=list)
+    select_names: list[str] = field(default_factory=list)  # carved from train.txt, used to pick the epoch
+    shipped: str = ""  # the weights that ship: "epoch N" or "mean of epochs A-B" ("": the last epoch)
 
 
 def _focal(y: Any, p: Any) -> Any:
@@ -83,6 +91,20 @@ def seg_loss(y: Any, p: Any) -> Any:
     inter = tf.reduce_sum(y * p)
     dice = 1.0 - (2.0 * inter + 1.0) / (tf.reduce_sum(y) + tf.reduce_sum(p) + 1.0)
     return dice + _focal(y, p)
+
+
+def seg_loss_per_frame(y: Any, p: Any) -> Any:
+    """Soft Dice per polyp frame, averaged over the batch's polyp frames (what the mean Dice measures:
+    a small polyp weighs as much as a large one; polyp-free samples do not dilute it) + focal over all
+    samples (their false pixels are pushed down there)."""
+    import tensorflow as tf
+
+    axes = [1, 2, 3]
+    t = tf.reduce_sum(y, axes)
+    inter = tf.reduce_sum(y * p, axes)
+    dice = 1.0 - (2.0 * inter + 1.0) / (t + tf.reduce_sum(p, axes) + 1.0)
+    pos = tf.cast(t > 0.0, tf.float32)
+    return tf.reduce_sum(dice * pos) / tf.maximum(tf.reduce_sum(pos), 1.0) + _focal(y, p)
 
 
 def present_loss(y: Any, p: Any) -> Any:
@@ -112,6 +134,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     from .endoscopy_augment import text_overlays
     from .endoscopy_net import build_training_model, export_model, load_1x_weights
+    from .endoscopy_select import SelectionSet, better, selection_split
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
@@ -122,27 +145,43 @@ def train(cfg: TrainConfig) -> TrainResult:
     names, ood = ood_split(cfg.data_dir, read_names(cfg.data_dir / "train.txt"))
     if cfg.limit:
         names = names[: cfg.limit]
+    names, select = selection_split(names, cfg.select_n, cfg.seed)
     xs, ys = load_frames(cfg.data_dir, names, cfg.input_size)
     neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
-    cfg.log(f"loaded {len(names)} training frames ({len(ood)} held out as out-of-domain proxy), "
-            f"{len(neg_x)} polyp-free crops")
+    sel: SelectionSet | None = None
+    if select:
+        sx, sy = load_frames(cfg.data_dir, select, cfg.input_size)
+        sel = SelectionSet(sx, sy, negative_crops(sx, sy, cfg.input_size, cfg.seed + 1)[0])
+    cfg.log(f"loaded {len(names)} training frames ({len(ood)} held out as out-of-domain proxy, {len(select)} "
+            f"for model selection), {len(neg_x)} polyp-free crops")
     pools = SamplePools(xs, ys, neg_x, cfg.pos_fraction, cfg.hard_fraction, seed=cfg.seed)
     batch = min(cfg.batch_size, len(names))
-    ds = dataset(pools, cfg.input_size, batch, text_overlays(64, cfg.input_size, cfg.seed), cfg.threads)
+    ds = dataset(pools, cfg.input_size, batch, text_overlays(64, cfg.input_size, cfg.seed), cfg.threads,
+                 cfg.aug_strength)
     steps = cfg.steps_per_epoch or max(1, int(len(names) / cfg.pos_fraction) // batch)
     model = build_training_model(cfg.input_size, cfg.width)
     if cfg.init_from is not None:
         cfg.log(f"warm start: {load_1x_weights(model, cfg.init_from)} trunk convolutions from {cfg.init_from}")
+    if cfg.freeze_map:
+        cfg.log(f"map frozen: {freeze_map(model)} layers; only the present head trains")
     export = export_model(model)
+    if sel is not None:
+        cfg.log(f"selection split before training: {sel.score(export)}")
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    seg = seg_loss_per_frame if cfg.dice == "frame" else seg_loss
     model.compile(
         optimizer=optimizer,
-        loss={"polyp": seg_loss, "aux64": seg_loss, "aux32": seg_loss, "present": present_loss},
+        loss={"polyp": seg, "aux64": seg, "aux32": seg, "present": present_loss},
         loss_weights={"polyp": 1.0, "aux64": 0.4, "aux32": 0.2, "present": 0.5},
     )
     history: list[dict[str, float]] = []
     minings: list[dict[str, float]] = []
     pending = sorted(cfg.mine_at)
+    best: dict[str, float] | None = None
+    best_weights: list[Any] = []
+    shipped = ""
+    avg: list[Any] = []
+    averaged = 0
     start = time.monotonic()
     epochs_run = 0
     for epoch in range(cfg.epochs):
@@ -165,17 +204,94 @@ def train(cfg: TrainConfig) -> TrainResult:
         optimizer.learning_rate.assign(lr)
         h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
         epochs_run += 1
-        loss = float(h.history["loss"][-1])
-        elapsed = time.monotonic() - start
-        history.append({"epoch": epoch + 1, "loss": loss, "lr": lr, "elapsed_s": elapsed})
-        cfg.log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.5f} loss {loss:.4f} elapsed {elapsed:.0f}s")
+        row = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]), "lr": lr,
+               "elapsed_s": time.monotonic() - start, "load1": os.getloadavg()[0]}
+        note = ""
+        if progress >= cfg.average_from:  # running mean of the epoch-end weights (no BatchNorm to re-estimate)
+            now = model.get_weights()
+            averaged += 1
+            avg = now if averaged == 1 else [a + (w - a) / averaged for a, w in zip(avg, now, strict=True)]
+        if sel is not None:
+            candidates: list[tuple[str, list[Any] | None]] = [(f"epoch {epoch + 1}", None)]
+            if averaged > 1:
+                candidates.append((f"mean of epochs {epoch + 2 - averaged}-{epoch + 1}", avg))
+            for label, weights in candidates:
+                if weights is not None:
+                    current = model.get_weights()
+                    model.set_weights(weights)
+                figs = sel.score(export)
+                row.update({f"select_{k}{'' if weights is None else '_mean'}": v for k, v in figs.items()})
+                if better(figs, best):
+                    best, shipped, best_weights = figs, label, model.get_weights()
+                    if cfg.checkpoint is not None:
+                        model.save_weights(str(best_checkpoint(cfg.checkpoint)))
+                        _write_meta(best_checkpoint(cfg.checkpoint), TrainResult(
+                            b"", epochs_run, time.monotonic() - start, [*history, row], names, ood, len(neg_x),
+                            minings, select, shipped))
+                note += f" | {label}: select Dice {figs['dice']:.4f}, crops with a finding {figs['false_findings']:.3f}"
+                if shipped == label:
+                    note += " (best so far)"
+                if weights is not None:
+                    model.set_weights(current)
+        history.append(row)
+        cfg.log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.5f} loss {row['loss']:.4f} "
+                f"elapsed {row['elapsed_s']:.0f}s{note}")
         if cfg.checkpoint is not None:
             model.save_weights(str(cfg.checkpoint))
     train_s = time.monotonic() - start
-    calib = np.concatenate([xs[:48], neg_x[:16]]) if len(neg_x) else xs
-    tflite = to_int8_tflite(export, _representative(calib))
+    if best_weights:
+        model.set_weights(best_weights)
+        cfg.log(f"shipping {shipped} (best on the selection split)")
+    tflite = to_int8_tflite(export, _representative(_calibration(xs, neg_x)))
     return TrainResult(tflite=tflite, epochs_run=epochs_run, train_seconds=train_s, history=history,
-                       train_names=names, ood_names=ood, negatives=len(neg_x), minings=minings)
+                       train_names=names, ood_names=ood, negatives=len(neg_x), minings=minings,
+                       select_names=select, shipped=shipped)
+
+
+def _calibration(xs: np.ndarray, neg_x: np.ndarray) -> np.ndarray:
+    return np.concatenate([xs[:48], neg_x[:16]]) if len(neg_x) else xs
+
+
+def _write_meta(weights: Path, result: TrainResult) -> None:
+    import dataclasses
+    import json
+
+    body = {k: v for k, v in dataclasses.asdict(result).items() if k != "tflite"}
+    weights.with_name(weights.name + ".json").write_text(json.dumps(body))
+
+
+def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
+    """The TrainResult of a best-epoch checkpoint written by ``train`` (weights + its .json), converted
+    to int8: what ships when a run is stopped before its schedule ends."""
+    import json
+
+    from .endoscopy_net import build_training_model, export_model
+
+    body = json.loads(weights.with_name(weights.name + ".json").read_text())
+    result = TrainResult(tflite=b"", **body)
+    model = build_training_model(cfg.input_size, cfg.width)
+    model.load_weights(str(weights))
+    xs, ys = load_frames(cfg.data_dir, result.train_names[:48], cfg.input_size)
+    neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
+    result.tflite = to_int8_tflite(export_model(model), _representative(_calibration(xs, neg_x)))
+    return result
+
+
+def freeze_map(model: Any) -> int:
+    """Make every layer the polyp map depends on untrainable (trunk, context blocks, attention gates)."""
+    n = 0
+    for layer in model.layers:
+        if layer.name.startswith(("u", "ctx", "att")) and layer.weights:
+            layer.trainable = False
+            n += 1
+    return n
+
+
+def best_checkpoint(checkpoint: Path) -> Path:
+    """Where the best epoch's weights go, beside the every-epoch ``checkpoint`` (x.weights.h5 -> x.best.weights.h5)."""
+    name = checkpoint.name
+    stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else checkpoint.stem
+    return checkpoint.with_name(f"{stem}.best.weights.h5")
 
 
 def save_result(result: TrainResult, stem: Path) -> None:

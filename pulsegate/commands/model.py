@@ -96,7 +96,20 @@ def register(cmds: Commands) -> None:
     p.add_argument("--input-size", type=int, default=256, help="model input side in pixels")
     p.add_argument("--limit", type=int, default=0, help="train on the first N frames only (smoke tests)")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
-    p.add_argument("--checkpoint", type=Path, help="save Keras weights here after every epoch (*.weights.h5)")
+    p.add_argument("--checkpoint", type=Path, help="save Keras weights here after every epoch (*.weights.h5); "
+                   "the best epoch on the selection split also to *.best.weights.h5 (+ .json)")
+    p.add_argument("--select-n", type=int, default=64,
+                   help="train.txt frames carved out to pick the best epoch (0 = ship the last; default: %(default)s)")
+    p.add_argument("--pos-fraction", type=float, default=0.8, help="share of polyp frames among samples")
+    p.add_argument("--aug-strength", type=float, default=0.5, help="scales the augmentation (default: %(default)s)")
+    p.add_argument("--dice", choices=("frame", "batch"), default="frame",
+                   help="soft Dice per polyp frame or pooled over the batch (default: %(default)s)")
+    p.add_argument("--mine-at", type=float, nargs="*", default=[0.3, 0.6], metavar="FRACTION",
+                   help="hard-negative mining at these fractions of the schedule (default: 0.3 0.6)")
+    p.add_argument("--freeze-map", action="store_true",
+                   help="train the present head only (the polyp map stays the --init-from model's)")
+    p.add_argument("--package-checkpoint", type=Path, metavar="BEST.weights.h5",
+                   help="do not train: package this best-epoch checkpoint of an earlier run (same options)")
     p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(handler=_train_endoscopy)
@@ -352,7 +365,7 @@ def _ward_params(items: list[str]) -> dict[str, Any]:
 
 
 def _train_endoscopy(args: argparse.Namespace) -> int:
-    from cloud.training.endoscopy_seg import TrainConfig, save_result, train
+    from cloud.training.endoscopy_seg import TrainConfig, package_checkpoint, save_result, train
 
     def log(msg: str) -> None:
         if not args.json:
@@ -362,9 +375,14 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
         data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         input_size=args.input_size, width=args.width, init_from=args.init_from, limit=args.limit, threads=args.threads,
         time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint, steps_per_epoch=args.steps_per_epoch,
+        select_n=args.select_n, pos_fraction=args.pos_fraction, aug_strength=args.aug_strength, dice=args.dice,
+        freeze_map=args.freeze_map, mine_at=tuple(args.mine_at),
     )
-    result = train(cfg)
-    if args.checkpoint is not None:  # the trained model survives a failure in packaging
+    if args.package_checkpoint is not None:
+        result = package_checkpoint(cfg, args.package_checkpoint)
+    else:
+        result = train(cfg)
+    if args.checkpoint is not None and args.package_checkpoint is None:  # survives a failure in packaging
         save_result(result, args.checkpoint.with_suffix(".result"))
     from cloud.training.endoscopy_release import write_model_dir
 

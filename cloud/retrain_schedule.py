@@ -45,7 +45,7 @@ class RetrainSection(Section):
     first_after_s: Annotated[float, Field(ge=0)] = 600.0
     since: str = "30d"
     out_dir: Path = Path("/var/lib/pulsegate-cloud/candidates")
-    active_dir: Path = Path("/usr/share/pulsegate/models/vitals-anomaly/1.0.0")
+    active_dir: Path = Path("/usr/share/pulsegate/models/vitals-anomaly/2.0.0")
     key_file: str | None = None  # signs a candidate that passes the gate (path or credential:NAME)
     lock_file: Path = Path("/var/lib/pulsegate-cloud/retrain.lock")  # on shared storage for several nodes
     synthetic: Annotated[int, Field(ge=0, le=2000)] = 40

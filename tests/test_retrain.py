@@ -128,3 +128,21 @@ async def test_too_little_data_is_a_message_not_a_model(tmp_path: Path, influx: 
     body = json.loads(out.stdout)
     assert body["error"] == "too_little_data" and "training patients" in body["message"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.integration
+async def test_a_2x_fleet_is_retrained_with_the_2x_trainer_on_its_own_input(tmp_path: Path, influx: Influxd,
+                                                                           unique: str) -> None:
+    import msgspec
+
+    from wire.model_manifest import Manifest
+
+    fleet = await _fleet(influx, unique, 8)
+    v2 = REPO / "models" / "vitals-anomaly" / "2.0.0"
+    report = retrain(fleet, RetrainOptions(out_dir=tmp_path / "out", active_dir=v2, synthetic=6, epochs=1),
+                     log=lambda s: None)
+    assert report["active"]["version"] == "2.0.0" and report["candidate"]["version"] == "2.1.0"
+    assert report["candidate"]["episodes"] == report["active"]["episodes"] > 0
+    m = msgspec.json.decode((Path(report["model_dir"]) / "manifest.json").read_bytes(), type=Manifest)
+    assert m.features is not None and m.features["input"] == "baseline" and "FLEET" in m.training_data
+    assert report["signed"] is False  # no key given: nothing is signed, whatever the gate said

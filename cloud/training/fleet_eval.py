@@ -9,8 +9,10 @@ buckets, hysteresis, clear delay; the same function the 1.x training uses), and 
 - ``false_alarms`` over ``stable_days``: alarms raised in buckets labelled 0 (no event near, no actionable
   alarm: the time in which an alarm is a false one, hard negatives included).
 
-A model is scored through a ``score(windows) -> probabilities`` callable: the active and the candidate
-as LiteRT models on their real .tflite files (:func:`litert_scorer`), or a Keras model during training.
+A model is scored through a ``score(inputs) -> probabilities`` callable with its input kind (the manifest's
+``features.input``: ``window`` for 1.x, ``baseline`` for 2.x), the inputs built by the gateway's own builder
+(clinical/model_input.py ``inputs_for``): the active and the candidate as LiteRT models on their real .tflite
+files (:func:`litert_scorer`), or a Keras model during training.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from clinical.features import BUCKET_S, windows
+from clinical.features import BUCKET_S
+from clinical.model_input import inputs_for
 from cloud.training.fleet_data import FleetData, PatientBuckets
 from cloud.training.fleet_labels import episodes
 from cloud.training.vitals_anomaly import simulate_alarms
@@ -41,8 +44,9 @@ class PatientFigures:
     stable_days: float = 0.0
 
 
-def litert_scorer(model_dir: Path) -> tuple[Scorer, float, int, str]:
-    """(score, threshold, min_buckets, version) of a model directory through the one LiteRT wrapper."""
+def litert_scorer(model_dir: Path) -> tuple[Scorer, float, int, str, str]:
+    """(score, threshold, min_buckets, version, input kind) of a model directory through the one LiteRT
+    wrapper."""
     from clinical.anomaly import VitalsAnomalyModel
 
     m = VitalsAnomalyModel(model_dir)
@@ -51,13 +55,14 @@ def litert_scorer(model_dir: Path) -> tuple[Scorer, float, int, str]:
         return np.concatenate([m.score_windows(w[i:i + CHUNK]) for i in range(0, len(w), CHUNK)]) \
             if len(w) else np.zeros(0, np.float32)
 
-    return score, m.threshold, m.min_buckets, m.version
+    return score, m.threshold, m.min_buckets, m.version, m.input_kind
 
 
-def patient_scores(score: Scorer, pb: PatientBuckets, min_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+def patient_scores(score: Scorer, pb: PatientBuckets, min_buckets: int, kind: str = "window") -> tuple[
+        np.ndarray, np.ndarray]:
     """(bucket indices scored, scores)."""
     at = np.arange(min(min_buckets, len(pb.ends)), len(pb.ends))
-    return at, (np.asarray(score(windows(pb.rows, at)), np.float64) if len(at) else np.zeros(0))
+    return at, (np.asarray(score(inputs_for(kind, pb.rows, at)), np.float64) if len(at) else np.zeros(0))
 
 
 def patient_figures(fleet: FleetData, pb: PatientBuckets, at: np.ndarray, scores: np.ndarray,
@@ -77,10 +82,10 @@ def patient_figures(fleet: FleetData, pb: PatientBuckets, at: np.ndarray, scores
 
 
 def evaluate(score: Scorer, threshold: float, min_buckets: int, fleet: FleetData,
-             patients: list[PatientBuckets]) -> list[PatientFigures]:
+             patients: list[PatientBuckets], kind: str = "window") -> list[PatientFigures]:
     out = []
     for pb in patients:
-        at, s = patient_scores(score, pb, min_buckets)
+        at, s = patient_scores(score, pb, min_buckets, kind)
         out.append(patient_figures(fleet, pb, at, s, threshold))
     return out
 

@@ -113,7 +113,7 @@ def fit_from_buckets(
     version: str, synthetic: int = 40, synthetic_hours: float = 12.0, epochs: int = 6,
     target_fa_per_day: float = 1.0, log: Callable[[str], None] = print,
     transform: Callable[[np.ndarray], np.ndarray] | None = None, active_dir: Path | None = None,
-    learning_rate: float = 1e-4, active: tuple[Callable[[np.ndarray], np.ndarray], float, int] | None = None,
+    learning_rate: float = 1e-4, active: tuple[Callable[[np.ndarray], np.ndarray], float, int, str] | None = None,
 ) -> TrainResult:
     """Train, pick the threshold on ``val``, export ``out_dir/version`` (unsigned: signing is the gate's).
 
@@ -157,8 +157,8 @@ def fit_from_buckets(
         val_set = val + syn_val.patients
     target = target_fa_per_day
     if active is not None:  # the active model's false-alarm rate on the same validation patients is the budget
-        a_score, a_thr, a_min = active
-        a_fig = summary(evaluate(a_score, a_thr, a_min, val_fleet, val_set))
+        a_score, a_thr, a_min, a_kind = active
+        a_fig = summary(evaluate(a_score, a_thr, a_min, val_fleet, val_set, a_kind))
         if a_fig["false_alarms_per_patient_day"] is not None:
             target = max(target, float(a_fig["false_alarms_per_patient_day"]))
         log(f"active model on the validation patients: {a_fig}; false-alarm budget {target:.2f}/patient-day")

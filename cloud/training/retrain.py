@@ -117,6 +117,31 @@ def check_enough(s: Split, fleet: FleetData, o: RetrainOptions) -> None:
                             f", left out: {s.dropped}). No model was trained.")
 
 
+def fit_v2(train: list[PatientBuckets], val: list[PatientBuckets], o: RetrainOptions, fleet: FleetData,
+           version: str, log: Callable[[str], None],
+           transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
+    """The 2.x trainer (cloud/training/vitals_anomaly2.py) on the fleet's buckets, AUGMENTED with ``synthetic``
+    generated ward patients (cloud/training/patient_buckets.py); written unsigned (signing is the gate's)."""
+    from cloud.training.fleet_trainer import TrainResult
+    from cloud.training.patient_buckets import ward_patient_buckets
+    from cloud.training.vitals_anomaly2 import fit_from_buckets as fit2
+    from cloud.training.vitals_anomaly2 import write_model_dir
+    from cloud.training.ward_scenarios import WardParams
+
+    data = list(train)
+    if o.synthetic:
+        data += ward_patient_buckets(o.seed, o.synthetic, WardParams())
+    if transform is not None:
+        data = [replace(p, labels=transform(p.labels).astype(np.int8)) for p in data]
+    res = fit2(data, val, o.seed, epochs=o.epochs, target_fa_per_day=o.target_fa_per_day, log=log)
+    res.metrics = {**res.metrics, "start": "cold start (2.x trainer)", "train_patients_fleet": len(train)}
+    d = write_model_dir(res, o.out_dir, version, training_data=(
+        f"FLEET: per-minute summaries of {len(train)} pseudonymous patients from InfluxDB, labels from nurse "
+        f"verdicts and clinical events; threshold and calibration on {len(val)} other fleet patients"
+        + (f"; AUGMENTED with {o.synthetic} generated ward patients (seed {o.seed})" if o.synthetic else "")))
+    return TrainResult(d, res.metrics)
+
+
 def _iso(t: float) -> str | None:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if math.isfinite(t) else None
 
@@ -130,17 +155,21 @@ def retrain(fleet: FleetData, o: RetrainOptions, log: Callable[[str], None] = pr
     counts = apply_labels(fleet)
     s = split(fleet.patients, o.heldout_fraction)
     check_enough(s, fleet, o)
-    a_score, a_thr, a_min, a_version = litert_scorer(o.active_dir)
+    a_score, a_thr, a_min, a_version, a_kind = litert_scorer(o.active_dir)
     version = o.version or next_version(a_version, o.out_dir)
     if version_tuple(version) <= version_tuple(a_version):
         raise ValueError(f"candidate version {version} must be newer than the active {a_version}")
-    result = fit_from_buckets(s.train, s.val or s.train, o.seed, fleet=fleet, out_dir=o.out_dir, version=version,
-                              synthetic=o.synthetic, epochs=o.epochs, target_fa_per_day=o.target_fa_per_day, log=log,
-                              transform=transform, active_dir=None if o.cold_start else o.active_dir,
-                              active=(a_score, a_thr, a_min))
-    c_score, c_thr, c_min, _ = litert_scorer(result.model_dir)
-    cand = evaluate(c_score, c_thr, c_min, fleet, s.heldout)
-    act = evaluate(a_score, a_thr, a_min, fleet, s.heldout)
+    if a_kind == "window":  # a 1.x fleet: fine-tune its network (the thin adapter)
+        result = fit_from_buckets(s.train, s.val or s.train, o.seed, fleet=fleet, out_dir=o.out_dir,
+                                  version=version, synthetic=o.synthetic, epochs=o.epochs,
+                                  target_fa_per_day=o.target_fa_per_day, log=log, transform=transform,
+                                  active_dir=None if o.cold_start else o.active_dir,
+                                  active=(a_score, a_thr, a_min, a_kind))
+    else:  # 2.x: issue 10's trainer on the same buckets
+        result = fit_v2(s.train, s.val or s.train, o, fleet, version, log, transform)
+    c_score, c_thr, c_min, _, c_kind = litert_scorer(result.model_dir)
+    cand = evaluate(c_score, c_thr, c_min, fleet, s.heldout, c_kind)
+    act = evaluate(a_score, a_thr, a_min, fleet, s.heldout, a_kind)
     verdict = gate(cand, act, o.gate)
     report: dict[str, Any] = {
         "model": "vitals-anomaly",

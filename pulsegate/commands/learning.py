@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pulsegate.cli import Commands, example
 
-DEFAULT_ACTIVE = Path("models/vitals-anomaly/1.0.0")
+DEFAULT_ACTIVE = Path(__file__).resolve().parents[2] / "models" / "vitals-anomaly" / "2.0.0"
 
 
 def register(cmds: Commands) -> None:

@@ -64,6 +64,9 @@ class EmuGateway:
         self.receipts = outbox.wire_version >= 2
         self.ledger = Ledger()  # contract v2: published, not yet receipted
         self.pending: set[int] = set()  # the ledger's record ids (what a read must skip)
+        # the outbox read cursor (lane -> last id scanned), as the real uplink's: a delivered record whose delete
+        # the outbox's writer has not committed yet is never read and published again; reset to rescan
+        self.after: dict[int, int] = {}
         self.acked = 0
         self.refused = 0
         self.published = 0
@@ -106,6 +109,7 @@ class EmuGateway:
         self.pending.difference_update(gone)
         self.outbox.release(gone)
         self.inflight.clear()  # republished from the outbox on the next connection
+        self.after = {}
 
     def _on_publish(self, c: mqtt.Client, u: object, mid: int, rc: ReasonCode, p: object) -> None:
         rid = self.inflight.pop(mid, None)
@@ -116,6 +120,7 @@ class EmuGateway:
             self.ledger.forget(rid)
             self.pending.discard(rid)
             self.outbox.release([rid])
+            self.after = {}  # read it again
             return
         self.acked += 1
         if self.receipts:
@@ -154,6 +159,7 @@ class EmuGateway:
         for r in records:
             info = self.client.publish(topics.uplink(self.site, self.gw, r.stream), r.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.after = {}  # the rest of this read goes again
                 return
             self.inflight[info.mid] = r.id
             self.ledger.sent(r.id, r.stream, r.seq, r.created)
@@ -205,7 +211,7 @@ async def _produce(gw: EmuGateway, args: argparse.Namespace, start: float, t0_ns
 
 
 def _read_all(want: list[tuple[EmuGateway, int, set[int]]]) -> list[list[Record]]:
-    return [g.outbox.read(n, exclude=ex) for g, n, ex in want]
+    return [g.outbox.read(n, exclude=ex, after=g.after) for g, n, ex in want]
 
 
 async def _pump(gws: list[EmuGateway], stop: asyncio.Event) -> None:
@@ -217,6 +223,8 @@ async def _pump(gws: list[EmuGateway], stop: asyncio.Event) -> None:
             for (g, _, ex), recs in zip(want, got, strict=True):
                 if g.connected:  # records published meanwhile (another read) are skipped
                     g.publish([r for r in recs if r.id not in ex and r.id not in g.pending])
+                elif recs:
+                    g.after = {}  # the link dropped while reading: read them again once it is back
         await asyncio.sleep(0.02)
 
 

@@ -63,7 +63,6 @@ class EmuGateway:
         self.appended: dict[str, list[float]] = {"summaries": [], "alarms": []}
         self.receipts = outbox.wire_version >= 2
         self.ledger = Ledger()  # contract v2: published, not yet receipted
-        self.pending: set[int] = set()  # the ledger's record ids (what a read must skip)
         # the outbox read cursor (lane -> last id scanned), as the real uplink's: a delivered record whose delete
         # the outbox's writer has not committed yet is never read and published again; reset to rescan
         self.after: dict[int, int] = {}
@@ -106,7 +105,6 @@ class EmuGateway:
         gone = list(self.inflight.values())
         for rid in gone:
             self.ledger.forget(rid)
-        self.pending.difference_update(gone)
         self.outbox.release(gone)
         self.inflight.clear()  # republished from the outbox on the next connection
         self.after = {}
@@ -118,7 +116,6 @@ class EmuGateway:
         if rc.is_failure:
             self.refused += 1
             self.ledger.forget(rid)
-            self.pending.discard(rid)
             self.outbox.release([rid])
             self.after = {}  # read it again
             return
@@ -140,7 +137,6 @@ class EmuGateway:
         self.receipts_received += 1
         done = self.ledger.apply(rct)
         if done:
-            self.pending.difference_update(done)
             self.outbox.delete(done)
             self.receipted += len(done)
 
@@ -152,7 +148,7 @@ class EmuGateway:
         """How many records to read from the outbox now (0: nothing new, or the in-flight window is full)."""
         if not self.connected or len(self.inflight) >= self.max_inflight:
             return 0
-        return self.max_inflight - len(self.inflight) if self.outbox.backlog() > len(self.pending) else 0
+        return self.max_inflight - len(self.inflight) if self.outbox.backlog() > len(self.ledger) else 0
 
     def publish(self, records: list[Record]) -> None:
         assert self.client is not None
@@ -163,7 +159,6 @@ class EmuGateway:
                 return
             self.inflight[info.mid] = r.id
             self.ledger.sent(r.id, r.stream, r.seq, r.created)
-            self.pending.add(r.id)
             self.outbox.mark_inflight([r.id])
             self.published += 1
 
@@ -210,19 +205,19 @@ async def _produce(gw: EmuGateway, args: argparse.Namespace, start: float, t0_ns
                 exp.add("alarms", gw.outbox.append("alarms", _alarm(t + 1, minute)), 1)
 
 
-def _read_all(want: list[tuple[EmuGateway, int, set[int]]]) -> list[list[Record]]:
-    return [g.outbox.read(n, exclude=ex, after=g.after) for g, n, ex in want]
+def _read_all(want: list[tuple[EmuGateway, int]]) -> list[list[Record]]:
+    return [g.outbox.read(n, exclude=g.ledger, after=g.after) for g, n in want]
 
 
 async def _pump(gws: list[EmuGateway], stop: asyncio.Event) -> None:
     """Read what each gateway's outbox holds beyond its in-flight window and publish it (reads in a thread)."""
     while not stop.is_set():
-        want = [(g, n, set(g.pending)) for g in gws if (n := g.wants_read())]
+        want = [(g, n) for g in gws if (n := g.wants_read())]
         if want:
             got = await asyncio.to_thread(_read_all, want)
-            for (g, _, ex), recs in zip(want, got, strict=True):
+            for (g, _), recs in zip(want, got, strict=True):
                 if g.connected:  # records published meanwhile (another read) are skipped
-                    g.publish([r for r in recs if r.id not in ex and r.id not in g.pending])
+                    g.publish([r for r in recs if r.id not in g.ledger])
                 elif recs:
                     g.after = {}  # the link dropped while reading: read them again once it is back
         await asyncio.sleep(0.02)

@@ -168,9 +168,11 @@ def register(cmds: Commands) -> None:
                    help="a video file or ordered frame folder: false findings per minute after smoothing "
                    "(polyp-free unless --masks says otherwise)")
     e.add_argument("--fps", type=float, help="frame rate of a --sequence folder (default 30; a video's own)")
-    e.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is polyp")
+    e.add_argument("--threshold", type=float,
+                   help="probability above which a pixel is polyp (default: the model's manifest, else 0.5)")
     e.add_argument("--min-area", type=float, default=0.005, help="smallest region counted as a finding")
-    e.add_argument("--presence-threshold", type=float, default=0.5, help="frame-level score (2.x models)")
+    e.add_argument("--presence-threshold", type=float,
+                   help="frame-level score, 2.x models (default: the model's manifest, else 0.5)")
     e.add_argument("--smooth-frames", type=int, default=8, help="smoothing window of --sequence (as [video])")
     e.add_argument("--smooth-min-hits", type=int, default=6, help="frames of the window that must detect")
     e.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals (0 = none)")
@@ -406,8 +408,9 @@ def _heldout_sets(args: argparse.Namespace) -> int:
 
 def _eval_endoscopy(args: argparse.Namespace) -> int:
     from clinical.endoscopy.evaluate import EvalError, evaluate
-    from clinical.endoscopy.segmodel import load_verified
+    from clinical.endoscopy.segmodel import OperatingPoint, load_verified
     from clinical.endoscopy.sequence import evaluate_sequence
+    from clinical.litert import ModelError
 
     if args.images is None and args.sequence is None:
         print("error: give --images and --masks, or --sequence", file=sys.stderr)
@@ -420,7 +423,13 @@ def _eval_endoscopy(args: argparse.Namespace) -> int:
         return 2
     model_dir, keys = endoscopy_model_dir(args)
     runner, manifest = load_verified(model_dir, keys, args.threads)
-    figures: dict[str, object] = {"model": manifest.name, "version": manifest.version}
+    try:
+        point = OperatingPoint.of(manifest, args.threshold, args.presence_threshold)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    figures: dict[str, object] = {"model": manifest.name, "version": manifest.version,
+                                  "threshold": point.threshold, "presence_threshold": point.presence_threshold}
     skipped: list[str] = []
     n = 0
     try:
@@ -428,14 +437,14 @@ def _eval_endoscopy(args: argparse.Namespace) -> int:
             names = None
             if args.list is not None:
                 names = [x.strip() for x in args.list.read_text().splitlines() if x.strip()]
-            res = evaluate(runner, args.images, args.masks, names, args.threshold, args.min_area,
-                           args.presence_threshold, args.bootstrap)
+            res = evaluate(runner, args.images, args.masks, names, point.threshold, args.min_area,
+                           point.presence_threshold, args.bootstrap)
             figures.update(res.figures())
             skipped, n = res.skipped, res.n
         if args.sequence is not None:
             masks = args.masks if args.images is None else None
-            seq = evaluate_sequence(runner, args.sequence, masks, args.fps, args.threshold, args.min_area,
-                                    args.presence_threshold, args.smooth_frames, args.smooth_min_hits)
+            seq = evaluate_sequence(runner, args.sequence, masks, args.fps, point.threshold, args.min_area,
+                                    point.presence_threshold, args.smooth_frames, args.smooth_min_hits)
             figures["sequence"] = seq.figures()
             n += seq.frames
     except EvalError as exc:

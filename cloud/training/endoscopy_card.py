@@ -27,6 +27,13 @@ FROZEN = (
 )
 
 
+FLIP = (
+    "\n- Test-time flip (`--flip-tta`): inside the graph the frame and its left-right mirror go through the network\n"
+    "  as one batch of two; the mirror's map is flipped back and maps and presence scores are averaged (one\n"
+    "  invoke per frame, about twice the compute)."
+)
+
+
 def _ci(f: dict[str, Any], key: str) -> str:
     v = f.get(key)
     return "-" if v is None else f"{v[0]:.3f}-{v[1]:.3f}"
@@ -128,6 +135,7 @@ def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dic
     else:
         selection = "The shipped model is the last epoch of the fixed schedule: no selection on any held-out set."
     frozen = FROZEN if cfg.freeze_map else ""
+    flip, flip_opt = (FLIP, " --flip-tta") if cfg.flip_tta else ("", "")
     minings = "; ".join(f"epoch {int(m['epoch'])}: {m['over_half']:.1%} of the negatives scored >= 0.5"
                         for m in result.minings) or "none ran"
     return f"""# endoscopy-seg {version}
@@ -142,7 +150,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
   deep supervision heads at 1/4 and 1/8 of the input (training only) and a frame-level "polyp present" head
   (global average/max pooling of the bottleneck and max pooling of the last decoder features, dense 64 -> 1).
   Context blocks and gates that are still exact identities (zero projection / zero `psi`, as with a frozen
-  map) are left out of the exported graph (cloud/training/endoscopy_export.py): {_stripped(tflite)}.
+  map) are left out of the exported graph (cloud/training/endoscopy_export.py): {_stripped(tflite)}.{flip}
 - Input: one RGB frame, float32 in [0, 1], {cfg.input_size} x {cfg.input_size} (the tensor is int8; ModelRunner
   quantises). Outputs: polyp probability {cfg.input_size // 2} x {cfg.input_size // 2} and polyp-present
   probability (N, 1), both int8 (dequantised by ModelRunner). The manifest lists both; the gateway tells
@@ -181,7 +189,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
   --input-size {cfg.input_size} --time-budget {cfg.time_budget_s:.0f} --steps-per-epoch {cfg.steps_per_epoch}
   --learning-rate {cfg.learning_rate}
   --pos-fraction {cfg.pos_fraction} --aug-strength {cfg.aug_strength} --dice {cfg.dice} --select-n {cfg.select_n}
-  --mine-at {" ".join(str(f) for f in cfg.mine_at)}{" --freeze-map" if cfg.freeze_map else ""}
+  --mine-at {" ".join(str(f) for f in cfg.mine_at)}{" --freeze-map" if cfg.freeze_map else ""}{flip_opt}
   --checkpoint RUN.weights.h5 --key <private key>`.
 
 ## Figures (int8 model through ModelRunner; data never trained on; 95 % bootstrap intervals)

@@ -108,6 +108,9 @@ def register(cmds: Commands) -> None:
                    help="hard-negative mining at these fractions of the schedule (default: 0.3 0.6)")
     p.add_argument("--freeze-map", action="store_true",
                    help="train the present head only (the polyp map stays the --init-from model's)")
+    p.add_argument("--flip-tta", action="store_true",
+                   help="export: average each frame's map and presence with its left-right mirror's (one invoke, "
+                   "twice the compute)")
     p.add_argument("--package-checkpoint", type=Path, metavar="BEST.weights.h5",
                    help="do not train: package this best-epoch checkpoint of an earlier run (same options)")
     p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
@@ -378,7 +381,7 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
         input_size=args.input_size, width=args.width, init_from=args.init_from, limit=args.limit, threads=args.threads,
         time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint, steps_per_epoch=args.steps_per_epoch,
         select_n=args.select_n, pos_fraction=args.pos_fraction, aug_strength=args.aug_strength, dice=args.dice,
-        freeze_map=args.freeze_map, mine_at=tuple(args.mine_at),
+        freeze_map=args.freeze_map, mine_at=tuple(args.mine_at), flip_tta=args.flip_tta,
     )
     if args.package_checkpoint is not None:
         result = package_checkpoint(cfg, args.package_checkpoint)

@@ -142,8 +142,12 @@ def fit_v2(train: list[PatientBuckets], val: list[PatientBuckets], o: RetrainOpt
     from cloud.training.ward_scenarios import WardParams
 
     data = list(train)
+    n_val_fleet = len(val)
     if o.synthetic:
         data += ward_patient_buckets(o.seed, o.synthetic, WardParams())
+        # a young fleet's few validation patients cannot set a calibration and a threshold alone: generated
+        # ward patients of another seed join them (never the held-out fleet patients)
+        val = list(val) + ward_patient_buckets(o.seed + 1000, max(20, o.synthetic // 2), WardParams())
     if transform is not None:
         data = [replace(p, labels=transform(p.labels).astype(np.int8)) for p in data]
     target = o.target_fa_per_day
@@ -180,7 +184,8 @@ def fit_v2(train: list[PatientBuckets], val: list[PatientBuckets], o: RetrainOpt
            if start_note.startswith("warm") else "")
     d = write_model_dir(res, o.out_dir, version, training_data=(
         f"FLEET: {pre}per-minute summaries of {len(train)} pseudonymous patients from InfluxDB, labels from nurse "
-        f"verdicts and clinical events; threshold and calibration on {len(val)} other fleet patients"
+        f"verdicts and clinical events; threshold and calibration on {n_val_fleet} other fleet patients"
+        + (f" and {len(val) - n_val_fleet} generated ward patients (seed {o.seed + 1000})" if o.synthetic else "")
         + (f"; AUGMENTED with {o.synthetic} generated ward patients (seed {o.seed})" if o.synthetic else "")))
     return TrainResult(d, res.metrics)
 

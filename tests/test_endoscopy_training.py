@@ -181,7 +181,7 @@ def test_per_frame_dice_ignores_polyp_free_samples() -> None:
 
 
 def test_training_picks_an_epoch_on_the_selection_split_and_packages_it(kvasir: Path, tmp_path: Path) -> None:
-    from cloud.training.endoscopy_seg import best_checkpoint, package_checkpoint
+    from cloud.training.endoscopy_seg import best_checkpoint, package_checkpoint, save_result
 
     ckpt = tmp_path / "run.weights.h5"
     cfg = TrainConfig(data_dir=kvasir, epochs=3, batch_size=4, input_size=64, width=4, limit=12, steps_per_epoch=2,
@@ -197,6 +197,9 @@ def test_training_picks_an_epoch_on_the_selection_split_and_packages_it(kvasir: 
     assert best.name == "run.best.weights.h5" and best.exists() and ckpt.exists()
     packaged = package_checkpoint(cfg, best)
     assert packaged.shipped and packaged.select_names == res.select_names
+    save_result(res, ckpt.with_suffix(".result"))  # what `model train --checkpoint` leaves: the whole run's figures
+    whole = package_checkpoint(cfg, best)
+    assert whole.epochs_run == res.epochs_run == 3 and len(whole.history) == 3 and whole.shipped == res.shipped
     path = tmp_path / "best.tflite"
     path.write_bytes(packaged.tflite)
     runner = ModelRunner(path)

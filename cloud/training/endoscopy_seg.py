@@ -264,13 +264,22 @@ def _write_meta(weights: Path, result: TrainResult) -> None:
 
 def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
     """The TrainResult of a best-epoch checkpoint written by ``train`` (weights + its .json), converted
-    to int8: what ships when a run is stopped before its schedule ends."""
+    to int8: what ships when a run is stopped before its schedule ends, or packaged again with another
+    export. When the finished run's result (``X.weights.json`` beside ``X.best.weights.h5``, written by
+    ``pulsegate model train --checkpoint``) is there and shipped the same epoch, its epochs, training
+    time, history and minings are the run's whole (the best checkpoint's .json stops at that epoch)."""
     import json
 
     from .endoscopy_export import serving_model
     from .endoscopy_net import build_training_model
 
     body = json.loads(weights.with_name(weights.name + ".json").read_text())
+    suffix = ".best.weights.h5"
+    run = weights.with_name(weights.name[: -len(suffix)] + ".weights.json") if weights.name.endswith(suffix) else None
+    if run is not None and run.exists():
+        whole = json.loads(run.read_text())
+        if whole.get("shipped") == body.get("shipped") and whole.get("select_names") == body.get("select_names"):
+            body.update({k: whole[k] for k in ("epochs_run", "train_seconds", "history", "minings") if k in whole})
     result = TrainResult(tflite=b"", **body)
     model = build_training_model(cfg.input_size, cfg.width)
     model.load_weights(str(weights))

@@ -43,6 +43,7 @@ class TrainConfig:
     input_size: int = INPUT_SIZE
     width: int = 16  # channels of the first U-Net level (levels: 1, 2, 4, 6, 8 x width)
     init_from: Path | None = None  # a 1.x model.tflite whose weights start the U-Net trunk
+    init_weights: Path | None = None  # Keras weights of an earlier 2.x run (same size and width): start from all of it
     learning_rate: float = 5e-4
     steps_per_epoch: int = 0  # 0: as many samples as polyp frames / pos_fraction
     pos_fraction: float = 0.6
@@ -164,11 +165,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = build_training_model(cfg.input_size, cfg.width)
     if cfg.init_from is not None:
         cfg.log(f"warm start: {load_1x_weights(model, cfg.init_from)} trunk convolutions from {cfg.init_from}")
+    if cfg.init_weights is not None:
+        model.load_weights(str(cfg.init_weights))
+        cfg.log(f"warm start: every layer from {cfg.init_weights}")
     if cfg.freeze_map:
         cfg.log(f"map frozen: {freeze_map(model)} layers; only the present head trains")
     export = export_model(model)
+    initial: tuple[dict[str, float], list[Any]] | None = None
     if sel is not None:
-        cfg.log(f"selection split before training: {sel.score(export)}")
+        figs0 = sel.score(export)
+        cfg.log(f"selection split before training: {figs0}")
+        if cfg.init_weights is not None:  # a fine-tune never ships weights worse than its start
+            initial = (figs0, model.get_weights())
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
     seg = seg_loss_per_frame if cfg.dice == "frame" else seg_loss
     model.compile(
@@ -182,6 +190,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     best: dict[str, float] | None = None
     best_weights: list[Any] = []
     shipped = ""
+    if initial is not None:
+        best, best_weights, shipped = initial[0], initial[1], "the start (no epoch beat it)"
     avg: list[Any] = []
     averaged = 0
     start = time.monotonic()

@@ -63,23 +63,34 @@ class _Run:
         self.since = math.nan
         self.until = -math.inf  # last sample beyond the limit
 
-    def add(self, v: float, t: float) -> float:
-        """Seconds beyond the limit so far (0 when not beyond)."""
+    def add(self, v: float, t: float, slack: float = 0.0) -> float:
+        """Seconds beyond the limit so far (0 when not beyond). ``slack``: how far apart two consecutive rows
+        of the channel may be (1.5 sampling intervals): a run is continuous across rows that far apart."""
         beyond = v >= self.limit if self.high else v <= self.limit
         if beyond:
-            if self.since != self.since or t - self.until > 3.0:
+            if self.since != self.since or t - self.until > (3.0 if slack < 3.0 else slack):
                 self.since = t
             self.until = t
             return t - self.since
-        if t - self.until > 2.0:  # a run survives a one- or two-second wobble back inside
+        if t - self.until > (2.0 if slack < 2.0 else slack):  # a run survives a brief wobble back inside
             self.since = math.nan
         return 0.0
 
 
+def _steady(vals: list[float], times: list[float], since: float, band: float) -> bool:
+    """Regular, as an ICD's stability criterion: the last five rows (only those of the current run, at least
+    two) within ``band`` of each other, and their mean change from one row to the next at most a third of it."""
+    xs = [v for v, tt in zip(vals, times, strict=True) if tt >= since and v == v]
+    if len(xs) < 2:
+        return False
+    jitter = sum(abs(xs[k + 1] - xs[k]) for k in range(len(xs) - 1)) / (len(xs) - 1)
+    return max(xs) - min(xs) <= band and jitter <= band / 3.0
+
+
 class SmartBed:
-    __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_fast", "_hr_last", "_lim", "_min_cnt", "_min_end", "_min_seen",
-                 "_min_sum", "_nibp_prev", "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since", "_rel_hi",
-                 "_rel_lo", "_runs", "art", "emit", "on", "p", "scale2", "trend", "values")
+    __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_fast", "_hr_last", "_hr_last_t", "_lim", "_min_cnt", "_min_end",
+                 "_min_seen", "_min_sum", "_nibp_prev", "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since",
+                 "_rel_hi", "_rel_lo", "_runs", "art", "emit", "on", "p", "scale2", "trend", "values")
 
     def __init__(self, p: SmartPolicy, emit: Emit, scale2: bool = False) -> None:
         self.p = p
@@ -100,6 +111,7 @@ class SmartBed:
         self.trend = TrendDetector(TrendSettings(k=p.trend_k, h=p.trend_h, baseline_min=p.trend_baseline_min,
                                                  adapt_min=p.trend_adapt_min), scale2)
         self._hr_last = [math.nan] * 5
+        self._hr_last_t = [-math.inf] * 5
         self._hr_ewma = math.nan  # heart rate smoothed over 60 s (NIBP confirmation)
         self._hr_fast = math.nan  # over 10 s (onset of an extreme heart rate: abrupt or gradual)
         self._hr_ewma_t = -math.inf
@@ -142,6 +154,8 @@ class SmartBed:
         if self._pend_sys[0] == self._pend_sys[0] and t > self._pend_sys[0] + 2.0:
             self._nibp_eval(t)
         ch = CHANNEL.get(param, -1)
+        if ch >= 0:
+            self.art.seen(ch, t)
         if ch < 0:
             if v != v:
                 return False
@@ -181,8 +195,9 @@ class SmartBed:
             self.on[i] = on
             self.emit(i, on, t, value, reason)
 
-    def _levels(self, lim: IntegratedLimit, v: float, t: float, med: int, low: int, own: int, unit: str) -> None:
-        lim.add(v, t)
+    def _levels(self, lim: IntegratedLimit, v: float, t: float, med: int, low: int, own: int, unit: str,
+                slack: float) -> None:
+        lim.add(v, t, slack)
         on = self.on
         if lim.index < lim.setting and not on[med] and not on[low]:
             return  # the common case: inside, or a small excursion
@@ -216,6 +231,10 @@ class SmartBed:
         last = self._hr_last
         last.pop(0)
         last.append(v)
+        last_t = self._hr_last_t
+        last_t.pop(0)
+        last_t.append(t)
+        slack = self.art.slack(HR)
         prev = self._hr_fast
         dt = t - self._hr_ewma_t
         if prev == prev:
@@ -231,10 +250,10 @@ class SmartBed:
         # an abrupt change (ventricular tachycardia, heart block) alarms at the absolute limit; a gradual one
         # (exertion on a chronic tachycardia, sleep in an athlete) only beyond the patient's own margin
         r_hi, r_lo = self._runs[0], self._runs[1]
-        run = r_hi.add(v, t)
+        run = r_hi.add(v, t, slack)
         if run == 0.0 and r_hi.since == t:
             self._onset_hr[0] = prev if prev == prev else v
-        rel = self._rel_hi.add(v, t)
+        rel = self._rel_hi.add(v, t, slack)
         abrupt = self._onset_hr[0] <= lt.hr_high - lt.abrupt_change
         # a gradual one is life-threatening only with signs of instability (as ACLS treats tachy- and
         # bradycardia): the other parameters beyond their limits, the trend, a low blood pressure
@@ -242,9 +261,8 @@ class SmartBed:
         if (run >= lt.hr_high_delay_s and (abrupt or signs)) or (self.on[i_hi] and run > 0):
             # regular (as an ICD's stability criterion): a ventricular tachycardia's rate is steady from one
             # second to the next, a heart rate counted through motion jumps about
-            jitter = (abs(last[1] - last[0]) + abs(last[2] - last[1]) + abs(last[3] - last[2])
-                      + abs(last[4] - last[3])) / 4.0
-            steady = max(last) - min(last) <= lt.hr_steady_band and jitter <= lt.hr_steady_band / 3.0
+            # over the last five rows, or those of the run when rows are sparse (every 15 s: two or three)
+            steady = _steady(last, last_t, r_hi.since, lt.hr_steady_band)
             if not self.on[i_hi] and steady and self.art.hr_confirmed(v, t):
                 why = "abrupt onset" if abrupt else (f"beyond own baseline + "
                                                      f"{self.p.hr_extreme_high_above_baseline:g}, with {signs}")
@@ -252,10 +270,10 @@ class SmartBed:
                           "confirmed, not motion")
         elif self.on[i_hi]:
             self._set(i_hi, False, t, v)
-        run = r_lo.add(v, t)
+        run = r_lo.add(v, t, slack)
         if run == 0.0 and r_lo.since == t:
             self._onset_hr[1] = prev if prev == prev else v
-        rel = self._rel_lo.add(v, t)
+        rel = self._rel_lo.add(v, t, slack)
         abrupt = self._onset_hr[1] >= lt.hr_low + lt.abrupt_change
         signs = "" if abrupt or rel < lt.hr_low_delay_s or self.on[i_lo] else self._instability()
         on = (run >= lt.hr_low_delay_s and (abrupt or bool(signs) or (self.on[i_lo] and rel > 0))
@@ -264,10 +282,8 @@ class SmartBed:
             self._set(i_lo, on, t, v, f"HR {v:g} /min <= {lt.hr_low:g} for {run:.0f} s"
                       + (" (abrupt onset)" if abrupt else f" and below own baseline - "
                                                           f"{self.p.hr_extreme_low_below_baseline:g}, with {signs}"))
-        self._levels(self._lim[1], v, t, C_HEART_RATE_HIGH, C_HEART_RATE_HIGH_BRIEF,
-                     1, " /min")
-        self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF,
-                     2, " /min")
+        self._levels(self._lim[1], v, t, C_HEART_RATE_HIGH, C_HEART_RATE_HIGH_BRIEF, 1, " /min", slack)
+        self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF, 2, " /min", slack)
 
     def _instability(self) -> str:
         """Signs that an extreme heart rate that came on gradually is not tolerated ("" when none)."""
@@ -286,23 +302,23 @@ class SmartBed:
     def _spo2(self, v: float, t: float) -> None:
         lt = self.p.life_threatening
         self._min_add(2, v)
-        run = self._runs[2].add(v, t)
+        slack = self.art.slack(SPO2)
+        run = self._runs[2].add(v, t, slack)
         i = IDX["spo2_extreme_low"]
         if (run >= lt.spo2_low_delay_s) != self.on[i]:
             self._set(i, not self.on[i], t, v, f"SpO2 {v:g} % <= {lt.spo2_low:g} for {run:.0f} s, not motion")
-        self._levels(self._lim[0], v, t, C_SPO2_LOW, C_SPO2_LOW_BRIEF, 0, " %")
+        self._levels(self._lim[0], v, t, C_SPO2_LOW, C_SPO2_LOW_BRIEF, 0, " %", slack)
 
     def _resp(self, v: float, t: float) -> None:
         lt = self.p.life_threatening
         self._min_add(1, v)
-        run = self._runs[3].add(v, t)
+        slack = self.art.slack(RESP)
+        run = self._runs[3].add(v, t, slack)
         i = IDX["resp_lost"]
         if (run >= lt.resp_low_delay_s) != self.on[i]:
             self._set(i, not self.on[i], t, v, f"resp {v:g} /min <= {lt.resp_low:g} for {run:.0f} s")
-        self._levels(self._lim[3], v, t, C_RESP_RATE_HIGH, C_RESP_RATE_HIGH_BRIEF, 3,
-                     " /min")
-        self._levels(self._lim[4], v, t, C_RESP_RATE_LOW, C_RESP_RATE_LOW_BRIEF, 4,
-                     " /min")
+        self._levels(self._lim[3], v, t, C_RESP_RATE_HIGH, C_RESP_RATE_HIGH_BRIEF, 3, " /min", slack)
+        self._levels(self._lim[4], v, t, C_RESP_RATE_LOW, C_RESP_RATE_LOW_BRIEF, 4, " /min", slack)
 
     def _perfusion(self, v: float, t: float) -> None:
         i = IDX["poor_perfusion"]

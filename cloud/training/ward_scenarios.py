@@ -344,12 +344,17 @@ def write_ward_csv(scenarios: list[WardScenario], path: Path, order: str = "grou
         allrows = [allrows[i] for i in keyed]
     elif order != "grouped":
         raise ValueError(f"order must be grouped, sorted or shuffled, not {order!r}")
+    return write_rows(path, allrows)
+
+
+def write_rows(path: Path, rows: list[tuple[float, str, str, str]]) -> int:
+    """(epoch, patient, parameter, value) rows as a replay CSV, in the order given; returns their number."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["timestamp", "patient", "parameter", "value"])
-        for ts, pat, par, val in allrows:
+        for ts, pat, par, val in rows:
             w.writerow([f"{ts:.1f}", pat, par, val])
-    return len(allrows)
+    return len(rows)
 
 
 def write_labels(scenarios: list[WardScenario], path: Path) -> None:

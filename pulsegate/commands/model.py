@@ -152,6 +152,10 @@ def register(cmds: Commands) -> None:
     e.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped",
                    help="row order of the generated CSV (as different sources deliver it)")
     e.add_argument("--workdir", type=Path, help="keep the generated CSV and labels here")
+    e.add_argument("--resample", metavar="SPEC",
+                   help="post-process the CSV as a ward export (cloud/training/ward_resample.py), e.g. 'every=15' "
+                        "(one row every 15 s) or 'every=5,15,30,60;jitter=0.3;gap_per_h=0.15;duplicates=0.02;"
+                        "decimals=1;order=shuffled;seed=9607'")
     e.add_argument("--config", type=Path, help="TOML file whose [clinical] table sets the profiles")
     e.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: newest under models/)")
     e.add_argument("--no-model", action="store_true", help="rules and NEWS2 only")
@@ -159,6 +163,7 @@ def register(cmds: Commands) -> None:
     e.set_defaults(handler=_eval_alarms)
     example(e, "pulsegate model eval alarms --scenarios 40 --json",
             "pulsegate model eval alarms --seed 9404 --order shuffled --ward-param with_pulse_rate=false",
+            "pulsegate model eval alarms --seed 9303 --resample 'every=15'",
             "pulsegate model eval alarms --csv ward.csv --labels ward.labels.jsonl --config edge.toml")
     e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/false findings over frames, a video or a sequence")
     e.add_argument("--images", type=Path, help="folder of frames (needs --masks)")
@@ -325,6 +330,18 @@ def _eval_alarms(args: argparse.Namespace) -> int:
             return 2
         else:
             csv_path, labels_path = args.csv, args.labels
+        if args.resample:
+            from cloud.training.ward_resample import parse_spec, resample_csv
+
+            try:
+                spec = parse_spec(args.resample)
+            except ValueError as exc:
+                print(f"--resample: {exc}", file=sys.stderr)
+                return 2
+            out_csv = (args.workdir or Path(tmp)) / "ward.resampled.csv"
+            out_csv.parent.mkdir(parents=True, exist_ok=True)
+            resample_csv(csv_path, out_csv, spec)
+            csv_path = out_csv
         try:
             labels = read_labels(labels_path)
         except (OSError, ValueError) as exc:

@@ -15,7 +15,12 @@ devices' own numbers (REFERENCES.md, "Smarter alarms"):
 - perfusion: a perfusion index below ``low_pi`` (probe half off, cold hands) makes SpO2 and pulse
   rate unreliable while it lasts;
 - cross-check: ECG heart rate against pleth pulse rate; while both are fresh and good perfusion,
-  a difference beyond ``hr_pr_diff`` leaves the heart rate unconfirmed (:meth:`hr_confirmed`).
+  a difference beyond ``hr_pr_diff`` leaves the heart rate unconfirmed (:meth:`hr_confirmed`);
+- SpO2 step: a saturation that falls ``step_drop`` points or more from one reading to the next within
+  ``STEP_WINDOW_S`` (faster than blood desaturates: a probe slipping half off, light, pressure) is
+  *suspect* until it comes back within 3 points of its value before the step, for at most
+  ``step_max_s``; the bed's policy uses a suspect reading only when another parameter corroborates it.
+  This is the check that remains when the monitor sends no perfusion index and no pulse rate.
 
 Time, not samples: every window is in seconds of recorded time, widened to the channel's own
 sampling interval (:meth:`seen` keeps an estimate per channel, flagged rows included), so a record
@@ -30,19 +35,21 @@ import math
 import numpy as np
 
 HR, PR, SPO2, RESP, PI = range(5)
-GAP_S = 30.0  # a value before a dropout this short still counts as "before" (flagged bursts hide their start)
+GAP_S = 30.0  # a reading after a dropout longer than this is "back" (and settles before it is trusted)
+REF_MEMORY_S = 300.0  # a value before a dropout this short still counts as "before" (flagged bursts hide their start)
+STEP_WINDOW_S = 3.0  # an SpO2 step: the fall between two readings at most this far apart (or 1.5 intervals)
 PLAUSIBLE = ((20.0, 250.0), (20.0, 250.0), (40.0, 100.0), (0.0, 70.0), (0.0, 30.0))
 
 
 class ArtifactDetector:
     __slots__ = ("_drop_t", "_gap", "_jump_ch", "_jump_pre", "_jump_start", "_jump_t", "_last_t", "_last_v",
-                 "_m_start", "_pre", "_ref_t", "_ref_v", "_seen_t", "_settle_until", "_win", "drop_spo2",
+                 "_m_start", "_pre", "_ref_t", "_ref_v", "_seen_t", "_settle_until", "_step_t", "_win", "drop_spo2",
                  "hr_pr_diff", "iv", "jump_hr", "low_pi", "max_motion_s", "motion_events", "motion_hold_s",
-                 "motion_until", "pi", "pi_t", "window_s")
+                 "motion_until", "pi", "pi_t", "step_drop", "step_max_s", "step_pre", "window_s")
 
     def __init__(self, *, jump_hr: float = 15.0, drop_spo2: float = 4.0, window_s: float = 5.0,
                  motion_hold_s: float = 15.0, low_pi: float = 0.3, hr_pr_diff: float = 15.0,
-                 max_motion_s: float = 90.0) -> None:
+                 max_motion_s: float = 90.0, step_drop: float = 6.0, step_max_s: float = 1800.0) -> None:
         self.jump_hr = jump_hr
         self.drop_spo2 = drop_spo2
         self.window_s = window_s
@@ -50,6 +57,10 @@ class ArtifactDetector:
         self.low_pi = low_pi
         self.hr_pr_diff = hr_pr_diff
         self.max_motion_s = max_motion_s
+        self.step_drop = step_drop
+        self.step_max_s = step_max_s
+        self.step_pre = math.nan  # SpO2 before a step (NaN: no step open)
+        self._step_t = -math.inf
         self._m_start = math.nan  # start of the current motion episode
         self._pre = [math.nan] * 5  # values before it
         self._last_v = [math.nan] * 5  # last plausible value per channel
@@ -97,7 +108,7 @@ class ArtifactDetector:
     def reset(self) -> None:
         self.__init__(jump_hr=self.jump_hr, drop_spo2=self.drop_spo2, window_s=self.window_s,  # type: ignore[misc]
                       motion_hold_s=self.motion_hold_s, low_pi=self.low_pi, hr_pr_diff=self.hr_pr_diff,
-                      max_motion_s=self.max_motion_s)
+                      max_motion_s=self.max_motion_s, step_drop=self.step_drop, step_max_s=self.step_max_s)
 
     def poor_perfusion(self, t: float) -> bool:
         """A recent perfusion index below the limit (no index from the device: not known to be poor)."""
@@ -120,7 +131,7 @@ class ArtifactDetector:
         gap_s = self._gap[ch]
         if t - rt > self.window_s:  # a new reference: the previous value, also across a short dropout
             lt = self._last_t[ch]
-            fresh = t - lt <= gap_s
+            fresh = t - lt <= (REF_MEMORY_S if gap_s < REF_MEMORY_S else gap_s)
             self._ref_v[ch] = self._last_v[ch] if fresh else v
             self._ref_t[ch] = t  # the reference holds for window_s from now
         ref = self._ref_v[ch]
@@ -129,6 +140,8 @@ class ArtifactDetector:
         back = gap > gap_s  # the first reading after a dropout (or ever)
         if ch in (PR, SPO2) and gap > self._win[ch]:
             self._settle_until = t + self.max_motion_s
+        if ch == SPO2:
+            self._step(v, t, old, gap)
         self._last_v[ch] = v
         self._last_t[ch] = t
         if ref == ref:
@@ -178,6 +191,25 @@ class ArtifactDetector:
             elif t - hr_t > self._win[HR]:
                 self._settle_until = t
         return True
+
+    def _step(self, v: float, t: float, old: float, gap: float) -> None:
+        pre = self.step_pre
+        if pre == pre:
+            if v >= pre - 3.0 or t - self._step_t > self.step_max_s:
+                self.step_pre = math.nan
+            return
+        w = 1.5 * self.iv[SPO2] if self.iv[SPO2] == self.iv[SPO2] else 0.0
+        if old - v >= self.step_drop and gap <= (w if w > STEP_WINDOW_S else STEP_WINDOW_S):
+            self.step_pre = old
+            self._step_t = t
+
+    def spo2_step(self) -> bool:
+        """An SpO2 step is open: the saturation fell faster than blood desaturates and has not come back."""
+        return self.step_pre == self.step_pre
+
+    def release_step(self) -> None:
+        """Another parameter corroborates the low SpO2: it is used as it is."""
+        self.step_pre = math.nan
 
     def _still_jumped(self, t: float) -> bool:
         """The heart rate (or pulse rate) that jumped is still away from its value before the jump: an SpO2

@@ -38,6 +38,7 @@ from clinical.alarms.smart_conditions import (
     C_RESP_RATE_LOW_BRIEF,
     C_SPO2_LOW,
     C_SPO2_LOW_BRIEF,
+    C_SPO2_STEP,
     C_TEMPERATURE_HIGH,
     C_TEMPERATURE_LOW,
     CONDITIONS,
@@ -77,14 +78,27 @@ class _Run:
         return 0.0
 
 
+# (parameter, parameter) pairs of integrated limits that never corroborate each other: 0 SpO2 low, 1 HR high,
+# 2 HR low, 3 resp high, 4 resp low (a parameter's own opposite limits; HR high with resp high: activity)
+_NOT_CORROBORATING = frozenset({(1, 2), (2, 1), (3, 4), (4, 3), (1, 3), (3, 1)})
+
+
 def _steady(vals: list[float], times: list[float], since: float, band: float) -> bool:
-    """Regular, as an ICD's stability criterion: the last five rows (only those of the current run, at least
-    two) within ``band`` of each other, and their mean change from one row to the next at most a third of it."""
+    """Regular, as an ICD's stability criterion: the last five rows of the current run within ``band`` of
+    each other, and the median change from one row to the next over the whole run (its last ten rows, at
+    least two) at most a third of it: the onset ramp of a tachycardia does not count against it, a rate
+    counted through motion that is steady for five lucky rows does not pass."""
     xs = [v for v, tt in zip(vals, times, strict=True) if tt >= since and v == v]
-    if len(xs) < 2:
+    n = len(xs)
+    if n < 2:
         return False
-    jitter = sum(abs(xs[k + 1] - xs[k]) for k in range(len(xs) - 1)) / (len(xs) - 1)
-    return max(xs) - min(xs) <= band and jitter <= band / 3.0
+    last = xs[-5:]
+    if max(last) - min(last) > band:
+        return False
+    d = sorted(abs(xs[k + 1] - xs[k]) for k in range(n - 1))
+    m = len(d)
+    med = d[m // 2] if m % 2 else 0.5 * (d[m // 2 - 1] + d[m // 2])
+    return med <= band / 3.0
 
 
 class SmartBed:
@@ -100,7 +114,8 @@ class SmartBed:
         self.art = ArtifactDetector(jump_hr=p.motion_hr_jump, drop_spo2=p.motion_spo2_drop,
                                     window_s=p.motion_window_s, motion_hold_s=p.motion_hold_s,
                                     low_pi=p.low_perfusion_index, hr_pr_diff=p.hr_pr_max_diff,
-                                    max_motion_s=p.motion_max_s)
+                                    max_motion_s=p.motion_max_s, step_drop=p.spo2_step_drop,
+                                    step_max_s=p.spo2_step_max_s)
         lt = p.life_threatening
         self._rel_hi = _Run(lt.hr_high, True)  # the same limits, moved by the patient's own baseline
         self._rel_lo = _Run(lt.hr_low, False)
@@ -109,9 +124,10 @@ class SmartBed:
                       _Run(lt.spo2_low_scale2 if scale2 else lt.spo2_low, False), _Run(lt.resp_low, False))
         self._lim = self._limits()
         self.trend = TrendDetector(TrendSettings(k=p.trend_k, h=p.trend_h, baseline_min=p.trend_baseline_min,
-                                                 adapt_min=p.trend_adapt_min), scale2)
-        self._hr_last = [math.nan] * 5
-        self._hr_last_t = [-math.inf] * 5
+                                                 adapt_min=p.trend_adapt_min, rate_only_cap=p.trend_rate_only_cap),
+                                   scale2)
+        self._hr_last = [math.nan] * 10  # the last clean heart rates (steadiness of an extreme run)
+        self._hr_last_t = [-math.inf] * 10
         self._hr_ewma = math.nan  # heart rate smoothed over 60 s (NIBP confirmation)
         self._hr_fast = math.nan  # over 10 s (onset of an extreme heart rate: abrupt or gradual)
         self._hr_ewma_t = -math.inf
@@ -181,6 +197,8 @@ class SmartBed:
             return clean
         if not clean:
             return False
+        if ch == SPO2 and (self.art.spo2_step() or self.on[C_SPO2_STEP]) and not self._step_used(v, t):
+            return False
         self.values[ch] = v
         if ch == HR or (ch == PR and not ecg_fresh):
             self._heart_rate(v, t)
@@ -189,6 +207,34 @@ class SmartBed:
         elif ch == RESP:
             self._resp(v, t)
         return True
+
+    def _step_used(self, v: float, t: float) -> bool:
+        """An SpO2 step is open (clinical/artifact.py): the reading is used only once another parameter
+        corroborates it (a sustained tachycardia, respiration, the trend, a low NIBP; a heart rate that
+        merely rises, as with activity, does not); until then it is a low-priority "check the probe"."""
+        art = self.art
+        if not art.spo2_step():
+            self._set(C_SPO2_STEP, False, t, v)
+            return True
+        why = self._step_corroboration()
+        if why:
+            art.release_step()
+            self._set(C_SPO2_STEP, False, t, v)
+            return True
+        self._set(C_SPO2_STEP, True, t, v, f"SpO2 {v:g} % fell {art.step_pre - v:g} points within seconds from "
+                  f"{art.step_pre:g}, heart rate and respiration unchanged: not used until corroborated")
+        return False
+
+    def _step_corroboration(self) -> str:
+        lims, on = self._lim, self.on
+        for k, name in ((1, "HR high"), (3, "resp high"), (4, "resp low")):
+            if lims[k].index >= lims[k].setting:
+                return name
+        if on[IDX["resp_lost"]] or on[C_NIBP_SYS_LOW] or on[C_NIBP_SYS_EXTREME_LOW]:
+            return "respiration lost or NIBP low"
+        if self.trend.score >= self.p.trend_corroborates_at:
+            return f"trend score {self.trend.score:.1f}"
+        return ""
 
     def _set(self, i: int, on: bool, t: float, value: float | None, reason: str = "") -> None:
         if self.on[i] != on:
@@ -213,15 +259,18 @@ class SmartBed:
         self._set(low, lv == 1, t, v, why)
 
     def _corroborated(self, own: int) -> bool:
-        """Another parameter beyond its own integrated limit, the trend deviating, or a confirmed low NIBP."""
+        """Another parameter beyond its own integrated limit, the trend deviating, or a confirmed low NIBP.
+        A fast heart rate and fast breathing do not corroborate each other: together they are what activity,
+        pain and anxiety look like (the trend judges that pair on 30-minute medians)."""
         for k, lim in enumerate(self._lim):
-            if k != own and lim.index >= lim.setting and (k, own) not in ((1, 2), (2, 1), (3, 4), (4, 3)):
+            if k != own and lim.index >= lim.setting and (k, own) not in _NOT_CORROBORATING:
                 return True
         return self.trend.score >= self.p.trend_corroborates_at or self.on[C_NIBP_SYS_LOW]
 
     def _corroboration_text(self, own: int) -> str:
         names = ("SpO2", "HR high", "HR low", "resp high", "resp low")
-        parts = [names[k] for k, lim in enumerate(self._lim) if lim.index >= lim.setting and k != own]
+        parts = [names[k] for k, lim in enumerate(self._lim)
+                 if lim.index >= lim.setting and k != own and (k, own) not in _NOT_CORROBORATING]
         if self.trend.score >= self.p.trend_corroborates_at:
             parts.append(f"trend score {self.trend.score:.1f}")
         return ", ".join(parts) or "NIBP"
@@ -261,7 +310,8 @@ class SmartBed:
         if (run >= lt.hr_high_delay_s and (abrupt or signs)) or (self.on[i_hi] and run > 0):
             # regular (as an ICD's stability criterion): a ventricular tachycardia's rate is steady from one
             # second to the next, a heart rate counted through motion jumps about
-            # over the last five rows, or those of the run when rows are sparse (every 15 s: two or three)
+            # over the whole run (its last ten rows; every 15 s: two or three): one lucky stretch of five rows
+            # in a heart rate counted through motion is not a regular rhythm
             steady = _steady(last, last_t, r_hi.since, lt.hr_steady_band)
             if not self.on[i_hi] and steady and self.art.hr_confirmed(v, t):
                 why = "abrupt onset" if abrupt else (f"beyond own baseline + "

@@ -5,6 +5,7 @@
     pulsegate model verify DIR --trusted-key KEY.pub      check a model folder's signature and hash
     pulsegate model publish DIR --site S --gateway G      offer a signed model to gateways (retained MQTT)
     pulsegate model train vitals-anomaly|endoscopy-seg    training (needs the `train` extra)
+    pulsegate model threshold DIR --version V --fa-budget F   choose a vitals-anomaly threshold again
     pulsegate model eval vitals-anomaly|endoscopy-seg     held-out evaluation
     pulsegate model heldout-sets endoscopy-seg --out DIR  polyp-free crops of val.txt + out-of-domain lists
     pulsegate model eval alarms [--csv F --labels L]      alarms vs NEWS2 and bedside thresholds
@@ -81,6 +82,20 @@ def register(cmds: Commands) -> None:
     p.set_defaults(handler=_train_vitals)
     example(p, "pulsegate model train vitals-anomaly --version 2.0.0",
             "pulsegate model train vitals-anomaly --recipe 1 --version 1.1.0 --epochs 8")
+    p = m.add_parser("threshold", help="choose a vitals-anomaly 2.x alarm threshold again on validation "
+                                       "patients with a false-alarm budget (new version, same weights, signed)")
+    p.add_argument("model_dir", type=Path, help="models/vitals-anomaly/<version>")
+    p.add_argument("--version", required=True, help="version of the new model folder (next to model_dir)")
+    p.add_argument("--fa-budget", type=float, required=True,
+                   help="the model's own false alarms per patient-day of stable time on validation patients")
+    p.add_argument("--seed", type=int, default=1001, help="first validation seed (1001-1999; one per variant)")
+    p.add_argument("--patients", type=int, default=60, help="validation patients per variant")
+    p.add_argument("--hours", type=float, default=10.0, help="hours per validation patient")
+    p.add_argument("--variants", default="default,bare",
+                   help="generator variants (cloud/training/anomaly_threshold.py VARIANTS), comma-separated")
+    p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
+    p.set_defaults(handler=_threshold)
+    example(p, "pulsegate model threshold models/vitals-anomaly/2.0.0 --version 2.0.1 --fa-budget 0.1")
     p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
     p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
@@ -354,6 +369,25 @@ def _eval_alarms(args: argparse.Namespace) -> int:
         print(f"{report['patients']} patients, {report['deteriorating']} deteriorating; default profile replay "
               f"{report['replay_default']['rows_per_s']} rows/s")
         print(report["table"])
+    return 0
+
+
+def _threshold(args: argparse.Namespace) -> int:
+    from cloud.training.anomaly_threshold import VARIANTS, rethreshold
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not variants:
+        print(f"--variants: expected some of {', '.join(VARIANTS)}, not {args.variants!r}", file=sys.stderr)
+        return 2
+    try:
+        out, figures = rethreshold(args.model_dir, args.model_dir.parent, args.version, fa_budget=args.fa_budget,
+                                   seed=args.seed, count=args.patients, hours=args.hours, variants=variants,
+                                   key_path=args.key if args.key.exists() else None)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"threshold: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"model_dir": str(out), **figures}))
     return 0
 
 

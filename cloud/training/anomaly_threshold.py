@@ -23,12 +23,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from cloud.training.ward_scenarios import WARD_VARIANTS as VARIANTS
 from wire.model_manifest import Manifest, encode_manifest
-
-VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "bare": {"with_pulse_rate": False, "with_perfusion": False, "noise_scale": 1.3, "motion_per_h": 6.0},
-}
 
 
 def validation_scores(model_dir: Path, seed: int, count: int, hours: float, variant: dict[str, Any],

@@ -79,6 +79,14 @@ def heldout_ward_params(base: WardParams | None = None) -> WardParams:
                    tachy_fraction=0.08, copd_fraction=0.2)
 
 
+# Named generator variants for training augmentation and validation (never the held-out sets' parameters):
+# "bare" is an ECG + SpO2-only monitor (no pleth pulse rate, no perfusion index), noisier, more motion.
+WARD_VARIANTS: dict[str, dict[str, float | bool]] = {
+    "default": {},
+    "bare": {"with_pulse_rate": False, "with_perfusion": False, "noise_scale": 1.3, "motion_per_h": 6.0},
+}
+
+
 @dataclass
 class WardLabel:
     patient: str

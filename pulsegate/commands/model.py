@@ -78,6 +78,10 @@ def register(cmds: Commands) -> None:
     p.add_argument("--hours", type=float, default=None, help="hours per scenario (recipe 2: 10, recipe 1: 12)")
     p.add_argument("--target-fa", type=float, default=0.5,
                    help="false alarms per bed-day on validation scenarios that sets the threshold")
+    p.add_argument("--variants", default="default",
+                   help="recipe 2: generator variants to train and validate on, comma-separated "
+                        "(cloud/training/ward_scenarios.py WARD_VARIANTS; 'default,bare' adds ECG + SpO2-only "
+                        "monitors with more noise and motion)")
     p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
     p.set_defaults(handler=_train_vitals)
     example(p, "pulsegate model train vitals-anomaly --version 2.0.0",
@@ -276,7 +280,8 @@ def _train_vitals(args: argparse.Namespace) -> int:
 
         d, res2 = train_on_ward(args.out, args.version, seed=args.seed, n_train=args.train_scenarios or 160,
                                 n_val=args.val_scenarios, hours=args.hours or 10.0, epochs=args.epochs or 6,
-                                target_fa_per_day=args.target_fa, key_path=args.key)
+                                target_fa_per_day=args.target_fa, key_path=args.key,
+                                variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()))
         print(json.dumps({"model_dir": str(d), **res2.metrics}))
         return 0
     res = train(args.out, args.version, seed=args.seed, n_train=args.train_scenarios or 240,
@@ -373,7 +378,8 @@ def _eval_alarms(args: argparse.Namespace) -> int:
 
 
 def _threshold(args: argparse.Namespace) -> int:
-    from cloud.training.anomaly_threshold import VARIANTS, rethreshold
+    from cloud.training.anomaly_threshold import rethreshold
+    from cloud.training.ward_scenarios import WARD_VARIANTS as VARIANTS
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in variants if v not in VARIANTS]

@@ -1,7 +1,9 @@
 """Replay a recorded CSV through the real clinical pipeline, as fast as the CPU allows.
 
 Columns (header required, any order): ``timestamp`` (ISO 8601 or epoch
-seconds), ``patient``, ``parameter``, ``value``. Parameters: heart_rate,
+seconds), ``patient``, ``parameter``, ``value``; or a wide export with
+``timestamp``, ``patient`` and a column per parameter, and common names for
+the parameters (clinical/replay_columns.py). Parameters: heart_rate,
 pulse_rate, spo2, perfusion_index, resp_rate, nibp_sys, nibp_dia, nibp_mean,
 temperature (numbers; an empty value = no valid reading), consciousness (A, C,
 V, P or U), on_oxygen (0/1), spo2_scale2 (0/1). Each patient is one bed with
@@ -42,13 +44,13 @@ from clinical.alarms.profiles import ClinicalConfig
 from clinical.anomaly import AnomalyScorer
 from clinical.parameters import PARAMETERS
 from clinical.reorder import OrderStats, Reorderer
+from clinical.replay_columns import Layout, WideRows, canonical
 from clinical.sample import Quality, Sample
 from clinical.stage import ClinicalStage
 
 NUMERIC = frozenset({"heart_rate", "pulse_rate", "spo2", "resp_rate", "nibp_sys", "nibp_dia", "nibp_mean",
                      "temperature", "perfusion_index"})
 CONTEXT = frozenset({"consciousness", "on_oxygen", "spo2_scale2"})
-REQUIRED = ("timestamp", "patient", "parameter", "value")
 UNITS = {p: PARAMETERS[p].unit for p in NUMERIC}
 
 
@@ -70,6 +72,7 @@ class ReplayStats:
     last_time: float | None = None
     anomaly_invokes: int = 0
     order: OrderStats = field(default_factory=OrderStats)
+    ignored_columns: list[str] = field(default_factory=list)  # a wide file's columns that are no parameter
 
     def reject(self, reason: str, line: int) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -82,7 +85,8 @@ class ReplayStats:
                 "context_rows": self.context_rows, "rejected": self.rejected,
                 "rejected_lines": self.rejected_lines, "alarms_raised": self.alarms_raised,
                 "patients": self.patients, "recorded_hours": round(span / 3600.0, 3),
-                "anomaly_invokes": self.anomaly_invokes, **self.order.as_dict()}
+                "anomaly_invokes": self.anomaly_invokes, **self.order.as_dict(),
+                **({"ignored_columns": self.ignored_columns} if self.ignored_columns else {})}
 
 
 def parse_time(text: str) -> float:
@@ -232,15 +236,20 @@ def replay(
             header = next(reader)
         except StopIteration:
             raise ReplayError("empty file: expected a header timestamp,patient,parameter,value") from None
-        cols = [h.strip().lower() for h in header]
-        missing = [c for c in REQUIRED if c not in cols]
-        if missing:
-            raise ReplayError(f"header lacks column(s) {', '.join(missing)}; found {', '.join(cols)}")
-        it, ip, ipar, iv = (cols.index(c) for c in REQUIRED)
+        layout = Layout(header)
+        if layout.missing:
+            raise ReplayError(f"header lacks column(s) {', '.join(layout.missing)} (or, for a wide export, a "
+                              f"column per parameter); found {', '.join(layout.found)}")
+        if layout.wide:
+            reader = WideRows(reader, layout)  # type: ignore[assignment]
+            stats.ignored_columns = layout.ignored
+            it, ip, ipar, iv = 0, 1, 2, 3
+        else:
+            it, ip, ipar, iv = (i or 0 for i in (layout.time, layout.patient, layout.parameter, layout.value))
         width = max(it, ip, ipar, iv) + 1
         push = order.push
         mine: dict[str, bool] = {}
-        numeric, context = NUMERIC, CONTEXT
+        numeric, context, known = NUMERIC, CONTEXT, NUMERIC | CONTEXT
         nan, inf = math.nan, math.inf
         for row in reader:
             line = reader.line_num
@@ -272,6 +281,8 @@ def replay(
                 stats.reject("no_patient", line)
                 continue
             param = row[ipar].strip()
+            if param not in known:
+                param = canonical(param) or param  # "HR", "SpO2 (%)", ...
             raw = row[iv].strip()
             value = nan
             if param in numeric:
@@ -333,6 +344,7 @@ def merge_stats(parts: list[ReplayStats]) -> ReplayStats:
         o.duplicates += q.duplicates
         o.late_lines = sorted(o.late_lines + q.late_lines)[:20]
         o.max_buffered = max(o.max_buffered, q.max_buffered)
+        out.ignored_columns = p.ignored_columns  # the same header in every shard
     return out
 
 

@@ -322,14 +322,17 @@ class Uplink(UplinkCallbacks):
         return n
 
     async def _resend(self, client: mqtt.Client, due: list[int]) -> None:
-        """Publish again what the broker acknowledged but the cloud did not receipt in time."""
+        """Publish again what the broker acknowledged but the cloud did not receipt in time; not the records
+        of lanes the budget holds on a metered link (they wait in the ledger until the lane opens)."""
         due = due[: max(0, self.max_inflight - len(self._inflight))]
         if not due:
             return
         records = await asyncio.to_thread(self.outbox.read_ids, due)
         for rid in set(due) - {r.id for r in records}:
             self.ledger.forget(rid)  # no longer stored
-        records = [r for r in records if r.id in self.ledger]  # a receipt may have come meanwhile
+        held = self.held_lanes()
+        records = [r for r in records if r.id in self.ledger  # a receipt may have come meanwhile
+                   and r.lane not in held]
         if records:
             log.info("uplink_resending_unreceipted", records=len(records))
             self._publish(client, records)

@@ -149,3 +149,29 @@ def test_scope_shift_is_deterministic_and_changes_the_frame(kvasir: Path) -> Non
     a, b, c = scope_shift(rgb, 1), scope_shift(rgb, 1), scope_shift(rgb, 2)
     assert a.shape == rgb.shape and a.dtype == np.uint8 and np.array_equal(a, b) and not np.array_equal(a, c)
     assert 2.0 < float(np.abs(a.astype(np.float32) - rgb).mean()) < 60.0  # changed, still the same scene
+
+
+def test_eval_command_on_polyp_free_frames_without_masks(polyp_free_frames: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder of healthy-mucosa frames needs no masks: --polyp-free gives what empty masks give."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for p in sorted(polyp_free_frames.iterdir())[:12]:
+        cv2.imwrite(str(frames / f"{p.stem}.tif"), cv2.imread(str(p)))  # another hospital's format
+    (frames / "broken.png").write_bytes(b"\x89PNG not really")
+    masks = tmp_path / "empty-masks"
+    masks.mkdir()
+    for p in frames.glob("*.tif"):
+        cv2.imwrite(str(masks / f"{p.stem}.png"), np.zeros((256, 256), np.uint8))
+    base = ["model", "eval", "endoscopy-seg", "--images", str(frames), "--bootstrap", "0", "--json"]
+    assert main([*base, "--polyp-free"]) == 0
+    captured = capsys.readouterr()
+    free = json.loads(captured.out.strip().splitlines()[-1])
+    assert "skipped 1" in captured.err and "broken.png" in captured.err  # counted and named, not fatal
+    assert main([*base, "--masks", str(masks)]) == 0
+    with_masks = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert free["negatives"] == with_masks["negatives"] == 12 and free["positives"] == 0
+    assert free["false_findings_per_frame"] == with_masks["false_findings_per_frame"] is not None
+    assert main(base) == 2
+    assert "--polyp-free" in capsys.readouterr().err
+    assert main([*base, "--polyp-free", "--masks", str(masks)]) == 2

@@ -267,3 +267,44 @@ def test_probe_backs_off_only_on_its_own_no_subscriber_answers() -> None:
         p.no_subscribers(mid=7, now=11.0)  # the probe itself: wait longer, up to the cap
     assert p.delay_s == PROBE_MAX_S
     assert p.accepted() is True and p.space(20.0, 3) is None and p.accepted() is False
+
+
+def test_resends_respect_the_lanes_the_budget_holds(tmp_path: Path) -> None:
+    """On a metered link over budget the bulk lane is held: its unreceipted records are not re-sent until
+    it opens, while an alarm's re-send still goes."""
+    import paho.mqtt.client as mqtt
+
+    from edge.outbox import LANE_BULK
+    from tests.uplink_fixtures import alarm
+
+    class Client:  # records what would go on the wire (the publish path itself is tested against mosquitto)
+        def __init__(self) -> None:
+            self.topics: list[str] = []
+            self.mid = 0
+
+        def publish(self, topic: str, payload: bytes, qos: int) -> mqtt.MQTTMessageInfo:
+            self.mid += 1
+            self.topics.append(topic)
+            info = mqtt.MQTTMessageInfo(self.mid)
+            info.rc = mqtt.MQTT_ERR_SUCCESS
+            return info
+
+    box = Outbox(tmp_path / "o.sqlite", "gw1")
+    try:
+        box.append("bulk", raw(1))
+        box.append("alarms", alarm(1))
+        box.flush()
+        up = Uplink(box, "127.0.0.1", 1, "s1", "gw1")
+        for rec in box.read(10, up.ledger, {}, True):
+            up.ledger.sent(rec.id, rec.stream, rec.seq, rec.created)
+            up.ledger.acked(rec.id, 0.0)
+        up.held_lanes = lambda: frozenset({LANE_BULK})
+        client = Client()
+        asyncio.run(up._resend(client, up.ledger.due(1e6)))  # type: ignore[arg-type]
+        assert len(client.topics) == 1 and "alarms" in client.topics[0] and up.resent == 1
+        assert up.unreceipted == 2  # the bulk record still waits for its receipt
+        up.held_lanes = frozenset
+        asyncio.run(up._resend(client, up.ledger.due(1e6)))  # type: ignore[arg-type]
+        assert "bulk" in client.topics[-1] and up.resent >= 2
+    finally:
+        box.close()

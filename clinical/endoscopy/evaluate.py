@@ -123,12 +123,13 @@ class EvalResult:
                 "false_findings_ci95": ci(found[~pos])}
 
 
-def pairs(images: Path, masks: Path, names: Sequence[str] | None = None) -> Iterator[tuple[str, Path, Path | None]]:
+def pairs(images: Path, masks: Path | None,
+          names: Sequence[str] | None = None) -> Iterator[tuple[str, Path, Path | None]]:
     """(name, image, mask) for each image; the mask has the same stem (any image suffix) or is None."""
     if names is None:
         names = sorted(p.name for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     by_stem: dict[str, Path] = {}
-    if masks.is_dir():
+    if masks is not None and masks.is_dir():
         for p in masks.iterdir():
             if p.suffix.lower() in IMAGE_SUFFIXES:
                 by_stem.setdefault(p.stem, p)
@@ -139,19 +140,22 @@ def pairs(images: Path, masks: Path, names: Sequence[str] | None = None) -> Iter
 def evaluate(
     runner: ModelRunner,
     images: Path,
-    masks: Path,
+    masks: Path | None,
     names: Sequence[str] | None = None,
     threshold: float = 0.5,
     min_area: float = 0.005,
     presence_threshold: float = 0.5,
     bootstrap: int = 1000,
 ) -> EvalResult:
-    """Run the model over every image with a mask; unreadable or unmatched pairs are skipped and listed."""
+    """Run the model over every image with a mask; unreadable or unmatched pairs are skipped and listed.
+
+    ``masks=None`` declares every frame polyp-free (a folder of healthy-mucosa frames needs no masks).
+    """
     import cv2
 
     if not images.is_dir():
         raise EvalError(f"{images}: not a directory")
-    if not masks.is_dir():
+    if masks is not None and not masks.is_dir():
         raise EvalError(f"{masks}: not a directory")
     h, w = runner.input_shape[:2]
     res = EvalResult(bootstrap=bootstrap)
@@ -159,7 +163,10 @@ def evaluate(
     buf = np.empty((1, h, w, 3), np.float32)
     for name, img_path, mask_path in pairs(images, masks, names):
         img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-        mask = None if mask_path is None else cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+        if masks is None:
+            mask = None if img is None else np.zeros(img.shape[:2], np.uint8)
+        else:
+            mask = None if mask_path is None else cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
         if img is None or mask is None:
             res.skipped.append(name)
             continue

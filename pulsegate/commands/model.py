@@ -185,8 +185,10 @@ def register(cmds: Commands) -> None:
             "pulsegate model eval alarms --seed 9303 --resample 'every=15'",
             "pulsegate model eval alarms --csv ward.csv --labels ward.labels.jsonl --config edge.toml")
     e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/false findings over frames, a video or a sequence")
-    e.add_argument("--images", type=Path, help="folder of frames (needs --masks)")
+    e.add_argument("--images", type=Path, help="folder of frames (needs --masks or --polyp-free)")
     e.add_argument("--masks", type=Path, help="grey-scale masks with the frames' file stems (empty = polyp-free)")
+    e.add_argument("--polyp-free", action="store_true",
+                   help="every frame of --images is polyp-free (no masks needed): false findings per frame")
     e.add_argument("--list", type=Path, help="evaluate only the image names in this file (e.g. val.txt)")
     e.add_argument("--sequence", type=Path,
                    help="a video file or ordered frame folder: false findings per minute after smoothing "
@@ -202,7 +204,8 @@ def register(cmds: Commands) -> None:
     endoscopy_model_args(e)
     e.set_defaults(handler=_eval_endoscopy)
     example(e, "pulsegate model eval endoscopy-seg --images kvasir-seg/images --masks kvasir-seg/masks "
-               "--list kvasir-seg/val.txt")
+               "--list kvasir-seg/val.txt",
+            "pulsegate model eval endoscopy-seg --images healthy-frames/ --polyp-free --json")
 
 
 def endoscopy_model_args(p: argparse.ArgumentParser) -> None:
@@ -469,8 +472,8 @@ def _eval_endoscopy(args: argparse.Namespace) -> int:
     if args.images is None and args.sequence is None:
         print("error: give --images and --masks, or --sequence", file=sys.stderr)
         return 2
-    if args.images is not None and args.masks is None:
-        print("error: --images needs --masks", file=sys.stderr)
+    if args.images is not None and (args.masks is None) == (not args.polyp_free):
+        print("error: --images needs either --masks or --polyp-free", file=sys.stderr)
         return 2
     if not 1 <= args.smooth_min_hits <= args.smooth_frames:
         print("error: --smooth-min-hits must be within 1..--smooth-frames", file=sys.stderr)
@@ -485,7 +488,8 @@ def _eval_endoscopy(args: argparse.Namespace) -> int:
             names = None
             if args.list is not None:
                 names = [x.strip() for x in args.list.read_text().splitlines() if x.strip()]
-            res = evaluate(runner, args.images, args.masks, names, args.threshold, args.min_area,
+            res = evaluate(runner, args.images, None if args.polyp_free else args.masks, names,
+                           args.threshold, args.min_area,
                            args.presence_threshold, args.bootstrap)
             figures.update(res.figures())
             skipped, n = res.skipped, res.n
@@ -503,6 +507,10 @@ def _eval_endoscopy(args: argparse.Namespace) -> int:
     else:
         for k, val in figures.items():
             print(f"{k:26} {val}")
-        if skipped:
-            print(f"skipped (unreadable or no mask): {', '.join(skipped[:20])}", file=sys.stderr)
+    if skipped:
+        more = f" and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+        print(f"skipped {len(skipped)} (unreadable, or no mask; --polyp-free if the frames have none): "
+              f"{', '.join(skipped[:20])}{more}", file=sys.stderr)
+    if not n:
+        print("error: no frame was evaluated", file=sys.stderr)
     return 0 if n else 1

@@ -155,5 +155,8 @@ def _replay(args: argparse.Namespace) -> int:
     if stats.order.late:
         print(f"warning: {stats.order.late} row(s) more than the reorder window behind their patient's newest row "
               f"were not applied (lines {stats.order.late_lines[:5]}...)", file=sys.stderr)
+    if stats.ignored_columns:
+        print(f"warning: columns that name no parameter were ignored: {', '.join(stats.ignored_columns)}",
+              file=sys.stderr)
     print(json.dumps({"replay": summary}), file=sys.stderr)
     return 0

@@ -52,6 +52,44 @@ class RetrainSection(Section):
     epochs: Annotated[int, Field(ge=1, le=100)] = 6
 
 
+SHARED_FS = ("nfs", "nfs4", "ceph", "fuse.ceph", "fuse.cephfs", "glusterfs", "fuse.glusterfs", "gfs2", "ocfs2")
+
+
+def lock_scope(path: Path, mountinfo: str | None = None) -> dict[str, Any]:
+    """Where ``path``'s locks are seen: ``{"fstype", "mount", "shared", "why"}`` from /proc/self/mountinfo.
+
+    ``shared`` is True for a cluster or network file system whose flock is coherent between clients (NFS
+    unless mounted ``nolock`` or ``local_lock=flock|all``, which make flock local to the client; CephFS,
+    GlusterFS, GFS2, OCFS2), False for anything else (the lock excludes only processes on this node), None
+    when the mount table cannot be read."""
+    target = os.path.realpath(path.parent if not path.is_dir() else path)
+    try:
+        text = mountinfo if mountinfo is not None else Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return {"fstype": None, "mount": None, "shared": None, "why": "cannot read /proc/self/mountinfo"}
+    best: tuple[str, str, set[str]] | None = None
+    for row in text.splitlines():
+        left, _, right = row.partition(" - ")
+        f, r = left.split(), right.split()
+        if len(f) < 6 or len(r) < 1:
+            continue
+        mount = f[4].replace("\\040", " ")
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and (best is None or len(mount) >= len(best[0])):
+            opts = set(f[5].split(",")) | (set(r[2].split(",")) if len(r) > 2 else set())
+            best = (mount, r[0], opts)
+    if best is None:
+        return {"fstype": None, "mount": None, "shared": None, "why": f"no mount holds {target}"}
+    mount, fstype, opts = best
+    out: dict[str, Any] = {"fstype": fstype, "mount": mount}
+    if fstype in ("nfs", "nfs4") and ({"nolock", "local_lock=flock", "local_lock=all"} & opts):
+        why = sorted({"nolock", "local_lock=flock", "local_lock=all"} & opts)[0]
+        return {**out, "shared": False, "why": f"NFS mounted {why}: flock is local to this client"}
+    if fstype in SHARED_FS:
+        return {**out, "shared": True, "why": f"{fstype}: flock is coherent between the nodes that mount it"}
+    return {**out, "shared": False, "why": f"{fstype} is local to this node: other cloud nodes cannot see the lock"}
+
+
 class LockHeld(Exception):
     """Another process holds the retrain lock; the message says who (as the holder wrote it)."""
 
@@ -104,10 +142,16 @@ class RetrainScheduler:
         self.runs = 0
         self.skipped_locked = 0
         self.last: dict[str, Any] | None = None
+        self.scope: dict[str, Any] = {}
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
         self._stop.clear()
+        self.scope = lock_scope(self.cfg.lock_file)
+        if self.scope["shared"]:
+            log.info("retrain_lock", path=str(self.cfg.lock_file), **self.scope)
+        else:  # one node is fine; several nodes would each hold their own lock
+            log.warning("retrain_lock_node_local", path=str(self.cfg.lock_file), **self.scope)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -132,7 +176,10 @@ class RetrainScheduler:
         except LockHeld as exc:
             self.skipped_locked += 1
             log.info("retrain_skipped", reason=str(exc))
-            return {"outcome": "skipped", "reason": str(exc)}
+            skipped = {"outcome": "skipped", "reason": str(exc), "node": self.node, "at": time.time()}
+            self.report_path.parent.mkdir(parents=True, exist_ok=True)  # beside last.json, which it leaves alone
+            self.report_path.with_name("last_skipped.json").write_text(json.dumps(skipped) + "\n")
+            return skipped
         try:
             self.runs += 1
             t0 = time.time()
@@ -148,7 +195,8 @@ class RetrainScheduler:
             except Exception as exc:  # a broken run is logged and retried at the next interval
                 log.error("retrain_failed", exc=True)
                 out = {"outcome": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
-            out.update({"node": self.node, "started": t0, "seconds": round(time.time() - t0, 1)})
+            out.update({"node": self.node, "started": t0, "seconds": round(time.time() - t0, 1),
+                        "lock": {"path": str(self.cfg.lock_file), **self.scope}})
             self.last = out
             self.report_path.parent.mkdir(parents=True, exist_ok=True)
             self.report_path.write_text(json.dumps(out, indent=1) + "\n")

@@ -4,16 +4,15 @@
 2. three emulated gateways publish recent history through the broker and the ingest into InfluxDB:
    per-minute summaries of synthetic patients, bedside threshold alarms, an emulated nurse's verdicts on
    most of them and a clinical event at the end of each deterioration (bench/fleet_history.py);
-3. the fleet's model: a small vitals-anomaly "0.9.0" trained here in seconds on a few synthetic scenarios
-   (stated: a stand-in for the model a fleet runs, so that a retrain on the fleet's data has something to
-   improve on; the shipped 1.0.0 is the active model of ``pulsegate model retrain`` by default);
+3. the fleet's model is the shipped, signed vitals-anomaly 2.0.0 (the gateways' default);
 4. ``model retrain``: the fleet's data from InfluxDB, labels from the verdicts and events, split by patient
-   and time, the candidate against the active model on the same held-out patients, the gate; signed only
-   if it passes;
-5. ``model rollout`` of the signed candidate to the emulated gateways (the gateway's own model slots and
-   shadow scorer on LiteRT, bench/rollout_gateways.py): the canary, then the fleet, promoted or rolled back.
-   When the gate refused the candidate it is signed by nobody and never leaves the cloud; the rollout then
-   shows its stages with the shipped, signed 1.0.0 instead, and says so (``rollout.what``).
+   and time, a candidate warm-started from 2.0.0's weights and fine-tuned on the fleet (synthetic ward
+   patients as augmentation), candidate and active on the same held-out patients, the paired gate; signed
+   only if it passes;
+5. when it passed: ``model rollout`` of THAT candidate to the emulated gateways running 2.0.0 (the gateway's
+   own model slots and shadow scorer on LiteRT, bench/rollout_gateways.py): the canary, then the fleet,
+   promoted or rolled back on the shadow figures. When the gate refused it, it is signed by nobody and
+   nothing is rolled out (``rollout.outcome`` ``not_rolled_out``, ``rollout.what`` says why).
 
 The JSON has ``retrain`` (the retrain's report) and ``rollout`` (stages, decisions with reasons, figures).
 """
@@ -42,7 +41,7 @@ from wire.messages import Summary
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY = REPO_ROOT / "examples" / "keys" / "dev-signing.key"
 PUB = REPO_ROOT / "examples" / "keys" / "dev-signing.pub"
-SHIPPED = REPO_ROOT / "models" / "vitals-anomaly" / "1.0.0"
+ACTIVE = REPO_ROOT / "models" / "vitals-anomaly" / "2.0.0"
 SITE = "ward-demo"
 DB = "pulsegate"
 
@@ -79,15 +78,6 @@ async def _wait_points(influx: InfluxWriter, history: History, within_s: float) 
             return n
         await asyncio.sleep(1.0)
     raise RuntimeError(f"the ingest stored {n} of {want} summary points within {within_s:.0f} s")
-
-
-def _stand_in(models: Path, log: Callable[[str], None]) -> Path:
-    from cloud.training.vitals_anomaly import train
-
-    log("training the fleet's stand-in model 0.9.0 (12 synthetic scenarios, 1 epoch)")
-    res = train(models, "0.9.0", seed=5, n_train=12, n_val=8, epochs=1, hours=8.0, key_path=KEY,
-                log=lambda s: None)
-    return res.model_dir
 
 
 async def _loop(d: Path, duration: float | None, log: Callable[[str], None]) -> dict[str, Any]:
@@ -131,23 +121,23 @@ database = "{DB}"
         finally:
             await influx.close()
         log(f"{sent} messages through the broker and the ingest: {points} summary points in InfluxDB")
-        active = await asyncio.to_thread(_stand_in, d / "models" / "vitals-anomaly", log)
-        opts = RetrainOptions(out_dir=d / "candidates", active_dir=active, key_path=KEY, synthetic=60, epochs=2)
+        opts = RetrainOptions(out_dir=d / "candidates", active_dir=ACTIVE, key_path=KEY, synthetic=40, epochs=3)
         try:
             report = await asyncio.to_thread(retrain, fleet, opts, log)
         except TooLittleData as exc:
             report = {"error": "too_little_data", "message": str(exc)}
+        log(f"retrain: {_gate_line(report)}")
         out: dict[str, Any] = {"history": {"gateways": 3, "patients": history.patients, "alarms": history.alarms,
                                            "verdicts": history.verdicts, "events": history.events,
                                            "messages": sent, "summary_points_in_influxdb": points},
                                "retrain": report}
-        if report.get("signed"):
-            model_dir, what = Path(report["model_dir"]), f"the retrained candidate {report['candidate']['version']}"
-        else:  # a refused candidate is never signed: the rollout shows the stages with the shipped model instead
-            model_dir, what = SHIPPED, ("the shipped, signed 1.0.0 (the retrained candidate was refused by the gate "
-                                        "and signed by nobody)")
+        if not report.get("signed"):  # a refused candidate is signed by nobody and never leaves the cloud
+            out["rollout"] = {"outcome": "not_rolled_out", "decisions": [],
+                              "what": f"nothing: no signed candidate ({_gate_line(report)})"}
+            return out
+        model_dir, what = Path(report["model_dir"]), f"the retrained candidate {report['candidate']['version']}"
         log(f"rolling out {what}: canary gw-01, then the fleet")
-        gws = [EmulatedGateway(f"gw-{k:02d}", SITE, d / f"gateway-{k:02d}", active, [PUB], "127.0.0.1", mq.port,
+        gws = [EmulatedGateway(f"gw-{k:02d}", SITE, d / f"gateway-{k:02d}", ACTIVE, [PUB], "127.0.0.1", mq.port,
                                tick_s=0.1, report_every_s=0.5, seed=40 + k) for k in (1, 2, 3)]
         tasks = [asyncio.create_task(g.run()) for g in gws]
         dwell = 5.0 if duration is None else max(3.0, min(30.0, duration / 20))
@@ -157,7 +147,9 @@ database = "{DB}"
                                      load_private_key(KEY), Criteria(dwell_s=dwell, report_timeout_s=30.0,
                                                                      min_bed_windows=12),
                                      Broker(port=mq.port), audit_path=d / "rollout-audit.jsonl", poll_s=0.2))
+            t_roll = time.monotonic()
             out["rollout"] = {"what": what, **await asyncio.wait_for(run.run(), 300)}
+            out["rollout"]["seconds"] = round(time.monotonic() - t_roll, 1)
             await asyncio.sleep(1.0)
             out["rollout"]["gateways"] = {g.gateway: {"active": g.active_version,
                                                       "rejected": g.slots.rejected} for g in gws}
@@ -174,6 +166,14 @@ database = "{DB}"
         inf.stop()
         with contextlib.suppress(Exception):
             log(f"learning loop done in {time.monotonic() - t0:.0f} s")
+
+
+def _gate_line(report: dict[str, Any]) -> str:
+    if "gate" not in report:
+        return str(report.get("message", "no retrain report"))
+    g = report["gate"]
+    return (f"candidate {report['candidate']['version']} vs active {report['active']['version']}: gate "
+            f"{'passed' if g['pass'] else 'REFUSED'}: {'; '.join(g['reasons'])}")
 
 
 def run_learning_loop(duration: float | None, state_dir: Path | None, log: Callable[[str], None]) -> dict[str, Any]:

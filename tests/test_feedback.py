@@ -75,6 +75,28 @@ def test_contract_round_trip_and_strict_codes() -> None:
     assert err.value.reason == "schema"  # the cloud refuses anything but the codes as well
 
 
+def cloud_toml(tmp: Path, unique: str, broker: Mosquitto, influx: Influxd) -> Path:
+    """The cloud daemon's ingest on ``broker`` into ``influx`` (database ``unique``)."""
+    cloud = tmp / "cloud.toml"
+    cloud.write_text(f"""
+[cloud]
+id = "c-{unique}"
+[api]
+port = 0
+[ingest]
+host = "127.0.0.1"
+port = {broker.port}
+client_id = "ingest-{unique}"
+group = "g{unique}"
+deadletter_dir = "{tmp / 'dead'}"
+flush_s = 0.2
+[influx]
+url = "{influx.url}"
+database = "{unique}"
+""")
+    return cloud
+
+
 def _configs(tmp: Path, unique: str, broker: Mosquitto, influx: Influxd, http_port: int) -> tuple[Path, Path]:
     (tmp / "pseudonym-key").write_text(KEY)
     state = tmp / "state"
@@ -114,24 +136,7 @@ patient = "MRN-777001"
 id = "bed-02"
 patient = "MRN-777002"
 """)
-    cloud = tmp / "cloud.toml"
-    cloud.write_text(f"""
-[cloud]
-id = "c-{unique}"
-[api]
-port = 0
-[ingest]
-host = "127.0.0.1"
-port = {broker.port}
-client_id = "ingest-{unique}"
-group = "g{unique}"
-deadletter_dir = "{tmp / 'dead'}"
-flush_s = 0.2
-[influx]
-url = "{influx.url}"
-database = "{unique}"
-""")
-    return edge, cloud
+    return edge, cloud_toml(tmp, unique, broker, influx)
 
 
 async def _until(cond: Any, what: str, within_s: float = 90.0) -> None:

@@ -29,12 +29,14 @@ def test_learning_loop_demo_prints_retrain_and_rollout(tmp_path: Path) -> None:
     assert r["labels_from_feedback"] > 0 and r["labels_from_events"] > 0
     assert isinstance(r["gate"]["pass"], bool) and r["gate"]["reasons"]
     assert r["signed"] == r["gate"]["pass"]  # a refused candidate is signed by nobody
-    assert ro["outcome"] in ("promoted", "rolled_back") and ro["decisions"][0]["action"] == "offer"
-    assert all(d["reason"] for d in ro["decisions"])
-    if not r["gate"]["pass"]:
-        assert "refused" in ro["what"] and ro["version"] == "1.0.0"
-    else:
-        assert ro["version"] == r["candidate"]["version"]
+    assert r["active"]["version"] == "2.0.0" and r["candidate"]["version"] == "2.1.0"  # the shipped model
+    assert r["synthetic"]["pre_training"].startswith("the active model's own")  # warm start from 2.0.0
+    assert r["gate"]["paired"] and r["candidate"]["episodes"] == r["active"]["episodes"] > 0
+    if not r["gate"]["pass"]:  # a refused candidate is signed by nobody and nothing is rolled out
+        assert ro["outcome"] == "not_rolled_out" and ro["decisions"] == [] and "nothing" in ro["what"]
+        return
+    assert ro["version"] == r["candidate"]["version"] and ro["outcome"] in ("promoted", "rolled_back")
+    assert ro["decisions"][0]["action"] == "offer" and all(d["reason"] for d in ro["decisions"])
     final = {g["active"] for g in ro["gateways"].values()}
     assert final == ({ro["version"]} if ro["outcome"] == "promoted" else {r["active"]["version"]})
     assert (tmp_path / "rollout-audit.jsonl").exists()

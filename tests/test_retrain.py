@@ -31,6 +31,7 @@ from cloud.training.retrain import RetrainOptions, TooLittleData, retrain, split
 
 REPO = Path(__file__).resolve().parents[1]
 ACTIVE = REPO / "models" / "vitals-anomaly" / "1.0.0"
+V2 = REPO / "models" / "vitals-anomaly" / "2.0.0"
 
 
 def _figs(det: list[int], fa: list[int]) -> list[PatientFigures]:
@@ -40,7 +41,7 @@ def _figs(det: list[int], fa: list[int]) -> list[PatientFigures]:
 def test_gate_passes_equal_and_refuses_worse_with_reasons() -> None:
     same = _figs([2, 1, 2, 2, 1, 2], [0, 1, 0, 0, 1, 0])
     ok = gate(same, same)
-    assert ok["pass"] and ok["sensitivity_delta"] == {"point": 0.0, "lower": 0.0}
+    assert ok["pass"] and ok["sensitivity_delta"] == {"point": 0.0, "lower": 0.0, "upper": 0.0}
     worse_sens = gate(_figs([1, 0, 1, 1, 0, 1], [0, 1, 0, 0, 1, 0]), same)
     assert not worse_sens["pass"] and "sensitivity may be lower" in worse_sens["reasons"][0]
     noisier = gate(_figs([2, 1, 2, 2, 1, 2], [3, 4, 2, 3, 5, 2]), same)
@@ -130,19 +131,72 @@ async def test_too_little_data_is_a_message_not_a_model(tmp_path: Path, influx: 
     assert not (tmp_path / "out").exists()
 
 
+def test_gate_is_paired_on_the_same_patients() -> None:
+    # the patients differ a lot from each other; two models that agree on every one of them have a difference
+    # interval of exactly zero, however wide each model's own interval is
+    det, fa = [0, 2, 1, 2, 0, 2, 1, 2], [0, 3, 0, 1, 4, 0, 0, 2]
+    same = gate(_figs(det, fa), _figs(det, fa))
+    assert same["paired"] and same["pass"]
+    assert same["sensitivity_delta"]["lower"] == 0.0 == same["sensitivity_delta"]["upper"]
+    lo, hi = same["intervals"]["active"]["sensitivity"]
+    assert hi - lo > 0.3
+    # a candidate that misses an episode the active catches on two patients: its own interval overlaps the
+    # active's (two independent intervals could not tell them apart), the paired difference refuses it
+    worse = gate(_figs([0, 1, 1, 1, 0, 2, 1, 2], fa), _figs(det, fa))
+    _, c_hi = worse["intervals"]["candidate"]["sensitivity"]
+    assert c_hi > lo and not worse["pass"] and worse["discordant"] == {"episodes_only_candidate": 0,
+                                                                       "episodes_only_active": 2}
+
+
+def test_warm_start_takes_the_active_2x_models_weights_and_refuses_another_network() -> None:
+    pytest.importorskip("tensorflow")
+    from clinical.anomaly import VitalsAnomalyModel
+    from clinical.model_input import inputs_for
+    from cloud.training.anomaly2_warm import WarmStartError, load_active_weights
+    from cloud.training.patient_buckets import ward_patient_buckets
+    from cloud.training.vitals_anomaly2 import build_model
+    from cloud.training.ward_scenarios import WardParams
+
+    net = build_model(3)
+    done = load_active_weights(net, V2)
+    assert done["start"] == "warm start from the active model (2.0.0)" and done["warm_start_max_logit_diff"] <= 1e-3
+    # checked independently on a generated ward patient through the gateway's own LiteRT wrapper
+    pb = ward_patient_buckets(77, 1, WardParams(hours=3.0))[0]
+    x = inputs_for("baseline", pb.rows, np.arange(10, len(pb.ends)))
+    want = VitalsAnomalyModel(V2).score_windows(x)
+    got = 1.0 / (1.0 + np.exp(-np.asarray(net(x, training=False))[:, 0]))
+    assert np.allclose(got, want, atol=1e-4)
+    with pytest.raises(WarmStartError, match="another architecture"):
+        load_active_weights(build_model(3), ACTIVE)  # 1.0.0 is another network: a cold start, stated
+
+
 @pytest.mark.integration
-async def test_a_2x_fleet_is_retrained_with_the_2x_trainer_on_its_own_input(tmp_path: Path, influx: Influxd,
-                                                                           unique: str) -> None:
+async def test_a_2x_fleet_warm_start_candidate_is_gated_paired_and_a_worse_one_refused(
+        tmp_path: Path, influx: Influxd, unique: str) -> None:
     import msgspec
 
-    from wire.model_manifest import Manifest
+    from wire.model_manifest import Manifest, load_private_key, verify_model_dir
 
-    fleet = await _fleet(influx, unique, 8)
-    v2 = REPO / "models" / "vitals-anomaly" / "2.0.0"
-    report = retrain(fleet, RetrainOptions(out_dir=tmp_path / "out", active_dir=v2, synthetic=6, epochs=1),
-                     log=lambda s: None)
+    fleet = await _fleet(influx, unique, 16)
+    key = REPO / "examples" / "keys" / "dev-signing.key"
+    report = retrain(fleet, RetrainOptions(out_dir=tmp_path / "out", active_dir=V2, key_path=key, synthetic=40,
+                                           epochs=3), log=lambda s: None)
     assert report["active"]["version"] == "2.0.0" and report["candidate"]["version"] == "2.1.0"
-    assert report["candidate"]["episodes"] == report["active"]["episodes"] > 0
-    m = msgspec.json.decode((Path(report["model_dir"]) / "manifest.json").read_bytes(), type=Manifest)
+    assert report["candidate"]["episodes"] == report["active"]["episodes"] > 0  # the same held-out patients
+    g = report["gate"]
+    assert g["paired"] and {"lower", "upper", "point"} <= set(g["sensitivity_delta"]) and g["intervals"]["level"]
+    assert report["synthetic"]["pre_training"].startswith("the active model's own")
+    d = Path(report["model_dir"])
+    m = msgspec.json.decode((d / "manifest.json").read_bytes(), type=Manifest)
     assert m.features is not None and m.features["input"] == "baseline" and "FLEET" in m.training_data
-    assert report["signed"] is False  # no key given: nothing is signed, whatever the gate said
+    assert m.metrics["start"] == "warm start from the active model (2.0.0)" and "pre-trained" in m.training_data
+    assert report["signed"] == g["pass"]  # signed exactly when the gate passed
+    if g["pass"]:
+        verify_model_dir(d, [load_private_key(key).public_key()])
+    # a deliberately worse 2.x candidate (from scratch on shuffled labels) is refused on the same patients
+    rng = np.random.default_rng(5)
+    worse = retrain(fleet, RetrainOptions(out_dir=tmp_path / "worse", active_dir=V2, key_path=key, synthetic=0,
+                                          epochs=1, cold_start=True), log=lambda s: None,
+                    transform=lambda y: rng.permutation(y))
+    assert worse["gate"]["pass"] is False and not worse["signed"] and worse["model_dir"].endswith(".refused")
+    assert worse["gate"]["discordant"]["episodes_only_active"] > 0

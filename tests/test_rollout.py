@@ -38,11 +38,13 @@ PUB = REPO / "examples" / "keys" / "dev-signing.pub"
 FAST = Criteria(dwell_s=2.0, report_timeout_s=30.0, min_bed_windows=12)
 
 
-def candidate(tmp: Path, version: str = "1.1.0", threshold: float | None = None, tflite: Path | None = None) -> Path:
+def candidate(tmp: Path, version: str = "1.1.0", threshold: float | None = None, tflite: Path | None = None,
+              base: Path = ACTIVE) -> Path:
+    """``base``'s network and manifest signed as ``version`` (optionally another threshold or .tflite)."""
     d = tmp / "candidates" / version
     d.mkdir(parents=True)
-    shutil.copy(tflite or ACTIVE / "model.tflite", d / "model.tflite")
-    m = msgspec.json.decode((ACTIVE / "manifest.json").read_bytes(), type=Manifest)
+    shutil.copy(tflite or base / "model.tflite", d / "model.tflite")
+    m = msgspec.json.decode((base / "manifest.json").read_bytes(), type=Manifest)
     m.version = version
     if threshold is not None:
         m.metrics = {**m.metrics, "threshold": threshold}

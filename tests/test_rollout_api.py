@@ -17,8 +17,9 @@ from tests.cloud_api_fixtures import guarded_fleet_api
 from wire.messages import VERSION, ShadowReport, Status
 
 
-async def test_rollouts_with_stage_decisions_and_shadow_figures(tmp_path: Path, influx: Influxd, unique: str) -> None:
-    w = InfluxWriter(influx.url, unique)
+async def write_rollouts(w: InfluxWriter) -> None:
+    """Rollout r1 (site stmarys: canary gw-1, then gw-2, rolled back on gw-2's regression) with both gateways'
+    latest shadow figures, and r2 of another site; as the ingest and the rollout write them."""
     await w.create_database()
     now = time.time_ns()
     lines = to_lines(Status(v=VERSION, gw="gw-1", seq=1, t=now, online=True, models={"vitals-anomaly": "1.0.0"}),
@@ -39,6 +40,11 @@ async def test_rollouts_with_stage_decisions_and_shadow_figures(tmp_path: Path, 
                                        bed_windows=120, agreement=0.7, cand_alarms=cand, active_alarms=2,
                                        invoke_ms_p50=0.1, invoke_ms_max=0.4), "stmarys", "status")
     assert (await w.write(lines)).ok
+
+
+async def test_rollouts_with_stage_decisions_and_shadow_figures(tmp_path: Path, influx: Influxd, unique: str) -> None:
+    w = InfluxWriter(influx.url, unique)
+    await write_rollouts(w)
     async with guarded_fleet_api(w, tmp_path) as api:
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {api.token}"}) as http:
             r = await http.get(api.url + "/api/rollouts?since=24h")

@@ -1,9 +1,13 @@
 """The clinical gate a retrained candidate must pass before anything is signed (pure).
 
-Non-inferiority on the same held-out fleet patients, with confidence from a bootstrap over patients
-(patients are resampled with replacement, ``resamples`` times, fixed seed; a patient's episodes, alarms
-and stable time move together, so the interval reflects how much the figures depend on which patients
-happened to be held out):
+Non-inferiority on the same held-out fleet patients, PAIRED: each bootstrap resample draws patients with
+replacement (``resamples`` times, fixed seed) and computes candidate - active on that same draw, so a
+patient's episodes, alarms and stable time move together for both models and the interval is the
+interval of the DIFFERENCE. Variation that both models share (which patients happened to be held out,
+how hard their episodes were) cancels; what is left is where the two models disagree. That is stricter
+than comparing two independent intervals (which overlap, and "pass", even when the candidate misses
+episodes the active catches) and far less noisy (two models that agree on every patient have an
+interval of exactly zero however few the patients are):
 
 - sensitivity: the one-sided 95 % lower bound of (candidate - active) must be >= ``-sens_margin``;
 - false alarms per patient-day: the one-sided 95 % upper bound of (candidate - active) must be
@@ -38,6 +42,11 @@ def _rates(det: np.ndarray, ep: np.ndarray, fa: np.ndarray, days: np.ndarray) ->
         return det.sum(-1) / ep.sum(-1), fa.sum(-1) / days.sum(-1)
 
 
+def _q(x: np.ndarray, at: float, empty: float | None = None) -> float | None:
+    x = x[np.isfinite(x)]
+    return round(float(np.quantile(x, at)), 4) if len(x) else empty
+
+
 def gate(candidate: list[PatientFigures], active: list[PatientFigures], cfg: GateConfig = GateConfig()) -> dict[
         str, Any]:
     """``{"pass", "reasons", "sensitivity_delta", "false_alarms_delta", "margins", ...}``."""
@@ -65,8 +74,21 @@ def gate(candidate: list[PatientFigures], active: list[PatientFigures], cfg: Gat
     f_point = float(fa_c.sum() / days.sum() - fa_a.sum() / days.sum())
     s_low = float(np.quantile(ds, q)) if len(ds) else -1.0
     f_high = float(np.quantile(dfa, 1.0 - q)) if len(dfa) else float("inf")
-    out["sensitivity_delta"] = {"point": round(s_point, 4), "lower": round(s_low, 4)}
-    out["false_alarms_delta"] = {"point": round(f_point, 3), "upper": round(f_high, 3)}
+    out["paired"] = True
+    out["sensitivity_delta"] = {"point": round(s_point, 4), "lower": round(s_low, 4),
+                                "upper": _q(ds, 1.0 - q, 1.0)}
+    out["false_alarms_delta"] = {"point": round(f_point, 3), "upper": round(f_high, 3),
+                                 "lower": _q(dfa, q)}
+    lo, hi = q, 1.0 - q  # each model's own two-sided interval, for the report (the gate uses the difference's)
+    out["intervals"] = {
+        "level": round(1.0 - 2.0 * q, 3),
+        "candidate": {"sensitivity": [_q(sc, lo), _q(sc, hi)], "false_alarms_per_patient_day": [_q(fc, lo),
+                                                                                                 _q(fc, hi)]},
+        "active": {"sensitivity": [_q(sa, lo), _q(sa, hi)], "false_alarms_per_patient_day": [_q(fa, lo),
+                                                                                           _q(fa, hi)]},
+    }
+    out["discordant"] = {"episodes_only_candidate": int(np.maximum(det_c - det_a, 0).sum()),
+                         "episodes_only_active": int(np.maximum(det_a - det_c, 0).sum())}
     if s_low < -cfg.sens_margin:
         reasons.append(f"sensitivity may be lower: candidate - active {s_point:+.3f}, {cfg.confidence:.0%} lower "
                        f"bound {s_low:+.3f} < -{cfg.sens_margin}")

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from clinical.model_input import inputs_for
 from cloud.training.fleet_data import FleetData, PatientBuckets
 from cloud.training.fleet_eval import evaluate, litert_scorer, summary
 from cloud.training.fleet_labels import apply_labels, episodes, labelling
@@ -49,6 +50,8 @@ class RetrainOptions:
     synthetic: int = 40
     epochs: int = 6
     cold_start: bool = False  # train from scratch instead of fine-tuning the active model
+    fine_tune_lr: float = 3e-4  # Adam's step when fine-tuning a warm-started 2.x network
+    freeze_features: bool = True  # warm start: fine-tune the dense head, keep the convolutions' features
     target_fa_per_day: float = 0.5
     heldout_fraction: float = 0.3
     min_train_patients: int = 4
@@ -119,25 +122,70 @@ def check_enough(s: Split, fleet: FleetData, o: RetrainOptions) -> None:
 
 def fit_v2(train: list[PatientBuckets], val: list[PatientBuckets], o: RetrainOptions, fleet: FleetData,
            version: str, log: Callable[[str], None],
-           transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
-    """The 2.x trainer (cloud/training/vitals_anomaly2.py) on the fleet's buckets, AUGMENTED with ``synthetic``
-    generated ward patients (cloud/training/patient_buckets.py); written unsigned (signing is the gate's)."""
+           transform: Callable[[np.ndarray], np.ndarray] | None = None,
+           active: tuple[Callable[[np.ndarray], np.ndarray], float, int, str] | None = None) -> Any:
+    """The 2.x trainer (cloud/training/vitals_anomaly2.py) on the fleet's buckets, written unsigned (signing is
+    the gate's).
+
+    Unless ``cold_start``: a WARM START from the active model's weights (cloud/training/anomaly2_warm.py; its
+    synthetic training is the pre-training), fine-tuned at ``fine_tune_lr`` on the fleet's windows, AUGMENTED
+    with ``synthetic`` generated ward patients (cloud/training/patient_buckets.py) so that the fine-tuning does
+    not forget what the pre-training taught on a young fleet's few deteriorations. With ``active`` (its LiteRT
+    scorer, threshold, min buckets, kind) the threshold's false-alarm budget is the larger of
+    ``target_fa_per_day`` and the active model's own rate on the same validation patients: the candidate may
+    alarm as often as the model it would replace, and spends that on sensitivity."""
+    from cloud.training.anomaly2_warm import WarmStartError, load_active_weights
     from cloud.training.fleet_trainer import TrainResult
     from cloud.training.patient_buckets import ward_patient_buckets
+    from cloud.training.vitals_anomaly2 import MIN_BUCKETS, alarm_metrics, write_model_dir
     from cloud.training.vitals_anomaly2 import fit_from_buckets as fit2
-    from cloud.training.vitals_anomaly2 import write_model_dir
     from cloud.training.ward_scenarios import WardParams
 
     data = list(train)
+    n_val_fleet = len(val)
     if o.synthetic:
         data += ward_patient_buckets(o.seed, o.synthetic, WardParams())
+        # a young fleet's few validation patients cannot set a calibration and a threshold alone: generated
+        # ward patients of another seed join them (never the held-out fleet patients)
+        val = list(val) + ward_patient_buckets(o.seed + 1000, max(20, o.synthetic // 2), WardParams())
     if transform is not None:
         data = [replace(p, labels=transform(p.labels).astype(np.int8)) for p in data]
-    res = fit2(data, val, o.seed, epochs=o.epochs, target_fa_per_day=o.target_fa_per_day, log=log)
-    res.metrics = {**res.metrics, "start": "cold start (2.x trainer)", "train_patients_fleet": len(train)}
+    target = o.target_fa_per_day
+    if active is not None:
+        a_score, a_thr, _, a_kind = active
+        scores = [a_score(inputs_for(a_kind, p.rows, np.arange(MIN_BUCKETS, len(p.ends)))) for p in val]
+        _, a_fa = alarm_metrics(val, [np.asarray(s, np.float64) for s in scores], a_thr)
+        target = max(target, round(a_fa, 3))
+        log(f"active model on the {len(val)} validation patients: {a_fa:.2f} false alarms/patient-day; "
+            f"false-alarm budget {target:.2f}")
+    init = None
+    start_note = "cold start (2.x trainer)"
+    if not o.cold_start:
+        def init(model: Any) -> dict[str, Any]:
+            try:
+                done = load_active_weights(model, o.active_dir)
+            except WarmStartError as exc:
+                log(f"no warm start: {exc}")
+                return {"start": f"cold start ({exc})"}
+            if o.freeze_features:  # fine-tune the head only: the convolutions keep the pre-training's features
+                for layer in model.layers:
+                    if layer.__class__.__name__ == "Conv1D":
+                        layer.trainable = False
+                done["fine_tuned"] = "dense head (convolutions frozen)"
+            else:
+                done["fine_tuned"] = "all layers"
+            return done
+    res = fit2(data, val, o.seed, epochs=o.epochs, target_fa_per_day=target, log=log, init=init,
+               learning_rate=None if o.cold_start else o.fine_tune_lr)
+    start_note = str(res.metrics.get("start", start_note))
+    res.metrics = {**res.metrics, "start": start_note, "train_patients_fleet": len(train),
+                   "val_fa_per_day_target": target}
+    pre = (f"pre-trained: the active model {o.active_dir.name}'s own training (its weights), fine-tuned; "
+           if start_note.startswith("warm") else "")
     d = write_model_dir(res, o.out_dir, version, training_data=(
-        f"FLEET: per-minute summaries of {len(train)} pseudonymous patients from InfluxDB, labels from nurse "
-        f"verdicts and clinical events; threshold and calibration on {len(val)} other fleet patients"
+        f"FLEET: {pre}per-minute summaries of {len(train)} pseudonymous patients from InfluxDB, labels from nurse "
+        f"verdicts and clinical events; threshold and calibration on {n_val_fleet} other fleet patients"
+        + (f" and {len(val) - n_val_fleet} generated ward patients (seed {o.seed + 1000})" if o.synthetic else "")
         + (f"; AUGMENTED with {o.synthetic} generated ward patients (seed {o.seed})" if o.synthetic else "")))
     return TrainResult(d, res.metrics)
 
@@ -166,7 +214,8 @@ def retrain(fleet: FleetData, o: RetrainOptions, log: Callable[[str], None] = pr
                                   active_dir=None if o.cold_start else o.active_dir,
                                   active=(a_score, a_thr, a_min, a_kind))
     else:  # 2.x: issue 10's trainer on the same buckets
-        result = fit_v2(s.train, s.val or s.train, o, fleet, version, log, transform)
+        result = fit_v2(s.train, s.val or s.train, o, fleet, version, log, transform,
+                        active=(a_score, a_thr, a_min, a_kind))
     c_score, c_thr, c_min, _, c_kind = litert_scorer(result.model_dir)
     cand = evaluate(c_score, c_thr, c_min, fleet, s.heldout, c_kind)
     act = evaluate(a_score, a_thr, a_min, fleet, s.heldout, a_kind)

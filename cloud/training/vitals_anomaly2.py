@@ -184,8 +184,13 @@ def score_patients(model: Any, patients: list[PatientBuckets]) -> list[np.ndarra
 
 def fit_from_buckets(train: list[PatientBuckets], val: list[PatientBuckets], seed: int = 1, *, epochs: int = 6,
                      target_fa_per_day: float = 0.5, neg_stride: int = 3, width: int = 16,
-                     threads: int = 2, log: Any = print) -> TrainResult:
-    """Train, calibrate (Platt, on ``val``) and choose the alarm threshold (on ``val``, alarm level)."""
+                     threads: int = 2, log: Any = print, init: Any = None,
+                     learning_rate: float | None = None) -> TrainResult:
+    """Train, calibrate (Platt, on ``val``) and choose the alarm threshold (on ``val``, alarm level).
+
+    ``init(model) -> dict`` (a warm start, cloud/training/anomaly2_warm.py) sets the new network's weights
+    before training and returns what it did (into the metrics); ``learning_rate`` replaces Adam's 2e-3
+    (a fine-tuning takes smaller steps)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -202,6 +207,13 @@ def fit_from_buckets(train: list[PatientBuckets], val: list[PatientBuckets], see
     log(f"training windows {len(y)} (positive {pos:.3f}) from {len(train)} patients; "
         f"validation windows {len(yv)} from {len(val)} patients")
     model = build_model(seed, width)
+    started: dict[str, Any] = {"start": "cold start"}
+    if init is not None:
+        started = dict(init(model))
+        log(f"{started['start']}")
+    if learning_rate is not None:
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate),
+                      loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
     sw = w * np.where(y == 1, 0.5 / max(1e-6, pos), 0.5 / max(1e-6, 1 - pos)).astype(np.float32)  # class balance
     model.fit(x, y, sample_weight=sw, epochs=epochs, batch_size=256, verbose=0, shuffle=True)
     zv = model.predict(xv, batch_size=4096, verbose=0)[:, 0] if len(xv) else np.zeros(0)
@@ -223,7 +235,7 @@ def fit_from_buckets(train: list[PatientBuckets], val: list[PatientBuckets], see
         "val_alarm_sensitivity": None if sens is None else round(sens, 4),
         "val_false_alarms_per_patient_day": round(fa, 3), "val_fa_per_day_target": target_fa_per_day,
         "train_patients": len(train), "val_patients": len(val), "train_windows": len(y), "epochs": epochs,
-        "seed": seed,
+        "seed": seed, **started,
     }
     return TrainResult(cal, thr, (a, b), metrics)
 

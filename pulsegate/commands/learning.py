@@ -44,6 +44,8 @@ def register_retrain(cmds: Commands) -> None:
     p.add_argument("--synthetic", type=int, default=40,
                    help="synthetic scenarios added to the fleet's training set (augmentation; 0 = fleet only)")
     p.add_argument("--epochs", type=int, default=6, help="training epochs")
+    p.add_argument("--cold-start", action="store_true",
+                   help="train from scratch instead of fine-tuning the active model's weights (warm start)")
     p.add_argument("--sens-margin", type=float, default=0.05,
                    help="gate: how much lower the candidate's sensitivity may be (at the 95 %% lower bound)")
     p.add_argument("--fa-margin", type=float, default=0.5,
@@ -156,7 +158,7 @@ def _retrain(args: argparse.Namespace) -> int:
         print(f"cannot read InfluxDB at {args.influx}: {exc}", file=sys.stderr)
         return 2
     opts = RetrainOptions(out_dir=args.out, active_dir=args.active, key_path=args.key, version=args.version,
-                          seed=args.seed, synthetic=args.synthetic, epochs=args.epochs,
+                          seed=args.seed, synthetic=args.synthetic, epochs=args.epochs, cold_start=args.cold_start,
                           gate=GateConfig(sens_margin=args.sens_margin, fa_margin=args.fa_margin))
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
     try:

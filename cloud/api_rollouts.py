@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from cloud.api import FleetApi
 
 FIGURES = ("rounds", "bed_windows", "agreement", "cand_alarms", "active_alarms", "invoke_ms_p50", "invoke_ms_max",
-           "errors", "invalid")
+           "errors", "invalid", "cand_beds", "active_beds", "both_beds")
 
 
 class RolloutViews:

@@ -151,6 +151,7 @@ def _lines(msg: messages.Message, site: str, stream: str, fast: bool) -> list[st
                       "agreement": float(msg.agreement), "cand_alarms": msg.cand_alarms,
                       "active_alarms": msg.active_alarms, "invoke_ms_p50": float(msg.invoke_ms_p50),
                       "invoke_ms_max": float(msg.invoke_ms_max), "errors": msg.errors, "invalid": msg.invalid,
+                      "cand_beds": msg.cand_beds, "active_beds": msg.active_beds, "both_beds": msg.both_beds,
                       "reason": msg.reason, "seq": seq}, msg.t)]
     if isinstance(msg, messages.Status):
         st: dict[str, FieldValue] = {"online": msg.online, "backlog": msg.backlog,

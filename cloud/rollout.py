@@ -103,7 +103,8 @@ class RolloutRun:
         r = self.reports[g]
         return {"state": r.state, "bed_windows": r.bed_windows, "agreement": r.agreement,
                 "cand_alarms": r.cand_alarms, "active_alarms": r.active_alarms, "invoke_ms_p50": r.invoke_ms_p50,
-                "invoke_ms_max": r.invoke_ms_max, "errors": r.errors, "invalid": r.invalid}
+                "invoke_ms_max": r.invoke_ms_max, "errors": r.errors, "invalid": r.invalid,
+                "cand_beds": r.cand_beds, "active_beds": r.active_beds, "both_beds": r.both_beds}
 
     # -- MQTT -------------------------------------------------------------------------------------------------
     async def _command(self, client: Any, action: str, reason: str) -> None:

@@ -6,12 +6,21 @@ the gateways below its percentage; the last stage is the whole fleet. A gateway'
 the run, the candidate or the order the fleet is listed in, so "10 %" is always the same 10 %.
 
 :func:`judge` reads one gateway's latest shadow report against :class:`Criteria`; any reason it returns
-rolls the candidate back everywhere.
+rolls the candidate back everywhere. A regression is a difference, in either direction, that a one-sided
+sign test at ``alpha`` does not put down to chance:
+
+- more alarms: beyond ``max_alarm_ratio`` x the active model's alarm decisions + slack, AND on beds the active
+  model never alarmed on in the shadow period. A candidate that warns earlier on a patient both models alarm
+  for decides differently on many bed-windows, and that is the point of a better model, not a regression.
+- silence where the active model alarmed: on bed-windows (a later warning is a worse one) beyond
+  ``miss_slack``. A candidate that stops alarming keeps a high agreement on a quiet ward;
+  this is what catches it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,6 +73,8 @@ class Criteria:
     min_agreement: float = 0.9
     max_alarm_ratio: float = 1.5  # candidate alarm decisions <= ratio x active's + slack
     alarm_slack: int = 2
+    miss_slack: int = 2  # bed-windows the active model alarmed on and the candidate did not, beyond the reverse
+    alpha: float = 0.05  # one-sided sign test on the bed-windows where the two decided differently
     max_invoke_ms: float = 50.0  # the candidate's slowest batch
 
     def to_json(self) -> dict[str, Any]:
@@ -81,12 +92,49 @@ def judge(r: ShadowReport, c: Criteria) -> str | None:
     if r.bed_windows >= c.min_bed_windows:
         if r.agreement < c.min_agreement:
             return f"{r.gw}: agreement {r.agreement:.3f} < {c.min_agreement} over {r.bed_windows} bed-windows"
+        only_cand, only_active = discordant(r)
+        beds = bed_figures(r)
         if r.cand_alarms > c.max_alarm_ratio * r.active_alarms + c.alarm_slack:
-            return (f"{r.gw}: regression, the candidate would have alarmed on {r.cand_alarms} bed-windows against "
-                    f"{r.active_alarms} for the active model")
+            # more alarms: on beds the active model never alarmed on (an earlier warning on a bed both alarm on
+            # is no extra alarm); a gateway that does not report beds is judged on its bed-windows
+            k, other, unit = (beds[0], beds[1], "beds") if beds else (only_cand, only_active, "bed-windows")
+            if k > other and sign_p(k, k + other) < c.alpha:
+                return (f"{r.gw}: regression, the candidate would have alarmed on {r.cand_alarms} bed-windows "
+                        f"against {r.active_alarms} for the active model, on {k} {unit} the active model did not "
+                        f"alarm on ({other} the other way)")
+        # silence where the active model alarmed: a missed or a later warning (a bed the candidate is silent
+        # on costs at least one bed-window alone, so whole beds are covered too)
+        if only_active - only_cand > c.miss_slack and sign_p(only_active, only_cand + only_active) < c.alpha:
+            return (f"{r.gw}: regression, the candidate would have stayed silent on {only_active} bed-windows "
+                    f"the active model alarmed on (and alarmed alone on {only_cand})")
     if r.invoke_ms_max > c.max_invoke_ms:
         return f"{r.gw}: candidate invoke {r.invoke_ms_max:.1f} ms > {c.max_invoke_ms} ms"
     return None
+
+
+def discordant(r: ShadowReport) -> tuple[int, int]:
+    """Bed-windows only the candidate alarmed on, and only the active model, derived from the report:
+    they differ on ``bed_windows - agreed`` and their difference is ``cand_alarms - active_alarms``."""
+    differ = r.bed_windows - round(r.agreement * r.bed_windows)
+    diff = r.cand_alarms - r.active_alarms
+    return max(0, (differ + diff) // 2), max(0, (differ - diff) // 2)
+
+
+def bed_figures(r: ShadowReport) -> tuple[int, int] | None:
+    """Beds only the candidate alarmed on, and only the active model, over the shadow period; None for a
+    gateway that does not report beds (it alarmed on bed-windows but names no bed)."""
+    if (r.cand_alarms and not r.cand_beds) or (r.active_alarms and not r.active_beds):
+        return None
+    return r.cand_beds - r.both_beds, r.active_beds - r.both_beds
+
+
+def sign_p(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2): how surprising k of n discordant windows on one side would be if
+    the two models were equally likely to alarm alone. Windows of one bed are correlated, so the p-value
+    is, if anything, too small: the test leans towards rolling back."""
+    if k <= 0:
+        return 1.0
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2.0 ** n
 
 
 def holds(r: ShadowReport | None, c: Criteria) -> bool:

@@ -259,6 +259,7 @@ class ModelSlots:
             msg.cand_alarms, msg.active_alarms, msg.errors, msg.invalid = (fig.cand_alarms, fig.active_alarms,
                                                                            fig.errors, fig.invalid)
             msg.invoke_ms_p50, msg.invoke_ms_max = round(fig.invoke_ms_p50, 3), round(fig.invoke_ms_max, 3)
+            msg.cand_beds, msg.active_beds, msg.both_beds = fig.cand_beds, fig.active_beds, fig.both_beds
         self.publish("status", msg)
 
     def handle_command(self, payload: bytes) -> str:

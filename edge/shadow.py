@@ -56,6 +56,9 @@ class ShadowFigures:
     invoke_ms_max: float
     errors: int
     invalid: int
+    cand_beds: int = 0  # beds the candidate alarmed on at least once
+    active_beds: int = 0
+    both_beds: int = 0
 
 
 class Versioned(AnomalyScorer, Protocol):
@@ -87,6 +90,8 @@ class ShadowScorer:
     def _reset(self) -> None:
         self._rounds = self._beds = self._agree = self._invalid = self._errors = 0
         self._cand_alarms = self._active_alarms = 0
+        self._cand_beds: set[str] = set()
+        self._active_beds: set[str] = set()
         self._invoke_ms: list[float] = []
 
     def begin(self, candidate: Versioned, hold: bool = False) -> None:
@@ -112,8 +117,15 @@ class ShadowScorer:
             self._invalid += int(bad.sum())
             a_on, c_on = scores >= self.active.threshold, c >= cand.threshold
             self._agree += int((a_on == c_on).sum())
-            self._cand_alarms += int(c_on.sum())
-            self._active_alarms += int(a_on.sum())
+            n_cand, n_active = int(c_on.sum()), int(a_on.sum())
+            self._cand_alarms += n_cand
+            self._active_alarms += n_active
+            if n_cand or n_active:  # which beds: an earlier warning on the same bed is no extra alarm
+                for b, c_b, a_b in zip(beds, c_on, a_on, strict=True):
+                    if c_b:
+                        self._cand_beds.add(b.bed)
+                    if a_b:
+                        self._active_beds.add(b.bed)
             self._beds += len(beds)
             self._rounds += 1
             if self.hold:
@@ -139,7 +151,8 @@ class ShadowScorer:
         inv = sorted(self._invoke_ms)
         return ShadowFigures(version, self._rounds, self._beds, self._agree / self._beds if self._beds else 1.0,
                              self._cand_alarms, self._active_alarms, inv[len(inv) // 2] if inv else 0.0,
-                             inv[-1] if inv else 0.0, self._errors, self._invalid)
+                             inv[-1] if inv else 0.0, self._errors, self._invalid, len(self._cand_beds),
+                             len(self._active_beds), len(self._cand_beds & self._active_beds))
 
     def promote(self, reason: str) -> bool:
         """The cloud's decision: the candidate becomes the active model. False when none is in shadow."""

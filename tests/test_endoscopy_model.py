@@ -35,7 +35,7 @@ def val_names(kvasir: Path, n: int) -> list[str]:
 def test_shipped_model_verifies_and_matches_manifest(model_dir: Path) -> None:
     runner, manifest = load_verified(model_dir, DEFAULT_TRUSTED_KEYS)
     assert manifest.name == "endoscopy-seg"
-    assert runner.input_shape == (256, 256, 3)
+    assert runner.input_shape == tuple(manifest.inputs[0].shape[1:]) and runner.input_shape[0] in (256, 320)
     assert runner.input_dtype == np.int8  # int8 model; ModelRunner quantises float frames
     assert model_versions(DEFAULT_MODELS_DIR, MODEL_NAME)[0] == model_dir
     assert (model_dir / "MODEL_CARD.md").read_text().count("Kvasir-SEG") >= 2
@@ -64,9 +64,10 @@ def test_tampered_model_is_rejected(model_dir: Path, tmp_path: Path) -> None:
 def test_real_inference_on_kvasir_val_frames(model_dir: Path, kvasir: Path) -> None:
     runner, _ = load_verified(model_dir, DEFAULT_TRUSTED_KEYS, threads=1)
     names = val_names(kvasir, 6)
-    batch = np.concatenate([preprocess(read(kvasir / "images" / n), (256, 256)) for n in names])
+    side = runner.input_shape[0]
+    batch = np.concatenate([preprocess(read(kvasir / "images" / n), (side, side)) for n in names])
     probs = probability_map(runner, batch)
-    assert probs.shape == (6, 128, 128)
+    assert probs.shape == (6, side // 2, side // 2)
     assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
     dices = []
     for n, p in zip(names, probs, strict=True):

@@ -43,7 +43,7 @@ def test_shadow_never_changes_scores_and_promotes_on_agreement() -> None:
     active = FakeModel("1.0.0", [0.1, 0.9])
     shadow = ShadowScorer(active, decided.append, rounds=3, min_beds=6, min_agreement=0.9)
     shadow.begin(FakeModel("1.1.0", [0.2, 0.8], threshold=0.6))
-    beds = [object(), object()]
+    beds = [BedState("b1"), BedState("b2")]
     for _ in range(3):
         assert list(shadow.score(beds)) == [0.1, 0.9]  # always the active model's scores
     assert decided and decided[0].promoted and decided[0].agreement == 1.0
@@ -57,7 +57,7 @@ def test_shadow_rolls_back_disagreeing_or_invalid_candidate(scores: list[float],
     shadow = ShadowScorer(FakeModel("1.0.0", [0.1, 0.9]), decided.append, rounds=2, min_beds=4)
     shadow.begin(FakeModel("1.1.0", scores))
     for _ in range(2):
-        shadow.score([object(), object()])
+        shadow.score([BedState("b1"), BedState("b2")])
     assert decided and not decided[0].promoted and reason in decided[0].reason
     assert shadow.active.version == "1.0.0" and shadow.threshold == 0.5
 
@@ -232,3 +232,19 @@ live_port = 0
     (installed / "model.tflite").write_bytes(b"not a model")
     daemon = EdgeDaemon(load_edge_config(cfg), tmp_path)
     assert "endoscopy-seg" not in daemon.model_versions
+
+
+def test_shadow_figures_name_the_beds_each_model_alarmed_on() -> None:
+    """Beds, not only bed-windows: a candidate that warns earlier on the same bed alarms on no extra bed."""
+    active = FakeModel("1.0.0", [0.1, 0.9, 0.1])
+    shadow = ShadowScorer(active, rounds=3, min_beds=6)
+    cand = FakeModel("1.1.0", [0.1, 0.9, 0.1])
+    shadow.begin(cand, hold=True)
+    beds = [BedState("b1"), BedState("b2"), BedState("b3")]
+    cand.scores = np.array([0.1, 0.9, 0.9])  # b3: the candidate warns first
+    shadow.score(beds)
+    active.scores = cand.scores  # a round later the active model alarms on b3 too
+    shadow.score(beds)
+    fig = shadow.figures()
+    assert fig is not None and (fig.cand_alarms, fig.active_alarms) == (4, 3)
+    assert (fig.cand_beds, fig.active_beds, fig.both_beds) == (2, 2, 2)

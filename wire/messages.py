@@ -264,6 +264,9 @@ class ShadowReport(_Msg, tag="shd"):
     errors: int = 0
     invalid: int = 0  # outputs that were not finite probabilities
     reason: str = ""
+    cand_beds: int = 0  # beds the candidate alarmed on at least once in shadow
+    active_beds: int = 0  # beds the active model alarmed on at least once
+    both_beds: int = 0  # beds both alarmed on (each at some time: an earlier warning is not an extra alarm)
 
 
 Message = (Summary | Scores | Alarm | Event | Gap | Finding | RawBatch | Status | Notice | NoticeAck | Where

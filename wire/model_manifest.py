@@ -42,6 +42,7 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True):
     features: dict[str, Any] = {}  # the input feature spec (vitals-anomaly: clinical/features.py FeatureSpec)
     training_data: str = ""
     created: str = ""
+    thresholds: dict[str, float] = {}  # operating points chosen at training (endoscopy-seg: threshold, presence)
     notes: str = ""
 
     def version_tuple(self) -> tuple[int, ...]:

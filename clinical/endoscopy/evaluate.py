@@ -20,6 +20,7 @@ ModelRunner, preprocessing and post-processing the gateway uses.
   frames with a finding.
 - With a 2.x model, a frame's regions count only when its frame-level
   "polyp present" probability reaches ``presence_threshold`` (as on the gateway).
+  Thresholds left at None are the model's (its manifest's operating point, else 0.5).
 - ``*_ci95``: 95 % percentile bootstrap intervals (frames resampled with
   replacement, ``bootstrap`` times, fixed seed) for the mean Dice, the
   sensitivity and the false findings per polyp-free frame.
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from clinical.endoscopy.postprocess import Detection, detect
-from clinical.endoscopy.segmodel import OutputRoles, infer, preprocess
+from clinical.endoscopy.segmodel import OperatingPoint, OutputRoles, infer, preprocess
 from clinical.litert import ModelRunner
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -142,9 +143,9 @@ def evaluate(
     images: Path,
     masks: Path | None,
     names: Sequence[str] | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     min_area: float = 0.005,
-    presence_threshold: float = 0.5,
+    presence_threshold: float | None = None,
     bootstrap: int = 1000,
 ) -> EvalResult:
     """Run the model over every image with a mask; unreadable or unmatched pairs are skipped and listed.
@@ -157,6 +158,8 @@ def evaluate(
         raise EvalError(f"{images}: not a directory")
     if masks is not None and not masks.is_dir():
         raise EvalError(f"{masks}: not a directory")
+    point = OperatingPoint.of(runner.manifest, threshold, presence_threshold)  # None: the manifest's
+    threshold, presence_threshold = point.threshold, point.presence_threshold
     h, w = runner.input_shape[:2]
     res = EvalResult(bootstrap=bootstrap)
     roles = OutputRoles.of(runner)
@@ -176,13 +179,13 @@ def evaluate(
                      presence_threshold)
         found = det.present
         if found and mask.any():
-            found = _region_on_polyp(det, mask)
+            found = region_on_polyp(det, mask)
         full = cv2.resize(prob, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
         res.add(full >= threshold, mask >= 128, found)
     return res
 
 
-def _region_on_polyp(det: Detection, mask: np.ndarray) -> bool:
+def region_on_polyp(det: Detection, mask: np.ndarray) -> bool:
     """Whether at least half of some region's pixels lie on the true polyp (at the map's resolution)."""
     import cv2
 

@@ -9,6 +9,11 @@ LiteRT wrapper.
 A model has a polyp probability map output (N, h, w, 1) and, from 2.0.0 on, a frame-level "polyp
 present" probability (N, 1); the manifest lists the outputs and :class:`OutputRoles` tells them apart
 by shape, so the gateway runs 1.x and 2.x models alike.
+
+From 2.1.0 on the manifest also holds the model's operating point (``thresholds``: pixel threshold
+of the map, presence threshold of the frame-level score), chosen at training on data carved from the
+training set; :class:`OperatingPoint` reads it, with 0.5 / 0.5 for models whose manifest has none and an
+explicit setting (``[video]``, ``--threshold``) overriding it.
 """
 
 from __future__ import annotations
@@ -62,6 +67,26 @@ class OutputRoles:
         if len(maps) != 1 or len(scores) > 1 or len(maps) + len(scores) != len(shapes):
             raise ModelError(f"{runner.path}: outputs {shapes}: expected one (h, w, 1) map and at most one (1,) score")
         return cls(maps[0], scores[0] if scores else None)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """Pixel threshold of the probability map and threshold of the presence score."""
+
+    threshold: float = 0.5
+    presence_threshold: float = 0.5
+
+    @classmethod
+    def of(cls, manifest: Manifest | None, threshold: float | None = None,
+           presence_threshold: float | None = None) -> OperatingPoint:
+        """The explicit values, else the manifest's ``thresholds``, else 0.5; each must lie in (0, 1)."""
+        stored = manifest.thresholds if manifest is not None else {}
+        t = threshold if threshold is not None else stored.get("threshold", 0.5)
+        p = presence_threshold if presence_threshold is not None else stored.get("presence", 0.5)
+        for name, v in (("threshold", t), ("presence threshold", p)):
+            if not 0.0 < float(v) < 1.0:
+                raise ModelError(f"{name} {v!r} is not within (0, 1)")
+        return cls(float(t), float(p))
 
 
 @dataclass(frozen=True, slots=True)

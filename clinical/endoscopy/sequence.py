@@ -23,7 +23,7 @@ import numpy as np
 
 from clinical.endoscopy.evaluate import IMAGE_SUFFIXES, EvalError
 from clinical.endoscopy.postprocess import FindingSmoother, detect
-from clinical.endoscopy.segmodel import OutputRoles, infer, preprocess
+from clinical.endoscopy.segmodel import OperatingPoint, OutputRoles, infer, preprocess
 from clinical.litert import ModelRunner
 
 
@@ -95,11 +95,14 @@ def frames_of(source: Path, fps: float | None) -> tuple[Iterator[tuple[str, np.n
 
 def evaluate_sequence(
     runner: ModelRunner, source: Path, masks: Path | None = None, fps: float | None = None,
-    threshold: float = 0.5, min_area: float = 0.005, presence_threshold: float = 0.5,
+    threshold: float | None = None, min_area: float = 0.005, presence_threshold: float | None = None,
     window: int = 8, min_hits: int = 6,
 ) -> SequenceResult:
+    """Thresholds left at None are the model's (its manifest's operating point, else 0.5)."""
     import cv2
 
+    point = OperatingPoint.of(runner.manifest, threshold, presence_threshold)
+    threshold, presence_threshold = point.threshold, point.presence_threshold
     if masks is not None and not masks.is_dir():
         raise EvalError(f"{masks}: not a directory")
     by_stem = {p.stem: p for p in masks.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES} if masks else {}

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .endoscopy_seg import TrainConfig, TrainResult
+from .endoscopy_threshold import MAX_SENSITIVITY_LOSS, TARGET_FALSE, PresenceChoice
 
 CITATION = (
     'Jha D., Smedsrud P. H., Riegler M. A., Halvorsen P., de Lange T., Johansen D., Johansen H. D. '
@@ -23,6 +24,13 @@ FROZEN = (
     "- **Map frozen** (`--freeze-map`): the trunk, context blocks and attention gates kept the warm start's\n"
     "  weights (the blocks and gates are the identity), so the polyp map is the 1.x model's; only the\n"
     "  present head (and the deep-supervision heads, unused at inference) trained.\n"
+)
+
+
+FLIP = (
+    "\n- Test-time flip (`--flip-tta`): inside the graph the frame and its left-right mirror go through the network\n"
+    "  as one batch of two; the mirror's map is flipped back and maps and presence scores are averaged (one\n"
+    "  invoke per frame, about twice the compute)."
 )
 
 
@@ -63,6 +71,16 @@ def _load(result: TrainResult) -> str:
             f"(mean {sum(loads) / len(loads):.1f}; 2 = both cores busy)")
 
 
+def _stripped(tflite: Path) -> str:
+    """Which ops the exported graph holds, in a few words (from the file itself)."""
+    from clinical.litert import _interpreter_class
+
+    interp = _interpreter_class()(model_path=str(tflite))
+    ops = [op["op_name"] for op in interp._get_ops_details()]
+    return (f"{ops.count('CONV_2D')} convolutions, {ops.count('DEPTHWISE_CONV_2D')} depthwise, "
+            f"{ops.count('LOGISTIC')} sigmoids in {len(ops)} ops")
+
+
 def _init_minutes(init_from: Path | None) -> float | None:
     """Training minutes of the model the weights started from (its manifest), if known."""
     import json
@@ -76,8 +94,26 @@ def _init_minutes(init_from: Path | None) -> float | None:
         return None
 
 
+def _operating_point(choice: PresenceChoice | None) -> str:
+    if choice is None:
+        return ("- Operating point: pixel threshold 0.5, presence threshold 0.5 (no selection split: the defaults).\n")
+    rows = "\n".join(f"  | {r['t']:.2f} | {r['found']:.3f} | {r['false']:.3f} |" for r in choice.table)
+    return f"""- Operating point (manifest `thresholds`, what the gateway and `model eval` use unless told otherwise):
+  pixel threshold 0.5, **presence threshold {choice.presence:.2f}**, chosen on the selection split only
+  ({choice.frames} polyp frames and {choice.crops} polyp-free crops: each plain and re-rendered as another
+  scope): the lowest threshold whose share of crops with a finding is at most {TARGET_FALSE:.0%} while the
+  share of polyp frames found stays within {MAX_SENSITIVITY_LOSS:.2f} of the share at 0.5
+  (cloud/training/endoscopy_threshold.py). The selection frames were training frames of the 1.x model
+  the weights start from, so these shares are optimistic; the held-out figures below are measured at it.
+
+  | presence threshold | polyp frames found | crops with a finding |
+  |---|---|---|
+{rows}
+"""
+
+
 def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dict[str, dict[str, Any]],
-               tflite: Path) -> str:
+               tflite: Path, choice: PresenceChoice | None = None) -> str:
     minutes = result.train_seconds / 60.0
     w = cfg.width
     before = _init_minutes(cfg.init_from)
@@ -94,10 +130,12 @@ def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dic
                      f"(seed {cfg.seed}) and polyp-free crops of them, never on `val.txt`: after every epoch "
                      f"the weights, and from {cfg.average_from:.0%} of the schedule on also the mean of the "
                      "epoch-end weights, were scored there (Dice; share of crops with a finding at most 5 %); "
-                     f"the best ships: **{result.shipped}**. Thresholds are the gateway's defaults, not tuned.")
+                     f"the best ships: **{result.shipped}** (at thresholds 0.5; the operating point is chosen "
+                     "afterwards, see Model).")
     else:
         selection = "The shipped model is the last epoch of the fixed schedule: no selection on any held-out set."
     frozen = FROZEN if cfg.freeze_map else ""
+    flip, flip_opt = (FLIP, " --flip-tta") if cfg.flip_tta else ("", "")
     minings = "; ".join(f"epoch {int(m['epoch'])}: {m['over_half']:.1%} of the negatives scored >= 0.5"
                         for m in result.minings) or "none ran"
     return f"""# endoscopy-seg {version}
@@ -108,17 +146,21 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 ## Model
 - Architecture: U-Net trunk (stride-2 stem, 5 levels of two 3x3 conv + ReLU, widths
   {w}/{2 * w}/{4 * w}/{6 * w}/{8 * w}, bilinear up-sampling) grown with two dilated depthwise-separable
-  residual context blocks at the 8 px bottleneck, additive attention gates on the four skip connections,
-  deep supervision heads at 64 and 32 px (training only) and a frame-level "polyp present" head (global
-  average/max pooling of the bottleneck and max pooling of the last decoder features, dense 64 -> 1).
+  residual context blocks at the bottleneck, additive attention gates on the four skip connections,
+  deep supervision heads at 1/4 and 1/8 of the input (training only) and a frame-level "polyp present" head
+  (global average/max pooling of the bottleneck and max pooling of the last decoder features, dense 64 -> 1).
+  Context blocks and gates that are still exact identities (zero projection / zero `psi`, as with a frozen
+  map) are left out of the exported graph (cloud/training/endoscopy_export.py): {_stripped(tflite)}.{flip}
 - Input: one RGB frame, float32 in [0, 1], {cfg.input_size} x {cfg.input_size} (the tensor is int8; ModelRunner
   quantises). Outputs: polyp probability {cfg.input_size // 2} x {cfg.input_size // 2} and polyp-present
   probability (N, 1), both int8 (dequantised by ModelRunner). The manifest lists both; the gateway tells
   them apart by shape and runs 1.x models (map only) too.
-- On the gateway a frame counts as evidence only when the present probability is >= 0.5 AND the map has
-  a region >= 0.5 % of the frame (pixel threshold 0.5); a finding is raised when 6 of the last 8 frames
-  are evidence (`[video] smooth_frames` / `smooth_min_hits`). Thresholds are fixed a priori, not tuned.
-- Quantisation: full int8 (weights and activations), calibrated on 48 polyp frames and 16 polyp-free crops.
+- On the gateway a frame counts as evidence only when the present probability reaches the presence
+  threshold AND the map has a region >= 0.5 % of the frame (pixel threshold); a finding is raised when 6
+  of the last 8 frames are evidence (`[video] smooth_frames` / `smooth_min_hits`).
+{_operating_point(choice)}
+- Quantisation: full int8 (weights and activations), calibrated on 48 polyp frames and 16 polyp-free
+  crops.
 - File: model.tflite, {tflite.stat().st_size / 1e6:.2f} MB.
 
 ## Training
@@ -144,9 +186,10 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
   with other jobs (TensorFlow CPU), plus conversion. Machine: {_machine()}; {_load(result)}.
 - {selection}
 - Retrain: `pulsegate model train endoscopy-seg --version X.Y.Z --init-from models/endoscopy-seg/1.0.0/model.tflite
-  --time-budget {cfg.time_budget_s:.0f} --steps-per-epoch {cfg.steps_per_epoch} --learning-rate {cfg.learning_rate}
+  --input-size {cfg.input_size} --time-budget {cfg.time_budget_s:.0f} --steps-per-epoch {cfg.steps_per_epoch}
+  --learning-rate {cfg.learning_rate}
   --pos-fraction {cfg.pos_fraction} --aug-strength {cfg.aug_strength} --dice {cfg.dice} --select-n {cfg.select_n}
-  --mine-at {" ".join(str(f) for f in cfg.mine_at)}{" --freeze-map" if cfg.freeze_map else ""}
+  --mine-at {" ".join(str(f) for f in cfg.mine_at)}{" --freeze-map" if cfg.freeze_map else ""}{flip_opt}
   --checkpoint RUN.weights.h5 --key <private key>`.
 
 ## Figures (int8 model through ModelRunner; data never trained on; 95 % bootstrap intervals)
@@ -158,7 +201,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 {_row("  of which in `val.txt`", figures["ood_val"])}
 {_row("`val.txt` re-rendered as another scope (resolution, colour cast, gamma, defocus, JPEG)", figures["shifted"])}
 
-Dice/IoU are per-frame means at the masks' 256 x 256 of the raw probability map (threshold 0.5; a
+Dice/IoU are per-frame means at the masks' own resolution of the bilinearly resized probability map (pixel threshold; a
 polyp-free frame scores 1 only when no pixel fires). A polyp frame counts as detected when post-processing
 (including the present head) finds a region of at least 0.5 % of the frame with at least half of its
 pixels on the polyp; a polyp-free frame with any region is a false finding. With a 1.x warm start, the
@@ -167,7 +210,8 @@ Check the model on your own data: `pulsegate model eval endoscopy-seg --images D
 (empty masks = polyp-free frames) and `--sequence VIDEO|FOLDER` for false findings per minute.
 
 ## Limits
-- Trained on {len(result.train_names)} still frames at 256 x 256 from one dataset; polyp-free examples are crops
+- Trained on {len(result.train_names)} still frames at {cfg.input_size} x {cfg.input_size} from one dataset; polyp-free
+  examples are crops
   of those frames, not whole frames of healthy colon: folds, bubbles, instruments and stool, the usual
   causes of false activations in video, are under-represented. Other scopes may score lower.
 - No pretrained (ImageNet) encoder; small and flat polyps remain the weakest case.

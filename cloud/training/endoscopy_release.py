@@ -10,7 +10,9 @@ evaluation code (clinical.endoscopy.evaluate), on data never trained on:
   ``val.txt`` part;
 - ``shifted``: ``val.txt`` re-rendered as another scope would show it (cloud.training.endoscopy_shift).
 
-Nothing here feeds back into training or thresholds: the figures are reported, not selected on.
+Nothing here feeds back into training or thresholds: the figures are reported, not selected on. The
+presence threshold stored in the manifest (``thresholds``) is chosen before them, on the selection split
+carved from ``train.txt`` (cloud.training.endoscopy_threshold), and the figures are measured at it.
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ from wire.model_manifest import Manifest, encode_manifest, load_private_key, sig
 from .endoscopy_card import model_card
 from .endoscopy_data import read_names, write_heldout_sets
 from .endoscopy_seg import MODEL_NAME, TrainConfig, TrainResult
+from .endoscopy_threshold import choose_presence
 
 
-def evaluate_heldout(tflite: Path, data_dir: Path, threads: int = 2) -> dict[str, dict[str, Any]]:
+def evaluate_heldout(tflite: Path, data_dir: Path, threads: int = 2,
+                     presence_threshold: float = 0.5) -> dict[str, dict[str, Any]]:
     """{"val": ..., "negatives": ..., "ood": ..., "ood_val": ...} figures of one model file."""
-    from clinical.endoscopy.evaluate import evaluate
+    from functools import partial
+
+    from clinical.endoscopy.evaluate import evaluate as evaluate_at
     from clinical.litert import ModelRunner
 
+    evaluate = partial(evaluate_at, presence_threshold=presence_threshold)
     runner = ModelRunner(tflite, num_threads=threads)
     images, masks = data_dir / "images", data_dir / "masks"
     out: dict[str, dict[str, Any]] = {}
@@ -67,7 +74,8 @@ def manifest_metrics(figures: dict[str, dict[str, Any]], cfg: TrainConfig, resul
         "train_n": len(result.train_names), "train_negatives": result.negatives,
         "train_seconds": round(result.train_seconds), "epochs": result.epochs_run, "width": cfg.width,
         "init_from": str(cfg.init_from.parent.name) if cfg.init_from is not None else None,
-        "outputs": "polyp (N,128,128,1); present (N,1)",
+        "input_size": cfg.input_size,
+        "outputs": f"polyp (N,{cfg.input_size // 2},{cfg.input_size // 2},1); present (N,1)",
     }
 
 
@@ -79,19 +87,25 @@ def write_model_dir(
     model_dir.mkdir(parents=True, exist_ok=True)
     tflite = model_dir / "model.tflite"
     tflite.write_bytes(result.tflite)
-    figures = evaluate_heldout(tflite, cfg.data_dir, cfg.threads)
+    choice = None
+    if result.select_names:
+        choice = choose_presence(tflite, cfg.data_dir, result.select_names, cfg.input_size, cfg.seed, cfg.threads)
+    presence = choice.presence if choice is not None else 0.5
+    figures = evaluate_heldout(tflite, cfg.data_dir, cfg.threads, presence)
     inputs, outputs = tensor_specs(tflite)
     manifest = Manifest(
         name=MODEL_NAME, version=version, sha256="", inputs=inputs, outputs=outputs,
         metrics=manifest_metrics(figures, cfg, result),
+        thresholds={"threshold": 0.5, "presence": presence},
         training_data="Kvasir-SEG train.txt minus frames >= 700 px wide (out-of-domain proxy), plus polyp-free "
         "crops of those frames (256 x 256 copy); figures on val.txt, val.txt crops and the held-out group only",
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        notes="U-Net with context blocks, attention gates and a frame-level head, int8; input RGB float [0,1] "
-        "256x256 (quantised by ModelRunner); outputs polyp probability 128x128 and polyp-present probability",
+        notes="U-Net with a frame-level head (identity context blocks and gates left out of the graph), int8; "
+        f"input RGB float [0,1] {cfg.input_size}x{cfg.input_size} (quantised by ModelRunner); outputs polyp "
+        f"probability {cfg.input_size // 2}x{cfg.input_size // 2} and polyp-present probability",
     )
     (model_dir / "manifest.json").write_bytes(encode_manifest(manifest))
-    (model_dir / "MODEL_CARD.md").write_text(model_card(version, cfg, result, figures, tflite))
+    (model_dir / "MODEL_CARD.md").write_text(model_card(version, cfg, result, figures, tflite, choice))
     if key_path is not None:
         sign_model_dir(model_dir, load_private_key(key_path))
     return model_dir, figures

@@ -59,6 +59,7 @@ class TrainConfig:
     select_n: int = 0  # training frames carved out for model selection (0: none, ship the last epoch)
     freeze_map: bool = False  # train the present head only: the polyp map stays the warm start's
     average_from: float = 0.6  # from this fraction of the schedule on, the mean of epoch-end weights is a candidate
+    flip_tta: bool = False  # export: the frame and its left-right mirror averaged inside the graph
     log: Callable[[str], None] = field(default=print)
 
 
@@ -133,6 +134,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     import tensorflow as tf
 
     from .endoscopy_augment import text_overlays
+    from .endoscopy_export import serving_model
     from .endoscopy_net import build_training_model, export_model, load_1x_weights
     from .endoscopy_select import SelectionSet, better, selection_split
 
@@ -242,7 +244,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if best_weights:
         model.set_weights(best_weights)
         cfg.log(f"shipping {shipped} (best on the selection split)")
-    tflite = to_int8_tflite(export, _representative(_calibration(xs, neg_x)))
+    tflite = to_int8_tflite(serving_model(model, flip=cfg.flip_tta), _representative(_calibration(xs, neg_x)))
     return TrainResult(tflite=tflite, epochs_run=epochs_run, train_seconds=train_s, history=history,
                        train_names=names, ood_names=ood, negatives=len(neg_x), minings=minings,
                        select_names=select, shipped=shipped)
@@ -265,7 +267,8 @@ def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
     to int8: what ships when a run is stopped before its schedule ends."""
     import json
 
-    from .endoscopy_net import build_training_model, export_model
+    from .endoscopy_export import serving_model
+    from .endoscopy_net import build_training_model
 
     body = json.loads(weights.with_name(weights.name + ".json").read_text())
     result = TrainResult(tflite=b"", **body)
@@ -273,7 +276,7 @@ def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
     model.load_weights(str(weights))
     xs, ys = load_frames(cfg.data_dir, result.train_names[:48], cfg.input_size)
     neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
-    result.tflite = to_int8_tflite(export_model(model), _representative(_calibration(xs, neg_x)))
+    result.tflite = to_int8_tflite(serving_model(model, flip=cfg.flip_tta), _representative(_calibration(xs, neg_x)))
     return result
 
 

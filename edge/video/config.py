@@ -28,9 +28,9 @@ class VideoConfig(Section):
     trusted_keys: tuple[Path, ...] = ()  # empty: the gateway's [models] trusted_keys
     threads: int = Field(default=2, ge=1, le=16)  # LiteRT threads
     fps_limit: float = Field(default=30.0, gt=0, le=240)
-    threshold: float = Field(default=0.5, gt=0, lt=1)  # pixel probability -> polyp
+    threshold: float | None = Field(default=None, gt=0, lt=1)  # pixel probability -> polyp (None: the model's)
     min_area: float = Field(default=0.005, ge=0, lt=1)  # smallest region, fraction of the frame
-    presence_threshold: float = Field(default=0.5, gt=0, lt=1)  # frame-level "polyp present" (2.x models)
+    presence_threshold: float | None = Field(default=None, gt=0, lt=1)  # "polyp present" (2.x; None: the model's)
     smooth_frames: int = Field(default=8, ge=1, le=60)  # window of the temporal smoothing
     smooth_min_hits: int = Field(default=6, ge=1, le=60)  # frames in the window with a polyp to raise
     live_port: int | None = Field(default=8090, ge=0, le=65535)  # None: no live view

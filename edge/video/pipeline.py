@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clinical.endoscopy.postprocess import Detection, FindingSmoother, PolypFinding, detect
-from clinical.endoscopy.segmodel import OutputRoles, infer, preprocess
+from clinical.endoscopy.segmodel import OperatingPoint, OutputRoles, infer, preprocess
 from clinical.litert import ModelRunner
 from edge.video.capture import Frame, FrameGrabber, Pace
 from edge.video.overlay import draw
@@ -87,9 +87,9 @@ class VideoPipeline:
         *,
         name: str = "video",
         pace: Pace = "native",
-        threshold: float = 0.5,
+        threshold: float | None = None,
         min_area: float = 0.005,
-        presence_threshold: float = 0.5,
+        presence_threshold: float | None = None,
         smooth_frames: int = 8,
         smooth_min_hits: int = 6,
         fps_limit: float | None = None,
@@ -100,9 +100,10 @@ class VideoPipeline:
         self.pace: Pace = pace
         self.runner = runner
         self.on_finding = on_finding
-        self.threshold = threshold
+        point = OperatingPoint.of(runner.manifest, threshold, presence_threshold)  # None: the manifest's
+        self.threshold = point.threshold
         self.min_area = min_area
-        self.presence_threshold = presence_threshold
+        self.presence_threshold = point.presence_threshold
         self.roles = OutputRoles.of(runner)  # 1.x: map only; 2.x: map + frame-level presence
         self.fps_limit = fps_limit
         self.progress = progress

@@ -127,6 +127,9 @@ def register(cmds: Commands) -> None:
                    help="hard-negative mining at these fractions of the schedule (default: 0.3 0.6)")
     p.add_argument("--freeze-map", action="store_true",
                    help="train the present head only (the polyp map stays the --init-from model's)")
+    p.add_argument("--flip-tta", action="store_true",
+                   help="export: average each frame's map and presence with its left-right mirror's (one invoke, "
+                   "twice the compute)")
     p.add_argument("--package-checkpoint", type=Path, metavar="BEST.weights.h5",
                    help="do not train: package this best-epoch checkpoint of an earlier run (same options)")
     p.add_argument("--key", type=Path, help="Ed25519 private key to sign the manifest with")
@@ -194,9 +197,11 @@ def register(cmds: Commands) -> None:
                    help="a video file or ordered frame folder: false findings per minute after smoothing "
                    "(polyp-free unless --masks says otherwise)")
     e.add_argument("--fps", type=float, help="frame rate of a --sequence folder (default 30; a video's own)")
-    e.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is polyp")
+    e.add_argument("--threshold", type=float,
+                   help="probability above which a pixel is polyp (default: the model's manifest, else 0.5)")
     e.add_argument("--min-area", type=float, default=0.005, help="smallest region counted as a finding")
-    e.add_argument("--presence-threshold", type=float, default=0.5, help="frame-level score (2.x models)")
+    e.add_argument("--presence-threshold", type=float,
+                   help="frame-level score, 2.x models (default: the model's manifest, else 0.5)")
     e.add_argument("--smooth-frames", type=int, default=8, help="smoothing window of --sequence (as [video])")
     e.add_argument("--smooth-min-hits", type=int, default=6, help="frames of the window that must detect")
     e.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals (0 = none)")
@@ -436,7 +441,7 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
         input_size=args.input_size, width=args.width, init_from=args.init_from, limit=args.limit, threads=args.threads,
         time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint, steps_per_epoch=args.steps_per_epoch,
         select_n=args.select_n, pos_fraction=args.pos_fraction, aug_strength=args.aug_strength, dice=args.dice,
-        freeze_map=args.freeze_map, mine_at=tuple(args.mine_at),
+        freeze_map=args.freeze_map, mine_at=tuple(args.mine_at), flip_tta=args.flip_tta,
     )
     if args.package_checkpoint is not None:
         result = package_checkpoint(cfg, args.package_checkpoint)
@@ -466,8 +471,9 @@ def _heldout_sets(args: argparse.Namespace) -> int:
 
 def _eval_endoscopy(args: argparse.Namespace) -> int:
     from clinical.endoscopy.evaluate import EvalError, evaluate
-    from clinical.endoscopy.segmodel import load_verified
+    from clinical.endoscopy.segmodel import OperatingPoint, load_verified
     from clinical.endoscopy.sequence import evaluate_sequence
+    from clinical.litert import ModelError
 
     if args.images is None and args.sequence is None:
         print("error: give --images and --masks, or --sequence", file=sys.stderr)
@@ -480,7 +486,13 @@ def _eval_endoscopy(args: argparse.Namespace) -> int:
         return 2
     model_dir, keys = endoscopy_model_dir(args)
     runner, manifest = load_verified(model_dir, keys, args.threads)
-    figures: dict[str, object] = {"model": manifest.name, "version": manifest.version}
+    try:
+        point = OperatingPoint.of(manifest, args.threshold, args.presence_threshold)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    figures: dict[str, object] = {"model": manifest.name, "version": manifest.version,
+                                  "threshold": point.threshold, "presence_threshold": point.presence_threshold}
     skipped: list[str] = []
     n = 0
     try:
@@ -489,14 +501,13 @@ def _eval_endoscopy(args: argparse.Namespace) -> int:
             if args.list is not None:
                 names = [x.strip() for x in args.list.read_text().splitlines() if x.strip()]
             res = evaluate(runner, args.images, None if args.polyp_free else args.masks, names,
-                           args.threshold, args.min_area,
-                           args.presence_threshold, args.bootstrap)
+                           point.threshold, args.min_area, point.presence_threshold, args.bootstrap)
             figures.update(res.figures())
             skipped, n = res.skipped, res.n
         if args.sequence is not None:
             masks = args.masks if args.images is None else None
-            seq = evaluate_sequence(runner, args.sequence, masks, args.fps, args.threshold, args.min_area,
-                                    args.presence_threshold, args.smooth_frames, args.smooth_min_hits)
+            seq = evaluate_sequence(runner, args.sequence, masks, args.fps, point.threshold, args.min_area,
+                                    point.presence_threshold, args.smooth_frames, args.smooth_min_hits)
             figures["sequence"] = seq.figures()
             n += seq.frames
     except EvalError as exc:

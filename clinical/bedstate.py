@@ -52,6 +52,7 @@ class BedState(MinuteWindow):
         "context",
         "dirty",
         "history",
+        "iv",
         "last_any",
         "last_quality",
         "last_seen",
@@ -75,6 +76,7 @@ class BedState(MinuteWindow):
         self.t_valid: list[float] = [-math.inf] * n  # when the latest valid value arrived
         self.t_wall: list[float] = [0.0] * n
         self.last_seen: list[float] = [-math.inf] * n  # any sample, valid or not
+        self.iv: list[float] = [math.nan] * n  # sampling interval per slot (s), every row counted (see age_limit)
         self.last_quality: list[int] = [0] * n
         self.last_any = -math.inf
         self.dirty = False  # a value changed since NEWS2 was last computed
@@ -90,6 +92,10 @@ class BedState(MinuteWindow):
         if i < 0:
             return -1
         t = s.recv_mono
+        dt = t - self.last_seen[i]
+        if 0.0 < dt <= 300.0:  # a gap moves the estimate by at most a fifth per row
+            iv = self.iv[i]
+            self.iv[i] = dt if iv != iv else iv + 0.2 * ((dt if dt < 2.0 * iv else 2.0 * iv) - iv)
         self.last_seen[i] = t
         self.last_any = t
         self.last_quality[i] = int(s.quality)
@@ -111,9 +117,15 @@ class BedState(MinuteWindow):
                 self._bucket_add(j, s.value)
         return i
 
+    def age_limit(self, i: int, max_age: float) -> float:
+        """``max_age`` in seconds, or 2.5 sampling intervals of slot ``i`` if longer: a value exported once a
+        minute is as fresh 90 s later as a 1 Hz one is after 30 s (ages are stated in recorded time)."""
+        a = 2.5 * self.iv[i]
+        return a if a > max_age else max_age
+
     def fresh(self, i: int, now: float, max_age: float) -> float:
         """The latest valid value of slot ``i`` if younger than ``max_age`` seconds, else NaN."""
-        return self.value[i] if now - self.t_valid[i] <= max_age else math.nan
+        return self.value[i] if now - self.t_valid[i] <= self.age_limit(i, max_age) else math.nan
 
     def heart_rate(self, now: float, max_age: float) -> float:
         v = self.fresh(HR, now, max_age)

@@ -147,7 +147,7 @@ class ClinicalStage:
             b.wall_offset = s.recv_wall - t
             st = b.st
             ok = sb.sample(s.parameter, s.value if s.quality == Quality.VALID else math.nan, t,
-                           t - st.t_valid[HR] <= 10.0)
+                           t - st.t_valid[HR] <= st.age_limit(HR, 10.0))
             if not ok and s.quality == Quality.VALID and s.value == s.value:
                 j = SLOT.get(s.parameter, -1)
                 if j >= 0:  # an artifact: seen, but it never feeds a value, a score or an alarm
@@ -160,7 +160,7 @@ class ClinicalStage:
             return
         if b.sensor_off:
             self.technical.sensor_back(b, i, s)
-        if i == PR and s.recv_mono - b.st.t_valid[HR] <= 10.0:
+        if i == PR and s.recv_mono - b.st.t_valid[HR] <= b.st.age_limit(HR, 10.0):
             return  # ECG heart rate is present: its rules already run on it
         rules = b.prof.by_slot[i]
         if rules:

@@ -97,17 +97,20 @@ class TechnicalConditions:
 
     def stale(self, b: Bed, now: float, wall: float) -> None:
         """No valid HR/SpO2/resp for stale_after_s on a bed that had them: technical; physiological ones end."""
-        stale_s = self.stale_after_s
         no_data = self.specs["no_data"]
         no_long = self.specs["no_data_long"]
         m = self.manager
         st = b.st
-        fresh_s = b.prof.p.fresh_s
-        watch = fresh_s if fresh_s < stale_s else stale_s
+        fresh_p = b.prof.p.fresh_s
         for i in CONTINUOUS:
             t = st.t_valid[i]
             if t == -math.inf:
                 continue
+            # in recorded time: at least 2.5 sampling intervals (a record exported once a minute is not stale
+            # after 30 s)
+            fresh_s = st.age_limit(i, fresh_p)
+            stale_s = st.age_limit(i, self.stale_after_s)
+            watch = fresh_s if fresh_s < stale_s else stale_s
             if i == HR and now - st.t_valid[PR] <= stale_s:
                 t = max(t, st.t_valid[PR])
             age = now - t

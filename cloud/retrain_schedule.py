@@ -5,6 +5,11 @@ fleet's data from its own InfluxDB and runs the retrain (cloud/training/retrain.
 ``key_file`` only on a pass); the report goes to ``{state_dir}/retrain/last.json`` and the log. A refused
 gate or too little data is an outcome, not an error.
 
+The training runs in a process of its own (``multiprocessing`` spawn: a fresh interpreter, no copy of the
+daemon's threads or sockets), never in the daemon: TensorFlow's memory and threads are gone when it ends, a
+crash or an out-of-memory kill there is a ``failed`` outcome while the ingest goes on, and a run longer
+than ``max_hours`` is killed. Stopping the daemon stops the training.
+
 The lock (:class:`RetrainLock`) is ``flock(LOCK_EX | LOCK_NB)`` on ``lock_file``: held per open file, so
 two daemons on one machine (and even two holders in one process) really contend for it
 (tests/test_retrain_schedule.py runs two processes). ACROSS NODES it means exactly what the file system
@@ -23,8 +28,11 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import multiprocessing
 import os
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,6 +58,7 @@ class RetrainSection(Section):
     lock_file: Path = Path("/var/lib/pulsegate-cloud/retrain.lock")  # on shared storage for several nodes
     synthetic: Annotated[int, Field(ge=0, le=2000)] = 40
     epochs: Annotated[int, Field(ge=1, le=100)] = 6
+    max_hours: Annotated[float, Field(gt=0, le=48)] = 6.0  # a training process running longer is killed
 
 
 SHARED_FS = ("nfs", "nfs4", "ceph", "fuse.ceph", "fuse.cephfs", "glusterfs", "fuse.glusterfs", "gfs2", "ocfs2")
@@ -144,6 +153,7 @@ class RetrainScheduler:
         self.last: dict[str, Any] | None = None
         self.scope: dict[str, Any] = {}
         self._stop = asyncio.Event()
+        self._proc: BaseProcess | None = None
 
     async def start(self) -> None:
         self._stop.clear()
@@ -155,6 +165,10 @@ class RetrainScheduler:
 
     async def stop(self) -> None:
         self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            log.warning("retrain_stopped", reason="the daemon stops")
+            proc.terminate()
 
     async def run(self) -> None:
         wait = self.cfg.first_after_s
@@ -169,7 +183,7 @@ class RetrainScheduler:
     async def run_once(self) -> dict[str, Any]:
         """One scheduled retrain if this node gets the lock; returns what happened."""
         from cloud.training.fleet_data import load_fleet, since_seconds
-        from cloud.training.retrain import RetrainOptions, TooLittleData, retrain
+        from cloud.training.retrain import RetrainOptions
 
         try:
             self.lock.acquire()
@@ -186,15 +200,7 @@ class RetrainScheduler:
             fleet = await load_fleet(self.influx, since_seconds(self.cfg.since))
             opts = RetrainOptions(out_dir=self.cfg.out_dir, active_dir=self.cfg.active_dir, key_path=self.key_path,
                                   synthetic=self.cfg.synthetic, epochs=self.cfg.epochs)
-            out: dict[str, Any]
-            try:
-                report = await asyncio.to_thread(retrain, fleet, opts, lambda s: log.info("retrain_progress", step=s))
-                out = {"outcome": "passed" if report["gate"]["pass"] else "refused", "report": report}
-            except TooLittleData as exc:
-                out = {"outcome": "too_little_data", "reason": str(exc)}
-            except Exception as exc:  # a broken run is logged and retried at the next interval
-                log.error("retrain_failed", exc=True)
-                out = {"outcome": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            out = await self._train(fleet, opts)
             out.update({"node": self.node, "started": t0, "seconds": round(time.time() - t0, 1),
                         "lock": {"path": str(self.cfg.lock_file), **self.scope}})
             self.last = out
@@ -204,3 +210,57 @@ class RetrainScheduler:
             return out
         finally:
             self.lock.release()
+
+    async def _train(self, fleet: Any, opts: Any) -> dict[str, Any]:
+        """The retrain in a process of its own; its outcome, also when it crashed or ran too long."""
+        ctx = multiprocessing.get_context("spawn")
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_train_process, args=(send, fleet, opts), name="pulsegate-retrain", daemon=True)
+        proc.start()
+        send.close()  # the child holds the only writer: its exit is an EOF here
+        self._proc = proc
+        log.info("retrain_process", pid=proc.pid)
+        try:
+            got = await asyncio.wait_for(asyncio.to_thread(_receive, recv, proc), self.cfg.max_hours * 3600.0)
+        except TimeoutError:
+            proc.kill()
+            got = ("failed", f"the training process ran longer than max_hours = {self.cfg.max_hours} and was killed")
+        finally:
+            await asyncio.to_thread(proc.join, 30.0)
+            if proc.is_alive():
+                proc.kill()
+            recv.close()
+            self._proc = None
+        kind, value = got
+        if kind == "report":
+            return {"outcome": "passed" if value["gate"]["pass"] else "refused", "report": value}
+        if kind == "failed":
+            log.error("retrain_failed", reason=value)
+        return {"outcome": kind, "reason": value}
+
+
+def _receive(recv: Connection, proc: BaseProcess) -> tuple[str, Any]:
+    try:
+        got: tuple[str, Any] = recv.recv()
+        return got
+    except (EOFError, OSError):
+        proc.join(5.0)
+        return "failed", f"the training process exited with code {proc.exitcode} before it reported"
+
+
+def _train_process(send: Connection, fleet: Any, opts: Any) -> None:
+    """In the child: the retrain, its outcome sent back once (logs as JSON lines, as the daemon's)."""
+    from cloud.training.retrain import TooLittleData, retrain
+    from runtime.logs import setup
+
+    setup()
+    try:
+        report = retrain(fleet, opts, lambda s: log.info("retrain_progress", step=s))
+        send.send(("report", report))
+    except TooLittleData as exc:
+        send.send(("too_little_data", str(exc)))
+    except Exception as exc:  # a broken run is reported and retried at the next interval
+        log.error("retrain_failed", exc=True)
+        send.send(("failed", f"{type(exc).__name__}: {str(exc)[:300]}"))
+    finally:
+        send.close()

@@ -141,6 +141,11 @@ async def test_nurse_screen(ward: Ward, tmp_path: Path) -> None:
             assert int(await tile7.locator(".anomaly svg").get_attribute("data-points") or 0) >= 2
 
             # bed-02 desaturates: the value is coloured by the limit it is beyond, and shows that limit
+            # (over a minute, as blood desaturates: a 22-point step from one second to the next is a probe
+            # slipping off, which the smart policy shows as "check the probe", clinical/artifact.py)
+            for k in range(60):
+                ward.override["bed-02"] = {"spo2": 97.0 - 22.0 * k / 60}
+                ward.seconds(1)
             ward.override["bed-02"] = {"spo2": 75.0}  # below the profile's life-threatening SpO2 limit (80)
             ward.seconds(15)
             spo2 = tile2.locator('[data-param="spo2"]')

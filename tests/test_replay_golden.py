@@ -6,7 +6,10 @@ probe-off periods, gaps), 68,844 rows. tests/data/replay_golden.events.jsonl.gz:
 before the architecture-v2 restructuring (1962 lines, bedside thresholds); regenerated deliberately for
 issue 10 (356 lines): the default profile is now the smart policy, alarms carry a reason, ids are numbered
 per patient and the output is ordered by (time, patient); regenerated again when vitals-anomaly 2.0.0
-shipped (304 lines). A change that is meant to change alarms
+shipped (304 lines); regenerated again when the rules were stated in recorded time and vitals-anomaly 2.1.0
+shipped (849 lines; the recording is sampled every 5 s: before, a life-threatening run broke between any two
+rows, so those paths could not fire on it at all; SpO2 steps are now "check the probe"). A change that is
+meant to change alarms
 regenerates it in a commit of its own that says why.
 """
 
@@ -28,5 +31,5 @@ def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
                          cwd=REPO, capture_output=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(expected.splitlines()) == 304
+    assert len(expected.splitlines()) == 849
     assert res.stdout == expected

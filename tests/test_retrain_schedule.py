@@ -187,3 +187,48 @@ def test_two_cloud_daemon_processes_with_their_own_configs_train_one_at_a_time(
     assert holder in str(outcome[skipped[0]]["reason"])  # the skip names the node that held the lock
     assert outcome[trained[0]]["lock"]["path"] == str(lock)  # type: ignore[index]
     assert not (tmp_path / skipped[0] / "candidates").exists()  # the skipping node trained nothing
+
+
+def _scheduler(tmp_path: Path, **cfg: object) -> object:
+    from cloud.retrain_schedule import RetrainScheduler, RetrainSection
+
+    section = RetrainSection(enabled=True, out_dir=tmp_path / "candidates", lock_file=tmp_path / "retrain.lock",
+                             active_dir=REPO / "models" / "vitals-anomaly" / "2.0.0", **cfg)
+    return RetrainScheduler(section, "node-x", tmp_path / "state", influx=None, key_path=None)
+
+
+async def test_training_runs_in_a_process_of_its_own_and_its_crash_is_an_outcome(tmp_path: Path) -> None:
+    """The retrain runs in a spawned process: its outcome comes back over a pipe; a killed process (an
+    out-of-memory kill, a segfault in TensorFlow) or one past max_hours is a `failed` outcome, and the
+    daemon's process goes on."""
+    import os
+    import signal
+
+    from cloud.retrain_schedule import RetrainScheduler
+    from cloud.training.fleet_data import FleetData
+    from cloud.training.retrain import RetrainOptions
+
+    sched = _scheduler(tmp_path)
+    assert isinstance(sched, RetrainScheduler)
+    opts = RetrainOptions(out_dir=tmp_path / "candidates", active_dir=sched.cfg.active_dir)
+    empty = FleetData([], [], [])
+    got = await sched._train(empty, opts)  # through the child: too little data, reported, not raised
+    assert got["outcome"] == "too_little_data" and "patients" in got["reason"] and sched._proc is None
+
+    async def kill_when_started() -> int:
+        while sched._proc is None or sched._proc.pid is None:  # noqa: ASYNC110 - waiting for the child
+            await asyncio.sleep(0.01)
+        pid = sched._proc.pid
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    killer = asyncio.create_task(kill_when_started())
+    crashed = await sched._train(empty, opts)
+    pid = await killer
+    assert crashed["outcome"] == "failed" and "exited with code -9" in crashed["reason"]
+    assert pid != os.getpid()
+
+    slow = _scheduler(tmp_path, max_hours=1e-5)  # 36 ms: less than a spawned interpreter needs to start
+    assert isinstance(slow, RetrainScheduler)
+    late = await slow._train(empty, opts)
+    assert late["outcome"] == "failed" and "max_hours" in late["reason"]

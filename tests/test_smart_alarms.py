@@ -303,7 +303,7 @@ def test_spo2_after_a_pleth_dropout_is_used_once_its_pulse_rate_matches_the_ecg(
         det.observe(HR, 70, t)
         det.observe(PR, 70, t)
         det.observe(SPO2, 96, t)
-    t += 40  # HR, pulse rate and SpO2 flagged by the monitor (motion): no samples
+    t += 400  # the probe was off longer than the values before it are remembered (REF_MEMORY_S)
     seen = []
     for hr, pr, spo2 in ((92, 57, 73), (115, 67, 74), (108, 80, 72), (80, 72, 95), (72, 71, 95)):
         t += 1
@@ -311,6 +311,24 @@ def test_spo2_after_a_pleth_dropout_is_used_once_its_pulse_rate_matches_the_ecg(
         det.observe(PR, pr, t)
         seen.append(det.observe(SPO2, spo2, t))
     assert seen == [False, False, False, True, True]
+
+
+def test_motion_hidden_by_a_flagged_stretch_is_motion_when_the_signals_come_back() -> None:
+    """HR, pulse rate and SpO2 flagged for 40 s (the monitor saw motion); they come back with the heart rate
+    up and SpO2 down together against their values before the stretch: motion, not a desaturation."""
+    det = ArtifactDetector()
+    t = 0.0
+    for _ in range(60):
+        t += 1
+        for ch, v in ((HR, 70), (PR, 70), (SPO2, 96)):
+            det.observe(ch, v, t)
+    t += 40
+    seen = []
+    for hr, spo2 in ((130, 71), (128, 70), (131, 72)):
+        t += 1
+        det.observe(HR, hr, t)
+        seen.append(det.observe(SPO2, spo2, t))
+    assert seen == [False, False, False] and det.motion(t)
 
 
 def test_ventricular_tachycardia_that_begins_during_motion_alarms_within_10_s() -> None:
@@ -326,3 +344,63 @@ def test_ventricular_tachycardia_that_begins_during_motion_alarms_within_10_s() 
         b.second(hr=170 + (k % 3) - 1, pr=170 + (k % 2), spo2=96)
     hi = [t for n, on, t, _ in b.events if n == "heart_rate_extreme_high" and on]
     assert hi and hi[0] - start <= 10.0, hi
+
+
+def test_spo2_step_without_pleth_checks_is_a_probe_problem_not_a_desaturation() -> None:
+    """No perfusion index, no pulse rate (an ECG + SpO2 monitor): a probe slipping half off makes SpO2 fall
+    13 points from one second to the next and read 83 % for 15 min with nothing else changing. It is a
+    low-priority "check the probe", never a physiological alarm; it feeds no value either."""
+    b = Bed()
+    for _ in range(1800):
+        b.second(pi=None)
+    for k in range(900):
+        b.second(spo2=83 + (k % 3) - 1, pi=None)
+    assert b.raised() == []
+    steps = [(on, why) for n, on, _, why in b.events if n == "spo2_step"]
+    assert steps and steps[0][0] and "fell" in steps[0][1]
+    assert b.bed.values[SPO2] == 97  # the suspect readings never became the bed's value
+    for _ in range(60):
+        b.second(pi=None)  # the probe is back on: the step closes
+    assert ("spo2_step", False) in [(n, on) for n, on, _, _ in b.events]
+
+
+def test_a_real_desaturation_of_the_same_depth_still_alarms_without_pleth_checks() -> None:
+    """The same depth reached as blood desaturates (over minutes, breathing faster), or a step that the
+    respiration corroborates: SpO2 low, medium."""
+    b = Bed()
+    for _ in range(1800):
+        b.second(pi=None)
+    for k in range(600):  # 97 -> 83 over 5 min, resp 16 -> 30
+        b.second(spo2=max(83.0, 97 - k * 14 / 300), rr=min(30.0, 16 + k * 14 / 300), pi=None)
+    assert "spo2_low" in b.raised()
+    c = Bed()
+    for _ in range(1800):
+        c.second(pi=None)
+    for _ in range(900):
+        c.second(spo2=83, rr=32, pi=None)  # a step, but breathing at 32 /min for 15 min
+    assert "spo2_low" in c.raised()
+    assert any(n == "spo2_step" and not on for n, on, _, _ in c.events)  # released once corroborated
+
+
+def test_a_rate_counted_through_motion_that_is_steady_for_five_lucky_rows_is_not_tachycardia() -> None:
+    """ECG only: motion counted as 160-195 /min for 30 s, with one stretch of five rows inside 15 /min. The
+    run as a whole is not regular. A ventricular tachycardia whose onset ramps up over 3 s still alarms
+    within 10 s."""
+    b = Bed()
+    for _ in range(1200):
+        b.second(hr=78, pi=None)
+    noisy = (184, 162, 195, 170, 190, 176, 178, 181, 177, 179, 166, 193, 161, 189, 172, 194, 165, 188, 170,
+             192, 163, 186, 175, 195, 168, 190, 164, 187, 171, 193)
+    for hr in noisy:
+        b.second(hr=hr, pi=None)
+    assert "heart_rate_extreme_high" not in b.raised()
+    v = Bed()
+    for _ in range(1200):
+        v.second(hr=78, pi=None)
+    start = v.t
+    for hr in (120, 165, 196):
+        v.second(hr=hr, pi=None)
+    for k in range(20):
+        v.second(hr=200 + (k % 3) - 1, pi=None)
+    hi = [t for n, on, t, _ in v.events if n == "heart_rate_extreme_high" and on]
+    assert hi and hi[0] - (start + 1.0) <= 10.0, hi

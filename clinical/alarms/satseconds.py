@@ -13,8 +13,10 @@ Two stages make "an excursion that resolves on its own stays low priority":
   ``persist_s`` (it did not resolve), or reached ``strong_factor`` x ``setting`` (a deep
   excursion), or the caller reports corroboration by another parameter.
 
-Samples flagged as artifact are not passed in (the index holds). Missing time between samples is
-counted up to ``max_step_s`` so a dropout does not look like a long excursion.
+Samples flagged as artifact are not passed in (the index holds). Each sample counts for the time
+since the previous one, up to ``max_step_s`` or the ``slack`` the caller passes (1.5 sampling
+intervals of the channel): the index is in value x seconds of recorded time, so a record sampled
+every 15 s reaches the setting when a 1 Hz one does, and a dropout does not look like a long excursion.
 """
 
 from __future__ import annotations
@@ -49,14 +51,15 @@ class IntegratedLimit:
         """Distance beyond the limit (negative inside)."""
         return v - self.limit if self.high else self.limit - v
 
-    def add(self, v: float, t: float) -> None:
-        """One clean sample at time ``t`` (seconds)."""
+    def add(self, v: float, t: float, slack: float = 0.0) -> None:
+        """One clean sample at time ``t`` (seconds); ``slack``: the longest step it may stand for."""
         last = self._last_t
         dt = 1.0 if last != last else t - last
         if dt <= 0:
             return  # same second or older: nothing to integrate
-        if dt > self.max_step_s:
-            dt = self.max_step_s
+        cap = self.max_step_s if slack < self.max_step_s else (slack if slack < 120.0 else 120.0)
+        if dt > cap:
+            dt = cap
         self._last_t = t
         e = v - self.limit if self.high else self.limit - v
         idx = self.index + e * dt

@@ -38,6 +38,7 @@ from clinical.alarms.smart_conditions import (
     C_RESP_RATE_LOW_BRIEF,
     C_SPO2_LOW,
     C_SPO2_LOW_BRIEF,
+    C_SPO2_STEP,
     C_TEMPERATURE_HIGH,
     C_TEMPERATURE_LOW,
     CONDITIONS,
@@ -63,23 +64,47 @@ class _Run:
         self.since = math.nan
         self.until = -math.inf  # last sample beyond the limit
 
-    def add(self, v: float, t: float) -> float:
-        """Seconds beyond the limit so far (0 when not beyond)."""
+    def add(self, v: float, t: float, slack: float = 0.0) -> float:
+        """Seconds beyond the limit so far (0 when not beyond). ``slack``: how far apart two consecutive rows
+        of the channel may be (1.5 sampling intervals): a run is continuous across rows that far apart."""
         beyond = v >= self.limit if self.high else v <= self.limit
         if beyond:
-            if self.since != self.since or t - self.until > 3.0:
+            if self.since != self.since or t - self.until > (3.0 if slack < 3.0 else slack):
                 self.since = t
             self.until = t
             return t - self.since
-        if t - self.until > 2.0:  # a run survives a one- or two-second wobble back inside
+        if t - self.until > (2.0 if slack < 2.0 else slack):  # a run survives a brief wobble back inside
             self.since = math.nan
         return 0.0
 
 
+# (parameter, parameter) pairs of integrated limits that never corroborate each other: 0 SpO2 low, 1 HR high,
+# 2 HR low, 3 resp high, 4 resp low (a parameter's own opposite limits; HR high with resp high: activity)
+_NOT_CORROBORATING = frozenset({(1, 2), (2, 1), (3, 4), (4, 3), (1, 3), (3, 1)})
+
+
+def _steady(vals: list[float], times: list[float], since: float, band: float) -> bool:
+    """Regular, as an ICD's stability criterion: the last five rows of the current run within ``band`` of
+    each other, and the median change from one row to the next over the whole run (its last ten rows, at
+    least two) at most a third of it: the onset ramp of a tachycardia does not count against it, a rate
+    counted through motion that is steady for five lucky rows does not pass."""
+    xs = [v for v, tt in zip(vals, times, strict=True) if tt >= since and v == v]
+    n = len(xs)
+    if n < 2:
+        return False
+    last = xs[-5:]
+    if max(last) - min(last) > band:
+        return False
+    d = sorted(abs(xs[k + 1] - xs[k]) for k in range(n - 1))
+    m = len(d)
+    med = d[m // 2] if m % 2 else 0.5 * (d[m // 2 - 1] + d[m // 2])
+    return med <= band / 3.0
+
+
 class SmartBed:
-    __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_fast", "_hr_last", "_lim", "_min_cnt", "_min_end", "_min_seen",
-                 "_min_sum", "_nibp_prev", "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since", "_rel_hi",
-                 "_rel_lo", "_runs", "art", "emit", "on", "p", "scale2", "trend", "values")
+    __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_fast", "_hr_last", "_hr_last_t", "_lim", "_min_cnt", "_min_end",
+                 "_min_seen", "_min_sum", "_nibp_prev", "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since",
+                 "_rel_hi", "_rel_lo", "_runs", "art", "emit", "on", "p", "scale2", "trend", "values")
 
     def __init__(self, p: SmartPolicy, emit: Emit, scale2: bool = False) -> None:
         self.p = p
@@ -89,7 +114,8 @@ class SmartBed:
         self.art = ArtifactDetector(jump_hr=p.motion_hr_jump, drop_spo2=p.motion_spo2_drop,
                                     window_s=p.motion_window_s, motion_hold_s=p.motion_hold_s,
                                     low_pi=p.low_perfusion_index, hr_pr_diff=p.hr_pr_max_diff,
-                                    max_motion_s=p.motion_max_s)
+                                    max_motion_s=p.motion_max_s, step_drop=p.spo2_step_drop,
+                                    step_max_s=p.spo2_step_max_s)
         lt = p.life_threatening
         self._rel_hi = _Run(lt.hr_high, True)  # the same limits, moved by the patient's own baseline
         self._rel_lo = _Run(lt.hr_low, False)
@@ -98,8 +124,10 @@ class SmartBed:
                       _Run(lt.spo2_low_scale2 if scale2 else lt.spo2_low, False), _Run(lt.resp_low, False))
         self._lim = self._limits()
         self.trend = TrendDetector(TrendSettings(k=p.trend_k, h=p.trend_h, baseline_min=p.trend_baseline_min,
-                                                 adapt_min=p.trend_adapt_min), scale2)
-        self._hr_last = [math.nan] * 5
+                                                 adapt_min=p.trend_adapt_min, rate_only_cap=p.trend_rate_only_cap),
+                                   scale2)
+        self._hr_last = [math.nan] * 10  # the last clean heart rates (steadiness of an extreme run)
+        self._hr_last_t = [-math.inf] * 10
         self._hr_ewma = math.nan  # heart rate smoothed over 60 s (NIBP confirmation)
         self._hr_fast = math.nan  # over 10 s (onset of an extreme heart rate: abrupt or gradual)
         self._hr_ewma_t = -math.inf
@@ -142,6 +170,8 @@ class SmartBed:
         if self._pend_sys[0] == self._pend_sys[0] and t > self._pend_sys[0] + 2.0:
             self._nibp_eval(t)
         ch = CHANNEL.get(param, -1)
+        if ch >= 0:
+            self.art.seen(ch, t)
         if ch < 0:
             if v != v:
                 return False
@@ -167,6 +197,8 @@ class SmartBed:
             return clean
         if not clean:
             return False
+        if ch == SPO2 and (self.art.spo2_step() or self.on[C_SPO2_STEP]) and not self._step_used(v, t):
+            return False
         self.values[ch] = v
         if ch == HR or (ch == PR and not ecg_fresh):
             self._heart_rate(v, t)
@@ -176,13 +208,42 @@ class SmartBed:
             self._resp(v, t)
         return True
 
+    def _step_used(self, v: float, t: float) -> bool:
+        """An SpO2 step is open (clinical/artifact.py): the reading is used only once another parameter
+        corroborates it (a sustained tachycardia, respiration, the trend, a low NIBP; a heart rate that
+        merely rises, as with activity, does not); until then it is a low-priority "check the probe"."""
+        art = self.art
+        if not art.spo2_step():
+            self._set(C_SPO2_STEP, False, t, v)
+            return True
+        why = self._step_corroboration()
+        if why:
+            art.release_step()
+            self._set(C_SPO2_STEP, False, t, v)
+            return True
+        self._set(C_SPO2_STEP, True, t, v, f"SpO2 {v:g} % fell {art.step_pre - v:g} points within seconds from "
+                  f"{art.step_pre:g}, heart rate and respiration unchanged: not used until corroborated")
+        return False
+
+    def _step_corroboration(self) -> str:
+        lims, on = self._lim, self.on
+        for k, name in ((1, "HR high"), (3, "resp high"), (4, "resp low")):
+            if lims[k].index >= lims[k].setting:
+                return name
+        if on[IDX["resp_lost"]] or on[C_NIBP_SYS_LOW] or on[C_NIBP_SYS_EXTREME_LOW]:
+            return "respiration lost or NIBP low"
+        if self.trend.score >= self.p.trend_corroborates_at:
+            return f"trend score {self.trend.score:.1f}"
+        return ""
+
     def _set(self, i: int, on: bool, t: float, value: float | None, reason: str = "") -> None:
         if self.on[i] != on:
             self.on[i] = on
             self.emit(i, on, t, value, reason)
 
-    def _levels(self, lim: IntegratedLimit, v: float, t: float, med: int, low: int, own: int, unit: str) -> None:
-        lim.add(v, t)
+    def _levels(self, lim: IntegratedLimit, v: float, t: float, med: int, low: int, own: int, unit: str,
+                slack: float) -> None:
+        lim.add(v, t, slack)
         on = self.on
         if lim.index < lim.setting and not on[med] and not on[low]:
             return  # the common case: inside, or a small excursion
@@ -198,15 +259,18 @@ class SmartBed:
         self._set(low, lv == 1, t, v, why)
 
     def _corroborated(self, own: int) -> bool:
-        """Another parameter beyond its own integrated limit, the trend deviating, or a confirmed low NIBP."""
+        """Another parameter beyond its own integrated limit, the trend deviating, or a confirmed low NIBP.
+        A fast heart rate and fast breathing do not corroborate each other: together they are what activity,
+        pain and anxiety look like (the trend judges that pair on 30-minute medians)."""
         for k, lim in enumerate(self._lim):
-            if k != own and lim.index >= lim.setting and (k, own) not in ((1, 2), (2, 1), (3, 4), (4, 3)):
+            if k != own and lim.index >= lim.setting and (k, own) not in _NOT_CORROBORATING:
                 return True
         return self.trend.score >= self.p.trend_corroborates_at or self.on[C_NIBP_SYS_LOW]
 
     def _corroboration_text(self, own: int) -> str:
         names = ("SpO2", "HR high", "HR low", "resp high", "resp low")
-        parts = [names[k] for k, lim in enumerate(self._lim) if lim.index >= lim.setting and k != own]
+        parts = [names[k] for k, lim in enumerate(self._lim)
+                 if lim.index >= lim.setting and k != own and (k, own) not in _NOT_CORROBORATING]
         if self.trend.score >= self.p.trend_corroborates_at:
             parts.append(f"trend score {self.trend.score:.1f}")
         return ", ".join(parts) or "NIBP"
@@ -216,6 +280,10 @@ class SmartBed:
         last = self._hr_last
         last.pop(0)
         last.append(v)
+        last_t = self._hr_last_t
+        last_t.pop(0)
+        last_t.append(t)
+        slack = self.art.slack(HR)
         prev = self._hr_fast
         dt = t - self._hr_ewma_t
         if prev == prev:
@@ -231,10 +299,10 @@ class SmartBed:
         # an abrupt change (ventricular tachycardia, heart block) alarms at the absolute limit; a gradual one
         # (exertion on a chronic tachycardia, sleep in an athlete) only beyond the patient's own margin
         r_hi, r_lo = self._runs[0], self._runs[1]
-        run = r_hi.add(v, t)
+        run = r_hi.add(v, t, slack)
         if run == 0.0 and r_hi.since == t:
             self._onset_hr[0] = prev if prev == prev else v
-        rel = self._rel_hi.add(v, t)
+        rel = self._rel_hi.add(v, t, slack)
         abrupt = self._onset_hr[0] <= lt.hr_high - lt.abrupt_change
         # a gradual one is life-threatening only with signs of instability (as ACLS treats tachy- and
         # bradycardia): the other parameters beyond their limits, the trend, a low blood pressure
@@ -242,9 +310,9 @@ class SmartBed:
         if (run >= lt.hr_high_delay_s and (abrupt or signs)) or (self.on[i_hi] and run > 0):
             # regular (as an ICD's stability criterion): a ventricular tachycardia's rate is steady from one
             # second to the next, a heart rate counted through motion jumps about
-            jitter = (abs(last[1] - last[0]) + abs(last[2] - last[1]) + abs(last[3] - last[2])
-                      + abs(last[4] - last[3])) / 4.0
-            steady = max(last) - min(last) <= lt.hr_steady_band and jitter <= lt.hr_steady_band / 3.0
+            # over the whole run (its last ten rows; every 15 s: two or three): one lucky stretch of five rows
+            # in a heart rate counted through motion is not a regular rhythm
+            steady = _steady(last, last_t, r_hi.since, lt.hr_steady_band)
             if not self.on[i_hi] and steady and self.art.hr_confirmed(v, t):
                 why = "abrupt onset" if abrupt else (f"beyond own baseline + "
                                                      f"{self.p.hr_extreme_high_above_baseline:g}, with {signs}")
@@ -252,10 +320,10 @@ class SmartBed:
                           "confirmed, not motion")
         elif self.on[i_hi]:
             self._set(i_hi, False, t, v)
-        run = r_lo.add(v, t)
+        run = r_lo.add(v, t, slack)
         if run == 0.0 and r_lo.since == t:
             self._onset_hr[1] = prev if prev == prev else v
-        rel = self._rel_lo.add(v, t)
+        rel = self._rel_lo.add(v, t, slack)
         abrupt = self._onset_hr[1] >= lt.hr_low + lt.abrupt_change
         signs = "" if abrupt or rel < lt.hr_low_delay_s or self.on[i_lo] else self._instability()
         on = (run >= lt.hr_low_delay_s and (abrupt or bool(signs) or (self.on[i_lo] and rel > 0))
@@ -264,10 +332,8 @@ class SmartBed:
             self._set(i_lo, on, t, v, f"HR {v:g} /min <= {lt.hr_low:g} for {run:.0f} s"
                       + (" (abrupt onset)" if abrupt else f" and below own baseline - "
                                                           f"{self.p.hr_extreme_low_below_baseline:g}, with {signs}"))
-        self._levels(self._lim[1], v, t, C_HEART_RATE_HIGH, C_HEART_RATE_HIGH_BRIEF,
-                     1, " /min")
-        self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF,
-                     2, " /min")
+        self._levels(self._lim[1], v, t, C_HEART_RATE_HIGH, C_HEART_RATE_HIGH_BRIEF, 1, " /min", slack)
+        self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF, 2, " /min", slack)
 
     def _instability(self) -> str:
         """Signs that an extreme heart rate that came on gradually is not tolerated ("" when none)."""
@@ -286,23 +352,23 @@ class SmartBed:
     def _spo2(self, v: float, t: float) -> None:
         lt = self.p.life_threatening
         self._min_add(2, v)
-        run = self._runs[2].add(v, t)
+        slack = self.art.slack(SPO2)
+        run = self._runs[2].add(v, t, slack)
         i = IDX["spo2_extreme_low"]
         if (run >= lt.spo2_low_delay_s) != self.on[i]:
             self._set(i, not self.on[i], t, v, f"SpO2 {v:g} % <= {lt.spo2_low:g} for {run:.0f} s, not motion")
-        self._levels(self._lim[0], v, t, C_SPO2_LOW, C_SPO2_LOW_BRIEF, 0, " %")
+        self._levels(self._lim[0], v, t, C_SPO2_LOW, C_SPO2_LOW_BRIEF, 0, " %", slack)
 
     def _resp(self, v: float, t: float) -> None:
         lt = self.p.life_threatening
         self._min_add(1, v)
-        run = self._runs[3].add(v, t)
+        slack = self.art.slack(RESP)
+        run = self._runs[3].add(v, t, slack)
         i = IDX["resp_lost"]
         if (run >= lt.resp_low_delay_s) != self.on[i]:
             self._set(i, not self.on[i], t, v, f"resp {v:g} /min <= {lt.resp_low:g} for {run:.0f} s")
-        self._levels(self._lim[3], v, t, C_RESP_RATE_HIGH, C_RESP_RATE_HIGH_BRIEF, 3,
-                     " /min")
-        self._levels(self._lim[4], v, t, C_RESP_RATE_LOW, C_RESP_RATE_LOW_BRIEF, 4,
-                     " /min")
+        self._levels(self._lim[3], v, t, C_RESP_RATE_HIGH, C_RESP_RATE_HIGH_BRIEF, 3, " /min", slack)
+        self._levels(self._lim[4], v, t, C_RESP_RATE_LOW, C_RESP_RATE_LOW_BRIEF, 4, " /min", slack)
 
     def _perfusion(self, v: float, t: float) -> None:
         i = IDX["poor_perfusion"]

@@ -43,6 +43,7 @@ CONDITIONS: tuple[Cond, ...] = (
     Cond("deterioration_trend", 2, False, "trend", "deterioration against the patient's own baseline", None),
     Cond("poor_perfusion", 1, True, "artifact", "poor perfusion: check the SpO2 probe", "spo2"),
     Cond("nibp_cuff_error", 1, True, "artifact", "implausible NIBP reading ignored: repeat", "nibp_sys"),
+    Cond("spo2_step", 1, True, "artifact", "SpO2 fell abruptly with nothing else changing: check the probe", "spo2"),
 )
 IDX = {c.name: i for i, c in enumerate(CONDITIONS)}
 C_DETERIORATION_TREND = IDX["deterioration_trend"]
@@ -67,5 +68,6 @@ C_RESP_RATE_LOW_BRIEF = IDX["resp_rate_low_brief"]
 C_SPO2_EXTREME_LOW = IDX["spo2_extreme_low"]
 C_SPO2_LOW = IDX["spo2_low"]
 C_SPO2_LOW_BRIEF = IDX["spo2_low_brief"]
+C_SPO2_STEP = IDX["spo2_step"]
 C_TEMPERATURE_HIGH = IDX["temperature_high"]
 C_TEMPERATURE_LOW = IDX["temperature_low"]

@@ -69,11 +69,18 @@ class SmartPolicy(Section):
     motion_max_s: float = Field(default=90.0, ge=0)
     low_perfusion_index: float = Field(default=0.3, ge=0)
     hr_pr_max_diff: float = Field(default=15.0, gt=0)
+    # an SpO2 that falls this many points from one reading to the next within 3 s (faster than blood
+    # desaturates) is used only when another parameter corroborates it, until it is back or for this long
+    spo2_step_drop: float = Field(default=6.0, gt=0)
+    spo2_step_max_s: float = Field(default=1800.0, ge=0)
     # trend against the patient's own baseline (clinical/trend.py)
     trend: bool = True
     trend_k: float = Field(default=1.0, ge=0)
     trend_h: float = Field(default=12.0, gt=0)
-    trend_corroborates_at: float = Field(default=2.0, ge=0)  # trend score that corroborates a single excursion
+    trend_corroborates_at: float = Field(default=2.0, ge=0)
+    # heart rate and resp rising alone (on 30-minute medians; activity, pain and anxiety look alike) add at
+    # most this much a minute to the trend's CUSUM (clinical/trend.py rate_only_cap)
+    trend_rate_only_cap: float = Field(default=1.8, ge=0)  # trend score that corroborates a single excursion
     # NEWS2 >= high_at raises high priority only with the trend corroborating it (or NEWS2 >= this)
     news2_high_alone_at: int = Field(default=9, ge=1, le=20)
     trend_baseline_min: int = Field(default=15, ge=3, le=240)

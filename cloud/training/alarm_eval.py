@@ -13,7 +13,9 @@ validated). Figures, for medium and high priority unless named otherwise:
   10th percentile, minutes (positive = earlier); also the median without the life-threatening events
   (half developed seconds after onset: judged by their time to alarm instead);
 - alarm burden: every alarm raised (low included), per bed-day, by priority;
-- life-threatening events: seconds from validation to the first medium/high alarm in the window.
+- life-threatening events: seconds from validation to the first medium/high alarm in the window; also
+  from the first *recorded* row beyond the life-threatening limit (resp <= 4, HR >= 160), which is what
+  a record exported every 15 or 60 s allows (its first row after the true validation may be a minute late).
 
 The NEWS2 reference is computed here from the same rows: the score on 5-minute medians (each
 minute), >= 5 or a 3 in one parameter held for 5 minutes raises an alarm (>= 7 high, else medium).
@@ -46,11 +48,13 @@ class StreamMetrics:
     fa_episodes: int = 0
     fa_by_priority: dict[str, int] = field(default_factory=dict)
     fa_by_source: dict[str, int] = field(default_factory=dict)
+    fa_by_condition: dict[str, int] = field(default_factory=dict)  # the condition that opened the episode
     burden: dict[str, int] = field(default_factory=dict)
     leads_min: list[float] = field(default_factory=list)
     leads_non_lt_min: list[float] = field(default_factory=list)  # without the life-threatening events
     lt_events: int = 0
     lt_times_s: list[float] = field(default_factory=list)  # inf: never alarmed
+    lt_times_recorded_s: list[float] = field(default_factory=list)  # from the first recorded row beyond
     missed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,6 +68,7 @@ class StreamMetrics:
             "fa_episodes": self.fa_episodes,
             "fa_by_priority_per_day": {k: round(v / sd, 3) for k, v in sorted(self.fa_by_priority.items())},
             "fa_by_source_per_day": {k: round(v / sd, 3) for k, v in sorted(self.fa_by_source.items())},
+            "fa_by_condition_per_day": {k: round(v / sd, 3) for k, v in sorted(self.fa_by_condition.items())},
             "lead_min_median": round(float(np.median(self.leads_min)), 1) if self.leads_min else None,
             "lead_min_p10": round(float(np.percentile(self.leads_min, 10)), 1) if self.leads_min else None,
             "lead_min_median_non_lt": round(float(np.median(self.leads_non_lt_min)), 1)
@@ -73,6 +78,9 @@ class StreamMetrics:
             "lt_alarmed_within_10s": sum(1 for x in lt if x <= 10.0),
             "lt_time_to_alarm_s_max": round(max(finite), 1) if finite else None,
             "lt_time_to_alarm_s_median": round(float(np.median(finite)), 1) if finite else None,
+            "lt_alarmed_within_10s_recorded": sum(1 for x in self.lt_times_recorded_s if x <= 10.0),
+            "lt_time_to_alarm_recorded_s_max": round(max(self.lt_times_recorded_s), 1)
+            if self.lt_times_recorded_s and all(map(math.isfinite, self.lt_times_recorded_s)) else None,
             "stable_patient_days": round(self.stable_days, 2),
             "missed": self.missed[:20],
         }
@@ -90,7 +98,24 @@ def raised(alarms: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def score_stream(name: str, labels: list[WardLabel], alarms: Iterable[dict[str, Any]]) -> StreamMetrics:
+def recorded_validation(labels: list[WardLabel], rows: dict[str, dict[str, list[tuple[float, str]]]],
+                        ) -> dict[str, float]:
+    """Per life-threatening patient: the first recorded row at or after onset beyond the life-threatening
+    limit (resp <= 4 for respiratory arrest, HR >= 160 for ventricular tachycardia)."""
+    out: dict[str, float] = {}
+    for lab in labels:
+        if not lab.life_threatening or lab.onset is None:
+            continue
+        resp = lab.kind == "resp_arrest"
+        for t, raw in rows.get(lab.patient, {}).get("resp_rate" if resp else "heart_rate", []):
+            if t >= lab.onset and raw and _isnum(raw) and (float(raw) <= 4.0 if resp else float(raw) >= 160.0):
+                out[lab.patient] = t
+                break
+    return out
+
+
+def score_stream(name: str, labels: list[WardLabel], alarms: Iterable[dict[str, Any]],
+                 recorded: dict[str, float] | None = None) -> StreamMetrics:
     m = StreamMetrics(name)
     by_patient = raised(alarms)
     for lab in labels:
@@ -111,6 +136,8 @@ def score_stream(name: str, labels: list[WardLabel], alarms: Iterable[dict[str, 
                 m.fa_by_priority[a["priority"]] = m.fa_by_priority.get(a["priority"], 0) + 1
                 src = str(a.get("source", "?"))
                 m.fa_by_source[src] = m.fa_by_source.get(src, 0) + 1
+                cond = str(a.get("condition", "?"))
+                m.fa_by_condition[cond] = m.fa_by_condition.get(cond, 0) + 1
             last_fa = t
         if lab.onset is None or lab.end is None:
             continue
@@ -128,6 +155,10 @@ def score_stream(name: str, labels: list[WardLabel], alarms: Iterable[dict[str, 
             m.lt_events += 1
             after = [h for h in hits if h >= lab.validated - 60.0]
             m.lt_times_s.append(max(0.0, after[0] - lab.validated) if after else math.inf)
+            rv = (recorded or {}).get(lab.patient)
+            if rv is not None:
+                late = [h for h in hits if h >= rv - 60.0]
+                m.lt_times_recorded_s.append(max(0.0, late[0] - rv) if late else math.inf)
     return m
 
 
@@ -222,15 +253,16 @@ def _ctx(rows: list[tuple[float, str]], t: float) -> str:
 
 
 def table(metrics: list[StreamMetrics]) -> str:
-    ds = [(m.name, m.as_dict()) for m in metrics]
+    ds = [(m, m.name, m.as_dict()) for m in metrics]
     lines = [f"{'stream':14} {'sens':>6} {'FA ep/pt-day':>12} {'lead med':>9} {'lead p10':>9} {'LT<=10s':>8} "
-             f"{'LT max s':>8} {'burden/bed-day (h/m/l)':>24}"]
-    for name, d in ds:
+             f"{'LT max s':>8} {'rec<=10s':>8} {'burden/bed-day (h/m/l)':>24}"]
+    for m, name, d in ds:
         b = d["burden_per_bed_day"]
         lt = f"{d['lt_alarmed_within_10s']}/{d['life_threatening']}"
+        rec = f"{d['lt_alarmed_within_10s_recorded']}/{len(m.lt_times_recorded_s)}"
         lines.append(f"{name:14} {d['sensitivity']!s:>6} {d['fa_episodes_per_patient_day']!s:>12} "
                      f"{d['lead_min_median']!s:>9} {d['lead_min_p10']!s:>9} {lt:>8} "
-                     f"{d['lt_time_to_alarm_s_max']!s:>8} "
+                     f"{d['lt_time_to_alarm_s_max']!s:>8} {rec:>8} "
                      f"{b.get('high', 0)!s:>8}/{b.get('medium', 0)!s}/{b.get('low', 0)!s}")
     return "\n".join(lines)
 
@@ -256,16 +288,19 @@ def evaluate(csv_path: Path, labels: list[WardLabel], default_config: Any, bedsi
              scorer: Any = None) -> dict[str, Any]:
     """The default profile (with the model when ``scorer`` is given, and then also without it: the rules
     and NEWS2 alone), the bedside thresholds and the NEWS2 reference on the same rows."""
+    rows = read_rows(csv_path)
+    rec = recorded_validation(labels, rows)
     mine, s_mine = replay_alarms(csv_path, default_config, scorer)
-    streams = [score_stream("default+model" if scorer is not None else "default", labels, mine)]
+    streams = [score_stream("default+model" if scorer is not None else "default", labels, mine, rec)]
     out: dict[str, Any] = {"replay_default": s_mine}
     if scorer is not None:
         rules, s_rules = replay_alarms(csv_path, default_config, None)
-        streams.append(score_stream("default", labels, rules))
+        streams.append(score_stream("default", labels, rules, rec))
         out["replay_rules"] = s_rules
     bed, s_bed = replay_alarms(csv_path, bedside_config, None)
-    ref = news2_reference(read_rows(csv_path))
-    streams += [score_stream("news2", labels, ref), score_stream("bedside", labels, bed)]
+    ref = news2_reference(rows)
+    del rows
+    streams += [score_stream("news2", labels, ref, rec), score_stream("bedside", labels, bed, rec)]
     return {**out, "streams": {m.name: m.as_dict() for m in streams}, "table": table(streams),
             "replay_bedside": s_bed,
             "patients": len(labels), "deteriorating": sum(1 for lab in labels if lab.onset is not None)}

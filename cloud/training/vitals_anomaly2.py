@@ -285,20 +285,30 @@ def write_model_dir(result: TrainResult, out_root: Path, version: str, *, traini
 
 def train_on_ward(out_root: Path, version: str, *, seed: int = 1, n_train: int = 160, n_val: int = 60,
                   hours: float = 10.0, epochs: int = 6, target_fa_per_day: float = 0.5,
-                  key_path: Path | None = None, log: Any = print) -> tuple[Path, TrainResult]:
-    """Generate ward patients (training seed ``seed``, validation seed ``seed + 1000``, the default
-    generator parameters; the held-out sets use other seeds and parameters), fit, export."""
+                  variants: tuple[str, ...] = ("default",), key_path: Path | None = None,
+                  log: Any = print) -> tuple[Path, TrainResult]:
+    """Generate ward patients (training seeds ``seed``.., validation seeds ``seed + 1000``.., one per
+    generator variant of ``WARD_VARIANTS``: ``n_train`` and ``n_val`` patients each; the held-out sets use
+    other seeds and parameters), fit, export."""
     from cloud.training.patient_buckets import ward_patient_buckets
-    from cloud.training.ward_scenarios import WardParams
+    from cloud.training.ward_scenarios import WARD_VARIANTS, WardParams
 
-    wp = WardParams(hours=hours)
-    log(f"generating {n_train} training (seed {seed}) and {n_val} validation (seed {seed + 1000}) ward patients")
-    train = ward_patient_buckets(seed, n_train, wp)
-    val = ward_patient_buckets(seed + 1000, n_val, wp)
+    if seed < 1 or seed + len(variants) - 1 > 999:
+        raise ValueError("training seeds are 1-999 (validation: the same + 1000)")
+    train: list[PatientBuckets] = []
+    val: list[PatientBuckets] = []
+    for k, name in enumerate(variants):
+        wp = replace(WardParams(hours=hours), **WARD_VARIANTS[name])  # type: ignore[arg-type]
+        log(f"generating {n_train} training (seed {seed + k}) and {n_val} validation (seed {seed + 1000 + k}) "
+            f"ward patients, variant {name}")
+        train += ward_patient_buckets(seed + k, n_train, wp)
+        val += ward_patient_buckets(seed + 1000 + k, n_val, wp)
     res = fit_from_buckets(train, val, seed, epochs=epochs, target_fa_per_day=target_fa_per_day, log=log)
-    res.metrics.update({"train_seed": seed, "val_seed": seed + 1000, "hours_per_patient": hours})
+    res.metrics.update({"train_seed": seed, "val_seed": seed + 1000, "hours_per_patient": hours,
+                        "variants": ",".join(variants)})
+    what = "default WardParams" if variants == ("default",) else f"WardParams variants {', '.join(variants)}"
     d = write_model_dir(res, out_root, version, key_path=key_path, training_data=(
-        f"SYNTHETIC: cloud/training/ward_scenarios.py (default WardParams), {n_train} training patients "
-        f"(seed {seed}), {n_val} validation patients (seed {seed + 1000}, calibration and threshold), "
-        f"{hours:g} h each; no real patient data"))
+        f"SYNTHETIC: cloud/training/ward_scenarios.py ({what}), {n_train} training patients per variant "
+        f"(seeds {seed}..), {n_val} validation patients per variant (seeds {seed + 1000}.., calibration and "
+        f"threshold), {hours:g} h each; no real patient data"))
     return d, res

@@ -79,6 +79,14 @@ def heldout_ward_params(base: WardParams | None = None) -> WardParams:
                    tachy_fraction=0.08, copd_fraction=0.2)
 
 
+# Named generator variants for training augmentation and validation (never the held-out sets' parameters):
+# "bare" is an ECG + SpO2-only monitor (no pleth pulse rate, no perfusion index), noisier, more motion.
+WARD_VARIANTS: dict[str, dict[str, float | bool]] = {
+    "default": {},
+    "bare": {"with_pulse_rate": False, "with_perfusion": False, "noise_scale": 1.3, "motion_per_h": 6.0},
+}
+
+
 @dataclass
 class WardLabel:
     patient: str
@@ -344,12 +352,17 @@ def write_ward_csv(scenarios: list[WardScenario], path: Path, order: str = "grou
         allrows = [allrows[i] for i in keyed]
     elif order != "grouped":
         raise ValueError(f"order must be grouped, sorted or shuffled, not {order!r}")
+    return write_rows(path, allrows)
+
+
+def write_rows(path: Path, rows: list[tuple[float, str, str, str]]) -> int:
+    """(epoch, patient, parameter, value) rows as a replay CSV, in the order given; returns their number."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["timestamp", "patient", "parameter", "value"])
-        for ts, pat, par, val in allrows:
+        for ts, pat, par, val in rows:
             w.writerow([f"{ts:.1f}", pat, par, val])
-    return len(allrows)
+    return len(rows)
 
 
 def write_labels(scenarios: list[WardScenario], path: Path) -> None:

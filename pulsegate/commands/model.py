@@ -5,6 +5,7 @@
     pulsegate model verify DIR --trusted-key KEY.pub      check a model folder's signature and hash
     pulsegate model publish DIR --site S --gateway G      offer a signed model to gateways (retained MQTT)
     pulsegate model train vitals-anomaly|endoscopy-seg    training (needs the `train` extra)
+    pulsegate model threshold DIR --version V --fa-budget F   choose a vitals-anomaly threshold again
     pulsegate model eval vitals-anomaly|endoscopy-seg     held-out evaluation
     pulsegate model heldout-sets endoscopy-seg --out DIR  polyp-free crops of val.txt + out-of-domain lists
     pulsegate model eval alarms [--csv F --labels L]      alarms vs NEWS2 and bedside thresholds
@@ -77,10 +78,28 @@ def register(cmds: Commands) -> None:
     p.add_argument("--hours", type=float, default=None, help="hours per scenario (recipe 2: 10, recipe 1: 12)")
     p.add_argument("--target-fa", type=float, default=0.5,
                    help="false alarms per bed-day on validation scenarios that sets the threshold")
+    p.add_argument("--variants", default="default",
+                   help="recipe 2: generator variants to train and validate on, comma-separated "
+                        "(cloud/training/ward_scenarios.py WARD_VARIANTS; 'default,bare' adds ECG + SpO2-only "
+                        "monitors with more noise and motion)")
     p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
     p.set_defaults(handler=_train_vitals)
     example(p, "pulsegate model train vitals-anomaly --version 2.0.0",
             "pulsegate model train vitals-anomaly --recipe 1 --version 1.1.0 --epochs 8")
+    p = m.add_parser("threshold", help="choose a vitals-anomaly 2.x alarm threshold again on validation "
+                                       "patients with a false-alarm budget (new version, same weights, signed)")
+    p.add_argument("model_dir", type=Path, help="models/vitals-anomaly/<version>")
+    p.add_argument("--version", required=True, help="version of the new model folder (next to model_dir)")
+    p.add_argument("--fa-budget", type=float, required=True,
+                   help="the model's own false alarms per patient-day of stable time on validation patients")
+    p.add_argument("--seed", type=int, default=1001, help="first validation seed (1001-1999; one per variant)")
+    p.add_argument("--patients", type=int, default=60, help="validation patients per variant")
+    p.add_argument("--hours", type=float, default=10.0, help="hours per validation patient")
+    p.add_argument("--variants", default="default,bare",
+                   help="generator variants (cloud/training/anomaly_threshold.py VARIANTS), comma-separated")
+    p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
+    p.set_defaults(handler=_threshold)
+    example(p, "pulsegate model threshold models/vitals-anomaly/2.0.0 --version 2.0.1 --fa-budget 0.1")
     p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
     p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
@@ -157,6 +176,10 @@ def register(cmds: Commands) -> None:
     e.add_argument("--order", choices=("grouped", "sorted", "shuffled"), default="grouped",
                    help="row order of the generated CSV (as different sources deliver it)")
     e.add_argument("--workdir", type=Path, help="keep the generated CSV and labels here")
+    e.add_argument("--resample", metavar="SPEC",
+                   help="post-process the CSV as a ward export (cloud/training/ward_resample.py), e.g. 'every=15' "
+                        "(one row every 15 s) or 'every=5,15,30,60;jitter=0.3;gap_per_h=0.15;duplicates=0.02;"
+                        "decimals=1;order=shuffled;seed=9607'")
     e.add_argument("--config", type=Path, help="TOML file whose [clinical] table sets the profiles")
     e.add_argument("--model", type=Path, help="vitals-anomaly model dir (default: newest under models/)")
     e.add_argument("--no-model", action="store_true", help="rules and NEWS2 only")
@@ -164,6 +187,7 @@ def register(cmds: Commands) -> None:
     e.set_defaults(handler=_eval_alarms)
     example(e, "pulsegate model eval alarms --scenarios 40 --json",
             "pulsegate model eval alarms --seed 9404 --order shuffled --ward-param with_pulse_rate=false",
+            "pulsegate model eval alarms --seed 9303 --resample 'every=15'",
             "pulsegate model eval alarms --csv ward.csv --labels ward.labels.jsonl --config edge.toml")
     e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/false findings over frames, a video or a sequence")
     e.add_argument("--images", type=Path, help="folder of frames (needs --masks or --polyp-free)")
@@ -266,7 +290,8 @@ def _train_vitals(args: argparse.Namespace) -> int:
 
         d, res2 = train_on_ward(args.out, args.version, seed=args.seed, n_train=args.train_scenarios or 160,
                                 n_val=args.val_scenarios, hours=args.hours or 10.0, epochs=args.epochs or 6,
-                                target_fa_per_day=args.target_fa, key_path=args.key)
+                                target_fa_per_day=args.target_fa, key_path=args.key,
+                                variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()))
         print(json.dumps({"model_dir": str(d), **res2.metrics}))
         return 0
     res = train(args.out, args.version, seed=args.seed, n_train=args.train_scenarios or 240,
@@ -335,6 +360,18 @@ def _eval_alarms(args: argparse.Namespace) -> int:
             return 2
         else:
             csv_path, labels_path = args.csv, args.labels
+        if args.resample:
+            from cloud.training.ward_resample import parse_spec, resample_csv
+
+            try:
+                spec = parse_spec(args.resample)
+            except ValueError as exc:
+                print(f"--resample: {exc}", file=sys.stderr)
+                return 2
+            out_csv = (args.workdir or Path(tmp)) / "ward.resampled.csv"
+            out_csv.parent.mkdir(parents=True, exist_ok=True)
+            resample_csv(csv_path, out_csv, spec)
+            csv_path = out_csv
         try:
             labels = read_labels(labels_path)
         except (OSError, ValueError) as exc:
@@ -347,6 +384,26 @@ def _eval_alarms(args: argparse.Namespace) -> int:
         print(f"{report['patients']} patients, {report['deteriorating']} deteriorating; default profile replay "
               f"{report['replay_default']['rows_per_s']} rows/s")
         print(report["table"])
+    return 0
+
+
+def _threshold(args: argparse.Namespace) -> int:
+    from cloud.training.anomaly_threshold import rethreshold
+    from cloud.training.ward_scenarios import WARD_VARIANTS as VARIANTS
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not variants:
+        print(f"--variants: expected some of {', '.join(VARIANTS)}, not {args.variants!r}", file=sys.stderr)
+        return 2
+    try:
+        out, figures = rethreshold(args.model_dir, args.model_dir.parent, args.version, fa_budget=args.fa_budget,
+                                   seed=args.seed, count=args.patients, hours=args.hours, variants=variants,
+                                   key_path=args.key if args.key.exists() else None)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"threshold: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"model_dir": str(out), **figures}))
     return 0
 
 

@@ -41,6 +41,7 @@ from pydantic import Field
 from runtime.configbase import Section
 from runtime.logs import get_logger
 from runtime.supervisor import Tier
+from wire.model_manifest import newest_model_dir
 
 log = get_logger("cloud.retrain")
 
@@ -53,7 +54,7 @@ class RetrainSection(Section):
     first_after_s: Annotated[float, Field(ge=0)] = 600.0
     since: str = "30d"
     out_dir: Path = Path("/var/lib/pulsegate-cloud/candidates")
-    active_dir: Path = Path("/usr/share/pulsegate/models/vitals-anomaly/2.0.0")
+    active_dir: Path = Path("/usr/share/pulsegate/models/vitals-anomaly")  # a version, or the newest in it
     key_file: str | None = None  # signs a candidate that passes the gate (path or credential:NAME)
     lock_file: Path = Path("/var/lib/pulsegate-cloud/retrain.lock")  # on shared storage for several nodes
     synthetic: Annotated[int, Field(ge=0, le=2000)] = 40
@@ -62,6 +63,14 @@ class RetrainSection(Section):
 
 
 SHARED_FS = ("nfs", "nfs4", "ceph", "fuse.ceph", "fuse.cephfs", "glusterfs", "fuse.glusterfs", "gfs2", "ocfs2")
+
+
+def active_model_dir(path: Path) -> Path:
+    """``path`` when it is a model version directory, else the newest version in it (the shipped model the
+    fleet runs once an update installed it); ``path`` as given when it holds none (the retrain says why)."""
+    if (path / "manifest.json").exists():
+        return path
+    return newest_model_dir(path.parent, path.name) or path
 
 
 def lock_scope(path: Path, mountinfo: str | None = None) -> dict[str, Any]:
@@ -198,7 +207,8 @@ class RetrainScheduler:
             self.runs += 1
             t0 = time.time()
             fleet = await load_fleet(self.influx, since_seconds(self.cfg.since))
-            opts = RetrainOptions(out_dir=self.cfg.out_dir, active_dir=self.cfg.active_dir, key_path=self.key_path,
+            opts = RetrainOptions(out_dir=self.cfg.out_dir, active_dir=active_model_dir(self.cfg.active_dir),
+                                  key_path=self.key_path,
                                   synthetic=self.cfg.synthetic, epochs=self.cfg.epochs)
             out = await self._train(fleet, opts)
             out.update({"node": self.node, "started": t0, "seconds": round(time.time() - t0, 1),

@@ -4,12 +4,12 @@
 2. three emulated gateways publish recent history through the broker and the ingest into InfluxDB:
    per-minute summaries of synthetic patients, bedside threshold alarms, an emulated nurse's verdicts on
    most of them and a clinical event at the end of each deterioration (bench/fleet_history.py);
-3. the fleet's model is the shipped, signed vitals-anomaly 2.0.0 (the gateways' default);
+3. the fleet's model is the newest shipped, signed vitals-anomaly (the gateways' default);
 4. ``model retrain``: the fleet's data from InfluxDB, labels from the verdicts and events, split by patient
-   and time, a candidate warm-started from 2.0.0's weights and fine-tuned on the fleet (synthetic ward
+   and time, a candidate warm-started from the active model's weights and fine-tuned on the fleet (synthetic ward
    patients as augmentation), candidate and active on the same held-out patients, the paired gate; signed
    only if it passes;
-5. when it passed: ``model rollout`` of THAT candidate to the emulated gateways running 2.0.0 (the gateway's
+5. when it passed: ``model rollout`` of THAT candidate to the emulated gateways running the active model (the gateway's
    own model slots and shadow scorer on LiteRT, bench/rollout_gateways.py): the canary, then the fleet,
    promoted or rolled back on the shadow figures. When the gate refused it, it is signed by nobody and
    nothing is rolled out (``rollout.outcome`` ``not_rolled_out``, ``rollout.what`` says why).
@@ -37,11 +37,12 @@ from cloud.daemon import CloudDaemon
 from cloud.influx import InfluxWriter
 from wire import codec, topics
 from wire.messages import Summary
+from wire.model_manifest import newest_model_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY = REPO_ROOT / "examples" / "keys" / "dev-signing.key"
 PUB = REPO_ROOT / "examples" / "keys" / "dev-signing.pub"
-ACTIVE = REPO_ROOT / "models" / "vitals-anomaly" / "2.0.0"
+ACTIVE = newest_model_dir(REPO_ROOT / "models", "vitals-anomaly") or REPO_ROOT / "models" / "vitals-anomaly" / "2.0.0"
 SITE = "ward-demo"
 DB = "pulsegate"
 

@@ -181,7 +181,7 @@ def test_per_frame_dice_ignores_polyp_free_samples() -> None:
 
 
 def test_training_picks_an_epoch_on_the_selection_split_and_packages_it(kvasir: Path, tmp_path: Path) -> None:
-    from cloud.training.endoscopy_seg import best_checkpoint, package_checkpoint
+    from cloud.training.endoscopy_seg import best_checkpoint, package_checkpoint, save_result
 
     ckpt = tmp_path / "run.weights.h5"
     cfg = TrainConfig(data_dir=kvasir, epochs=3, batch_size=4, input_size=64, width=4, limit=12, steps_per_epoch=2,
@@ -197,6 +197,9 @@ def test_training_picks_an_epoch_on_the_selection_split_and_packages_it(kvasir: 
     assert best.name == "run.best.weights.h5" and best.exists() and ckpt.exists()
     packaged = package_checkpoint(cfg, best)
     assert packaged.shipped and packaged.select_names == res.select_names
+    save_result(res, ckpt.with_suffix(".result"))  # what `model train --checkpoint` leaves: the whole run's figures
+    whole = package_checkpoint(cfg, best)
+    assert whole.epochs_run == res.epochs_run == 3 and len(whole.history) == 3 and whole.shipped == res.shipped
     path = tmp_path / "best.tflite"
     path.write_bytes(packaged.tflite)
     runner = ModelRunner(path)
@@ -224,3 +227,17 @@ def test_freeze_map_trains_the_present_head_only() -> None:
                if any(not np.array_equal(a, b) for a, b in zip(ws, m.get_layer(n).get_weights(), strict=True))}
     assert "present" in changed and "present_hidden" in changed
     assert not {n for n in changed if n.startswith(("u", "ctx", "att"))}
+
+
+def test_fine_tune_from_a_run_keeps_its_start_as_a_candidate(kvasir: Path, tmp_path: Path) -> None:
+    ckpt = tmp_path / "first.weights.h5"
+    base = dict(data_dir=kvasir, batch_size=4, input_size=64, width=4, limit=12, steps_per_epoch=2, mine_at=(),
+                time_budget_s=0, select_n=3, log=lambda _: None)
+    train(TrainConfig(epochs=1, checkpoint=ckpt, **base))  # type: ignore[arg-type]
+    logs: list[str] = []
+    res = train(TrainConfig(epochs=0, init_weights=ckpt, **{**base, "log": logs.append}))  # type: ignore[arg-type]
+    assert any(f"every layer from {ckpt}" in m for m in logs)
+    assert res.epochs_run == 0 and res.shipped == "the start (no epoch beat it)"
+    path = tmp_path / "start.tflite"
+    path.write_bytes(res.tflite)
+    assert len(ModelRunner(path).output_shapes) == 2

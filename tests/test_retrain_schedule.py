@@ -232,3 +232,14 @@ async def test_training_runs_in_a_process_of_its_own_and_its_crash_is_an_outcome
     assert isinstance(slow, RetrainScheduler)
     late = await slow._train(empty, opts)
     assert late["outcome"] == "failed" and "max_hours" in late["reason"]
+
+
+def test_active_dir_names_a_version_or_the_newest_in_a_model_folder(tmp_path: Path) -> None:
+    from cloud.retrain_schedule import active_model_dir
+    from wire.model_manifest import newest_model_dir
+
+    models = REPO / "models" / "vitals-anomaly"
+    newest = newest_model_dir(REPO / "models", "vitals-anomaly")
+    assert newest is not None and active_model_dir(models) == newest  # what the fleet runs after an update
+    assert active_model_dir(models / "2.0.0") == models / "2.0.0"  # a version named in the TOML is kept
+    assert active_model_dir(tmp_path / "empty") == tmp_path / "empty"  # the retrain then says it is missing

@@ -52,3 +52,16 @@ def test_an_earlier_warning_on_the_same_bed_is_not_an_extra_alarm() -> None:
     why = judge(report(654, 640, 14, 0, beds=(6, 0, 0)), C)  # six beds the active model was quiet on
     assert why is not None and "on 6 beds the active model did not alarm on" in why
 
+
+
+def test_invoke_time_rolls_back_a_slow_model_not_one_slow_batch() -> None:
+    """A loaded machine made one batch of the demo's candidate take 61 ms (median 0.3 ms): that rolled back
+    a candidate the gate had passed. The median says whether the model is slow; a stall still rolls back."""
+    from msgspec.structs import replace
+
+    ok = report(600, 600, 3, 3, beds=(1, 1, 1))
+    assert judge(replace(ok, invoke_ms_p50=0.3, invoke_ms_max=61.2), C) is None
+    slow = judge(replace(ok, invoke_ms_p50=80.0, invoke_ms_max=120.0), C)
+    assert slow is not None and "median" in slow
+    stall = judge(replace(ok, invoke_ms_p50=0.3, invoke_ms_max=900.0), C)
+    assert stall is not None and "slowest invoke 900.0 ms" in stall

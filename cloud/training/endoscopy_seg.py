@@ -43,6 +43,7 @@ class TrainConfig:
     input_size: int = INPUT_SIZE
     width: int = 16  # channels of the first U-Net level (levels: 1, 2, 4, 6, 8 x width)
     init_from: Path | None = None  # a 1.x model.tflite whose weights start the U-Net trunk
+    init_weights: Path | None = None  # Keras weights of an earlier 2.x run (same size and width): start from all of it
     learning_rate: float = 5e-4
     steps_per_epoch: int = 0  # 0: as many samples as polyp frames / pos_fraction
     pos_fraction: float = 0.6
@@ -164,11 +165,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = build_training_model(cfg.input_size, cfg.width)
     if cfg.init_from is not None:
         cfg.log(f"warm start: {load_1x_weights(model, cfg.init_from)} trunk convolutions from {cfg.init_from}")
+    if cfg.init_weights is not None:
+        model.load_weights(str(cfg.init_weights))
+        cfg.log(f"warm start: every layer from {cfg.init_weights}")
     if cfg.freeze_map:
         cfg.log(f"map frozen: {freeze_map(model)} layers; only the present head trains")
     export = export_model(model)
+    initial: tuple[dict[str, float], list[Any]] | None = None
     if sel is not None:
-        cfg.log(f"selection split before training: {sel.score(export)}")
+        figs0 = sel.score(export)
+        cfg.log(f"selection split before training: {figs0}")
+        if cfg.init_weights is not None:  # a fine-tune never ships weights worse than its start
+            initial = (figs0, model.get_weights())
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
     seg = seg_loss_per_frame if cfg.dice == "frame" else seg_loss
     model.compile(
@@ -182,6 +190,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     best: dict[str, float] | None = None
     best_weights: list[Any] = []
     shipped = ""
+    if initial is not None:
+        best, best_weights, shipped = initial[0], initial[1], "the start (no epoch beat it)"
     avg: list[Any] = []
     averaged = 0
     start = time.monotonic()
@@ -264,13 +274,22 @@ def _write_meta(weights: Path, result: TrainResult) -> None:
 
 def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
     """The TrainResult of a best-epoch checkpoint written by ``train`` (weights + its .json), converted
-    to int8: what ships when a run is stopped before its schedule ends."""
+    to int8: what ships when a run is stopped before its schedule ends, or packaged again with another
+    export. When the finished run's result (``X.weights.json`` beside ``X.best.weights.h5``, written by
+    ``pulsegate model train --checkpoint``) is there and shipped the same epoch, its epochs, training
+    time, history and minings are the run's whole (the best checkpoint's .json stops at that epoch)."""
     import json
 
     from .endoscopy_export import serving_model
     from .endoscopy_net import build_training_model
 
     body = json.loads(weights.with_name(weights.name + ".json").read_text())
+    suffix = ".best.weights.h5"
+    run = weights.with_name(weights.name[: -len(suffix)] + ".weights.json") if weights.name.endswith(suffix) else None
+    if run is not None and run.exists():
+        whole = json.loads(run.read_text())
+        if whole.get("shipped") == body.get("shipped") and whole.get("select_names") == body.get("select_names"):
+            body.update({k: whole[k] for k in ("epochs_run", "train_seconds", "history", "minings") if k in whole})
     result = TrainResult(tflite=b"", **body)
     model = build_training_model(cfg.input_size, cfg.width)
     model.load_weights(str(weights))

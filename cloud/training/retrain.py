@@ -40,6 +40,9 @@ class TooLittleData(Exception):
     """Not enough fleet data to train and judge a candidate; the message says what is missing."""
 
 
+MIN_FA_BUDGET = 0.05  # false alarms per patient-day: a threshold "above every stable score" is no choice
+
+
 @dataclass
 class RetrainOptions:
     out_dir: Path
@@ -131,9 +134,12 @@ def fit_v2(train: list[PatientBuckets], val: list[PatientBuckets], o: RetrainOpt
     synthetic training is the pre-training), fine-tuned at ``fine_tune_lr`` on the fleet's windows, AUGMENTED
     with ``synthetic`` generated ward patients (cloud/training/patient_buckets.py) so that the fine-tuning does
     not forget what the pre-training taught on a young fleet's few deteriorations. With ``active`` (its LiteRT
-    scorer, threshold, min buckets, kind) the threshold's false-alarm budget is the larger of
-    ``target_fa_per_day`` and the active model's own rate on the same validation patients: the candidate may
-    alarm as often as the model it would replace, and spends that on sensitivity."""
+    scorer, threshold, min buckets, kind) the threshold's false-alarm budget is the active model's own rate
+    on the same validation patients (at least ``MIN_FA_BUDGET``): the candidate may alarm as often as the
+    model it would replace, and spends that on sensitivity. (Before, the budget was at least
+    ``target_fa_per_day``, 0.5: against an active model with no false alarm the candidate was tuned to raise up
+    to 0.5 a patient-day more, which the gate then refused, rightly.) Without an active model the budget is
+    ``target_fa_per_day``."""
     from cloud.training.anomaly2_warm import WarmStartError, load_active_weights
     from cloud.training.fleet_trainer import TrainResult
     from cloud.training.patient_buckets import ward_patient_buckets
@@ -155,7 +161,7 @@ def fit_v2(train: list[PatientBuckets], val: list[PatientBuckets], o: RetrainOpt
         a_score, a_thr, _, a_kind = active
         scores = [a_score(inputs_for(a_kind, p.rows, np.arange(MIN_BUCKETS, len(p.ends)))) for p in val]
         _, a_fa = alarm_metrics(val, [np.asarray(s, np.float64) for s in scores], a_thr)
-        target = max(target, round(a_fa, 3))
+        target = max(MIN_FA_BUDGET, round(a_fa, 3))
         log(f"active model on the {len(val)} validation patients: {a_fa:.2f} false alarms/patient-day; "
             f"false-alarm budget {target:.2f}")
     init = None

@@ -112,6 +112,8 @@ def register(cmds: Commands) -> None:
     p.add_argument("--learning-rate", type=float, default=5e-4, help="peak (default: %(default)s)")
     p.add_argument("--width", type=int, default=16, help="channels of the first U-Net level")
     p.add_argument("--init-from", type=Path, help="a 1.x model.tflite whose U-Net weights start training")
+    p.add_argument("--init-weights", type=Path, metavar="RUN.weights.h5",
+                   help="start every layer from an earlier 2.x run's Keras weights (the start stays a candidate)")
     p.add_argument("--input-size", type=int, default=256, help="model input side in pixels")
     p.add_argument("--limit", type=int, default=0, help="train on the first N frames only (smoke tests)")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
@@ -438,7 +440,8 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        input_size=args.input_size, width=args.width, init_from=args.init_from, limit=args.limit, threads=args.threads,
+        input_size=args.input_size, width=args.width, init_from=args.init_from, init_weights=args.init_weights,
+        limit=args.limit, threads=args.threads,
         time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint, steps_per_epoch=args.steps_per_epoch,
         select_n=args.select_n, pos_fraction=args.pos_fraction, aug_strength=args.aug_strength, dice=args.dice,
         freeze_map=args.freeze_map, mine_at=tuple(args.mine_at), flip_tta=args.flip_tta,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -114,7 +115,11 @@ database = "{unique}"
         cloud_task = asyncio.create_task(cloud.run(cloud_stop, install_signals=False))
         await asyncio.sleep(0.5)
         edge_task = asyncio.create_task(edge.run(edge_stop, install_signals=False))
-        await asyncio.sleep(4.5)
+        await asyncio.sleep(4.5)  # several 1 s summary intervals
+        deadline = time.monotonic() + 90  # and the endoscopy room's first raise (model load, clip start: slower
+        while not any(edge._findings_present.values()):  # on a loaded machine)
+            assert time.monotonic() < deadline, "no polyp finding was raised on the demo clip"
+            await asyncio.sleep(0.2)
         edge_stop.set()
         assert await asyncio.wait_for(edge_task, 30) == 0
         # a clean stop drains: the final partial interval is flushed and uplinked before the uplink stops

@@ -1,7 +1,8 @@
 """Replay a recorded CSV through the real clinical pipeline, as fast as the CPU allows.
 
 Columns (header required, any order): ``timestamp`` (ISO 8601 or epoch
-seconds), ``patient``, ``parameter``, ``value``; or a wide export with
+seconds; epoch milliseconds and microseconds are recognised by their size),
+``patient``, ``parameter``, ``value``; or a wide export with
 ``timestamp``, ``patient`` and a column per parameter, and common names for
 the parameters (clinical/replay_columns.py). Parameters: heart_rate,
 pulse_rate, spo2, perfusion_index, resp_rate, nibp_sys, nibp_dia, nibp_mean,
@@ -24,6 +25,9 @@ Memory: per patient one stage (a few kB) and at most ~512 buffered rows; the
 alarms until the end. A 100-bed, 24-hour file (~40 million rows) needs about
 10-20 MB whatever its order.
 
+The delimiter is read from the header: a comma, or a semicolon, tab or bar when the header holds more
+of those than commas (a European export: with a semicolon or tab, ``80,5`` is a decimal comma).
+
 Bad rows are counted per reason (and the first few line numbers kept), never
 fatal: the good rows around them still count.
 """
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import math
 import zlib
 from collections.abc import Callable
@@ -89,8 +94,34 @@ class ReplayStats:
                 **({"ignored_columns": self.ignored_columns} if self.ignored_columns else {})}
 
 
+# Epoch values past these are milliseconds, then microseconds: 1e11 s is the year 5138, 1e11 ms 1973.
+_EPOCH_MS, _EPOCH_US = 1e11, 1e14
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def epoch_seconds(v: float) -> float:
+    """An epoch number in seconds, whether it was written in seconds, milliseconds or microseconds."""
+    if v < _EPOCH_MS:
+        return v
+    return v / 1e3 if v < _EPOCH_US else v / 1e6
+
+
+def header_delimiter(line: str) -> str:
+    """The header's delimiter: a comma unless a semicolon, tab or bar is more frequent in it."""
+    best = max(DELIMITERS, key=line.count)
+    return best if line.count(best) > line.count(",") else ","
+
+
+def _comma_float(text: str) -> float:
+    """``80,5`` as 80.5 (a decimal comma); NaN when it is no number either way."""
+    try:
+        return float(text.replace(",", ".", 1))
+    except ValueError:
+        return math.nan
+
+
 def parse_time(text: str) -> float:
-    """Epoch seconds or ISO 8601 (a naive time is taken as UTC)."""
+    """Epoch seconds (or milliseconds, microseconds) or ISO 8601 (a naive time is taken as UTC)."""
     text = text.strip()
     try:
         v = float(text)
@@ -99,7 +130,7 @@ def parse_time(text: str) -> float:
     else:
         if not math.isfinite(v):
             raise ValueError("timestamp is not finite")
-        return v
+        return epoch_seconds(v)
     d = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if d.tzinfo is None:
         d = d.replace(tzinfo=dt.UTC)
@@ -231,11 +262,13 @@ def replay(
     else:
         f = source
     try:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ReplayError("empty file: expected a header timestamp,patient,parameter,value") from None
+        first = f.readline()
+        if not first.strip():
+            raise ReplayError("empty file: expected a header timestamp,patient,parameter,value")
+        delimiter = header_delimiter(first)
+        decimal_comma = delimiter != ","
+        reader = csv.reader(itertools.chain((first,), f), delimiter=delimiter)
+        header = next(reader)
         layout = Layout(header)
         if layout.missing:
             raise ReplayError(f"header lacks column(s) {', '.join(layout.missing)} (or, for a wide export, a "
@@ -250,7 +283,7 @@ def replay(
         push = order.push
         mine: dict[str, bool] = {}
         numeric, context, known = NUMERIC, CONTEXT, NUMERIC | CONTEXT
-        nan, inf = math.nan, math.inf
+        nan, inf, epoch_ms = math.nan, math.inf, _EPOCH_MS
         for row in reader:
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -270,6 +303,8 @@ def replay(
                 t = float(row[it])  # epoch seconds (the common case), else ISO 8601
                 if t - t != 0.0:
                     raise ValueError("timestamp is not finite")
+                if t >= epoch_ms:
+                    t = epoch_seconds(t)
             except ValueError:
                 try:
                     t = parse_time(row[it])
@@ -290,8 +325,10 @@ def replay(
                     try:
                         value = float(raw)
                     except ValueError:
-                        stats.reject("bad_value", line)
-                        continue
+                        value = _comma_float(raw) if decimal_comma else nan
+                        if value != value:
+                            stats.reject("bad_value", line)
+                            continue
                     if value - value != 0.0 or value == inf:
                         stats.reject("bad_value", line)
                         continue

@@ -76,6 +76,38 @@ def test_cli_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert json.loads(err.strip().splitlines()[-1])["replay"]["alarms_raised"] == 2
 
 
+def test_epoch_units_and_european_exports(tmp_path: Path) -> None:
+    """Epoch milliseconds or microseconds are not read as seconds (a clock 1000x too fast), and a semicolon
+    or tab export with decimal commas gives the alarms of the plain file; a bad value there is still counted."""
+    f = tmp_path / "ward.csv"
+    write_ward(f)
+    lines = f.read_text().splitlines()
+    want: list[dict[str, Any]] = []
+    want_stats = replay(f, want.append, BEDSIDE)
+    assert want
+
+    def rewrite(cells: list[str], scale: float | None, sep: str) -> str:
+        t, rest = cells[0], cells[1:]
+        if scale is not None:
+            try:
+                t = str(round(float(t) * scale))
+            except ValueError:
+                t = t if t == "not-a-time" else str(round(parse_time(t) * scale))
+        context = rest[1] in ("spo2_scale2", "on_oxygen", "consciousness")
+        if sep != "," and not context and rest[2].replace(".", "", 1).isdigit():
+            rest[2] = rest[2].replace(".", ",") if "." in rest[2] else rest[2] + ",0"
+        return sep.join([t, *rest])
+
+    for scale, sep in ((1e3, ","), (1e6, ","), (None, ";"), (1e3, "\t")):
+        body = [lines[0].replace(",", sep)] + [rewrite(line.split(","), scale, sep) for line in lines[1:]]
+        got: list[dict[str, Any]] = []
+        stats = replay(io.StringIO("\n".join(body) + "\n"), got.append, BEDSIDE)
+        assert [(a["patient"], a["condition"], a["epoch"]) for a in got] == \
+            [(a["patient"], a["condition"], a["epoch"]) for a in want], (scale, sep)
+        assert stats.rejected == want_stats.rejected and stats.samples == want_stats.samples
+    assert parse_time("1767225600000") == T0 and parse_time("1767225600000000") == T0
+
+
 def test_news2_policy_from_recorded_context() -> None:
     rows = ["timestamp,patient,parameter,value", f"{T0},p,consciousness,V", f"{T0},p,nibp_sys,120",
             f"{T0},p,temperature,36.9"]

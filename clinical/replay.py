@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import itertools
 import math
 import zlib
@@ -110,6 +111,19 @@ def header_delimiter(line: str) -> str:
     """The header's delimiter: a comma unless a semicolon, tab or bar is more frequent in it."""
     best = max(DELIMITERS, key=line.count)
     return best if line.count(best) > line.count(",") else ","
+
+
+def open_text(path: Path) -> IO[str]:
+    """A CSV file as text, gzip-compressed or not (told by its magic bytes); bytes that are not UTF-8 (a
+    Windows-1252 degree sign in a header) become U+FFFD instead of stopping the replay."""
+    try:
+        with path.open("rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        if gz:
+            return gzip.open(path, "rt", newline="", encoding="utf-8-sig", errors="replace")
+        return path.open(newline="", encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise ReplayError(f"{path}: {exc.strerror}") from None
 
 
 def _comma_float(text: str) -> float:
@@ -255,10 +269,7 @@ def replay(
 
     order = Reorderer(deliver, reorder_s)
     if isinstance(source, Path):
-        try:
-            f: IO[str] = source.open(newline="", encoding="utf-8-sig")
-        except OSError as exc:
-            raise ReplayError(f"{source}: {exc.strerror}") from None
+        f: IO[str] = open_text(source)
     else:
         f = source
     try:

@@ -108,6 +108,29 @@ def test_epoch_units_and_european_exports(tmp_path: Path) -> None:
     assert parse_time("1767225600000") == T0 and parse_time("1767225600000000") == T0
 
 
+def test_gzip_and_non_utf8_files(tmp_path: Path) -> None:
+    """A .csv.gz is read as it is (the CLI's own example), and a Windows-1252 byte in a wide header (a degree
+    sign) is replaced, not a traceback: the column is still recognised by its name."""
+    import gzip
+
+    f = tmp_path / "ward.csv"
+    write_ward(f)
+    want: list[dict[str, Any]] = []
+    replay(f, want.append, BEDSIDE)
+    gz = tmp_path / "ward.csv.gz"
+    gz.write_bytes(gzip.compress(f.read_bytes()))
+    got: list[dict[str, Any]] = []
+    replay(gz, got.append, BEDSIDE)
+    assert got == want and want
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes(b"Time,Patient ID,HR (bpm),Temp (\xb0C)\n" +
+                     b"".join(b"%d,p1,%d,37.0\n" % (T0 + s, 150 if 60 <= s < 80 else 80) for s in range(200)))
+    wide_alarms: list[dict[str, Any]] = []
+    stats = replay(wide, wide_alarms.append, BEDSIDE)
+    assert stats.samples == 400 and not stats.ignored_columns and stats.rejected == {}
+    assert [a["condition"] for a in wide_alarms] == ["heart_rate_high"]
+
+
 def test_news2_policy_from_recorded_context() -> None:
     rows = ["timestamp,patient,parameter,value", f"{T0},p,consciousness,V", f"{T0},p,nibp_sys,120",
             f"{T0},p,temperature,36.9"]

@@ -123,7 +123,7 @@ def open_text(path: Path) -> IO[str]:
             return gzip.open(path, "rt", newline="", encoding="utf-8-sig", errors="replace")
         return path.open(newline="", encoding="utf-8-sig", errors="replace")
     except OSError as exc:
-        raise ReplayError(f"{path}: {exc.strerror}") from None
+        raise ReplayError(f"cannot open: {exc.strerror}") from None
 
 
 def _comma_float(text: str) -> float:

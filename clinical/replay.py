@@ -277,7 +277,7 @@ def replay(
         if not first.strip():
             raise ReplayError("empty file: expected a header timestamp,patient,parameter,value")
         delimiter = header_delimiter(first)
-        decimal_comma = delimiter != ","
+        decimal_comma = delimiter in (";", "\t")  # as docs say: not with a bar
         reader = csv.reader(itertools.chain((first,), f), delimiter=delimiter)
         header = next(reader)
         layout = Layout(header)

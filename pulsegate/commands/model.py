@@ -263,9 +263,13 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from wire.model_manifest import load_private_key, sign_model_dir
+    from wire.model_manifest import ManifestError, load_private_key, sign_model_dir
 
-    sign_model_dir(args.model_dir, load_private_key(args.key))
+    try:
+        sign_model_dir(args.model_dir, load_private_key(args.key))
+    except (ManifestError, OSError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 1
     print(json.dumps({"signed": str(args.model_dir)}))
     return 0
 

@@ -296,7 +296,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 **Research and education only: not a medical device, not for clinical decisions.**
 
 ## Operating point
-Chosen by a rule stated before it was run (`pulsegate model threshold-endoscopy`,
+Chosen by a fixed rule (`pulsegate model threshold-endoscopy`,
 cloud/training/endoscopy_threshold.py `choose_fewest`), on the selection split carved from `train.txt` only
 (the same {choice.frames // 2} frames training carved out, seed {seed}; {choice.frames} polyp
 frames and {choice.crops} polyp-free crops, each plain and re-rendered as another scope), never on `val.txt`, its

@@ -12,7 +12,7 @@ within ``MAX_SENSITIVITY_LOSS`` of the share found at 0.5, the lowest whose shar
 finding is at most ``TARGET_FALSE`` (the issue's goal, 2 %); when none gets there, the one with the
 fewest (the lowest among equals). This rule chose 2.0.1's 0.60.
 
-Rule ``choose_fewest`` (``pulsegate model threshold-endoscopy``, stated before it was run for 2.0.2):
+Rule ``choose_fewest`` (``pulsegate model threshold-endoscopy``; it chose 2.0.2's 0.70):
 among the thresholds of ``GRID`` that keep the share of carve-out polyp frames found within
 ``FEWEST_MAX_LOSS`` (0.01) of the share found at 0.5, the one with the fewest carve-out crops with a
 finding (the lowest among equals). It trades at most one point of carve-out sensitivity for false

@@ -74,15 +74,36 @@ def encode_manifest(m: Manifest) -> bytes:
     return msgspec.json.format(msgspec.json.encode(m), indent=2) + b"\n"
 
 
+def _read_key(path: Path, kind: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read {kind} key {path}: {exc.strerror or exc}") from None
+
+
+def _pem_reason(exc: Exception) -> str:
+    return str(exc).split(". See ")[0]  # cryptography appends a FAQ link
+
+
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    """The Ed25519 signing key in a PEM file; a missing, unreadable or non-PEM file is a ManifestError."""
+    data = _read_key(path, "private")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ManifestError(f"{path} is not a PEM private key without a password ({_pem_reason(exc)})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ManifestError(f"{path} is not an Ed25519 private key")
     return key
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(path.read_bytes())
+    """The Ed25519 public key in a PEM file; a missing, unreadable or non-PEM file is a ManifestError."""
+    data = _read_key(path, "public")
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise ManifestError(f"{path} is not a PEM public key ({_pem_reason(exc)})") from None
     if not isinstance(key, Ed25519PublicKey):
         raise ManifestError(f"{path} is not an Ed25519 public key")
     return key

@@ -55,8 +55,8 @@ def evaluate_heldout(tflite: Path, data_dir: Path, threads: int = 2,
     return out
 
 
-def manifest_metrics(figures: dict[str, dict[str, Any]], cfg: TrainConfig, result: TrainResult) -> dict[
-        str, float | int | str | None]:
+def heldout_metrics(figures: dict[str, dict[str, Any]]) -> dict[str, float | int | str | None]:
+    """The manifest's held-out figures (``evaluate_heldout`` output)."""
     val, neg, ood = figures["val"], figures["negatives"], figures["ood"]
 
     def ci(f: dict[str, Any], key: str) -> str | None:
@@ -71,6 +71,13 @@ def manifest_metrics(figures: dict[str, dict[str, Any]], cfg: TrainConfig, resul
         "heldout_false_findings_ci95": ci(neg, "false_findings_ci95"),
         "ood_n": ood["n"], "ood_dice": ood["dice"], "ood_sensitivity": ood["sensitivity"],
         "shifted_val_dice": figures["shifted"]["dice"], "shifted_val_sensitivity": figures["shifted"]["sensitivity"],
+    }
+
+
+def manifest_metrics(figures: dict[str, dict[str, Any]], cfg: TrainConfig, result: TrainResult) -> dict[
+        str, float | int | str | None]:
+    return {
+        **heldout_metrics(figures),
         "train_n": len(result.train_names), "train_negatives": result.negatives,
         "train_seconds": round(result.train_seconds), "epochs": result.epochs_run, "width": cfg.width,
         "init_from": str(cfg.init_from.parent.name) if cfg.init_from is not None else None,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .endoscopy_data import SamplePools, dataset, load_frames, negative_crops, ood_split, read_names
+from .endoscopy_data import SamplePools, dataset, load_frames, negative_crops, read_names
 
 INPUT_SIZE = 256
 MODEL_NAME = "endoscopy-seg"
@@ -137,7 +137,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     from .endoscopy_augment import text_overlays
     from .endoscopy_export import serving_model
     from .endoscopy_net import build_training_model, export_model, load_1x_weights
-    from .endoscopy_select import SelectionSet, better, selection_split
+    from .endoscopy_select import SelectionSet, better, carve_out
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
@@ -145,10 +145,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     except RuntimeError:
         pass  # TensorFlow already initialised in this process (tests): keep its threads
     keras.utils.set_random_seed(cfg.seed)
-    names, ood = ood_split(cfg.data_dir, read_names(cfg.data_dir / "train.txt"))
-    if cfg.limit:
-        names = names[: cfg.limit]
-    names, select = selection_split(names, cfg.select_n, cfg.seed)
+    names, ood, select = carve_out(cfg.data_dir, cfg.select_n, cfg.seed, cfg.limit)
     xs, ys = load_frames(cfg.data_dir, names, cfg.input_size)
     neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
     sel: SelectionSet | None = None

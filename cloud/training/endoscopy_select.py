@@ -5,6 +5,8 @@ training frames that are not trained on (and on polyp-free crops of those frames
 figures that are reported.
 
 - ``selection_split``: a fixed, seeded draw of ``n`` names out of the training names.
+- ``carve_out``: the whole split as training makes it from ``train.txt`` (out-of-domain proxy held out,
+  then the selection draw), so the selection frames can be found again after training.
 - ``SelectionSet.score``: the float Keras export on the selection frames: mean per-frame Dice of the map
   at the masks' size (threshold 0.5, as ``clinical.endoscopy.evaluate``) and the share of selection
   crops with a finding (present head and map through ``clinical.endoscopy.postprocess.detect``, as on
@@ -18,6 +20,7 @@ figures that are reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,17 @@ def selection_split(names: list[str], n: int, seed: int) -> tuple[list[str], lis
     rng = np.random.default_rng(seed)
     held = set(rng.choice(len(names), size=n, replace=False).tolist())
     return [x for i, x in enumerate(names) if i not in held], [x for i, x in enumerate(names) if i in held]
+
+
+def carve_out(data_dir: Path, n: int, seed: int, limit: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """(training, out-of-domain proxy, selection) names of ``data_dir/train.txt``, as ``train`` splits them."""
+    from .endoscopy_data import ood_split, read_names
+
+    names, ood = ood_split(data_dir, read_names(data_dir / "train.txt"))
+    if limit:
+        names = names[:limit]
+    names, select = selection_split(names, n, seed)
+    return names, ood, select
 
 
 @dataclass

@@ -6,6 +6,7 @@
     pulsegate model publish DIR --site S --gateway G      offer a signed model to gateways (retained MQTT)
     pulsegate model train vitals-anomaly|endoscopy-seg    training (needs the `train` extra)
     pulsegate model threshold DIR --version V --fa-budget F   choose a vitals-anomaly threshold again
+    pulsegate model threshold-endoscopy DIR [--version V]  choose an endoscopy-seg presence threshold again
     pulsegate model eval vitals-anomaly|endoscopy-seg     held-out evaluation
     pulsegate model heldout-sets endoscopy-seg --out DIR  polyp-free crops of val.txt + out-of-domain lists
     pulsegate model eval alarms [--csv F --labels L]      alarms vs NEWS2 and bedside thresholds
@@ -100,6 +101,23 @@ def register(cmds: Commands) -> None:
     p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM)")
     p.set_defaults(handler=_threshold)
     example(p, "pulsegate model threshold models/vitals-anomaly/2.0.0 --version 2.0.1 --fa-budget 0.1")
+    p = m.add_parser("threshold-endoscopy", help="choose an endoscopy-seg presence threshold again on the "
+                     "train.txt carve-out (prints the grid; with --version: new version, same model file, signed)")
+    p.add_argument("model_dir", type=Path, help="models/endoscopy-seg/<version> (signed)")
+    p.add_argument("--version", help="write this new version next to model_dir (default: only print the choice)")
+    p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7, help="the carve-out's seed, as training used (default: %(default)s)")
+    p.add_argument("--select-n", type=int, default=64,
+                   help="frames carved out of train.txt, as training used (default: %(default)s)")
+    p.add_argument("--max-loss", type=float, default=0.01,
+                   help="carve-out polyp frames found may drop this much below presence 0.5 (default: %(default)s)")
+    p.add_argument("--trusted-key", type=Path, action="append", help="public key(s) (default: the development key)")
+    p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM) for --version")
+    p.add_argument("--threads", type=int, default=2, help="LiteRT threads (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(handler=_threshold_endoscopy)
+    example(p, "pulsegate model threshold-endoscopy models/endoscopy-seg/2.0.1",
+            "pulsegate model threshold-endoscopy models/endoscopy-seg/2.0.1 --version 2.0.2 --key models.key")
     p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
     p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
@@ -245,9 +263,13 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from wire.model_manifest import load_private_key, sign_model_dir
+    from wire.model_manifest import ManifestError, load_private_key, sign_model_dir
 
-    sign_model_dir(args.model_dir, load_private_key(args.key))
+    try:
+        sign_model_dir(args.model_dir, load_private_key(args.key))
+    except (ManifestError, OSError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 1
     print(json.dumps({"signed": str(args.model_dir)}))
     return 0
 
@@ -404,6 +426,53 @@ def _threshold(args: argparse.Namespace) -> int:
         print(f"threshold: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"model_dir": str(out), **figures}))
+    return 0
+
+
+def _threshold_endoscopy(args: argparse.Namespace) -> int:
+    from clinical.litert import ModelError
+    from cloud.training.endoscopy_rethreshold import choose_again, write_version
+    from wire.model_manifest import ManifestError
+
+    def log(msg: str) -> None:
+        if not args.json:
+            print(msg, flush=True)
+
+    if not 0.0 <= args.max_loss < 1.0:
+        print("error: --max-loss must be within 0..1", file=sys.stderr)
+        return 2
+    if args.version is not None and not args.key.exists():
+        print(f"error: signing key {args.key} not found", file=sys.stderr)
+        return 2
+    try:
+        choice, source = choose_again(args.model_dir, args.data, list(args.trusted_key or DEFAULT_TRUSTED_KEYS),
+                                      seed=args.seed, select_n=args.select_n, max_loss=args.max_loss,
+                                      threads=args.threads)
+        log(f"{source.name} {source.version}: presence {source.thresholds.get('presence', 0.5)} in its manifest; "
+            f"carve-out of {args.data / 'train.txt'} (seed {args.seed}): {choice.frames} polyp frames, "
+            f"{choice.crops} polyp-free crops (plain + re-rendered)")
+        log("presence  polyp frames found  crops with a finding")
+        for r in choice.table:
+            mark = "  <- chosen" if r["t"] == choice.presence else ""
+            log(f"{r['t']:8.2f}  {r['found']:18.3f}  {r['false']:20.3f}{mark}")
+        log(f"chosen presence threshold: {choice.presence:.2f} (fewest crops with a finding, polyp frames found "
+            f"within {args.max_loss} of presence 0.5)")
+        out: dict[str, Any] = {"model_dir": str(args.model_dir), "version": source.version,
+                               "presence_previous": source.thresholds.get("presence", 0.5),
+                               "presence": choice.presence, "grid": choice.table, "frames": choice.frames,
+                               "crops": choice.crops}
+        if args.version is not None:
+            dst, figures = write_version(args.model_dir, args.version, choice, source, args.data, args.key,
+                                         seed=args.seed, max_loss=args.max_loss, threads=args.threads, log=log)
+            log(f"wrote and signed {dst}")
+            out.update({"new_model_dir": str(dst), "heldout": figures})
+    except (ManifestError, ModelError, OSError, ValueError) as exc:
+        print(f"threshold-endoscopy: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out))
+    elif args.version is not None:
+        print(json.dumps({k: out["heldout"][k] for k in ("val", "negatives")}))
     return 0
 
 

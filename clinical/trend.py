@@ -84,18 +84,23 @@ class TrendDetector:
         return max(recent)
 
     def nibp(self, t: float, sys: float) -> None:
+        dt = t - self._nibp[-1][0] if self._nibp else math.inf
         self._nibp = [*self._nibp[-1:], (t, sys)]
-        self._baseline_reading(T_SYS, sys)
+        self._baseline_reading(T_SYS, sys, dt)
 
     def temperature(self, t: float, v: float) -> None:
+        dt = t - self._temp[0]
         self._temp = (t, v)
-        self._baseline_reading(T_TEMP, v)
+        self._baseline_reading(T_TEMP, v, dt)
 
-    def _baseline_reading(self, j: int, v: float) -> None:
+    def _baseline_reading(self, j: int, v: float, dt: float) -> None:
         b = self.base[j]
         if b == b:  # follow the patient slowly while this parameter does not deviate
             if self.contrib[j] <= 0.25 and self.score < 1.0:
-                self.base[j] = b + 0.2 * (v - b)
+                # on the time scale of the continuous baselines (adapt_min), not per reading: a cuff
+                # cycled every 5 minutes (a worried nurse) must not drag the baseline after a falling
+                # pressure faster than one read hourly would
+                self.base[j] = b + min(0.2, max(0.0, dt) / (60.0 * self.settings.adapt_min)) * (v - b)
             return
         if self.base[j] != self.base[j]:
             self._init[j].append(v)
@@ -132,7 +137,9 @@ class TrendDetector:
             dev[T_SYS] *= 0.5
         pos = [d for d in dev if d >= 0.5]
         u = st.unlock
-        if len(pos) >= 2 and (dev[T_SPO2] >= u or dev[T_SYS] >= u or dev[T_TEMP] >= u):
+        # not just activity: the parameters activity does not move (SpO2 falling, NIBP falling, temperature)
+        # deviate by ``unlock`` together; three small deviations are as much evidence as one larger one
+        if len(pos) >= 2 and dev[T_SPO2] + dev[T_SYS] + dev[T_TEMP] >= u:
             s = sum(d for d in dev if d > 0)
         elif slow[0] >= 0.5 and slow[1] >= 0.5:  # heart rate and resp alone: activity, pain, anxiety look alike
             s = min(slow[0] + slow[1], st.rate_only_cap)

@@ -213,6 +213,53 @@ def test_trend_rises_on_a_corroborated_sustained_change() -> None:
     assert "HR" in td.reason() and "vs own" in td.reason()
 
 
+def _steady_trend(minutes: int = 30) -> tuple[TrendDetector, float]:
+    td = TrendDetector()
+    t = 0.0
+    td.temperature(t, 37.0)
+    td.nibp(t, 125)
+    td.nibp(t + 1, 124)
+    for _ in range(minutes):
+        t += 60
+        td.minute(t, (78.0, 16.0, 97.0))
+    return td, t
+
+
+def test_trend_counts_small_deviations_of_the_parameters_activity_does_not_move_together() -> None:
+    """A sepsis-like broad change: HR +14 and resp +4 with SpO2 -1.8 and temperature +0.55, none of the last
+    two alone far enough off to say "not activity"; together they are, and the trend rises within 20 min.
+    HR and resp alone by the same amount (activity) stay on the 30-minute path and do not."""
+    td, t = _steady_trend()
+    td.temperature(t, 37.55)
+    c = 0.0
+    for _ in range(20):
+        t += 60
+        c = td.minute(t, (92.0, 20.0, 95.2))
+    assert c >= td.settings.h, td.reason()
+    assert "temp" in td.reason() and "SpO2" in td.reason()
+    act, t = _steady_trend()
+    for _ in range(20):
+        t += 60
+        c = act.minute(t, (92.0, 20.0, 97.0))
+    assert c < act.settings.h
+
+
+def test_nibp_baseline_does_not_chase_a_pressure_falling_under_a_frequently_cycled_cuff() -> None:
+    """Readings every 5 minutes (a nurse worried about the patient) falling 2 mmHg each: the own baseline
+    follows on the hours' time scale of the continuous baselines, so the fall shows as a deviation."""
+    td, t = _steady_trend()  # own NIBP 124.5
+    sys = 124.0
+    for k in range(60):
+        t += 60
+        if k % 5 == 4:
+            sys -= 2.0
+            td.nibp(t, sys)
+        td.minute(t, (78.0, 16.0, 97.0))
+    assert sys == 100.0
+    assert td.base[3] > 120.0
+    assert td.contrib[3] > 0.5
+
+
 def test_bad_smart_key_is_named() -> None:
     with pytest.raises(ValidationError) as e:
         ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {"life_threatening": {"hr_hgh": 150}}}}})

@@ -8,7 +8,9 @@ issue 10 (356 lines): the default profile is now the smart policy, alarms carry 
 per patient and the output is ordered by (time, patient); regenerated again when vitals-anomaly 2.0.0
 shipped (304 lines); regenerated again when the rules were stated in recorded time and vitals-anomaly 2.1.0
 shipped (849 lines; the recording is sampled every 5 s: before, a life-threatening run broke between any two
-rows, so those paths could not fire on it at all; SpO2 steps are now "check the probe"). A change that is
+rows, so those paths could not fire on it at all; SpO2 steps are now "check the probe"); regenerated again when
+a life-threatening run's first row began to stand for its interval (850 lines: the same five extreme heart rate
+alarms, each one 5-s row earlier, and one more escalation line). A change that is
 meant to change alarms
 regenerates it in a commit of its own that says why.
 """
@@ -31,5 +33,5 @@ def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
                          cwd=REPO, capture_output=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(expected.splitlines()) == 849
+    assert len(expected.splitlines()) == 850
     assert res.stdout == expected

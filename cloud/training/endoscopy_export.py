@@ -79,6 +79,15 @@ def serving_model(model: Any, flip: bool = False, input_size: int | None = None,
     return keras.Model(inp, [polyp, present], name="endoscopy_seg_v2_serving")
 
 
+def flipped(model: Any) -> Any:
+    """``model`` (frame -> [map, presence]) with the test-time flip of ``serving_model(flip=True)`` around it."""
+    import keras
+
+    inp = keras.Input(tuple(model.input.shape[1:]), name="frame")
+    polyp, present = model(FlipPair()(inp))
+    return keras.Model(inp, [FlipMerge()(polyp), PairMean()(present)], name=f"{model.name}_flip")
+
+
 def _layer_base() -> Any:
     from keras import layers
 

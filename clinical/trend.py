@@ -16,8 +16,13 @@ SpO2 and the latest NIBP systolic and temperature readings. Per parameter:
   counted only as far as the value is also near or beyond the normal band (``min(z, a + 1)``,
   a = how far beyond the band): an athlete whose HR rises from 45 to 65 is not deteriorating.
 
-Score S = sum of deviations when at least two parameters deviate (corroboration), else only what a
-single parameter shows beyond ``single_margin``. A CUSUM C = max(0, C + S - k) per minute raises the
+Score S = sum of deviations when at least two parameters deviate (corroboration) and the parameters
+activity does not move (SpO2, NIBP, temperature) deviate by ``unlock`` together; that sum counts
+``corroborated_gain`` times in the CUSUM (evidence activity cannot fake needs the least time). Heart rate and resp
+alone count on their 30-minute medians, at most ``rate_only_cap`` a minute, unless both have stayed at
+least ``sustained_dev`` off on their 10-minute medians for ``sustained_min`` consecutive minutes: longer
+than an activity bout at that height lasts, so the deviations count in full. Else only what a single
+parameter shows beyond ``single_margin``. A CUSUM C = max(0, C + S - k) per minute raises the
 condition when it reaches h: a large, corroborated change alarms within minutes, a small one only
 if it persists (a severity-scaled delay).
 """
@@ -47,6 +52,9 @@ class TrendSettings:
     cap: float = 3.0
     rate_only_cap: float = 1.8  # heart rate and resp alone (30-min medians) add at most cap - k a minute
     unlock: float = 0.75  # SpO2, NIBP or temperature deviating at least this much: not just activity
+    corroborated_gain: float = 1.3  # the unlocked sum counts this many times (evidence activity cannot fake)
+    sustained_min: int = 15  # HR and resp both off this long on 10-min medians: longer than an activity bout
+    sustained_dev: float = 1.0  # ... by at least this much each (HR +15 /min, resp +4.5 /min beyond own)
 
 
 def _median(xs: list[float]) -> float:
@@ -58,8 +66,8 @@ def _median(xs: list[float]) -> float:
 
 
 class TrendDetector:
-    __slots__ = ("_init", "_nibp", "_temp", "base", "contrib", "cusum", "level", "minutes", "scale2", "score",
-                 "settings", "slow")
+    __slots__ = ("_init", "_nibp", "_temp", "base", "contrib", "cusum", "level", "minutes", "path", "scale2",
+                 "score", "settings", "slow", "sustained")
 
     def __init__(self, settings: TrendSettings | None = None, scale2: bool = False) -> None:
         self.settings = settings or TrendSettings()
@@ -75,6 +83,8 @@ class TrendDetector:
         self._temp = (-math.inf, math.nan)
         self.cusum = 0.0
         self.score = 0.0
+        self.sustained = 0  # consecutive minutes with HR and resp both >= sustained_dev on 10-min medians
+        self.path = ""  # which rule made the last score: corroborated, sustained, rate_only, single
 
     def robust_sys(self, t: float, max_age: float = 3600.0) -> float:
         """The less alarming of the last two NIBP systolic readings (one cuff error does not count), NaN if none."""
@@ -137,16 +147,22 @@ class TrendDetector:
             dev[T_SYS] *= 0.5
         pos = [d for d in dev if d >= 0.5]
         u = st.unlock
+        both = dev[T_HR] >= st.sustained_dev and dev[T_RR] >= st.sustained_dev
+        self.sustained = self.sustained + 1 if both else 0
         # not just activity: the parameters activity does not move (SpO2 falling, NIBP falling, temperature)
         # deviate by ``unlock`` together; three small deviations are as much evidence as one larger one
         if len(pos) >= 2 and dev[T_SPO2] + dev[T_SYS] + dev[T_TEMP] >= u:
-            s = sum(d for d in dev if d > 0)
+            s, self.path = sum(d for d in dev if d > 0), "corroborated"
+        elif self.sustained >= st.sustained_min:  # HR and resp up together for longer than activity lasts
+            s, self.path = sum(d for d in dev if d > 0), "sustained"
         elif slow[0] >= 0.5 and slow[1] >= 0.5:  # heart rate and resp alone: activity, pain, anxiety look alike
-            s = min(slow[0] + slow[1], st.rate_only_cap)
+            s, self.path = min(slow[0] + slow[1], st.rate_only_cap), "rate_only"
         else:
             s = max(0.0, max(slow[0], slow[1], dev[T_SPO2], dev[T_SYS], dev[T_TEMP]) - st.single_margin)
-        self.score = s
-        self.cusum = max(0.0, self.cusum + s - st.k)
+            self.path = "single" if s > 0 else ""
+        self.score = s  # the evidence (what corroborates other rules); the gain only speeds the CUSUM
+        gain = st.corroborated_gain if self.path == "corroborated" else 1.0
+        self.cusum = max(0.0, self.cusum + gain * s - st.k)
         self._adapt(s)
         return self.cusum
 
@@ -189,4 +205,6 @@ class TrendDetector:
                 parts.append(f"{NAMES[j]} {fmt.format(d)} vs own {own.format(self.base[j])}")
         if not parts:  # heart rate and resp alone, on their 30-minute medians
             parts = [f"{NAMES[j]} 30-min level up vs own {self.base[j]:.0f}" for j in (T_HR, T_RR) if self.slow[j] > 0]
+        if self.path == "sustained":
+            parts.append(f"HR and resp up together for {self.sustained} min, longer than activity lasts")
         return ", ".join(parts) + f" (trend score {self.score:.1f}, cusum {self.cusum:.0f})"

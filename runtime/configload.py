@@ -94,16 +94,16 @@ def loads(text: str, model: type[M], path: Path = Path("<config>")) -> M:
             elif err["type"] == "missing":
                 msg = "required key is missing"
             errors.append((_key_path(data, err["loc"]), msg))
-        raise ConfigError(path, _located(text, path, errors)) from None
+        raise ConfigError(path, located(text, path, errors)) from None
     refs = getattr(cfg, "reference_problems", None)
     if callable(refs):
         found: list[tuple[Loc, str]] = refs()
         if found:
-            raise ConfigError(path, _located(text, path, found))
+            raise ConfigError(path, located(text, path, found))
     return cfg
 
 
-def _located(text: str, path: Path, errors: list[tuple[Loc, str]]) -> list[str]:
+def located(text: str, path: Path, errors: list[tuple[Loc, str]]) -> list[str]:
     """``file:line: key.path: message`` for each (key path, message)."""
     lines = key_lines(text)
     out = []

@@ -62,8 +62,8 @@ def test_key_lines_array_of_tables() -> None:
 def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "edge.toml"
     good.write_text(GOOD)
-    assert main(["check-config", str(good)]) == 0
-    assert "valid edge config" in capsys.readouterr().out
+    assert main(["check-config", "--schema-only", str(good)]) == 0
+    assert "valid edge config (types and references only)" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
     bad.write_text(GOOD + "bogus = 1\n")
     assert main(["check-config", str(bad)]) == 1
@@ -103,7 +103,45 @@ def test_logs_are_json_and_redact_patient_fields() -> None:
 @pytest.mark.parametrize("name", ["edge.toml", "cloud.toml", "ambulance.toml"])
 def test_shipped_examples_are_valid(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     path = Path(__file__).resolve().parents[1] / "examples" / name
-    assert main(["check-config", str(path)]) == 0, capsys.readouterr().err
+    assert main(["check-config", "--schema-only", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_check_config_opens_the_files_the_config_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The key, certificate and secret files are checked as the daemon would open them: a missing trusted
+    key, a trusted key that is not a PEM public key, a short pseudonym key and a missing TLS file are each
+    named with key and line (and never with the files' content); credential:NAME waits for the unit."""
+    from wire.model_manifest import generate_keypair
+
+    generate_keypair(tmp_path / "signing.key", tmp_path / "signing.pub")
+    (tmp_path / "pseudonym-key").write_text("0123456789abcdef0123\n")
+    (tmp_path / "not-a-key.pub").write_text("hello-not-pem\n")
+    (tmp_path / "short").write_text("tooshort\n")
+    good = tmp_path / "edge.toml"
+    good.write_text(GOOD.replace('"/etc/pulsegate/credentials/pseudonym-key"', '"pseudonym-key"')
+                    + f'\n[models]\ntrusted_keys = ["{tmp_path / "signing.pub"}"]\n')
+    assert main(["check-config", str(good)]) == 0, capsys.readouterr().err
+    assert "valid edge config" in capsys.readouterr().out
+    cred = tmp_path / "cred.toml"
+    cred.write_text(good.read_text().replace('"pseudonym-key"', '"credential:pseudonym-key"'))
+    assert main(["check-config", str(cred)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        GOOD.replace('"/etc/pulsegate/credentials/pseudonym-key"', '"short"')
+        + f'\n[models]\ntrusted_keys = ["{tmp_path / "signing.pub"}", "{tmp_path / "gone.pub"}", '
+        f'"{tmp_path / "not-a-key.pub"}"]\n'
+        + '\n[http]\nlisten = "0.0.0.0"\n[http.tls]\ncert = "missing.crt"\nkey = "credential:tls-key"\n')
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "names files this machine cannot use" in err
+    assert "bad.toml:5: gateway.pseudonym_key: short: holds 8 bytes, at least 16 are needed" in err
+    assert "bad.toml:11: models.trusted_keys.1: cannot read public key" in err and "gone.pub" in err
+    assert "models.trusted_keys.2:" in err and "not a PEM public key" in err
+    assert "models.trusted_keys.0" not in err
+    assert "http.tls.cert: cannot read secret missing.crt" in err and "http.tls.key" not in err
+    assert "tooshort" not in err and "hello-not-pem" not in err
+    assert main(["check-config", "--schema-only", str(bad)]) == 0
 
 
 def test_unknown_driver_and_bad_serial_settings_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,10 @@ a life-threatening run's first row began to stand for its interval (850 lines: t
 alarms, each one 5-s row earlier, and one more escalation line); regenerated again when SpO2, NIBP and
 temperature deviations began to corroborate the trend together (862 lines: sep242-0003, in VT with NEWS2 8,
 reads SpO2 77 % after a step, which the trend now corroborates: a desaturation instead of "check the probe";
-hae242-0005's trend 3 min earlier). A change that is
+hae242-0005's trend 3 min earlier); regenerated again when heart rate and resp up together for longer than an
+activity bout began to leave the capped 30-minute path and the corroborated trend to count 1.3x (864 lines:
+hae242-0007, a haemorrhage, gets a trend alarm, "HR and resp up together for 15 min, longer than activity lasts",
+that it never had; sep242-0002's trend 3 min earlier, hae242-0005's 1 min earlier). A change that is
 meant to change alarms
 regenerates it in a commit of its own that says why.
 """
@@ -36,5 +39,5 @@ def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
                          cwd=REPO, capture_output=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(expected.splitlines()) == 862
+    assert len(expected.splitlines()) == 864
     assert res.stdout == expected

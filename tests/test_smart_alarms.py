@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from pydantic import ValidationError
@@ -242,6 +243,33 @@ def test_trend_counts_small_deviations_of_the_parameters_activity_does_not_move_
         t += 60
         c = act.minute(t, (92.0, 20.0, 97.0))
     assert c < act.settings.h
+
+
+def _minutes_to_raise(td: TrendDetector, t: float, minutes: int, hr: float, rr: float, then: int = 0) -> int | None:
+    """Feed ``minutes`` of HR ``hr`` and resp ``rr`` (then ``then`` minutes back at 78 / 16): the first minute
+    the CUSUM reaches h, or None."""
+    for k in range(minutes + then):
+        t += 60
+        high = k < minutes
+        if td.minute(t, (hr if high else 78.0, rr if high else 16.0, 97.0)) >= td.settings.h:
+            return k + 1
+    return None
+
+
+def test_heart_rate_and_resp_up_for_longer_than_activity_leave_the_capped_path() -> None:
+    """HR +20 and resp +6 with nothing else moving (a bleed before its first NIBP reading): once both have
+    stayed up on their 10-minute medians for 15 minutes, longer than an activity bout at that height lasts,
+    they count in full, so the trend rises minutes earlier than on the 30-minute path; a 12-minute bout of
+    the same height (activity) raises nothing."""
+    td, t = _steady_trend()
+    new = _minutes_to_raise(td, t, 60, 98.0, 22.0)
+    assert new is not None and "longer than activity lasts" in td.reason(), td.reason()
+    capped, t = _steady_trend()
+    capped.settings = replace(capped.settings, sustained_min=10**6)  # the 30-minute path only
+    old = _minutes_to_raise(capped, t, 60, 98.0, 22.0)
+    assert old is not None and new <= old - 5, (new, old)
+    bout, t = _steady_trend()
+    assert _minutes_to_raise(bout, t, 12, 98.0, 22.0, then=60) is None
 
 
 def test_nibp_baseline_does_not_chase_a_pressure_falling_under_a_frequently_cycled_cuff() -> None:

@@ -140,7 +140,9 @@ class SmartBed:
                       _Run(lt.spo2_low_scale2 if scale2 else lt.spo2_low, False), _Run(lt.resp_low, False))
         self._lim = self._limits()
         self.trend = TrendDetector(TrendSettings(k=p.trend_k, h=p.trend_h, baseline_min=p.trend_baseline_min,
-                                                 adapt_min=p.trend_adapt_min, rate_only_cap=p.trend_rate_only_cap),
+                                                 adapt_min=p.trend_adapt_min, rate_only_cap=p.trend_rate_only_cap,
+                                                 corroborated_gain=p.trend_corroborated_gain,
+                                                 sustained_min=p.trend_sustained_min),
                                    scale2)
         self._hr_last = [math.nan] * 10  # the last clean heart rates (steadiness of an extreme run)
         self._hr_last_t = [-math.inf] * 10

@@ -81,6 +81,11 @@ class SmartPolicy(Section):
     # heart rate and resp rising alone (on 30-minute medians; activity, pain and anxiety look alike) add at
     # most this much a minute to the trend's CUSUM (clinical/trend.py rate_only_cap)
     trend_rate_only_cap: float = Field(default=1.8, ge=0)  # trend score that corroborates a single excursion
+    # the parameters activity does not move corroborating: their minute's score counts this many times
+    trend_corroborated_gain: float = Field(default=1.3, ge=1.0, le=3.0)
+    # heart rate and resp both >= 1.0 scale unit off on their 10-minute medians for this many consecutive
+    # minutes (longer than an activity bout lasts) leave the capped 30-minute path and count in full
+    trend_sustained_min: int = Field(default=15, ge=5, le=240)
     # NEWS2 >= high_at raises high priority only with the trend corroborating it (or NEWS2 >= this)
     news2_high_alone_at: int = Field(default=9, ge=1, le=20)
     trend_baseline_min: int = Field(default=15, ge=3, le=240)

@@ -79,6 +79,20 @@ def heldout_ward_params(base: WardParams | None = None) -> WardParams:
                    tachy_fraction=0.08, copd_fraction=0.2)
 
 
+def clean_ward_params(base: WardParams | None = None) -> WardParams:
+    """A quiet ward like the independent recordings (bedside thresholds ~10-20 false-alarm episodes per
+    patient-day, NEWS2 almost silent): less noise and fewer confounders than ``WardParams()``, whose
+    course shapes, severities and unusual-baseline fractions it keeps. Sets H, L and N (docs/heldout-issue10.md)."""
+    b = base or WardParams()
+    return replace(b, noise_scale=0.6, motion_per_h=1.0, motion_flagged=0.5, activity_per_h=0.3,
+                   half_off_per_h=0.02, probe_off_per_h=0.15, cuff_error_fraction=0.04, apnoea_fraction=0.05,
+                   arrhythmia_per_h=0.2)
+
+
+# The bases `pulsegate model eval alarms --ward-base` starts from (``--ward-param`` changes them further).
+WARD_BASES = {"heldout": heldout_ward_params, "clean": clean_ward_params}
+
+
 # Named generator variants for training augmentation and validation (never the held-out sets' parameters):
 # "bare" is an ECG + SpO2-only monitor (no pleth pulse rate, no perfusion index), noisier, more motion.
 WARD_VARIANTS: dict[str, dict[str, float | bool]] = {

@@ -6,17 +6,22 @@ import argparse
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pulsegate.cli import Commands, example
 
 
 def register(cmds: Commands) -> None:
     p = cmds.top.add_parser(
-        "check-config", help="validate an edge or cloud TOML config: strict types, bed references; errors name "
-        "the key and line")
+        "check-config", help="validate an edge or cloud TOML config: strict types, bed references, and the key, "
+        "certificate and secret files it names on this machine; errors name the key and line")
     p.add_argument("file", type=Path,
                    help="the TOML file; a [gateway] table makes it an edge config, [cloud] a cloud one")
-    example(p, "pulsegate check-config /etc/pulsegate/edge.toml", "pulsegate check-config examples/cloud.toml")
+    p.add_argument("--schema-only", action="store_true",
+                   help="check types and references only, not the files the config names (a config written "
+                   "for another machine)")
+    example(p, "pulsegate check-config /etc/pulsegate/edge.toml",
+            "pulsegate check-config --schema-only examples/cloud.toml")
     p.set_defaults(handler=_check)
 
 
@@ -42,11 +47,11 @@ def _check(args: argparse.Namespace) -> int:
         if kind == "edge":
             from edge.config import load_edge_config
 
-            load_edge_config(path)
+            cfg: Any = load_edge_config(path)
         elif kind == "cloud":
             from cloud.config import load_cloud_config
 
-            load_cloud_config(path)
+            cfg = load_cloud_config(path)
         else:
             try:
                 tomllib.loads(path.read_text())
@@ -61,5 +66,16 @@ def _check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    print(f"{path}: valid {kind} config")
+    if not args.schema_only:
+        from runtime.config_files import file_problems
+        from runtime.configload import located
+
+        found = file_problems(cfg, path.parent)
+        if found:
+            print(f"{path}: {kind} config names files this machine cannot use (--schema-only skips this)",
+                  file=sys.stderr)
+            for problem in located(path.read_text(), path, found):
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+    print(f"{path}: valid {kind} config" + (" (types and references only)" if args.schema_only else ""))
     return 0

@@ -194,6 +194,9 @@ def register(cmds: Commands) -> None:
     e.add_argument("--scenarios", type=int, default=40, help="held-out scenarios to generate (default 40)")
     e.add_argument("--seed", type=int, default=9101, help="held-out seed (default %(default)s)")
     e.add_argument("--hours", type=float, default=10.0, help="hours per generated scenario")
+    e.add_argument("--ward-base", choices=("heldout", "clean"), default="heldout",
+                   help="generator parameters to start from: heldout (noisy, many confounders; default) or clean "
+                        "(a quiet ward like the independent recordings)")
     e.add_argument("--ward-param", action="append", default=[], metavar="KEY=VALUE",
                    help="change a generator parameter of the held-out set (cloud/training/ward_scenarios.py "
                         "WardParams), e.g. with_pulse_rate=false or noise_scale=1.4; repeatable")
@@ -211,6 +214,7 @@ def register(cmds: Commands) -> None:
     e.set_defaults(handler=_eval_alarms)
     example(e, "pulsegate model eval alarms --scenarios 40 --json",
             "pulsegate model eval alarms --seed 9404 --order shuffled --ward-param with_pulse_rate=false",
+            "pulsegate model eval alarms --ward-base clean --seed 9941 --no-model",
             "pulsegate model eval alarms --seed 9303 --resample 'every=15'",
             "pulsegate model eval alarms --csv ward.csv --labels ward.labels.jsonl --config edge.toml")
     e = ev.add_parser("endoscopy-seg", help="Dice/IoU/sensitivity/false findings over frames, a video or a sequence")
@@ -354,8 +358,8 @@ def _eval_alarms(args: argparse.Namespace) -> int:
 
     from cloud.training.alarm_eval import evaluate
     from cloud.training.ward_scenarios import (
+        WARD_BASES,
         generate_ward_set,
-        heldout_ward_params,
         read_labels,
         write_labels,
         write_ward_csv,
@@ -375,7 +379,7 @@ def _eval_alarms(args: argparse.Namespace) -> int:
             wd = args.workdir or Path(tmp)
             wd.mkdir(parents=True, exist_ok=True)
             try:
-                wp = replace(heldout_ward_params(), hours=args.hours, **_ward_params(args.ward_param))
+                wp = replace(WARD_BASES[args.ward_base](), hours=args.hours, **_ward_params(args.ward_param))
             except (TypeError, ValueError) as exc:
                 print(f"--ward-param: {exc}", file=sys.stderr)
                 return 2

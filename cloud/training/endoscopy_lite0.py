@@ -33,6 +33,7 @@ PREFIX = "l0_"
 # (stride, channels, depthwise-separable 3x3 convolutions) from deep to shallow
 STOP = 16  # the encoder ends at stride 16 (blocks 0-10): the stride-32 blocks cost 25-30 % more per frame
 FROZEN_STRIDE = 4  # stem and blocks 0-2 (strides 2 and 4) keep their ImageNet weights: 35 % faster steps
+FROZEN_STRIDES = (0, 2, 4, 8)  # what ``frozen_stride`` may be: 0 trains every convolution
 DECODER: tuple[tuple[int, int, int], ...] = ((16, 96, 2), (8, 64, 2), (4, 32, 1), (2, 16, 1))
 
 

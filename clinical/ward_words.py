@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clinical.alarms.conditions import Rule
-from clinical.alarms.smart_settings import SmartPolicy
+from clinical.alarms.smart_settings import Integrated, SmartPolicy
 from clinical.news2 import News2, Response
 
 NEWS2_PARAM_WORDS = {"resp_rate": "resp rate", "spo2": "SpO2", "systolic": "BP", "pulse": "pulse",
@@ -40,12 +40,16 @@ def smart_limits(p: SmartPolicy, scale2: bool) -> dict[str, list[Limit]]:
     not shown here."""
     lt = p.life_threatening
     sp = p.spo2_low_scale2 if scale2 else p.spo2_low
-    hr = [(True, p.hr_high.limit, "medium"), (True, lt.hr_high, "high"), (False, p.hr_low.limit, "medium"),
-          (False, lt.hr_low, "high")]
+
+    def prio(c: Integrated) -> str:  # a limit that needs corroboration is shown (low) when beyond it alone
+        return "medium" if c.alone else "low"
+
+    hr = [(True, p.hr_high.limit, prio(p.hr_high)), (True, lt.hr_high, "high"),
+          (False, p.hr_low.limit, prio(p.hr_low)), (False, lt.hr_low, "high")]
     return {
         "heart_rate": hr, "pulse_rate": hr,
-        "spo2": [(False, sp.limit, "medium"), (False, lt.spo2_low_scale2 if scale2 else lt.spo2_low, "high")],
-        "resp_rate": [(True, p.resp_high.limit, "medium"), (False, p.resp_low.limit, "medium"),
+        "spo2": [(False, sp.limit, prio(sp)), (False, lt.spo2_low_scale2 if scale2 else lt.spo2_low, "high")],
+        "resp_rate": [(True, p.resp_high.limit, prio(p.resp_high)), (False, p.resp_low.limit, prio(p.resp_low)),
                       (False, lt.resp_low, "high")],
         "nibp_sys": [(False, p.nibp_sys_low, "medium"), (True, p.nibp_sys_high, "medium"),
                      (False, lt.nibp_sys_low, "high")],

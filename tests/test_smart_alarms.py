@@ -329,6 +329,63 @@ def test_gradual_extreme_heart_rate_without_signs_of_instability_is_not_life_thr
     assert "heart_rate_extreme_low" in c.raised()
 
 
+def test_a_limit_that_needs_corroboration_stays_shown_however_long_or_deep_alone() -> None:
+    lim = IntegratedLimit(40, 300, 300, high=False, strong_factor=6, alone=False)
+    t = 0.0
+    for _ in range(3600):  # 30 /min for an hour: 36,000 /min x s below, far past strong and persist
+        t += 1
+        lim.add(30, t)
+    assert lim.level(t) == 1 and lim.level(t, corroborated=True) == 2
+    alone = IntegratedLimit(40, 300, 300, high=False, strong_factor=6)
+    for k in range(1, 200):
+        alone.add(30, float(k))
+    assert alone.level(199.0) == 2  # the default: deep enough alone
+
+
+def test_a_slow_heart_rate_alone_is_shown_and_with_signs_is_medium() -> None:
+    """An athlete asleep at 36 /min, from the start of monitoring and again hours later: shown (low), never
+    medium; the same rate with a falling SpO2 and slow breathing (an opioid overdose, hypothermia) is medium."""
+    b = Bed()
+    for k in range(3 * 3600):
+        hr = 36 + 2 * math.sin(k / 200)
+        b.second(hr=hr, pr=hr)
+    assert "heart_rate_low_brief" in b.raised(1)
+    assert b.raised() == []
+    c = Bed()
+    for _ in range(1800):
+        c.second(hr=52, pr=52)
+    for k in range(1800):
+        hr = max(36.0, 52 - k * 0.05)
+        c.second(hr=hr, pr=hr, spo2=max(86.0, 97 - k * 0.02), rr=max(6.0, 16 - k * 0.02))
+    assert "heart_rate_low" in c.raised()
+
+
+def test_a_tachycardia_burst_ending_back_at_a_slow_own_rate_is_not_an_abrupt_bradycardia() -> None:
+    """A sleeping athlete at 33 /min (own baseline ~50 /min, judged over the first half hour) has a 40-s
+    burst at 135 /min; when it ends the rate is back at 33. Falling from the burst is no heart block: the rate
+    it fell from is never counted above the patient's own baseline. A fall from the patient's own 75 /min to
+    30 /min is abrupt, and high priority within the life-threatening delay."""
+    b = Bed()
+    for _ in range(1800):
+        b.second(hr=50, pr=50)
+    for k in range(900):
+        hr = max(33.0, 50 - k * 0.05)
+        b.second(hr=hr, pr=hr)
+    for _ in range(40):
+        b.second(hr=135, pr=135)
+    for _ in range(120):
+        b.second(hr=33, pr=33)
+    assert "heart_rate_extreme_low" not in b.raised()
+    a = Bed()
+    for _ in range(1800):
+        a.second(hr=75, pr=75)
+    t0 = a.t
+    for _ in range(30):
+        a.second(hr=30, pr=30)
+    on = [t for n, up, t, _ in a.events if up and n == "heart_rate_extreme_low"]
+    assert on and on[0] - t0 <= 10.0
+
+
 def test_heart_rate_counted_through_motion_without_a_pleth_is_not_tachycardia() -> None:
     """ECG only (probe off): motion makes the counted rate jump about 160-215; a ventricular tachycardia
     is regular."""

@@ -11,7 +11,9 @@ Two stages make "an excursion that resolves on its own stays low priority":
 - level 1 (shown, low priority): the index reached ``setting``;
 - level 2 (medium): the index reached ``setting`` and either stayed at or above it for
   ``persist_s`` (it did not resolve), or reached ``strong_factor`` x ``setting`` (a deep
-  excursion), or the caller reports corroboration by another parameter.
+  excursion), or the caller reports corroboration by another parameter. A limit made with
+  ``alone=False`` becomes medium only with corroboration (a slow heart rate alone, above the
+  life-threatening limit, is shown: an athlete asleep at 35 /min is not a bradycardia to treat).
 
 Samples flagged as artifact are not passed in (the index holds). Each sample counts for the time
 since the previous one, up to ``max_step_s`` or the ``slack`` the caller passes (1.5 sampling
@@ -25,11 +27,11 @@ import math
 
 
 class IntegratedLimit:
-    __slots__ = ("_above_since", "_last_t", "high", "index", "limit", "max_step_s", "persist_s", "setting",
-                 "strong")
+    __slots__ = ("_above_since", "_last_t", "alone", "high", "index", "limit", "max_step_s", "persist_s",
+                 "setting", "strong")
 
     def __init__(self, limit: float, setting: float, persist_s: float, *, high: bool, strong_factor: float = 3.0,
-                 max_step_s: float = 5.0) -> None:
+                 max_step_s: float = 5.0, alone: bool = True) -> None:
         if setting <= 0 or persist_s < 0 or strong_factor < 1:
             raise ValueError("setting must be > 0, persist_s >= 0, strong_factor >= 1")
         self.limit = limit
@@ -37,6 +39,7 @@ class IntegratedLimit:
         self.persist_s = persist_s
         self.strong = setting * strong_factor
         self.high = high
+        self.alone = alone
         self.max_step_s = max_step_s
         self.index = 0.0
         self._last_t = math.nan
@@ -77,7 +80,7 @@ class IntegratedLimit:
         idx = self.index
         if idx < self.setting:
             return 0
-        if corroborated or idx >= self.strong or t - self._above_since >= self.persist_s:
+        if corroborated or (self.alone and (idx >= self.strong or t - self._above_since >= self.persist_s)):
             return 2
         return 1
 

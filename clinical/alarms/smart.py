@@ -163,7 +163,8 @@ class SmartBed:
         p = self.p
         sp = p.spo2_low_scale2 if self.scale2 else p.spo2_low
         def mk(c: Integrated, high: bool) -> IntegratedLimit:
-            return IntegratedLimit(c.limit, c.setting, c.persist_s, high=high, strong_factor=c.strong_factor)
+            return IntegratedLimit(c.limit, c.setting, c.persist_s, high=high, strong_factor=c.strong_factor,
+                                   alone=c.alone)
 
         lims = mk(sp, False), mk(p.hr_high, True), mk(p.hr_low, False), mk(p.resp_high, True), mk(p.resp_low, False)
         self._lim = lims
@@ -340,7 +341,11 @@ class SmartBed:
             self._set(i_hi, False, t, v)
         run = r_lo.add(v, t, slack)
         if run == 0.0 and r_lo.since == t:
-            self._onset_hr[1] = prev if prev == prev else v
+            # the rate it fell from: the smoothed heart rate, but never above the patient's own baseline (a
+            # burst of tachycardia that ends back at a sleeping athlete's 33 /min is no abrupt bradycardia)
+            ref = prev if prev == prev else v
+            base = self.trend.base[0]
+            self._onset_hr[1] = min(ref, base) if base == base else ref
         rel = self._rel_lo.add(v, t, slack)
         abrupt = self._onset_hr[1] >= lt.hr_low + lt.abrupt_change
         signs = "" if abrupt or rel < lt.hr_low_delay_s or self.on[i_lo] else self._instability()

@@ -38,6 +38,8 @@ class Integrated(Section):
     setting: float = Field(gt=0)
     persist_s: float = Field(default=120.0, ge=0)
     strong_factor: float = Field(default=3.0, ge=1.0)
+    # false: medium only with corroboration by another parameter (persist_s and strong_factor do not escalate)
+    alone: bool = True
 
 
 class SmartPolicy(Section):
@@ -46,7 +48,8 @@ class SmartPolicy(Section):
     spo2_low: Integrated = Integrated(limit=90.0, setting=100.0, persist_s=120.0, strong_factor=3.0)
     spo2_low_scale2: Integrated = Integrated(limit=85.0, setting=100.0, persist_s=120.0, strong_factor=3.0)
     hr_high: Integrated = Integrated(limit=130.0, setting=600.0, persist_s=600.0, strong_factor=6.0)
-    hr_low: Integrated = Integrated(limit=40.0, setting=300.0, persist_s=300.0, strong_factor=6.0)
+    # a slow heart rate alone is shown; medium with corroboration (as ACLS treats a bradycardia: by its signs)
+    hr_low: Integrated = Integrated(limit=40.0, setting=300.0, persist_s=300.0, strong_factor=6.0, alone=False)
     resp_high: Integrated = Integrated(limit=28.0, setting=120.0, persist_s=600.0, strong_factor=10.0)
     resp_low: Integrated = Integrated(limit=8.0, setting=60.0, persist_s=180.0, strong_factor=4.0)
     # limits follow the patient's own baseline (trend baseline) once it is known

@@ -16,7 +16,9 @@ reads SpO2 77 % after a step, which the trend now corroborates: a desaturation i
 hae242-0005's trend 3 min earlier); regenerated again when heart rate and resp up together for longer than an
 activity bout began to leave the capped 30-minute path and the corroborated trend to count 1.3x (864 lines:
 hae242-0007, a haemorrhage, gets a trend alarm, "HR and resp up together for 15 min, longer than activity lasts",
-that it never had; sep242-0002's trend 3 min earlier, hae242-0005's 1 min earlier). A change that is
+that it never had; sep242-0002's trend 3 min earlier, hae242-0005's 1 min earlier); regenerated again when the
+shock index became a condition (881 lines: sep242-0002, hae242-0005 and hae242-0007, a sepsis and two
+haemorrhages, each get a shock-index alarm after their first alarm; no patient's first alarm moved). A change that is
 meant to change alarms
 regenerates it in a commit of its own that says why.
 """
@@ -39,5 +41,5 @@ def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
                          cwd=REPO, capture_output=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(expected.splitlines()) == 864
+    assert len(expected.splitlines()) == 881
     assert res.stdout == expected

@@ -386,6 +386,45 @@ def test_a_tachycardia_burst_ending_back_at_a_slow_own_rate_is_not_an_abrupt_bra
     assert on and on[0] - t0 <= 10.0
 
 
+def _cuff(b: Bed, sys: float) -> None:
+    b.bed.sample("nibp_sys", sys, b.t, True)
+    b.bed.sample("nibp_dia", round(sys * 0.62), b.t, True)
+
+
+def test_heart_rate_up_and_pressure_down_together_is_a_shock_index_alarm_before_the_pressure_is_low() -> None:
+    """A bleed: HR 75 -> 104 while the systolic falls 125 -> 102 (not yet <= 90). Shock index (HR on its 10-minute median) 0.60 -> 0.97: medium
+    at the reading, saying why. Exertion (HR up, pressure up) and one low reading with the heart rate unchanged
+    (a cuff that read low) are not."""
+    b = Bed()
+    for k in range(3600):
+        b.second(hr=75, pr=75)
+        if k % 900 == 0:
+            _cuff(b, 125)
+    for k in range(1800):
+        hr = 75 + 29 * k / 1800
+        b.second(hr=hr, pr=hr)
+        if k % 600 == 599:
+            _cuff(b, 125 - 23 * (k + 1) / 1800)
+    assert "shock_index" in b.raised()
+    why = next(r for n, on, _, r in b.events if on and n == "shock_index")
+    assert float(why.split()[2]) >= 0.9 and "(own 0.6" in why and "HR 9" in why
+    assert "nibp_sys_low" not in b.raised()
+    a = Bed()
+    for k in range(3600):
+        a.second(hr=75, pr=75)
+        if k % 900 == 0:
+            _cuff(a, 125)
+    for _ in range(300):
+        a.second(hr=110, pr=110)
+    _cuff(a, 140)
+    for _ in range(600):
+        a.second(hr=76, pr=76)
+    _cuff(a, 98)
+    for _ in range(60):
+        a.second(hr=76, pr=76)
+    assert "shock_index" not in a.raised(1)
+
+
 def test_heart_rate_counted_through_motion_without_a_pleth_is_not_tachycardia() -> None:
     """ECG only (probe off): motion makes the counted rate jump about 160-215; a ventricular tachycardia
     is regular."""

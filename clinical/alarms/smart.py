@@ -36,6 +36,7 @@ from clinical.alarms.smart_conditions import (
     C_RESP_RATE_HIGH_BRIEF,
     C_RESP_RATE_LOW,
     C_RESP_RATE_LOW_BRIEF,
+    C_SHOCK_INDEX,
     C_SPO2_LOW,
     C_SPO2_LOW_BRIEF,
     C_SPO2_STEP,
@@ -46,7 +47,7 @@ from clinical.alarms.smart_conditions import (
 )
 from clinical.alarms.smart_settings import Integrated, SmartPolicy
 from clinical.artifact import CHANNELS, HR, PI, PR, RESP, SPO2, ArtifactDetector
-from clinical.trend import TrendDetector, TrendSettings
+from clinical.trend import T_HR, T_SYS, TrendDetector, TrendSettings
 
 _MIN_SLOT = tuple({HR: 0, PR: 0, RESP: 1, SPO2: 2, PI: -1}[c] for c in range(5))  # by artifact channel
 CHANNEL = CHANNELS
@@ -444,6 +445,19 @@ class SmartBed:
         both = high and recent_prev >= p.nibp_sys_high
         self._set(C_NIBP_SYS_HIGH, both, ts, sys, why)
         self._set(C_NIBP_SYS_HIGH_UNCONFIRMED, high and not both, ts, sys, why)
+        # the shock index takes the heart rate on its 10-minute median (the trend's level), so an activity bout
+        # during a reading that happens to come out low does not make one
+        base_sys, hr10 = self.trend.base[T_SYS], self.trend.level[T_HR]
+        shock = False
+        if p.shock_index > 0 and hr10 == hr10 and base_hr == base_hr and base_sys == base_sys:
+            si, si0 = hr10 / sys, base_hr / base_sys
+            d = p.shock_index_delta
+            shock = (si >= p.shock_index and si >= si0 + p.shock_index_rise and hr10 >= base_hr + d
+                     and sys <= base_sys - d)
+            if shock and not self.on[C_SHOCK_INDEX]:
+                why = (f"shock index {si:.2f} (own {si0:.2f}): HR {hr10:.0f} (10-min median) vs own {base_hr:.0f}, "
+                       f"NIBP sys {sys:g} vs own {base_sys:.0f}")
+        self._set(C_SHOCK_INDEX, shock, ts, round(hr10 / sys, 2) if hr10 == hr10 else None, why)
 
     # -- minutes and time -------------------------------------------------------------------------------
     def _min_add(self, j: int, v: float) -> None:

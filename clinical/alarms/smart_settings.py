@@ -62,6 +62,12 @@ class SmartPolicy(Section):
     resp_low_below_baseline: float = Field(default=5.0, ge=0)
     nibp_sys_low: float = 90.0
     nibp_sys_high: float = 200.0
+    # shock index (HR / NIBP systolic) at a plausible reading: medium when it is at least shock_index and
+    # shock_index_rise above the patient's own (baselines of both), with HR up and systolic down by at least
+    # shock_index_delta each (haemorrhage, sepsis: compensation before the pressure is low); 0 switches it off
+    shock_index: float = Field(default=0.9, ge=0)
+    shock_index_rise: float = Field(default=0.3, ge=0)
+    shock_index_delta: float = Field(default=15.0, ge=0)
     temperature_high: float = 39.0
     temperature_low: float = 35.0
     # artifacts

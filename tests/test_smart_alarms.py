@@ -391,15 +391,20 @@ def _cuff(b: Bed, sys: float) -> None:
     b.bed.sample("nibp_dia", round(sys * 0.62), b.t, True)
 
 
-def test_heart_rate_up_and_pressure_down_together_is_a_shock_index_alarm_before_the_pressure_is_low() -> None:
-    """A bleed: HR 75 -> 104 while the systolic falls 125 -> 102 (not yet <= 90). Shock index (HR on its 10-minute median) 0.60 -> 0.97: medium
-    at the reading, saying why. Exertion (HR up, pressure up) and one low reading with the heart rate unchanged
-    (a cuff that read low) are not."""
+def _an_hour_at_75_over_125() -> Bed:
     b = Bed()
     for k in range(3600):
         b.second(hr=75, pr=75)
         if k % 900 == 0:
             _cuff(b, 125)
+    return b
+
+
+def test_heart_rate_up_and_pressure_down_together_is_a_shock_index_alarm_before_the_pressure_is_low() -> None:
+    """A bleed: HR 75 -> 104 while the systolic falls 125 -> 102 (not yet <= 90). Shock index (HR on its 10-minute
+    median) 0.60 -> 0.97: medium at the reading, saying why. Exertion (HR up, pressure up) and one low reading with the heart rate unchanged
+    (a cuff that read low) are not."""
+    b = _an_hour_at_75_over_125()
     for k in range(1800):
         hr = 75 + 29 * k / 1800
         b.second(hr=hr, pr=hr)
@@ -409,11 +414,7 @@ def test_heart_rate_up_and_pressure_down_together_is_a_shock_index_alarm_before_
     why = next(r for n, on, _, r in b.events if on and n == "shock_index")
     assert float(why.split()[2]) >= 0.9 and "(own 0.6" in why and "HR 9" in why
     assert "nibp_sys_low" not in b.raised()
-    a = Bed()
-    for k in range(3600):
-        a.second(hr=75, pr=75)
-        if k % 900 == 0:
-            _cuff(a, 125)
+    a = _an_hour_at_75_over_125()
     for _ in range(300):
         a.second(hr=110, pr=110)
     _cuff(a, 140)

@@ -401,9 +401,9 @@ def _an_hour_at_75_over_125() -> Bed:
 
 
 def test_heart_rate_up_and_pressure_down_together_is_a_shock_index_alarm_before_the_pressure_is_low() -> None:
-    """A bleed: HR 75 -> 104 while the systolic falls 125 -> 102 (not yet <= 90). Shock index (HR on its 10-minute
-    median) 0.60 -> 0.97: medium at the reading, saying why. Exertion (HR up, pressure up) and one low reading with the heart rate unchanged
-    (a cuff that read low) are not."""
+    """A bleed: HR 75 -> 104 while the systolic falls 125 -> 102 (not yet <= 90). Shock index (HR on its
+    10-minute median) 0.60 -> 0.97: medium at the reading, saying why. Exertion (HR up, pressure up) and one
+    low reading with the heart rate unchanged (a cuff that read low) are not."""
     b = _an_hour_at_75_over_125()
     for k in range(1800):
         hr = 75 + 29 * k / 1800

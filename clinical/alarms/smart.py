@@ -345,7 +345,7 @@ class SmartBed:
             # the rate it fell from: the smoothed heart rate, but never above the patient's own baseline (a
             # burst of tachycardia that ends back at a sleeping athlete's 33 /min is no abrupt bradycardia)
             ref = prev if prev == prev else v
-            base = self.trend.base[0]
+            base = self.trend.base[T_HR]
             self._onset_hr[1] = min(ref, base) if base == base else ref
         rel = self._rel_lo.add(v, t, slack)
         abrupt = self._onset_hr[1] >= lt.hr_low + lt.abrupt_change

@@ -37,8 +37,8 @@ CONDITIONS: tuple[Cond, ...] = (
     Cond("nibp_sys_low", 2, False, "rule", "NIBP sys low, confirmed", "nibp_sys"),
     Cond("nibp_sys_low_unconfirmed", 1, False, "rule", "NIBP sys low: repeat the measurement", "nibp_sys"),
     Cond("nibp_sys_high", 2, False, "rule", "NIBP sys high, confirmed", "nibp_sys"),
-    Cond("shock_index", 2, False, "rule", "HR up and NIBP down together (shock index)", "nibp_sys"),
     Cond("nibp_sys_high_unconfirmed", 1, False, "rule", "NIBP sys high: repeat the measurement", "nibp_sys"),
+    Cond("shock_index", 2, False, "rule", "HR up and NIBP down together (shock index)", "nibp_sys"),
     Cond("temperature_high", 1, False, "rule", "temperature high", "temperature"),
     Cond("temperature_low", 1, False, "rule", "temperature low", "temperature"),
     Cond("deterioration_trend", 2, False, "trend", "deterioration against the patient's own baseline", None),
@@ -59,10 +59,10 @@ C_NIBP_SYS_EXTREME_LOW = IDX["nibp_sys_extreme_low"]
 C_NIBP_SYS_HIGH = IDX["nibp_sys_high"]
 C_NIBP_SYS_HIGH_UNCONFIRMED = IDX["nibp_sys_high_unconfirmed"]
 C_NIBP_SYS_LOW = IDX["nibp_sys_low"]
-C_SHOCK_INDEX = IDX["shock_index"]
 C_NIBP_SYS_LOW_UNCONFIRMED = IDX["nibp_sys_low_unconfirmed"]
 C_POOR_PERFUSION = IDX["poor_perfusion"]
 C_RESP_LOST = IDX["resp_lost"]
+C_SHOCK_INDEX = IDX["shock_index"]
 C_RESP_RATE_HIGH = IDX["resp_rate_high"]
 C_RESP_RATE_HIGH_BRIEF = IDX["resp_rate_high_brief"]
 C_RESP_RATE_LOW = IDX["resp_rate_low"]

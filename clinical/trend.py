@@ -19,7 +19,8 @@ SpO2 and the latest NIBP systolic and temperature readings. Per parameter:
 Score S = sum of deviations when at least two parameters deviate (corroboration) and the parameters
 activity does not move (SpO2, NIBP, temperature) deviate by ``unlock`` together; that sum counts
 ``corroborated_gain`` times in the CUSUM (evidence activity cannot fake needs the least time). Heart rate and resp
-alone count on their 30-minute medians, at most ``rate_only_cap`` a minute, unless both have stayed at
+alone count on their 30-minute medians, at most ``rate_only_cap`` a minute and each only as far as it is
+beyond the normal band (``rate_only_gate`` scale units inside it, default 0), unless both have stayed at
 least ``sustained_dev`` off on their 10-minute medians for ``sustained_min`` consecutive minutes: longer
 than an activity bout at that height lasts, so the deviations count in full. Else only what a single
 parameter shows beyond ``single_margin``. A CUSUM C = max(0, C + S - k) per minute raises the

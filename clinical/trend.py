@@ -19,7 +19,8 @@ SpO2 and the latest NIBP systolic and temperature readings. Per parameter:
 Score S = sum of deviations when at least two parameters deviate (corroboration) and the parameters
 activity does not move (SpO2, NIBP, temperature) deviate by ``unlock`` together; that sum counts
 ``corroborated_gain`` times in the CUSUM (evidence activity cannot fake needs the least time). Heart rate and resp
-alone count on their 30-minute medians, at most ``rate_only_cap`` a minute, unless both have stayed at
+alone count on their 30-minute medians, at most ``rate_only_cap`` a minute and each only as far as it is
+beyond the normal band (``rate_only_gate`` scale units inside it, default 0), unless both have stayed at
 least ``sustained_dev`` off on their 10-minute medians for ``sustained_min`` consecutive minutes: longer
 than an activity bout at that height lasts, so the deviations count in full. Else only what a single
 parameter shows beyond ``single_margin``. A CUSUM C = max(0, C + S - k) per minute raises the
@@ -51,6 +52,7 @@ class TrendSettings:
     single_margin: float = 1.5
     cap: float = 3.0
     rate_only_cap: float = 1.8  # heart rate and resp alone (30-min medians) add at most cap - k a minute
+    rate_only_gate: float = 0.0  # ... and count only as far as they are beyond the normal band (HR 85, resp 18)
     unlock: float = 0.75  # SpO2, NIBP or temperature deviating at least this much: not just activity
     corroborated_gain: float = 1.3  # the unlocked sum counts this many times (evidence activity cannot fake)
     sustained_min: int = 15  # HR and resp both off this long on 10-min medians: longer than an activity bout
@@ -141,8 +143,8 @@ class TrendDetector:
         for j in range(5):
             dev[j] = self._deviation(j, lv[j])
         slow = self.slow
-        slow[0] = self._deviation(T_HR, _median(self.minutes[T_HR][-st.long_min:]))
-        slow[1] = self._deviation(T_RR, _median(self.minutes[T_RR][-st.long_min:]))
+        slow[0] = self._deviation(T_HR, _median(self.minutes[T_HR][-st.long_min:]), st.rate_only_gate)
+        slow[1] = self._deviation(T_RR, _median(self.minutes[T_RR][-st.long_min:]), st.rate_only_gate)
         if len(recent) == 1:  # one NIBP reading alone counts half (it may be a cuff error)
             dev[T_SYS] *= 0.5
         pos = [d for d in dev if d >= 0.5]
@@ -166,7 +168,7 @@ class TrendDetector:
         self._adapt(s)
         return self.cusum
 
-    def _deviation(self, j: int, v: float) -> float:
+    def _deviation(self, j: int, v: float, gate: float | None = None) -> float:
         b = self.base[j]
         if b != b or v != v:
             return 0.0
@@ -182,7 +184,7 @@ class TrendDetector:
             z, a = (b - v) / sc, (115.0 - v) / sc
         else:
             z, a = abs(v - b) / sc, (abs(v - 37.0) - 0.5) / sc
-        d = min(z - st.dead_band, a + st.gate[j])
+        d = min(z - st.dead_band, a + (st.gate[j] if gate is None else gate))
         return 0.0 if d <= 0 else min(d, st.cap)
 
     def _adapt(self, s: float) -> None:

@@ -18,9 +18,11 @@ activity bout began to leave the capped 30-minute path and the corroborated tren
 hae242-0007, a haemorrhage, gets a trend alarm, "HR and resp up together for 15 min, longer than activity lasts",
 that it never had; sep242-0002's trend 3 min earlier, hae242-0005's 1 min earlier); regenerated again when the
 shock index became a condition (881 lines: sep242-0002, hae242-0005 and hae242-0007, a sepsis and two
-haemorrhages, each get a shock-index alarm after their first alarm; no patient's first alarm moved). A change that is
-meant to change alarms
-regenerates it in a commit of its own that says why.
+haemorrhages, each get a shock-index alarm after their first alarm; no patient's first alarm moved); regenerated
+again when the trend's 30-minute path began to count heart rate and resp only beyond the normal band (876 lines:
+hae242-0001, a haemorrhage at HR 104 with resp 18, loses the trend alarm that was its first medium alarm, so its
+first is the model's, 3 min later, and its trend comes 13 min after that; the trend of hae242-0005 and hae242-0007
+1-2 min later). A change that is meant to change alarms regenerates it in a commit of its own that says why.
 """
 
 from __future__ import annotations
@@ -41,5 +43,5 @@ def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
                          cwd=REPO, capture_output=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(expected.splitlines()) == 881
+    assert len(expected.splitlines()) == 876
     assert res.stdout == expected

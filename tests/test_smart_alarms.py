@@ -272,6 +272,21 @@ def test_heart_rate_and_resp_up_for_longer_than_activity_leave_the_capped_path()
     assert _minutes_to_raise(bout, t, 12, 98.0, 22.0, then=60) is None
 
 
+def test_heart_rate_and_resp_alone_count_only_beyond_the_normal_band() -> None:
+    """HR 78 -> 89 and resp 16 -> 19.5 for two hours, nothing else moving (a patient awake after sleeping
+    through the baseline): the 30-minute path counts each only as far as it is beyond the normal band
+    (HR 85, resp 18), so it raises nothing; counted up to a scale unit inside the band, as before, it
+    raised. HR 100 and resp 22 (beyond the band) still raise on the 30-minute path."""
+    awake, t = _steady_trend()
+    assert _minutes_to_raise(awake, t, 120, 89.0, 19.5) is None, awake.reason()
+    before, t = _steady_trend()
+    before.settings = replace(before.settings, rate_only_gate=1.0)  # the gate of the other paths
+    assert _minutes_to_raise(before, t, 120, 89.0, 19.5) is not None
+    ill, t = _steady_trend()
+    ill.settings = replace(ill.settings, sustained_min=10**6)  # the 30-minute path only
+    assert _minutes_to_raise(ill, t, 120, 100.0, 22.0) is not None, ill.reason()
+
+
 def test_nibp_baseline_does_not_chase_a_pressure_falling_under_a_frequently_cycled_cuff() -> None:
     """Readings every 5 minutes (a nurse worried about the patient) falling 2 mmHg each: the own baseline
     follows on the hours' time scale of the continuous baselines, so the fall shows as a deviation."""

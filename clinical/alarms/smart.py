@@ -142,6 +142,7 @@ class SmartBed:
         self._lim = self._limits()
         self.trend = TrendDetector(TrendSettings(k=p.trend_k, h=p.trend_h, baseline_min=p.trend_baseline_min,
                                                  adapt_min=p.trend_adapt_min, rate_only_cap=p.trend_rate_only_cap,
+                                                 rate_only_gate=p.trend_rate_only_gate,
                                                  corroborated_gain=p.trend_corroborated_gain,
                                                  sustained_min=p.trend_sustained_min),
                                    scale2)

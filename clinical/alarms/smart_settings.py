@@ -90,6 +90,9 @@ class SmartPolicy(Section):
     # heart rate and resp rising alone (on 30-minute medians; activity, pain and anxiety look alike) add at
     # most this much a minute to the trend's CUSUM (clinical/trend.py rate_only_cap)
     trend_rate_only_cap: float = Field(default=1.8, ge=0)  # trend score that corroborates a single excursion
+    # ... counted only as far as they are beyond the normal band (HR 85, resp 18) plus this many scale units
+    # (HR 10 /min, resp 3 /min): a patient woken from sleep at HR 89, resp 18 is not deteriorating
+    trend_rate_only_gate: float = Field(default=0.0, ge=0, le=2.0)
     # the parameters activity does not move corroborating: their minute's score counts this many times
     trend_corroborated_gain: float = Field(default=1.3, ge=1.0, le=3.0)
     # heart rate and resp both >= 1.0 scale unit off on their 10-minute medians for this many consecutive

@@ -32,6 +32,7 @@ from .endoscopy_lite0 import FROZEN_STRIDE, FROZEN_STRIDES
 
 INPUT_SIZE = 256
 MODEL_NAME = "endoscopy-seg"
+SEED = 7  # training's seed: sampling, augmentation and the selection carve-out (threshold-endoscopy re-carves with it)
 
 __all__ = ["INPUT_SIZE", "MODEL_NAME", "TrainConfig", "TrainResult", "learning_rate", "load_frames",
            "load_result", "read_names", "save_result", "to_int8_tflite", "train"]
@@ -53,7 +54,7 @@ class TrainConfig:
     hard_top: float = 0.25  # fraction of the negatives kept as hard negatives at each mining
     mine_at: tuple[float, ...] = (0.3, 0.6)
     limit: int = 0  # use only the first N training frames (tests); 0 = all
-    seed: int = 7
+    seed: int = SEED
     threads: int = 2
     checkpoint: Path | None = None  # save the Keras weights here after every epoch
     time_budget_s: float = 3000.0  # the schedule ends at this many seconds or epochs, whichever is first

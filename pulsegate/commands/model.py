@@ -106,11 +106,11 @@ def register(cmds: Commands) -> None:
     p.add_argument("model_dir", type=Path, help="models/endoscopy-seg/<version> (signed)")
     p.add_argument("--version", help="write this new version next to model_dir (default: only print the choice)")
     p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=7, help="the carve-out's seed, as training used (default: %(default)s)")
-    p.add_argument("--select-n", type=int, default=64,
-                   help="frames carved out of train.txt, as training used (default: %(default)s)")
-    p.add_argument("--max-loss", type=float, default=0.01,
-                   help="carve-out polyp frames found may drop this much below presence 0.5 (default: %(default)s)")
+    p.add_argument("--seed", type=int, help="the carve-out's seed (default: training's, endoscopy_seg.SEED)")
+    p.add_argument("--select-n", type=int,
+                   help="frames carved out of train.txt (default: training's, endoscopy_select.SELECT_N)")
+    p.add_argument("--max-loss", type=float, help="carve-out polyp frames found may drop this much below "
+                   "presence 0.5 (default: endoscopy_threshold.FEWEST_MAX_LOSS, as training chose)")
     p.add_argument("--trusted-key", type=Path, action="append", help="public key(s) (default: the development key)")
     p.add_argument("--key", type=Path, default=DEFAULT_KEY, help="Ed25519 signing key (PEM) for --version")
     p.add_argument("--threads", type=int, default=2, help="LiteRT threads (default: %(default)s)")
@@ -146,8 +146,8 @@ def register(cmds: Commands) -> None:
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
     p.add_argument("--checkpoint", type=Path, help="save Keras weights here after every epoch (*.weights.h5); "
                    "the best epoch on the selection split also to *.best.weights.h5 (+ .json)")
-    p.add_argument("--select-n", type=int, default=64,
-                   help="train.txt frames carved out to pick the best epoch (0 = ship the last; default: %(default)s)")
+    p.add_argument("--select-n", type=int, help="train.txt frames carved out to pick the best epoch "
+                   "(0 = ship the last; default: endoscopy_select.SELECT_N)")
     p.add_argument("--pos-fraction", type=float, default=0.8, help="share of polyp frames among samples")
     p.add_argument("--aug-strength", type=float, default=0.5, help="scales the augmentation (default: %(default)s)")
     p.add_argument("--dice", choices=("frame", "batch"), default="frame",
@@ -445,13 +445,20 @@ def _threshold(args: argparse.Namespace) -> int:
 def _threshold_endoscopy(args: argparse.Namespace) -> int:
     from clinical.litert import ModelError
     from cloud.training.endoscopy_rethreshold import choose_again, write_version
+    from cloud.training.endoscopy_seg import SEED
+    from cloud.training.endoscopy_select import SELECT_N
+    from cloud.training.endoscopy_threshold import FEWEST_MAX_LOSS
     from wire.model_manifest import ManifestError
 
     def log(msg: str) -> None:
         if not args.json:
             print(msg, flush=True)
 
-    if not 0.0 <= args.max_loss < 1.0:
+    # training's own values unless given: the carve-out must be the one training made
+    seed = SEED if args.seed is None else args.seed
+    select_n = args.select_n if args.select_n is not None else SELECT_N
+    max_loss = args.max_loss if args.max_loss is not None else FEWEST_MAX_LOSS
+    if not 0.0 <= max_loss < 1.0:
         print("error: --max-loss must be within 0..1", file=sys.stderr)
         return 2
     if args.version is not None and not args.key.exists():
@@ -459,24 +466,24 @@ def _threshold_endoscopy(args: argparse.Namespace) -> int:
         return 2
     try:
         choice, source = choose_again(args.model_dir, args.data, list(args.trusted_key or DEFAULT_TRUSTED_KEYS),
-                                      seed=args.seed, select_n=args.select_n, max_loss=args.max_loss,
+                                      seed=seed, select_n=select_n, max_loss=max_loss,
                                       threads=args.threads)
         log(f"{source.name} {source.version}: presence {source.thresholds.get('presence', 0.5)} in its manifest; "
-            f"carve-out of {args.data / 'train.txt'} (seed {args.seed}): {choice.frames} polyp frames, "
+            f"carve-out of {args.data / 'train.txt'} (seed {seed}): {choice.frames} polyp frames, "
             f"{choice.crops} polyp-free crops (plain + re-rendered)")
         log("presence  polyp frames found  crops with a finding")
         for r in choice.table:
             mark = "  <- chosen" if r["t"] == choice.presence else ""
             log(f"{r['t']:8.2f}  {r['found']:18.3f}  {r['false']:20.3f}{mark}")
         log(f"chosen presence threshold: {choice.presence:.2f} (fewest crops with a finding, polyp frames found "
-            f"within {args.max_loss} of presence 0.5)")
+            f"within {max_loss} of presence 0.5)")
         out: dict[str, Any] = {"model_dir": str(args.model_dir), "version": source.version,
                                "presence_previous": source.thresholds.get("presence", 0.5),
                                "presence": choice.presence, "grid": choice.table, "frames": choice.frames,
                                "crops": choice.crops}
         if args.version is not None:
             dst, figures = write_version(args.model_dir, args.version, choice, source, args.data, args.key,
-                                         seed=args.seed, max_loss=args.max_loss, threads=args.threads, log=log)
+                                         seed=seed, max_loss=max_loss, threads=args.threads, log=log)
             log(f"wrote and signed {dst}")
             out.update({"new_model_dir": str(dst), "heldout": figures})
     except (ManifestError, ModelError, OSError, ValueError) as exc:
@@ -516,6 +523,7 @@ def _ward_params(items: list[str]) -> dict[str, Any]:
 def _train_endoscopy(args: argparse.Namespace) -> int:
     from cloud.training.endoscopy_pretrained import CheckpointError
     from cloud.training.endoscopy_seg import EncoderError, TrainConfig, package_checkpoint, save_result, train
+    from cloud.training.endoscopy_select import SELECT_N
 
     def log(msg: str) -> None:
         if not args.json:
@@ -526,7 +534,8 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
         input_size=args.input_size, width=args.width, init_from=args.init_from, init_weights=args.init_weights,
         limit=args.limit, threads=args.threads,
         time_budget_s=args.time_budget, log=log, checkpoint=args.checkpoint, steps_per_epoch=args.steps_per_epoch,
-        select_n=args.select_n, pos_fraction=args.pos_fraction, aug_strength=args.aug_strength, dice=args.dice,
+        select_n=SELECT_N if args.select_n is None else args.select_n, pos_fraction=args.pos_fraction,
+        aug_strength=args.aug_strength, dice=args.dice,
         freeze_map=args.freeze_map, mine_at=tuple(args.mine_at), flip_tta=args.flip_tta,
         encoder=args.encoder, encoder_weights=args.encoder_weights,
     )

@@ -23,9 +23,9 @@ alone count on their 30-minute medians, at most ``rate_only_cap`` a minute and e
 beyond the normal band (``rate_only_gate`` scale units inside it, default 0), unless both have stayed at
 least ``sustained_dev`` off on their 10-minute medians for ``sustained_min`` consecutive minutes: longer
 than an activity bout at that height lasts, so the deviations count in full. Else only what a single
-parameter shows beyond ``single_margin``. A CUSUM C = max(0, C + S - k) per minute raises the
-condition when it reaches h: a large, corroborated change alarms within minutes, a small one only
-if it persists (a severity-scaled delay).
+parameter shows beyond ``single_margin`` (heart rate and resp there too on their gated 30-minute
+medians). A CUSUM C = max(0, C + S - k) per minute raises the condition when it reaches h: a large,
+corroborated change alarms within minutes, a small one only if it persists (a severity-scaled delay).
 """
 
 from __future__ import annotations

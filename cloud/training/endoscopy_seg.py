@@ -34,7 +34,7 @@ INPUT_SIZE = 256
 MODEL_NAME = "endoscopy-seg"
 SEED = 7  # training's seed: sampling, augmentation and the selection carve-out (threshold-endoscopy re-carves with it)
 
-__all__ = ["INPUT_SIZE", "MODEL_NAME", "TrainConfig", "TrainResult", "learning_rate", "load_frames",
+__all__ = ["INPUT_SIZE", "MODEL_NAME", "SEED", "TrainConfig", "TrainResult", "learning_rate", "load_frames",
            "load_result", "read_names", "save_result", "to_int8_tflite", "train"]
 
 

@@ -456,8 +456,8 @@ def _threshold_endoscopy(args: argparse.Namespace) -> int:
 
     # training's own values unless given: the carve-out must be the one training made
     seed = SEED if args.seed is None else args.seed
-    select_n = args.select_n if args.select_n is not None else SELECT_N
-    max_loss = args.max_loss if args.max_loss is not None else FEWEST_MAX_LOSS
+    select_n = SELECT_N if args.select_n is None else args.select_n
+    max_loss = FEWEST_MAX_LOSS if args.max_loss is None else args.max_loss
     if not 0.0 <= max_loss < 1.0:
         print("error: --max-loss must be within 0..1", file=sys.stderr)
         return 2

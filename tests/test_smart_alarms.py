@@ -287,6 +287,16 @@ def test_heart_rate_and_resp_alone_count_only_beyond_the_normal_band() -> None:
     assert _minutes_to_raise(ill, t, 120, 100.0, 22.0) is not None, ill.reason()
 
 
+def test_rate_only_gate_out_of_range_is_named_and_reaches_the_trend() -> None:
+    with pytest.raises(ValidationError) as e:
+        ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {"trend_rate_only_gate": -1}}}})
+    assert "trend_rate_only_gate" in str(e.value)
+    cfg = ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {"trend_rate_only_gate": 1.0}}}})
+    smart = cfg.all_profiles()["ward"].smart
+    assert smart is not None
+    assert SmartBed(smart, lambda *a: None).trend.settings.rate_only_gate == 1.0
+
+
 def test_nibp_baseline_does_not_chase_a_pressure_falling_under_a_frequently_cycled_cuff() -> None:
     """Readings every 5 minutes (a nurse worried about the patient) falling 2 mmHg each: the own baseline
     follows on the hours' time scale of the continuous baselines, so the fall shows as a deviation."""

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from bench.localservices import Influxd, Mosquitto, ServiceError
+from cloud.training.endoscopy_data import default_kvasir_dir
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-KVASIR = SHARED / "data" / "kvasir-seg"
+KVASIR = default_kvasir_dir()  # $PULSEGATE_KVASIR, else ../shared/data/kvasir-seg beside the checkout
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,7 @@ def unique() -> str:
 @pytest.fixture(scope="session")
 def kvasir() -> Path:
     if not (KVASIR / "images").is_dir():
-        pytest.skip(f"Kvasir-SEG data not found at {KVASIR}")
+        pytest.skip(f"Kvasir-SEG data not found at {KVASIR} (set PULSEGATE_KVASIR)")
     return KVASIR
 
 

@@ -49,13 +49,10 @@ def test_no_bootstrap_no_intervals() -> None:
 
 
 @pytest.fixture(scope="module")
-def polyp_free_frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def polyp_free_frames(tmp_path_factory: pytest.TempPathFactory, kvasir: Path) -> Path:
     """An ordered folder of 40 polyp-free crops of val.txt frames (a slow pan over mucosa)."""
     from cloud.training.endoscopy_data import load_frames, negative_crops, read_names
 
-    kvasir = Path(__file__).resolve().parents[2] / "shared" / "data" / "kvasir-seg"
-    if not (kvasir / "images").is_dir():
-        pytest.skip(f"Kvasir-SEG data not found at {kvasir}")
     names = read_names(kvasir / "val.txt")[20:60]
     xs, ys = load_frames(kvasir, names, 256)
     crops, _, _ = negative_crops(xs, ys, 256, seed=5, scales=(0.3, 0.4))
@@ -139,6 +136,25 @@ def test_heldout_sets_command(kvasir: Path, tmp_path: Path, capsys: pytest.Captu
     shifted = sorted((out / "shifted" / "images").iterdir())
     assert counts["shifted"] == len(shifted) == len(val_stems) and {p.stem for p in shifted} == val_stems
     assert len(list((out / "shifted" / "masks").iterdir())) == len(shifted)
+
+
+def test_kvasir_folder_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """$PULSEGATE_KVASIR moves the default Kvasir-SEG folder (a clone anywhere can find the data); a
+    folder without the data is named in the error."""
+    from cloud.training.endoscopy_data import KVASIR_ENV, default_kvasir_dir
+
+    monkeypatch.delenv(KVASIR_ENV, raising=False)
+    assert default_kvasir_dir().parts[-3:] == ("shared", "data", "kvasir-seg")
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    monkeypatch.setenv(KVASIR_ENV, str(empty))
+    assert default_kvasir_dir() == empty
+    assert main(["model", "heldout-sets", "endoscopy-seg", "--out", str(tmp_path / "sets")]) == 2
+    assert f"{empty}: no Kvasir-SEG val.txt" in capsys.readouterr().err
+    given = tmp_path / "given"
+    assert main(["model", "heldout-sets", "endoscopy-seg", "--data", str(given), "--out", str(tmp_path / "s")]) == 2
+    assert f"{given}: no Kvasir-SEG val.txt" in capsys.readouterr().err
 
 
 def test_scope_shift_is_deterministic_and_changes_the_frame(kvasir: Path) -> None:

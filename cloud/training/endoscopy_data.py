@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,16 @@ OOD_MIN_WIDTH = 700
 NEG_SCALES = (0.3, 0.4, 0.5, 0.65)  # crop side as a fraction of the frame side
 NEG_MARGIN = 0.04
 PRESENT_MIN_FRACTION = 0.002  # a sample "holds a polyp" when the mask covers this much of it
+KVASIR_ENV = "PULSEGATE_KVASIR"  # where Kvasir-SEG lies, if not next to the checkout
+
+
+def default_kvasir_dir() -> Path:
+    """Kvasir-SEG's folder: ``$PULSEGATE_KVASIR`` when set, else ``../shared/data/kvasir-seg`` beside the
+    checkout (where the team's machines keep it)."""
+    env = os.environ.get(KVASIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "kvasir-seg"
 
 
 def read_names(path: Path) -> list[str]:

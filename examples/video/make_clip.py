@@ -1,6 +1,6 @@
 """Make the demo clip: at most 20 Kvasir-SEG val.txt frames with pan and zoom, 720p, with polyp-free stretches.
 
-    PYTHONPATH=. python examples/video/make_clip.py [--data ../shared/data/kvasir-seg] [--out FILE.mp4]
+    PYTHONPATH=. python examples/video/make_clip.py [--data DIR] [--out FILE.mp4]
 
 Each polyp frame is shown for ``--seconds`` with a slow zoom and pan across it (a virtual scope
 moving over the mucosa), at 30 fps, 1280 x 720. After every ``--every`` polyp frames comes a
@@ -19,16 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cloud.training.endoscopy_data import load_frames, negative_crops
+from cloud.training.endoscopy_data import default_kvasir_dir, load_frames, negative_crops
 from cloud.training.endoscopy_video import pan_frames
 
 MAX_FRAMES = 20
 
 
 def main() -> int:
-    repo = Path(__file__).resolve().parents[2]
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--data", type=Path, default=repo.parent / "shared" / "data" / "kvasir-seg")
+    ap.add_argument("--data", type=Path, default=default_kvasir_dir())
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("kvasir-demo.mp4"))
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=1.0)

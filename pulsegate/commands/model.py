@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS, REPO_ROOT
+from edge.video.config import DEFAULT_MODELS_DIR, DEFAULT_TRUSTED_KEYS
 from pulsegate.cli import Commands, example
 
 DEFAULT_KEY = Path("examples/keys/dev-signing.key")
-DEFAULT_KVASIR = REPO_ROOT.parent / "shared" / "data" / "kvasir-seg"
+KVASIR_HELP = "Kvasir-SEG folder (default: $PULSEGATE_KVASIR, else ../shared/data/kvasir-seg beside the checkout)"
 
 
 def register(cmds: Commands) -> None:
@@ -105,7 +105,7 @@ def register(cmds: Commands) -> None:
                      "train.txt carve-out (prints the grid; with --version: new version, same model file, signed)")
     p.add_argument("model_dir", type=Path, help="models/endoscopy-seg/<version> (signed)")
     p.add_argument("--version", help="write this new version next to model_dir (default: only print the choice)")
-    p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
+    p.add_argument("--data", type=Path, help=KVASIR_HELP)
     p.add_argument("--seed", type=int, help="the carve-out's seed (default: training's, endoscopy_seg.SEED)")
     p.add_argument("--select-n", type=int,
                    help="frames carved out of train.txt (default: training's, endoscopy_select.SELECT_N)")
@@ -119,7 +119,7 @@ def register(cmds: Commands) -> None:
     example(p, "pulsegate model threshold-endoscopy models/endoscopy-seg/2.0.1",
             "pulsegate model threshold-endoscopy models/endoscopy-seg/2.0.1 --version 2.0.2 --key models.key")
     p = train.add_parser("endoscopy-seg", help="polyp segmentation on Kvasir-SEG (TensorFlow CPU)")
-    p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
+    p.add_argument("--data", type=Path, help=KVASIR_HELP)
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="models dir (default: %(default)s)")
     p.add_argument("--version", required=True, help="dotted version, e.g. 1.0.0")
     p.add_argument("--epochs", type=int, default=100, help="most epochs (see --time-budget)")
@@ -169,7 +169,7 @@ def register(cmds: Commands) -> None:
 
     p = m.add_parser("heldout-sets", help="write the endoscopy-seg held-out evaluation sets (Kvasir-SEG val.txt)")
     p.add_argument("what", choices=["endoscopy-seg"], help="the model whose held-out sets to write")
-    p.add_argument("--data", type=Path, default=DEFAULT_KVASIR, help="Kvasir-SEG folder (default: %(default)s)")
+    p.add_argument("--data", type=Path, help=KVASIR_HELP)
     p.add_argument("--out", type=Path, required=True, help="folder for negatives/ and the out-of-domain lists")
     p.add_argument("--video-seconds", type=float, default=60.0,
                    help="length of polyp-free.mp4, 1 s per crop (0 = none; default: %(default)s)")
@@ -443,6 +443,7 @@ def _threshold(args: argparse.Namespace) -> int:
 
 
 def _threshold_endoscopy(args: argparse.Namespace) -> int:
+    args.data = _kvasir_dir(args.data)
     from clinical.litert import ModelError
     from cloud.training.endoscopy_rethreshold import choose_again, write_version
     from cloud.training.endoscopy_seg import SEED
@@ -496,6 +497,12 @@ def _threshold_endoscopy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kvasir_dir(given: Path | None) -> Path:
+    from cloud.training.endoscopy_data import default_kvasir_dir
+
+    return given if given is not None else default_kvasir_dir()
+
+
 def _ward_params(items: list[str]) -> dict[str, Any]:
     """KEY=VALUE generator overrides, typed like the WardParams field they change."""
     from dataclasses import fields
@@ -521,6 +528,7 @@ def _ward_params(items: list[str]) -> dict[str, Any]:
 
 
 def _train_endoscopy(args: argparse.Namespace) -> int:
+    args.data = _kvasir_dir(args.data)
     from cloud.training.endoscopy_pretrained import CheckpointError
     from cloud.training.endoscopy_seg import EncoderError, TrainConfig, package_checkpoint, save_result, train
     from cloud.training.endoscopy_select import SELECT_N
@@ -561,6 +569,7 @@ def _train_endoscopy(args: argparse.Namespace) -> int:
 
 
 def _heldout_sets(args: argparse.Namespace) -> int:
+    args.data = _kvasir_dir(args.data)
     from cloud.training.endoscopy_data import write_heldout_sets
 
     if not (args.data / "val.txt").exists():

@@ -37,6 +37,7 @@ from clinical.ward_view import bed_trends, scores, snapshot
 from runtime.logs import get_logger
 
 log = get_logger("clinical.stage")
+_VALID = Quality.VALID  # an enum member read from its class costs ~0.1 us (Python 3.11): bound once
 
 
 class ClinicalStage:
@@ -146,9 +147,10 @@ class ClinicalStage:
             t = s.recv_mono
             b.wall_offset = s.recv_wall - t
             st = b.st
-            ok = sb.sample(s.parameter, s.value if s.quality == Quality.VALID else math.nan, t,
+            valid = s.quality == _VALID
+            ok = sb.sample(s.parameter, s.value if valid else math.nan, t,
                            t - st.t_valid[HR] <= st.age_limit(HR, 10.0))
-            if not ok and s.quality == Quality.VALID and s.value == s.value:
+            if not ok and valid and s.value == s.value:
                 j = SLOT.get(s.parameter, -1)
                 if j >= 0:  # an artifact: seen, but it never feeds a value, a score or an alarm
                     st.last_seen[j] = t

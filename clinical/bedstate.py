@@ -105,18 +105,19 @@ class BedState(MinuteWindow):
             return -1
         if t >= self._bucket_end or self._bucket_end != self._bucket_end:
             self.roll(t)
-        self.value[i] = s.value
+        v = s.value
+        if i == PR:
+            # pulse oximeter rate stands in for ECG heart rate in the model when no ECG is present
+            j = _HR_CHANNEL if t - self.t_valid[HR] > FALLBACK_AFTER_S else -1
+        else:
+            j = _MODEL_INDEX[i]
+        self.value[i] = v
         self.t_valid[i] = t
         self.t_wall[i] = s.recv_wall
         self.dirty = True
-        if i == PR:
-            # pulse oximeter rate stands in for ECG heart rate in the model when no ECG is present
-            if t - self.t_valid[HR] > FALLBACK_AFTER_S:
-                self._bucket_add(_HR_CHANNEL, s.value)
-        else:
-            j = _MODEL_INDEX[i]
-            if j >= 0:
-                self._bucket_add(j, s.value)
+        if j >= 0:  # self._bucket_add(j, v), inlined (every valid sample)
+            self._bucket_sum[j] += v
+            self._bucket_cnt[j] += 1
         return i
 
     def age_limit(self, i: int, max_age: float) -> float:

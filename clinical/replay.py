@@ -241,7 +241,7 @@ def replay(
 
     def deliver(patient: str, t: float, param: str, raw: str, line: int, value: float) -> None:
         p = patients.get(patient) or new_patient(patient)
-        if p.last != -math.inf and t - p.last > forget_after_s:  # silent for an hour: discharged, a new stay
+        if t - p.last > forget_after_s and p.last != -math.inf:  # silent for an hour: discharged, a new stay
             p.stage.forget_bed(patient)
             p.next_tick = -math.inf
         p.last = t

@@ -39,6 +39,8 @@ GAP_S = 30.0  # a reading after a dropout longer than this is "back" (and settle
 REF_MEMORY_S = 300.0  # a value before a dropout this short still counts as "before" (flagged bursts hide their start)
 STEP_WINDOW_S = 3.0  # an SpO2 step: the fall between two readings at most this far apart (or 1.5 intervals)
 PLAUSIBLE = ((20.0, 250.0), (20.0, 250.0), (40.0, 100.0), (0.0, 70.0), (0.0, 30.0))
+# the channels as sets for observe() (``ch in (PR, SPO2)`` of two globals builds a tuple at every test)
+_RATES, _PLETH = frozenset((HR, PR)), frozenset((PR, SPO2))
 
 
 class ArtifactDetector:
@@ -138,14 +140,14 @@ class ArtifactDetector:
         old = self._last_v[ch]
         gap = t - self._last_t[ch]
         back = gap > gap_s  # the first reading after a dropout (or ever)
-        if ch in (PR, SPO2) and gap > self._win[ch]:
+        if ch in _PLETH and gap > self._win[ch]:
             self._settle_until = t + self.max_motion_s
         if ch == SPO2:
             self._step(v, t, old, gap)
         self._last_v[ch] = v
         self._last_t[ch] = t
         if ref == ref:
-            if ch in (HR, PR) and abs(v - ref) >= self.jump_hr:
+            if ch in _RATES and abs(v - ref) >= self.jump_hr:
                 if t - self._jump_t > self._win[ch]:
                     self._jump_start, self._jump_pre, self._jump_ch = t, ref, ch
                 self._jump_t = t
@@ -160,7 +162,7 @@ class ArtifactDetector:
         if ch == RESP:
             return True
         ms = self._m_start
-        if ms == ms and ch in (HR, PR) and self._sensors_agree(t):
+        if ms == ms and ch in _RATES and self._sensors_agree(t):
             # the ECG and the pleth, two independent sensors, agree on a new rate while SpO2 is back where
             # it was: the rate is real (a ventricular tachycardia that began during motion), not motion
             self._m_start = math.nan
@@ -178,9 +180,9 @@ class ArtifactDetector:
                     self._m_start = math.nan
         if t < self.motion_until:
             return False
-        if ch in (PR, SPO2) and self.poor_perfusion(t):
+        if ch in _PLETH and self.poor_perfusion(t):
             return False
-        if t < self._settle_until and ch in (PR, SPO2):
+        if t < self._settle_until and ch in _PLETH:
             # after a pleth dropout the oximeter is trusted once its pulse rate matches the ECG heart rate
             # (the bedside check of an SpO2 reading); with no ECG to compare, at once
             hr_t, pr_t = self._last_t[HR], self._last_t[PR]

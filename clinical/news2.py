@@ -142,7 +142,7 @@ class News2:
 
     @property
     def single_parameter_3(self) -> bool:
-        return any(s == 3 for s in self.subscores.values())
+        return 3 in self.subscores.values()
 
 
 def response_for(total: int, any_three: bool) -> Response:
@@ -190,4 +190,4 @@ def news2(
     sub["consciousness"] = score_consciousness(consciousness)
     put("temperature", temperature, score_temperature)
     total = sum(sub.values())
-    return News2(total, sub, tuple(missing), response_for(total, any(s == 3 for s in sub.values())))
+    return News2(total, sub, tuple(missing), response_for(total, 3 in sub.values()))

@@ -37,6 +37,7 @@ from clinical.ward_view import bed_trends, scores, snapshot
 from runtime.logs import get_logger
 
 log = get_logger("clinical.stage")
+_VALID = Quality.VALID  # an enum member read from its class costs ~0.1 us (Python 3.11): bound once
 
 
 class ClinicalStage:
@@ -141,26 +142,29 @@ class ClinicalStage:
         b = self.beds.get(s.bed)
         if b is None or (s.patient and s.patient != b.st.patient):
             b = self.registry.get(s.bed, s.patient)
+        st = b.st
         sb = b.smart
         if sb is not None:
             t = s.recv_mono
             b.wall_offset = s.recv_wall - t
-            st = b.st
-            ok = sb.sample(s.parameter, s.value if s.quality == Quality.VALID else math.nan, t,
-                           t - st.t_valid[HR] <= st.age_limit(HR, 10.0))
-            if not ok and s.quality == Quality.VALID and s.value == s.value:
+            valid = s.quality == _VALID
+            a = 2.5 * st.iv[HR]  # st.age_limit(HR, 10.0), inlined: every sample asks whether the ECG is fresh
+            ok = sb.sample(s.parameter, s.value if valid else math.nan, t,
+                           t - st.t_valid[HR] <= (a if a > 10.0 else 10.0))
+            if not ok and valid and s.value == s.value:
                 j = SLOT.get(s.parameter, -1)
                 if j >= 0:  # an artifact: seen, but it never feeds a value, a score or an alarm
                     st.last_seen[j] = t
                     st.last_any = t
                 return
-        i = b.st.update(s)
+        i = st.update(s)
         if i < 0:
-            self.technical.invalid_sample(b, s)
+            if s.quality != _VALID:  # only a flagged sample can start a technical condition (SENSOR_OFF)
+                self.technical.invalid_sample(b, s)
             return
         if b.sensor_off:
             self.technical.sensor_back(b, i, s)
-        if i == PR and s.recv_mono - b.st.t_valid[HR] <= b.st.age_limit(HR, 10.0):
+        if i == PR and s.recv_mono - st.t_valid[HR] <= st.age_limit(HR, 10.0):
             return  # ECG heart rate is present: its rules already run on it
         rules = b.prof.by_slot[i]
         if rules:

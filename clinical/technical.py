@@ -21,6 +21,7 @@ from clinical.sample import DeviceEvent, Quality, Sample
 from clinical.smart_alarms import SmartAlarms
 
 CONTINUOUS = (HR, SPO2, RESP)
+_NEVER = -math.inf  # t_valid of a slot that never had a valid value
 
 
 class TechnicalConditions:
@@ -97,26 +98,26 @@ class TechnicalConditions:
 
     def stale(self, b: Bed, now: float, wall: float) -> None:
         """No valid HR/SpO2/resp for stale_after_s on a bed that had them: technical; physiological ones end."""
-        no_data = self.specs["no_data"]
-        no_long = self.specs["no_data_long"]
-        m = self.manager
         st = b.st
-        fresh_p = b.prof.p.fresh_s
+        t_valid, iv = st.t_valid, st.iv
+        fresh_p, stale_p = b.prof.p.fresh_s, self.stale_after_s
         for i in CONTINUOUS:
-            t = st.t_valid[i]
-            if t == -math.inf:
+            t = t_valid[i]
+            if t == _NEVER:
                 continue
             # in recorded time: at least 2.5 sampling intervals (a record exported once a minute is not stale
-            # after 30 s)
-            fresh_s = st.age_limit(i, fresh_p)
-            stale_s = st.age_limit(i, self.stale_after_s)
+            # after 30 s); st.age_limit(i, fresh_p) and st.age_limit(i, stale_p), inlined (each bed, each tick)
+            a = 2.5 * iv[i]
+            fresh_s = a if a > fresh_p else fresh_p
+            stale_s = a if a > stale_p else stale_p
             watch = fresh_s if fresh_s < stale_s else stale_s
-            if i == HR and now - st.t_valid[PR] <= stale_s:
-                t = max(t, st.t_valid[PR])
+            if i == HR and now - t_valid[PR] <= stale_s and t_valid[PR] > t:
+                t = t_valid[PR]
             age = now - t
             bit = 1 << i
             if age <= watch and not b.stale_on & bit:
                 continue  # fresh, and nothing of this check is on: the common case
+            m = self.manager
             if age > watch:
                 b.stale_on |= bit
             else:
@@ -128,10 +129,10 @@ class TechnicalConditions:
                 if b.smart is not None:
                     SmartAlarms.stale(b, i, now)
             stale = age > stale_s and not b.devices_down
-            spec = no_data(SLOTS[i])
+            spec = self.specs["no_data"](SLOTS[i])
             if stale or m.is_on(st.bed, spec.name):
                 m.update(st.bed, st.patient, spec, stale, now, recv_mono=now, t_wall=wall)
             long = stale and age > self.stale_long_s
-            spec = no_long(SLOTS[i])
+            spec = self.specs["no_data_long"](SLOTS[i])
             if long or m.is_on(st.bed, spec.name):
                 m.update(st.bed, st.patient, spec, long, now, recv_mono=now, t_wall=wall)

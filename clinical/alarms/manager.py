@@ -38,6 +38,8 @@ from clinical.alarms.profiles import EscalationSettings
 from runtime.logs import get_logger
 
 log = get_logger("edge.alarms")
+# enum members read from their class cost ~0.1 us each (Python 3.11): tick() compares every open alarm's state
+_SILENCED, _ACKNOWLEDGED = State.SILENCED, State.ACKNOWLEDGED
 USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")  # the authenticated user (the login is the audit identity)
 
 
@@ -270,11 +272,11 @@ class AlarmManager:
         if not self._open:
             return
         for a in list(self._open.values()):
-            if a.state is State.SILENCED and now >= a.silenced_until:
+            if a.state is _SILENCED and now >= a.silenced_until:
                 a.state = State.ACTIVE if a.condition_active else State.LATCHED
                 a.last_annunciated = now
                 self._emit(AlarmUpdate(Event.RAISED, a, now, detail={"resumed": True}))
-            if a.state is State.ACKNOWLEDGED:
+            if a.state is _ACKNOWLEDGED:
                 continue
             every = self._escalate_s[a.priority]
             if every > 0 and now - a.last_annunciated >= every:

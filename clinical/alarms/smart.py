@@ -191,11 +191,10 @@ class SmartBed:
         (pulse rate then only cross-checks it). Returns whether the sample was clean."""
         if t >= self._min_end or self._min_end != self._min_end:
             self._roll(t)
-        if self._pend_sys[0] == self._pend_sys[0] and t > self._pend_sys[0] + 2.0:
+        ts = self._pend_sys[0]
+        if ts == ts and t > ts + 2.0:
             self._nibp_eval(t)
         ch = CHANNEL.get(param, -1)
-        if ch >= 0:
-            self.art.seen(ch, t)
         if ch < 0:
             if v != v:
                 return False
@@ -210,18 +209,20 @@ class SmartBed:
             elif param == "temperature":
                 self._temperature(v, t)
             return True
+        art = self.art
+        art.seen(ch, t)
         j = _MIN_SLOT[ch] if ch != PR or not ecg_fresh else -1
         if j >= 0:
             self._min_seen[j] += 1
         if v != v:
             return False
-        clean = self.art.observe(ch, v, t)
+        clean = art.observe(ch, v, t)
         if ch == PI:
             self._perfusion(v, t)
             return clean
         if not clean:
             return False
-        if ch == SPO2 and (self.art.spo2_step() or self.on[C_SPO2_STEP]) and not self._step_used(v, t):
+        if ch == SPO2 and (art.spo2_step() or self.on[C_SPO2_STEP]) and not self._step_used(v, t):
             return False
         self.values[ch] = v
         if ch == HR or (ch == PR and not ecg_fresh):

@@ -171,6 +171,41 @@ def test_sleep_apnoea_dips_stay_low_priority() -> None:
     assert "spo2_low_brief" in b.raised(1)
 
 
+def _spo2_low_on(fall: float, spo2: list[float]) -> tuple[float, str] | None:
+    """Seconds from the first of ``spo2`` (one a second, nothing else moving) to a medium SpO2 low, and why."""
+    b = Bed()
+    b.bed = SmartBed(SmartPolicy(spo2_fall_corroborates=fall), b.emit, False)
+    for _ in range(1800):
+        b.second()
+    t0 = b.t
+    for v in spo2:
+        b.second(spo2=v)
+    on = [(t - t0, why) for n, o, t, why in b.events if n == "spo2_low" and o]
+    return on[0] if on else None
+
+
+def test_spo2_falling_minute_after_minute_corroborates_itself() -> None:
+    """Blood desaturating steadily (97 -> 84 % over 7 min, heart rate and breathing unchanged) is medium when
+    the integrated index reaches the setting, about a minute before 3 x the setting would make it so."""
+    fall = [max(84.0, 97 - k * 13 / 420) for k in range(600)]
+    with_rule, without = _spo2_low_on(4.0, fall), _spo2_low_on(0.0, fall)
+    assert with_rule is not None and without is not None
+    assert "SpO2 falling for 3 min" in with_rule[1] and "falling" not in without[1]
+    assert with_rule[0] < without[0] - 45
+
+
+def test_deepening_apnoea_dips_do_not_corroborate_themselves() -> None:
+    """An apnoea cluster whose dips deepen minute after minute: the minute means fall by more than 4 points
+    but stay above the limit between the recoveries, so the dips stay shown (low)."""
+    dips = [97.0] * 60
+    for depth in (6, 11, 16, 21, 21, 21):
+        dips += [round(97 - depth * math.sin(math.pi * k / 30)) for k in range(30)] + [97.0] * 30
+    means = [sum(dips[i:i + 60]) / 60 for i in range(0, len(dips), 60)]
+    assert means[1] - means[4] >= 4 and min(means) > 90  # the case the rule must tell apart
+    assert _spo2_low_on(0.0, dips) is None
+    assert _spo2_low_on(4.0, dips) is None
+
+
 def test_isolated_low_nibp_is_repeat_not_medium() -> None:
     b = Bed()
     for _ in range(1200):

@@ -95,6 +95,9 @@ class _Run:
 # (parameter, parameter) pairs of integrated limits that never corroborate each other: 0 SpO2 low, 1 HR high,
 # 2 HR low, 3 resp high, 4 resp low (a parameter's own opposite limits; HR high with resp high: activity)
 _NOT_CORROBORATING = frozenset({(1, 2), (2, 1), (3, 4), (4, 3), (1, 3), (3, 1)})
+# an SpO2 falling steadily (spo2_fall_corroborates) is still falling: its last minute mean at least this far below
+# the one before (a step down and then a flat stretch, as an apnoea cluster or a probe slipping gives, is not)
+_FALL_MIN_STEP = 0.5
 
 
 def _steady(vals: list[float], times: list[float], since: float, band: float) -> bool:
@@ -287,7 +290,21 @@ class SmartBed:
         for k, lim in enumerate(self._lim):
             if k != own and lim.index >= lim.setting and (k, own) not in _NOT_CORROBORATING:
                 return True
-        return self.trend.score >= self.p.trend_corroborates_at or self.on[C_NIBP_SYS_LOW]
+        return (self.trend.score >= self.p.trend_corroborates_at or self.on[C_NIBP_SYS_LOW]
+                or (own == 0 and self._spo2_falling() > 0))
+
+    def _spo2_falling(self) -> float:
+        """Points SpO2 fell over the last 3 closed minutes when each minute's clean mean was below the one
+        before, the last by at least ``_FALL_MIN_STEP``, and the last is below the limit (else 0; 0 too when
+        the rule is off): blood desaturating, not an apnoea cluster, whose minute means recover between dips."""
+        need = self.p.spo2_fall_corroborates
+        if need <= 0:
+            return 0.0
+        m = self.trend.minutes[2]
+        a, b, c, d = m[-4], m[-3], m[-2], m[-1]  # NaN (no clean sample that minute) compares False
+        if a > b > c and c - d >= _FALL_MIN_STEP and a - d >= need and d < self._lim[0].limit:
+            return a - d
+        return 0.0
 
     def _corroboration_text(self, own: int) -> str:
         names = ("SpO2", "HR high", "HR low", "resp high", "resp low")
@@ -295,6 +312,8 @@ class SmartBed:
                  if lim.index >= lim.setting and k != own and (k, own) not in _NOT_CORROBORATING]
         if self.trend.score >= self.p.trend_corroborates_at:
             parts.append(f"trend score {self.trend.score:.1f}")
+        if own == 0 and (fell := self._spo2_falling()):
+            parts.append(f"SpO2 falling for 3 min ({fell:.0f} points)")
         return ", ".join(parts) or "NIBP"
 
     def _heart_rate(self, v: float, t: float) -> None:

@@ -82,6 +82,11 @@ class SmartPolicy(Section):
     # desaturates) is used only when another parameter corroborates it, until it is back or for this long
     spo2_step_drop: float = Field(default=6.0, gt=0)
     spo2_step_max_s: float = Field(default=1800.0, ge=0)
+    # an SpO2 low corroborates itself when its clean minute means fell minute after minute for 3 minutes, by
+    # at least this many points in all, to a minute below the limit, the last minute still 0.5 lower (blood
+    # desaturating; motion, a probe slipping and the dips of an apnoea cluster do not keep falling for
+    # minutes); 0 switches it off
+    spo2_fall_corroborates: float = Field(default=4.0, ge=0)
     # trend against the patient's own baseline (clinical/trend.py)
     trend: bool = True
     trend_k: float = Field(default=1.0, ge=0)

@@ -205,6 +205,11 @@ class ArtifactDetector:
             self.step_pre = old
             self._step_t = t
 
+    @property
+    def step_since(self) -> float:
+        """When the open SpO2 step (or the last one) opened."""
+        return self._step_t
+
     def spo2_step(self) -> bool:
         """An SpO2 step is open: the saturation fell faster than blood desaturates and has not come back."""
         return self.step_pre == self.step_pre

@@ -596,6 +596,30 @@ def test_spo2_step_without_pleth_checks_is_a_probe_problem_not_a_desaturation() 
     assert ("spo2_step", False) in [(n, on) for n, on, _, _ in b.events]
 
 
+def test_a_desaturation_that_opened_a_step_and_kept_falling_alarms() -> None:
+    """A fast desaturation whose noisy fall drops 7 points within a second opens a step, then keeps falling
+    (90 -> 65 % over 5 min, nothing else changing): it is no probe that slipped, so the held readings are
+    used once they have stayed 4 points below their level after the step for 10 s, and the life-threatening
+    path alarms within minutes, not after the step's 30 minutes. A half-off probe read 83 +- 1 for 15 min
+    (the test above) stays a "check the probe"."""
+    b = Bed()
+    for _ in range(1800):
+        b.second(pi=None)
+    t0 = b.t
+    for k in range(420):
+        b.second(spo2=max(65.0, 90 - k * 25 / 300), pi=None)
+    extreme = [t - t0 for n, on, t, _ in b.events if n == "spo2_extreme_low" and on]
+    assert extreme and extreme[0] < 260  # SpO2 80 % at 120 s; the held readings used from about 60 s
+    assert any(n == "spo2_step" and not on for n, on, _, _ in b.events)
+    c = Bed()
+    c.bed = SmartBed(SmartPolicy(spo2_step_fall=0), c.emit, False)
+    for _ in range(1800):
+        c.second(pi=None)
+    for k in range(420):
+        c.second(spo2=max(65.0, 90 - k * 25 / 300), pi=None)
+    assert "spo2_extreme_low" not in c.raised(3)  # without the rule the step holds it
+
+
 def test_a_real_desaturation_of_the_same_depth_still_alarms_without_pleth_checks() -> None:
     """The same depth reached as blood desaturates (over minutes, breathing faster), or a step that the
     respiration corroborates: SpO2 low, medium."""

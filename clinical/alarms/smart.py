@@ -98,6 +98,7 @@ _NOT_CORROBORATING = frozenset({(1, 2), (2, 1), (3, 4), (4, 3), (1, 3), (3, 1)})
 # an SpO2 falling steadily (spo2_fall_corroborates) is still falling: its last minute mean at least this far below
 # the one before (a step down and then a flat stretch, as an apnoea cluster or a probe slipping gives, is not)
 _FALL_MIN_STEP = 0.5
+_STEP_ABRUPT = 3.0  # points from one held SpO2 reading to the next: a further step, not blood desaturating
 
 
 def _steady(vals: list[float], times: list[float], since: float, band: float) -> bool:
@@ -124,7 +125,8 @@ def _steady(vals: list[float], times: list[float], since: float, band: float) ->
 class SmartBed:
     __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_fast", "_hr_last", "_hr_last_t", "_lim", "_min_cnt", "_min_end",
                  "_min_seen", "_min_sum", "_nibp_prev", "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since",
-                 "_rel_hi", "_rel_lo", "_runs", "art", "emit", "on", "p", "scale2", "trend", "values")
+                 "_rel_hi", "_rel_lo", "_runs", "_sf_floor", "_sf_last", "_sf_since", "_sf_start", "_sf_t", "_sf_vals",
+                 "art", "emit", "on", "p", "scale2", "trend", "values")
 
     def __init__(self, p: SmartPolicy, emit: Emit, scale2: bool = False) -> None:
         self.p = p
@@ -162,6 +164,12 @@ class SmartBed:
         self._pend_dia = (math.nan, math.nan)
         self._nibp_prev = (-math.inf, math.nan)
         self._pi_low_since = math.nan
+        # an open SpO2 step's held readings (_step_kept_falling): their level after the step, since when below it
+        self._sf_t = self._sf_start = math.nan
+        self._sf_last = math.nan
+        self._sf_vals: list[float] = []
+        self._sf_floor = math.nan
+        self._sf_since = math.nan
         self.values = [math.nan] * 5  # last clean value per artifact channel (for reasons)
 
     def _limits(self) -> tuple[IntegratedLimit, ...]:
@@ -241,7 +249,7 @@ class SmartBed:
         if not art.spo2_step():
             self._set(C_SPO2_STEP, False, t, v)
             return True
-        why = self._step_corroboration()
+        why = self._step_corroboration() or self._step_kept_falling(v, t)
         if why:
             art.release_step()
             self._set(C_SPO2_STEP, False, t, v)
@@ -249,6 +257,37 @@ class SmartBed:
         self._set(C_SPO2_STEP, True, t, v, f"SpO2 {v:g} % fell {art.step_pre - v:g} points within seconds from "
                   f"{art.step_pre:g}, heart rate and respiration unchanged: not used until corroborated")
         return False
+
+    def _step_kept_falling(self, v: float, t: float) -> str:
+        """The held readings of an open SpO2 step stayed ``spo2_step_fall`` points below their level after the
+        step (the median of its first 10 s, at least 3 readings) for 10 s, falling there gradually: a probe
+        that slipped reads steadily, blood that desaturates keeps falling (a fast desaturation can itself open
+        a step). A further abrupt drop (3 points from one held reading to the next) is the probe again: the
+        level is taken anew after it."""
+        fall = self.p.spo2_step_fall
+        if fall <= 0:
+            return ""
+        since = self.art.step_since
+        last, self._sf_last = self._sf_last, v
+        if since != self._sf_t or last - v >= _STEP_ABRUPT:  # a new step, or a further one: take the level
+            self._sf_t = since
+            self._sf_start = t
+            self._sf_vals.clear()
+            self._sf_floor = self._sf_since = math.nan
+        if self._sf_floor != self._sf_floor:
+            if t - self._sf_start <= 10.0 or len(self._sf_vals) < 3:
+                self._sf_vals.append(v)
+                return ""
+            vals = sorted(self._sf_vals)
+            self._sf_floor = vals[len(vals) // 2]
+        if v > self._sf_floor - fall:
+            self._sf_since = math.nan
+            return ""
+        if self._sf_since != self._sf_since:
+            self._sf_since = t
+        if t - self._sf_since < 10.0:
+            return ""
+        return f"SpO2 kept falling after the step ({self._sf_floor - v:.0f} points below its level after it)"
 
     def _step_corroboration(self) -> str:
         lims, on = self._lim, self.on

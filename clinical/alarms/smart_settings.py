@@ -82,6 +82,11 @@ class SmartPolicy(Section):
     # desaturates) is used only when another parameter corroborates it, until it is back or for this long
     spo2_step_drop: float = Field(default=6.0, gt=0)
     spo2_step_max_s: float = Field(default=1800.0, ge=0)
+    # ... and is used without corroboration once the held readings have stayed this many points below their
+    # level just after the step (the median of its first 10 s) for 10 s, a further drop of 3 points from one
+    # reading to the next taking that level anew: a probe that slipped reads steadily, blood that desaturates
+    # keeps falling; 0 switches it off
+    spo2_step_fall: float = Field(default=4.0, ge=0)
     # an SpO2 low corroborates itself when its clean minute means fell minute after minute for 3 minutes, by
     # at least this many points in all, to a minute below the limit, the last minute still 0.5 lower (blood
     # desaturating; motion, a probe slipping and the dips of an apnoea cluster do not keep falling for

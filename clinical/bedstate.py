@@ -32,6 +32,7 @@ HR, PR, SPO2, RESP, SYS, DIA, TEMP = range(len(SLOTS))
 
 # the anomaly model's input channels, from the one feature spec
 MODEL_SLOTS: tuple[int, ...] = tuple(SLOT[p] for p in MODEL_PARAMS)
+AGE_INTERVALS = 2.5  # a value stays fresh for at least this many of its slot's sampling intervals (age_limit)
 _VALID = Quality.VALID  # an enum member read from its class costs ~0.1 us (Python 3.11): bound once per module
 
 
@@ -123,7 +124,7 @@ class BedState(MinuteWindow):
     def age_limit(self, i: int, max_age: float) -> float:
         """``max_age`` in seconds, or 2.5 sampling intervals of slot ``i`` if longer: a value exported once a
         minute is as fresh 90 s later as a 1 Hz one is after 30 s (ages are stated in recorded time)."""
-        a = 2.5 * self.iv[i]
+        a = AGE_INTERVALS * self.iv[i]
         return a if a > max_age else max_age
 
     def fresh(self, i: int, now: float, max_age: float) -> float:

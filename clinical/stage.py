@@ -27,7 +27,7 @@ from clinical.alarms.model import Alarm, AlarmUpdate
 from clinical.alarms.profiles import BedConfig, ClinicalConfig
 from clinical.anomaly import AnomalyScorer
 from clinical.beds import Bed, BedRegistry
-from clinical.bedstate import HR, PR, SLOT
+from clinical.bedstate import AGE_INTERVALS, HR, PR, SLOT
 from clinical.rules import evaluate_rules
 from clinical.sample import DeviceEvent, Quality, Sample
 from clinical.smart_alarms import SmartAlarms
@@ -37,6 +37,7 @@ from clinical.ward_view import bed_trends, scores, snapshot
 from runtime.logs import get_logger
 
 log = get_logger("clinical.stage")
+ECG_FRESH_S = 10.0  # the ECG heart rate counts as present this long after its last valid value (age_limit)
 _VALID = Quality.VALID  # an enum member read from its class costs ~0.1 us (Python 3.11): bound once
 
 
@@ -148,9 +149,9 @@ class ClinicalStage:
             t = s.recv_mono
             b.wall_offset = s.recv_wall - t
             valid = s.quality == _VALID
-            a = 2.5 * st.iv[HR]  # st.age_limit(HR, 10.0), inlined: every sample asks whether the ECG is fresh
+            a = AGE_INTERVALS * st.iv[HR]  # st.age_limit(HR, ECG_FRESH_S), inlined: asked for every sample
             ok = sb.sample(s.parameter, s.value if valid else math.nan, t,
-                           t - st.t_valid[HR] <= (a if a > 10.0 else 10.0))
+                           t - st.t_valid[HR] <= (a if a > ECG_FRESH_S else ECG_FRESH_S))
             if not ok and valid and s.value == s.value:
                 j = SLOT.get(s.parameter, -1)
                 if j >= 0:  # an artifact: seen, but it never feeds a value, a score or an alarm
@@ -164,7 +165,7 @@ class ClinicalStage:
             return
         if b.sensor_off:
             self.technical.sensor_back(b, i, s)
-        if i == PR and s.recv_mono - st.t_valid[HR] <= st.age_limit(HR, 10.0):
+        if i == PR and s.recv_mono - st.t_valid[HR] <= st.age_limit(HR, ECG_FRESH_S):
             return  # ECG heart rate is present: its rules already run on it
         rules = b.prof.by_slot[i]
         if rules:

@@ -15,7 +15,7 @@ from clinical.alarms.conditions import technical_specs
 from clinical.alarms.manager import AlarmManager, ConditionSpec
 from clinical.alarms.profiles import ClinicalConfig
 from clinical.beds import Bed, BedRegistry
-from clinical.bedstate import HR, PR, RESP, SLOT, SLOTS, SPO2
+from clinical.bedstate import AGE_INTERVALS, HR, PR, RESP, SLOT, SLOTS, SPO2
 from clinical.rules import end_rule
 from clinical.sample import DeviceEvent, Quality, Sample
 from clinical.smart_alarms import SmartAlarms
@@ -106,8 +106,8 @@ class TechnicalConditions:
             if t == _NEVER:
                 continue
             # in recorded time: at least 2.5 sampling intervals (a record exported once a minute is not stale
-            # after 30 s); st.age_limit(i, fresh_p) and st.age_limit(i, stale_p), inlined (each bed, each tick)
-            a = 2.5 * iv[i]
+            # after 30 s); st.age_limit(i, fresh_p) and (i, stale_p), inlined (each bed, each tick)
+            a = AGE_INTERVALS * iv[i]
             fresh_s = a if a > fresh_p else fresh_p
             stale_s = a if a > stale_p else stale_p
             watch = fresh_s if fresh_s < stale_s else stale_s

@@ -362,6 +362,23 @@ def test_bad_smart_key_is_named() -> None:
     assert ClinicalConfig().all_profiles()["bedside"].smart is None
 
 
+def test_the_spo2_fall_keys_are_checked_and_reach_the_bed() -> None:
+    """A negative ``spo2_fall_corroborates`` or ``spo2_step_fall`` is refused with the key named; a profile's
+    values reach the bed (0 switches the rule off)."""
+    for key in ("spo2_fall_corroborates", "spo2_step_fall"):
+        with pytest.raises(ValidationError) as e:
+            ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {key: -1}}}})
+        assert key in str(e.value)
+    cfg = ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {"spo2_fall_corroborates": 0,
+                                                                         "spo2_step_fall": 6}}}})
+    smart = cfg.all_profiles()["ward"].smart
+    assert smart is not None
+    off, on = SmartBed(smart, lambda *a: None), SmartBed(SmartPolicy(), lambda *a: None)
+    for b in (off, on):
+        b.trend.minutes[2][-4:] = [96.0, 94.0, 92.0, 88.0]  # 8 points in 3 minutes, to below 90
+    assert off.p.spo2_step_fall == 6 and off._spo2_falling() == 0.0 and on._spo2_falling() == 8.0
+
+
 def test_gradual_extreme_heart_rate_without_signs_of_instability_is_not_life_threatening() -> None:
     """Exertion on a chronic tachycardia (115 -> 170 over minutes) and sleep in an athlete (46 -> 30): an
     extreme rate that came on gradually is life-threatening only with other signs (ACLS: unstable)."""

@@ -47,7 +47,8 @@ class ArtifactDetector:
     __slots__ = ("_drop_t", "_gap", "_jump_ch", "_jump_pre", "_jump_start", "_jump_t", "_last_t", "_last_v",
                  "_m_start", "_pre", "_ref_t", "_ref_v", "_seen_t", "_settle_until", "_step_t", "_win", "drop_spo2",
                  "hr_pr_diff", "iv", "jump_hr", "low_pi", "max_motion_s", "motion_events", "motion_hold_s",
-                 "motion_until", "pi", "pi_t", "step_drop", "step_gap_s", "step_max_s", "step_pre", "window_s")
+                 "motion_until", "pi", "pi_t", "step_drop", "step_gap", "step_gap_s", "step_max_s", "step_pre",
+                 "window_s")
 
     def __init__(self, *, jump_hr: float = 15.0, drop_spo2: float = 4.0, window_s: float = 5.0,
                  motion_hold_s: float = 15.0, low_pi: float = 0.3, hr_pr_diff: float = 15.0,
@@ -64,6 +65,7 @@ class ArtifactDetector:
         self.step_max_s = step_max_s
         self.step_gap_s = step_gap_s
         self.step_pre = math.nan  # SpO2 before a step (NaN: no step open)
+        self.step_gap = 0.0  # seconds between the step's two readings (a dropout when beyond the step window)
         self._step_t = -math.inf
         self._m_start = math.nan  # start of the current motion episode
         self._pre = [math.nan] * 5  # values before it
@@ -207,6 +209,7 @@ class ArtifactDetector:
         if old - v >= self.step_drop and (gap <= (w if w > STEP_WINDOW_S else STEP_WINDOW_S)
                                           or gap <= self.step_gap_s):
             self.step_pre = old
+            self.step_gap = gap
             self._step_t = t
 
     @property

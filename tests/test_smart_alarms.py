@@ -639,6 +639,32 @@ def test_spo2_step_without_pleth_checks_is_a_probe_problem_not_a_desaturation() 
     assert ("spo2_step", False) in [(n, on) for n, on, _, _ in b.events]
 
 
+def test_spo2_back_from_a_dropout_far_lower_is_a_step() -> None:
+    """ECG + SpO2 monitor: SpO2 97 %, then 60 s without a reading (the probe taken off), then 83 % for 15 min
+    with nothing else changing (put back half off). A fall of 14 points across a minute's dropout is the probe,
+    as a step between two readings is: "check the probe", no alarm. With ``spo2_step_gap_s = 0`` it is read as
+    a desaturation and alarms."""
+    def run(gap_s: float) -> Bed:
+        b = Bed()
+        b.bed = SmartBed(SmartPolicy(spo2_step_gap_s=gap_s), b.emit, False)
+        for _ in range(1800):
+            b.second(pi=None)
+        for _ in range(60):  # the SpO2 channel sends nothing
+            b.bed.sample("heart_rate", 78, b.t, True)
+            b.bed.sample("resp_rate", 16, b.t, True)
+            b.bed.tick(b.t)
+            b.t += 1.0
+        for k in range(900):
+            b.second(spo2=83 + (k % 3) - 1, pi=None)
+        return b
+
+    b = run(300.0)
+    assert b.raised() == []
+    steps = [why for n, on, _, why in b.events if n == "spo2_step" and on]
+    assert steps and "came back 15 points below 97 after 61 s without a reading" in steps[0], steps
+    assert "spo2_low" in run(0.0).raised()
+
+
 def test_a_desaturation_that_opened_a_step_and_kept_falling_alarms() -> None:
     """A fast desaturation whose noisy fall drops 7 points within a second opens a step, then keeps falling
     (90 -> 65 % over 5 min, nothing else changing): it is no probe that slipped, so the held readings are

@@ -47,11 +47,13 @@ class ArtifactDetector:
     __slots__ = ("_drop_t", "_gap", "_jump_ch", "_jump_pre", "_jump_start", "_jump_t", "_last_t", "_last_v",
                  "_m_start", "_pre", "_ref_t", "_ref_v", "_seen_t", "_settle_until", "_step_t", "_win", "drop_spo2",
                  "hr_pr_diff", "iv", "jump_hr", "low_pi", "max_motion_s", "motion_events", "motion_hold_s",
-                 "motion_until", "pi", "pi_t", "step_drop", "step_max_s", "step_pre", "window_s")
+                 "motion_until", "pi", "pi_t", "step_drop", "step_gap", "step_gap_s", "step_max_s", "step_pre",
+                 "window_s")
 
     def __init__(self, *, jump_hr: float = 15.0, drop_spo2: float = 4.0, window_s: float = 5.0,
                  motion_hold_s: float = 15.0, low_pi: float = 0.3, hr_pr_diff: float = 15.0,
-                 max_motion_s: float = 90.0, step_drop: float = 6.0, step_max_s: float = 1800.0) -> None:
+                 max_motion_s: float = 90.0, step_drop: float = 6.0, step_max_s: float = 1800.0,
+                 step_gap_s: float = 300.0) -> None:
         self.jump_hr = jump_hr
         self.drop_spo2 = drop_spo2
         self.window_s = window_s
@@ -61,7 +63,9 @@ class ArtifactDetector:
         self.max_motion_s = max_motion_s
         self.step_drop = step_drop
         self.step_max_s = step_max_s
+        self.step_gap_s = step_gap_s
         self.step_pre = math.nan  # SpO2 before a step (NaN: no step open)
+        self.step_gap = 0.0  # seconds between the step's two readings (a dropout when beyond the step window)
         self._step_t = -math.inf
         self._m_start = math.nan  # start of the current motion episode
         self._pre = [math.nan] * 5  # values before it
@@ -110,7 +114,8 @@ class ArtifactDetector:
     def reset(self) -> None:
         self.__init__(jump_hr=self.jump_hr, drop_spo2=self.drop_spo2, window_s=self.window_s,  # type: ignore[misc]
                       motion_hold_s=self.motion_hold_s, low_pi=self.low_pi, hr_pr_diff=self.hr_pr_diff,
-                      max_motion_s=self.max_motion_s, step_drop=self.step_drop, step_max_s=self.step_max_s)
+                      max_motion_s=self.max_motion_s, step_drop=self.step_drop, step_max_s=self.step_max_s,
+                      step_gap_s=self.step_gap_s)
 
     def poor_perfusion(self, t: float) -> bool:
         """A recent perfusion index below the limit (no index from the device: not known to be poor)."""
@@ -201,8 +206,10 @@ class ArtifactDetector:
                 self.step_pre = math.nan
             return
         w = 1.5 * self.iv[SPO2] if self.iv[SPO2] == self.iv[SPO2] else 0.0
-        if old - v >= self.step_drop and gap <= (w if w > STEP_WINDOW_S else STEP_WINDOW_S):
+        if old - v >= self.step_drop and (gap <= (w if w > STEP_WINDOW_S else STEP_WINDOW_S)
+                                          or gap <= self.step_gap_s):
             self.step_pre = old
+            self.step_gap = gap
             self._step_t = t
 
     @property

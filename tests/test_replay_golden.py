@@ -22,7 +22,10 @@ haemorrhages, each get a shock-index alarm after their first alarm; no patient's
 again when the trend's 30-minute path began to count heart rate and resp only beyond the normal band (876 lines:
 hae242-0001, a haemorrhage at HR 104 with resp 18, loses the trend alarm that was its first medium alarm, so its
 first is the model's, 3 min later, and its trend comes 13 min after that; the trend of hae242-0005 and hae242-0007
-1-2 min later). A change that is meant to change alarms regenerates it in a commit of its own that says why.
+1-2 min later); regenerated again when an SpO2 that comes back from a dropout far lower began to open a step and a
+burst of tachycardia stopped corroborating (878 lines: hae242-0007's SpO2 67 % after a 30-s dropout is "check the
+probe" with its no-data line instead of a shown SpO2 low, so the model no longer sees it and its anomaly alarm, the
+patient's first medium one, comes 1 min earlier). A change that is meant to change alarms regenerates it in a commit of its own that says why.
 """
 
 from __future__ import annotations
@@ -43,5 +46,5 @@ def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
                          cwd=REPO, capture_output=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(expected.splitlines()) == 876
+    assert len(expected.splitlines()) == 878
     assert res.stdout == expected

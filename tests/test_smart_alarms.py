@@ -194,6 +194,32 @@ def test_spo2_falling_minute_after_minute_corroborates_itself() -> None:
     assert with_rule[0] < without[0] - 45
 
 
+def _spo2_low_with_tachycardia(burst_s: int, after_s: float = 60.0) -> list[str]:
+    """A shallow SpO2 low (97 -> 86 % over 20 s, 86 % for 60 s: the index passes the setting, below 3 x) with a
+    fast heart rate (158 /min) from its 30th second for ``burst_s`` seconds; the medium conditions raised."""
+    b = Bed()
+    b.bed = SmartBed(SmartPolicy(hr_corroborates_after_s=after_s), b.emit, False)
+    for _ in range(1800):
+        b.second()
+    for k in range(80):
+        b.second(spo2=max(86.0, 97 - 0.55 * k), hr=158 if 30 <= k < 30 + burst_s else 78)
+    for _ in range(300):
+        b.second()
+    return b.raised()
+
+
+def test_a_burst_of_tachycardia_does_not_corroborate_an_spo2_low() -> None:
+    """A 30-s burst of tachycardia (an arrhythmia, a rate counted through motion) during a shallow SpO2 dip is
+    no sign of hypoxaemia: the dip stays shown. The same rate sustained past ``hr_corroborates_after_s``
+    (60 s at the setting: the tachycardia of hypoxaemia) corroborates it; with the key at 0 the burst does too."""
+    assert "spo2_low" not in _spo2_low_with_tachycardia(30)
+    assert "spo2_low" in _spo2_low_with_tachycardia(30, after_s=0.0)
+    assert "spo2_low" in _spo2_low_with_tachycardia(50, after_s=20.0)
+    with pytest.raises(ValidationError) as e:
+        ClinicalConfig.model_validate({"profiles": {"ward": {"smart": {"hr_corroborates_after_s": -1}}}})
+    assert "hr_corroborates_after_s" in str(e.value)
+
+
 def test_deepening_apnoea_dips_do_not_corroborate_themselves() -> None:
     """An apnoea cluster whose dips deepen minute after minute: the minute means fall by more than 4 points
     but stay above the limit between the recoveries, so the dips stay shown (low)."""
@@ -611,6 +637,32 @@ def test_spo2_step_without_pleth_checks_is_a_probe_problem_not_a_desaturation() 
     for _ in range(60):
         b.second(pi=None)  # the probe is back on: the step closes
     assert ("spo2_step", False) in [(n, on) for n, on, _, _ in b.events]
+
+
+def test_spo2_back_from_a_dropout_far_lower_is_a_step() -> None:
+    """ECG + SpO2 monitor: SpO2 97 %, then 60 s without a reading (the probe taken off), then 83 % for 15 min
+    with nothing else changing (put back half off). A fall of 14 points across a minute's dropout is the probe,
+    as a step between two readings is: "check the probe", no alarm. With ``spo2_step_gap_s = 0`` it is read as
+    a desaturation and alarms."""
+    def run(gap_s: float) -> Bed:
+        b = Bed()
+        b.bed = SmartBed(SmartPolicy(spo2_step_gap_s=gap_s), b.emit, False)
+        for _ in range(1800):
+            b.second(pi=None)
+        for _ in range(60):  # the SpO2 channel sends nothing
+            b.bed.sample("heart_rate", 78, b.t, True)
+            b.bed.sample("resp_rate", 16, b.t, True)
+            b.bed.tick(b.t)
+            b.t += 1.0
+        for k in range(900):
+            b.second(spo2=83 + (k % 3) - 1, pi=None)
+        return b
+
+    b = run(300.0)
+    assert b.raised() == []
+    steps = [why for n, on, _, why in b.events if n == "spo2_step" and on]
+    assert steps and "came back 15 points below 97 after 61 s without a reading" in steps[0], steps
+    assert "spo2_low" in run(0.0).raised()
 
 
 def test_a_desaturation_that_opened_a_step_and_kept_falling_alarms() -> None:

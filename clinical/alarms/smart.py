@@ -46,7 +46,7 @@ from clinical.alarms.smart_conditions import (
     IDX,
 )
 from clinical.alarms.smart_settings import Integrated, SmartPolicy
-from clinical.artifact import CHANNELS, HR, PI, PR, RESP, SPO2, ArtifactDetector
+from clinical.artifact import CHANNELS, HR, PI, PR, RESP, SPO2, STEP_WINDOW_S, ArtifactDetector
 from clinical.trend import T_HR, T_SYS, TrendDetector, TrendSettings
 
 _MIN_SLOT = tuple({HR: 0, PR: 0, RESP: 1, SPO2: 2, PI: -1}[c] for c in range(5))  # by artifact channel
@@ -137,7 +137,8 @@ class SmartBed:
                                     window_s=p.motion_window_s, motion_hold_s=p.motion_hold_s,
                                     low_pi=p.low_perfusion_index, hr_pr_diff=p.hr_pr_max_diff,
                                     max_motion_s=p.motion_max_s, step_drop=p.spo2_step_drop,
-                                    step_max_s=p.spo2_step_max_s)
+                                    step_max_s=p.spo2_step_max_s,
+                                    step_gap_s=p.spo2_step_gap_s)
         lt = p.life_threatening
         self._rel_hi = _Run(lt.hr_high, True)  # the same limits, moved by the patient's own baseline
         self._rel_lo = _Run(lt.hr_low, False)
@@ -249,13 +250,16 @@ class SmartBed:
         if not art.spo2_step():
             self._set(C_SPO2_STEP, False, t, v)
             return True
-        why = self._step_corroboration() or self._step_kept_falling(v, t)
+        why = self._step_corroboration(t) or self._step_kept_falling(v, t)
         if why:
             art.release_step()
             self._set(C_SPO2_STEP, False, t, v)
             return True
-        self._set(C_SPO2_STEP, True, t, v, f"SpO2 {v:g} % fell {art.step_pre - v:g} points within seconds from "
-                  f"{art.step_pre:g}, heart rate and respiration unchanged: not used until corroborated")
+        how = (f"came back {art.step_pre - v:g} points below {art.step_pre:g} after {art.step_gap:.0f} s without a "
+               "reading" if art.step_gap > STEP_WINDOW_S and art.step_gap > art.slack(SPO2)
+               else f"fell {art.step_pre - v:g} points within seconds from {art.step_pre:g}")
+        self._set(C_SPO2_STEP, True, t, v, f"SpO2 {v:g} % {how}, heart rate and respiration unchanged: not used "
+                  "until corroborated")
         return False
 
     def _step_kept_falling(self, v: float, t: float) -> str:
@@ -289,10 +293,10 @@ class SmartBed:
             return ""
         return f"SpO2 kept falling after the step ({self._sf_floor - v:.0f} points below its level after it)"
 
-    def _step_corroboration(self) -> str:
-        lims, on = self._lim, self.on
+    def _step_corroboration(self, t: float) -> str:
+        on = self.on
         for k, name in ((1, "HR high"), (3, "resp high"), (4, "resp low")):
-            if lims[k].index >= lims[k].setting:
+            if self._beyond(k, t):
                 return name
         if on[IDX["resp_lost"]] or on[C_NIBP_SYS_LOW] or on[C_NIBP_SYS_EXTREME_LOW]:
             return "respiration lost or NIBP low"
@@ -311,23 +315,32 @@ class SmartBed:
         on = self.on
         if lim.index < lim.setting and not on[med] and not on[low]:
             return  # the common case: inside, or a small excursion
-        corroborated = self._corroborated(own)
+        corroborated = self._corroborated(own, t)
         lv = lim.level(t, corroborated)
         why = ""
         if lv and not self.on[med if lv == 2 else low]:
             word = "above" if lim.high else "below"
             why = (f"{CONDITIONS[med].param} {v:g}{unit}, integrated {lim.index:.0f} {word} {lim.limit:g} "
                    f"(setting {lim.setting:g}) for {lim.held_s(t):.0f} s"
-                   + ("; corroborated by " + self._corroboration_text(own) if corroborated else ""))
+                   + ("; corroborated by " + self._corroboration_text(own, t) if corroborated else ""))
         self._set(med, lv == 2, t, v, why)
         self._set(low, lv == 1, t, v, why)
 
-    def _corroborated(self, own: int) -> bool:
+    def _beyond(self, k: int, t: float) -> bool:
+        """Integrated limit ``k`` corroborates another parameter: its index is at the setting, for a fast heart
+        rate since at least ``hr_corroborates_after_s`` (a burst of tachycardia or a rate counted through
+        motion lasts seconds; the tachycardia of hypoxaemia or of a bleed is sustained)."""
+        lim = self._lim[k]
+        if lim.index < lim.setting:
+            return False
+        return k != 1 or lim.held_s(t) >= self.p.hr_corroborates_after_s
+
+    def _corroborated(self, own: int, t: float) -> bool:
         """Another parameter beyond its own integrated limit, the trend deviating, or a confirmed low NIBP.
         A fast heart rate and fast breathing do not corroborate each other: together they are what activity,
         pain and anxiety look like (the trend judges that pair on 30-minute medians)."""
-        for k, lim in enumerate(self._lim):
-            if k != own and lim.index >= lim.setting and (k, own) not in _NOT_CORROBORATING:
+        for k in range(len(self._lim)):
+            if k != own and (k, own) not in _NOT_CORROBORATING and self._beyond(k, t):
                 return True
         return (self.trend.score >= self.p.trend_corroborates_at or self.on[C_NIBP_SYS_LOW]
                 or (own == 0 and self._spo2_falling() > 0))
@@ -345,10 +358,10 @@ class SmartBed:
             return a - d
         return 0.0
 
-    def _corroboration_text(self, own: int) -> str:
+    def _corroboration_text(self, own: int, t: float) -> str:
         names = ("SpO2", "HR high", "HR low", "resp high", "resp low")
-        parts = [names[k] for k, lim in enumerate(self._lim)
-                 if lim.index >= lim.setting and k != own and (k, own) not in _NOT_CORROBORATING]
+        parts = [names[k] for k in range(len(self._lim))
+                 if k != own and (k, own) not in _NOT_CORROBORATING and self._beyond(k, t)]
         if self.trend.score >= self.p.trend_corroborates_at:
             parts.append(f"trend score {self.trend.score:.1f}")
         if own == 0 and (fell := self._spo2_falling()):

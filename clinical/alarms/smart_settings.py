@@ -82,6 +82,13 @@ class SmartPolicy(Section):
     # desaturates) is used only when another parameter corroborates it, until it is back or for this long
     spo2_step_drop: float = Field(default=6.0, gt=0)
     spo2_step_max_s: float = Field(default=1800.0, ge=0)
+    # ... also when it comes back that many points lower after a dropout of at most this long (a probe put
+    # back half off, or re-seated badly, reads low at once; blood takes its time); 0 switches it off
+    spo2_step_gap_s: float = Field(default=300.0, ge=0)
+    # a fast heart rate corroborates another parameter (an SpO2 low, a suspect SpO2 step, a low respiration)
+    # once its integrated index has been at the setting this long: a burst of tachycardia or a rate counted
+    # through motion lasts seconds, the tachycardia of hypoxaemia or of a bleed is sustained; 0: at once
+    hr_corroborates_after_s: float = Field(default=60.0, ge=0)
     # ... and is used without corroboration once the held readings have stayed this many points below their
     # level just after the step (the median of its first 10 s) for 10 s, a further drop of 3 points from one
     # reading to the next taking that level anew: a probe that slipped reads steadily, blood that desaturates

@@ -85,10 +85,6 @@ class SmartPolicy(Section):
     # ... also when it comes back that many points lower after a dropout of at most this long (a probe put
     # back half off, or re-seated badly, reads low at once; blood takes its time); 0 switches it off
     spo2_step_gap_s: float = Field(default=300.0, ge=0)
-    # a fast heart rate corroborates another parameter (an SpO2 low, a suspect SpO2 step, a low respiration)
-    # once its integrated index has been at the setting this long: a burst of tachycardia or a rate counted
-    # through motion lasts seconds, the tachycardia of hypoxaemia or of a bleed is sustained; 0: at once
-    hr_corroborates_after_s: float = Field(default=60.0, ge=0)
     # ... and is used without corroboration once the held readings have stayed this many points below their
     # level just after the step (the median of its first 10 s) for 10 s, a further drop of 3 points from one
     # reading to the next taking that level anew: a probe that slipped reads steadily, blood that desaturates
@@ -99,6 +95,10 @@ class SmartPolicy(Section):
     # desaturating; motion, a probe slipping and the dips of an apnoea cluster do not keep falling for
     # minutes); 0 switches it off
     spo2_fall_corroborates: float = Field(default=4.0, ge=0)
+    # a fast heart rate corroborates another parameter (an SpO2 low, a suspect SpO2 step, a low respiration)
+    # once its integrated index has been at the setting this long: a burst of tachycardia or a rate counted
+    # through motion lasts seconds, the tachycardia of hypoxaemia or of a bleed is sustained; 0: at once
+    hr_corroborates_after_s: float = Field(default=60.0, ge=0)
     # trend against the patient's own baseline (clinical/trend.py)
     trend: bool = True
     trend_k: float = Field(default=1.0, ge=0)

@@ -65,7 +65,7 @@ class ArtifactDetector:
         self.step_max_s = step_max_s
         self.step_gap_s = step_gap_s
         self.step_pre = math.nan  # SpO2 before a step (NaN: no step open)
-        self.step_gap = 0.0  # seconds between the step's two readings (a dropout when beyond the step window)
+        self.step_gap = 0.0  # the dropout the step came across (s); 0: two consecutive readings
         self._step_t = -math.inf
         self._m_start = math.nan  # start of the current motion episode
         self._pre = [math.nan] * 5  # values before it
@@ -206,10 +206,11 @@ class ArtifactDetector:
                 self.step_pre = math.nan
             return
         w = 1.5 * self.iv[SPO2] if self.iv[SPO2] == self.iv[SPO2] else 0.0
-        if old - v >= self.step_drop and (gap <= (w if w > STEP_WINDOW_S else STEP_WINDOW_S)
-                                          or gap <= self.step_gap_s):
+        if w < STEP_WINDOW_S:
+            w = STEP_WINDOW_S
+        if old - v >= self.step_drop and (gap <= w or gap <= self.step_gap_s):
             self.step_pre = old
-            self.step_gap = gap
+            self.step_gap = gap if gap > w else 0.0
             self._step_t = t
 
     @property

@@ -46,7 +46,7 @@ from clinical.alarms.smart_conditions import (
     IDX,
 )
 from clinical.alarms.smart_settings import Integrated, SmartPolicy
-from clinical.artifact import CHANNELS, HR, PI, PR, RESP, SPO2, STEP_WINDOW_S, ArtifactDetector
+from clinical.artifact import CHANNELS, HR, PI, PR, RESP, SPO2, ArtifactDetector
 from clinical.trend import T_HR, T_SYS, TrendDetector, TrendSettings
 
 _MIN_SLOT = tuple({HR: 0, PR: 0, RESP: 1, SPO2: 2, PI: -1}[c] for c in range(5))  # by artifact channel
@@ -256,7 +256,7 @@ class SmartBed:
             self._set(C_SPO2_STEP, False, t, v)
             return True
         how = (f"came back {art.step_pre - v:g} points below {art.step_pre:g} after {art.step_gap:.0f} s without a "
-               "reading" if art.step_gap > STEP_WINDOW_S and art.step_gap > art.slack(SPO2)
+               "reading" if art.step_gap > 0.0
                else f"fell {art.step_pre - v:g} points within seconds from {art.step_pre:g}")
         self._set(C_SPO2_STEP, True, t, v, f"SpO2 {v:g} % {how}, heart rate and respiration unchanged: not used "
                   "until corroborated")

@@ -18,8 +18,9 @@ devices' own numbers (REFERENCES.md, "Smarter alarms"):
   a difference beyond ``hr_pr_diff`` leaves the heart rate unconfirmed (:meth:`hr_confirmed`);
 - SpO2 step: a saturation that falls ``step_drop`` points or more from one reading to the next within
   ``STEP_WINDOW_S`` (faster than blood desaturates: a probe slipping half off, light, pressure) is
-  *suspect* until it comes back within 3 points of its value before the step, for at most
-  ``step_max_s``; the bed's policy uses a suspect reading only when another parameter corroborates it.
+  *suspect* until it is back within 3 points of its value before the step on every reading for
+  ``step_back_s`` (two readings at least), for at most ``step_max_s``; the bed's policy uses a suspect
+  reading only when another parameter corroborates it.
   This is the check that remains when the monitor sends no perfusion index and no pulse rate.
 
 Time, not samples: every window is in seconds of recorded time, widened to the channel's own
@@ -45,15 +46,15 @@ _RATES, _PLETH = frozenset((HR, PR)), frozenset((PR, SPO2))
 
 class ArtifactDetector:
     __slots__ = ("_drop_t", "_gap", "_jump_ch", "_jump_pre", "_jump_start", "_jump_t", "_last_t", "_last_v",
-                 "_m_start", "_pre", "_ref_t", "_ref_v", "_seen_t", "_settle_until", "_step_t", "_win", "drop_spo2",
-                 "hr_pr_diff", "iv", "jump_hr", "low_pi", "max_motion_s", "motion_events", "motion_hold_s",
-                 "motion_until", "pi", "pi_t", "step_drop", "step_gap", "step_gap_s", "step_max_s", "step_pre",
-                 "window_s")
+                 "_m_start", "_pre", "_ref_t", "_ref_v", "_seen_t", "_settle_until", "_step_back", "_step_t", "_win",
+                 "drop_spo2", "hr_pr_diff", "iv", "jump_hr", "low_pi", "max_motion_s", "motion_events",
+                 "motion_hold_s", "motion_until", "pi", "pi_t", "step_back_s", "step_drop", "step_gap", "step_gap_s",
+                 "step_max_s", "step_pre", "window_s")
 
     def __init__(self, *, jump_hr: float = 15.0, drop_spo2: float = 4.0, window_s: float = 5.0,
                  motion_hold_s: float = 15.0, low_pi: float = 0.3, hr_pr_diff: float = 15.0,
                  max_motion_s: float = 90.0, step_drop: float = 6.0, step_max_s: float = 1800.0,
-                 step_gap_s: float = 300.0) -> None:
+                 step_gap_s: float = 300.0, step_back_s: float = 10.0) -> None:
         self.jump_hr = jump_hr
         self.drop_spo2 = drop_spo2
         self.window_s = window_s
@@ -64,9 +65,11 @@ class ArtifactDetector:
         self.step_drop = step_drop
         self.step_max_s = step_max_s
         self.step_gap_s = step_gap_s
+        self.step_back_s = step_back_s
         self.step_pre = math.nan  # SpO2 before a step (NaN: no step open)
         self.step_gap = 0.0  # the dropout the step came across (s); 0: two consecutive readings
         self._step_t = -math.inf
+        self._step_back = math.nan  # since when the readings of an open step are back (NaN: not back)
         self._m_start = math.nan  # start of the current motion episode
         self._pre = [math.nan] * 5  # values before it
         self._last_v = [math.nan] * 5  # last plausible value per channel
@@ -115,7 +118,7 @@ class ArtifactDetector:
         self.__init__(jump_hr=self.jump_hr, drop_spo2=self.drop_spo2, window_s=self.window_s,  # type: ignore[misc]
                       motion_hold_s=self.motion_hold_s, low_pi=self.low_pi, hr_pr_diff=self.hr_pr_diff,
                       max_motion_s=self.max_motion_s, step_drop=self.step_drop, step_max_s=self.step_max_s,
-                      step_gap_s=self.step_gap_s)
+                      step_gap_s=self.step_gap_s, step_back_s=self.step_back_s)
 
     def poor_perfusion(self, t: float) -> bool:
         """A recent perfusion index below the limit (no index from the device: not known to be poor)."""
@@ -164,6 +167,10 @@ class ArtifactDetector:
                     self._motion(t)
             elif ch == SPO2 and back and not old - v < self.drop_spo2 and self._still_jumped(t):
                 self._motion(t)  # it comes back low (or is new) while the heart rate is still jumped: motion
+                if old == old and not self._pre[SPO2] >= old:
+                    # before the motion it read what it read before the dropout, not the reading it came
+                    # back with: "SpO2 back where it was" (_sensors_agree) is judged against that
+                    self._pre[SPO2] = old
         if ch == RESP:
             return True
         ms = self._m_start
@@ -202,14 +209,24 @@ class ArtifactDetector:
     def _step(self, v: float, t: float, old: float, gap: float) -> None:
         pre = self.step_pre
         if pre == pre:
-            if v >= pre - 3.0 or t - self._step_t > self.step_max_s:
-                self.step_pre = math.nan
+            # back within 3 points of its value before the step, on every reading for step_back_s (and on
+            # two readings at least; 0: the first reading back): one noisy reading of a half-off probe that
+            # touches it is not back
+            if v < pre - 3.0:
+                self._step_back = math.nan
+            elif self._step_back != self._step_back:
+                self._step_back = t
+            back_s = self.step_back_s
+            if t - self._step_t > self.step_max_s or (t - self._step_back >= back_s
+                                                      and (t > self._step_back or back_s <= 0.0)):
+                self.step_pre = self._step_back = math.nan
             return
         w = 1.5 * self.iv[SPO2] if self.iv[SPO2] == self.iv[SPO2] else 0.0
         if w < STEP_WINDOW_S:
             w = STEP_WINDOW_S
         if old - v >= self.step_drop and (gap <= w or gap <= self.step_gap_s):
             self.step_pre = old
+            self._step_back = math.nan
             self.step_gap = gap if gap > w else 0.0
             self._step_t = t
 
@@ -224,7 +241,7 @@ class ArtifactDetector:
 
     def release_step(self) -> None:
         """Another parameter corroborates the low SpO2: it is used as it is."""
-        self.step_pre = math.nan
+        self.step_pre = self._step_back = math.nan
 
     def _still_jumped(self, t: float) -> bool:
         """The heart rate (or pulse rate) that jumped is still away from its value before the jump: an SpO2

@@ -665,6 +665,86 @@ def test_spo2_back_from_a_dropout_far_lower_is_a_step() -> None:
     assert "spo2_low" in run(0.0).raised()
 
 
+def test_a_half_off_probe_reading_that_touches_its_old_value_once_is_still_a_step() -> None:
+    """ECG + SpO2 monitor: SpO2 95 %, then a probe slipping half off (8 points in a second) reads 88 +- 1 for
+    15 min, nothing else changing; every 2 min one noisy reading of 92 % (within 3 points of 95). One reading
+    is not the probe back: the step stays open ("check the probe", no alarm). With ``spo2_step_back_s = 0``
+    the first such reading closes it, the readings of 88 % after it are taken as blood and the SpO2 low
+    becomes medium. A probe really back (95 % for 60 s) closes it either way."""
+    def run(back_s: float) -> Bed:
+        b = Bed()
+        b.bed = SmartBed(SmartPolicy(spo2_step_back_s=back_s), b.emit, False)
+        for _ in range(1800):
+            b.second(spo2=95, pi=None)
+        for k in range(900):
+            b.second(spo2=92 if k % 120 == 60 else 88 + (k % 3) - 1, pi=None)
+        return b
+
+    b = run(10.0)
+    assert b.raised() == []
+    assert [on for n, on, _, _ in b.events if n == "spo2_step"] == [True]
+    for _ in range(60):
+        b.second(spo2=95, pi=None)
+    assert [on for n, on, _, _ in b.events if n == "spo2_step"] == [True, False]
+    assert b.bed.values[SPO2] == 95
+    assert "spo2_low" in run(0.0).raised()
+
+
+def _step_after(fall_s: int) -> Bed:
+    """ECG + SpO2 monitor: SpO2 97 %, then down to 88 % over ``fall_s`` seconds (0: it stays at 97 until the
+    step), a drop of 7 points from one reading to the next, and 81 % steady for 10 min, nothing else changing."""
+    b = Bed()
+    for _ in range(1800):
+        b.second(pi=None)
+    for k in range(fall_s):
+        b.second(spo2=round(97 - 9 * (k + 1) / fall_s), pi=None)
+    if not fall_s:
+        for _ in range(180):
+            b.second(spo2=88, pi=None)
+    for k in range(600):
+        b.second(spo2=81 + (k % 3) - 1, pi=None)
+    return b
+
+
+def test_a_step_on_top_of_a_falling_spo2_is_blood_not_the_probe() -> None:
+    """Blood desaturating fast, read through noise or motion, drops 7 points between two readings now and then:
+    a step that comes after the clean minute means have already fallen 4 points is used as it is (the SpO2 low
+    becomes medium). The same step from a steady 88 % is a probe slipping: "check the probe", no alarm."""
+    b = _step_after(180)
+    assert "spo2_low" in b.raised()
+    assert not any(n == "spo2_step" for n, _, _, _ in b.events)  # used at once, never a "check the probe"
+    steady = _step_after(0)
+    assert steady.raised() == []
+    assert [on for n, on, _, _ in steady.events if n == "spo2_step"] == [True]
+
+
+def test_spo2_back_low_from_a_dropout_during_motion_stays_motion_when_ecg_and_pleth_agree() -> None:
+    """The probe was off for 10 min; it is put back during a motion burst (HR jumping to 140, SpO2 reading
+    65-67 %, the pleth pulse rate counting the same motion as the ECG). Two sensors agreeing on the new rate
+    do not make the reading real while SpO2 is far below what it read before the dropout: no life-threatening
+    SpO2 alarm, and SpO2 is used again once it is back at 96 %."""
+    b = Bed()
+    for _ in range(1800):
+        b.second(hr=80, spo2=96, pi=2.0)
+    for _ in range(600):  # the probe off: no SpO2, pulse rate or perfusion index rows
+        b.bed.sample("heart_rate", 80, b.t, True)
+        b.bed.sample("resp_rate", 16, b.t, True)
+        b.bed.tick(b.t)
+        b.t += 1.0
+    for k in range(5):
+        b.bed.sample("heart_rate", 138 + 3 * (k % 2), b.t, True)
+        b.bed.sample("resp_rate", 16, b.t, True)
+        b.bed.tick(b.t)
+        b.t += 1.0
+    for k in range(20):
+        hr = 136 + 4 * (k % 3)
+        b.second(hr=hr, pr=hr + 1, spo2=66 + (k % 3) - 1, pi=0.6)
+    for _ in range(120):
+        b.second(hr=80, spo2=96, pi=2.0)
+    assert "spo2_extreme_low" not in b.raised(), b.raised()
+    assert b.bed.values[SPO2] == 96
+
+
 def test_a_desaturation_that_opened_a_step_and_kept_falling_alarms() -> None:
     """A fast desaturation whose noisy fall drops 7 points within a second opens a step, then keeps falling
     (90 -> 65 % over 5 min, nothing else changing): it is no probe that slipped, so the held readings are

@@ -125,8 +125,8 @@ def _steady(vals: list[float], times: list[float], since: float, band: float) ->
 class SmartBed:
     __slots__ = ("_hr_ewma", "_hr_ewma_t", "_hr_fast", "_hr_last", "_hr_last_t", "_lim", "_min_cnt", "_min_end",
                  "_min_seen", "_min_sum", "_nibp_prev", "_onset_hr", "_pend_dia", "_pend_sys", "_pi_low_since",
-                 "_rel_hi", "_rel_lo", "_runs", "_sf_floor", "_sf_last", "_sf_since", "_sf_start", "_sf_t", "_sf_vals",
-                 "art", "emit", "on", "p", "scale2", "trend", "values")
+                 "_rel_hi", "_rel_lo", "_runs", "_sb_t", "_sb_why", "_sf_floor", "_sf_last", "_sf_since", "_sf_start",
+                 "_sf_t", "_sf_vals", "art", "emit", "on", "p", "scale2", "trend", "values")
 
     def __init__(self, p: SmartPolicy, emit: Emit, scale2: bool = False) -> None:
         self.p = p
@@ -138,7 +138,7 @@ class SmartBed:
                                     low_pi=p.low_perfusion_index, hr_pr_diff=p.hr_pr_max_diff,
                                     max_motion_s=p.motion_max_s, step_drop=p.spo2_step_drop,
                                     step_max_s=p.spo2_step_max_s,
-                                    step_gap_s=p.spo2_step_gap_s)
+                                    step_gap_s=p.spo2_step_gap_s, step_back_s=p.spo2_step_back_s)
         lt = p.life_threatening
         self._rel_hi = _Run(lt.hr_high, True)  # the same limits, moved by the patient's own baseline
         self._rel_lo = _Run(lt.hr_low, False)
@@ -171,6 +171,7 @@ class SmartBed:
         self._sf_vals: list[float] = []
         self._sf_floor = math.nan
         self._sf_since = math.nan
+        self._sb_t, self._sb_why = math.nan, ""  # the last step's opening, and whether the SpO2 fell before it
         self.values = [math.nan] * 5  # last clean value per artifact channel (for reasons)
 
     def _limits(self) -> tuple[IntegratedLimit, ...]:
@@ -226,6 +227,8 @@ class SmartBed:
         if v != v:
             return False
         clean = art.observe(ch, v, t)
+        if ch == SPO2 and art.step_since == t and art.spo2_step():
+            self._sb_t, self._sb_why = t, self._step_fell_before()  # judged as the step opens (motion or not)
         if ch == PI:
             self._perfusion(v, t)
             return clean
@@ -250,7 +253,10 @@ class SmartBed:
         if not art.spo2_step():
             self._set(C_SPO2_STEP, False, t, v)
             return True
-        why = self._step_corroboration(t) or self._step_kept_falling(v, t)
+        if v >= art.step_pre - 3.0:
+            return True  # back where it was before the step (which closes once it stays back): used as it is
+        fell_before = self._sb_why if self._sb_t == art.step_since else ""
+        why = self._step_corroboration(t) or fell_before or self._step_kept_falling(v, t)
         if why:
             art.release_step()
             self._set(C_SPO2_STEP, False, t, v)
@@ -261,6 +267,19 @@ class SmartBed:
         self._set(C_SPO2_STEP, True, t, v, f"SpO2 {v:g} % {how}, heart rate and respiration unchanged: not used "
                   "until corroborated")
         return False
+
+    def _step_fell_before(self) -> str:
+        """The SpO2 was already falling before the step: the last clean minute mean below the one before (or,
+        when that minute did not count, the one before it: motion), and the reading the step fell from already
+        ``spo2_step_fall`` points below that earlier minute. Blood desaturating fast, read through noise or
+        motion, drops that far between two readings now and then; a probe slips from whatever level the SpO2
+        held ("" when not, or the rule is off)."""
+        fall = self.p.spo2_step_fall
+        m = self.trend.minutes[2]
+        a, b, pre = m[-2] if m[-2] == m[-2] else m[-3], m[-1], self.art.step_pre  # NaN compares False
+        if fall > 0 and a > b and a - pre >= fall:
+            return f"SpO2 already falling before the step (minute means {a:.0f}, {b:.0f}, then {pre:g})"
+        return ""
 
     def _step_kept_falling(self, v: float, t: float) -> str:
         """The held readings of an open SpO2 step stayed ``spo2_step_fall`` points below their level after the

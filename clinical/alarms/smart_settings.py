@@ -85,6 +85,10 @@ class SmartPolicy(Section):
     # ... also when it comes back that many points lower after a dropout of at most this long (a probe put
     # back half off, or re-seated badly, reads low at once; blood takes its time); 0 switches it off
     spo2_step_gap_s: float = Field(default=300.0, ge=0)
+    # ... and is back only once every reading has been within 3 points of its value before the step for this
+    # long (two readings at least): a half-off probe reading noisily a few points low touches it now and then;
+    # 0: the first reading back
+    spo2_step_back_s: float = Field(default=10.0, ge=0)
     # ... and is used without corroboration once the held readings have stayed this many points below their
     # level just after the step (the median of its first 10 s) for 10 s, a further drop of 3 points from one
     # reading to the next taking that level anew: a probe that slipped reads steadily, blood that desaturates

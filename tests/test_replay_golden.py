@@ -25,7 +25,9 @@ first is the model's, 3 min later, and its trend comes 13 min after that; the tr
 1-2 min later); regenerated again when an SpO2 that comes back from a dropout far lower began to open a step and a
 burst of tachycardia stopped corroborating (878 lines: hae242-0007's SpO2 67 % after a 30-s dropout is "check the
 probe" with its no-data line instead of a shown SpO2 low, so the model no longer sees it and its anomaly alarm, the
-patient's first medium one, comes 1 min earlier). A change that is meant to change alarms regenerates it in a commit of its own that says why.
+patient's first medium one, comes 1 min earlier); regenerated again when an open SpO2 step began to close only once
+its readings stayed back for 10 s (878 lines: 20 "check the probe" lines clear 10 s later, two 5-s rows; no
+alarm moved). A change that is meant to change alarms regenerates it in a commit of its own that says why.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class ClinicalStage:
         self.clock = clock
         self.manager = AlarmManager(
             self._dispatch, self.cfg.escalation, self.cfg.max_silence_s, clock, wall,
-            int(wall() * 1000) if id_base is None else id_base, on_audit,
+            int(wall() * 1000) if id_base is None else id_base, on_audit, self.cfg.recurrence_s,
         )
         m = self.manager
         self.smart = SmartAlarms(m)

@@ -166,6 +166,41 @@ def test_latched_alarm_reactivates_when_condition_returns(env: tuple[AlarmManage
     assert [u.event for u in got] == [Event.RAISED]  # the same alarm, not a second one
 
 
+def test_latched_alarm_whose_condition_comes_back_much_later_is_a_new_alarm(
+        env: tuple[AlarmManager, list[AlarmUpdate], Clock]) -> None:
+    """Nobody acknowledged a latched high alarm; its condition comes back 10 min after it ended (a ventricular
+    tachycardia hours after a burst, say): that is a new occurrence, raised as a new alarm with its own time,
+    after the condition's own delay. The latched one stays, audible, until someone acknowledges it. With
+    ``recurrence_s = 0`` it is the old alarm active again, and nothing is raised."""
+    m, got, clock = env
+    feed(m, clock, HIGH, [True] * 12 + [False] * 600 + [True] * 12)
+    raised = [u.alarm for u in got if u.event is Event.RAISED]
+    assert len(raised) == 2 and raised[0].alarm_id != raised[1].alarm_id
+    assert raised[1].t_wall - raised[0].t_wall == pytest.approx(612.0)
+    old, new = raised
+    assert old.state is State.LATCHED and new.state is State.ACTIVE
+    assert sorted(a.alarm_id for a in m.open_alarms()) == sorted([old.alarm_id, new.alarm_id])
+    m.acknowledge(old.alarm_id, "rn.jones", clock.t)
+    assert [a.alarm_id for a in m.open_alarms()] == [new.alarm_id]  # the latched one clears, the new one stays
+    got2: list[AlarmUpdate] = []
+    m2 = AlarmManager(got2.append, EscalationSettings(high_s=0, medium_s=0, low_s=0), 120.0, clock, clock,
+                      recurrence_s=0.0)
+    feed(m2, clock, HIGH, [True] * 12 + [False] * 600 + [True] * 12)
+    assert [u.event for u in got2] == [Event.RAISED]
+
+
+def test_recurrence_key_is_checked_and_reaches_the_manager() -> None:
+    from pydantic import ValidationError
+
+    from clinical.alarms.profiles import ClinicalConfig
+    from clinical.stage import ClinicalStage
+
+    with pytest.raises(ValidationError) as e:
+        ClinicalConfig.model_validate({"recurrence_s": -1})
+    assert "recurrence_s" in str(e.value)
+    assert ClinicalStage(ClinicalConfig.model_validate({"recurrence_s": 42})).manager.recurrence_s == 42
+
+
 def test_technical_and_physiological_are_separate(env: tuple[AlarmManager, list[AlarmUpdate], Clock]) -> None:
     m, _, clock = env
     tech = ConditionSpec("sensor_off:spo2", Kind.TECHNICAL, "device", Priority.MEDIUM, 0.0, False, "off", "spo2")

@@ -9,7 +9,12 @@ manager, per bed and condition, whether the condition is on right now
   applied by the evaluator (it knows the units), time hysteresis here
   (``clear_delay_s``: the condition must stay off that long before it ends);
 - latching: a latching alarm whose condition ends stays (state ``latched``,
-  still audible) until someone acknowledges it; a non-latching one clears;
+  still audible) until someone acknowledges it; a non-latching one clears. The
+  condition coming back within ``recurrence_s`` makes the latched alarm active
+  again (a flapping condition is one alarm); coming back later it is a new
+  occurrence, raised as a new alarm with its own time and reason (a ventricular
+  tachycardia hours after a burst nobody acknowledged is not the old alarm),
+  while the latched one stays until acknowledged;
 - acknowledge by the authenticated user (audited with their login name): audio off for good, the alarm
   stays visible while its condition lasts and clears when it ends;
 - silence (audio paused) for at most ``max_silence_s``; when the pause runs out
@@ -63,11 +68,12 @@ class ConditionSpec:
 
 
 class _Cond:
-    __slots__ = ("alarm", "off_since", "since")
+    __slots__ = ("alarm", "ended", "off_since", "since")
 
     def __init__(self) -> None:
         self.since = math.nan  # when the condition came on (pending), NaN when off
         self.off_since = math.nan  # when an alarming condition went off (clear delay pending)
+        self.ended = math.nan  # when the alarm's condition ended (it latched)
         self.alarm: Alarm | None = None
 
 
@@ -92,12 +98,14 @@ class AlarmManager:
         wall: Callable[[], float] = time.time,
         id_base: int = 0,
         on_audit: Callable[[AuditRecord], None] | None = None,
+        recurrence_s: float = 300.0,
     ) -> None:
         self._emit = emit
         esc = escalation or EscalationSettings()
         self._escalate_s = {Priority.HIGH: esc.high_s, Priority.MEDIUM: esc.medium_s, Priority.LOW: esc.low_s,
                             Priority.INFO: 0.0}
         self.max_silence_s = max_silence_s
+        self.recurrence_s = recurrence_s
         self._clock = clock
         self._wall = wall
         self._next_id = id_base
@@ -143,6 +151,9 @@ class AlarmManager:
         c = self._cond(bed, spec.name)
         a = c.alarm
         if active:
+            if (a is not None and a.state is State.LATCHED and self.recurrence_s > 0
+                    and now - c.ended >= self.recurrence_s):
+                c.alarm = a = None  # a new occurrence; the latched alarm stays open until acknowledged
             if a is not None:
                 c.off_since = math.nan
                 a.value = value
@@ -171,6 +182,7 @@ class AlarmManager:
             a.condition_active = False
             if a.latching and a.state is not State.ACKNOWLEDGED:
                 a.state = State.LATCHED
+                c.ended = now
             else:
                 self._clear(c, a, now)
         return None

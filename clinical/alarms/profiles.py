@@ -122,6 +122,10 @@ class ClinicalConfig(Section):
     # profile for beds whose patient has a prescribed 88-92 % target (spo2_scale2) and no explicit profile
     scale2_profile: str | None = "copd"
     latch_high: bool = True  # high-priority physiological alarms latch until acknowledged
+    # a latched alarm whose condition comes back after being over for at least this long is a new occurrence:
+    # a new alarm with its own time and reason (the latched one stays until acknowledged); sooner, the same
+    # alarm is active again; 0: always the same alarm
+    recurrence_s: float = Field(default=300.0, ge=0.0)
     max_silence_s: float = Field(default=600.0, gt=0.0, le=600.0)  # the cap; each role's own below it
     technical: TechnicalSettings = TechnicalSettings()
     escalation: EscalationSettings = EscalationSettings()

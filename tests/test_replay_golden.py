@@ -27,7 +27,10 @@ burst of tachycardia stopped corroborating (878 lines: hae242-0007's SpO2 67 % a
 probe" with its no-data line instead of a shown SpO2 low, so the model no longer sees it and its anomaly alarm, the
 patient's first medium one, comes 1 min earlier); regenerated again when an open SpO2 step began to close only once
 its readings stayed back for 10 s (878 lines: 20 "check the probe" lines clear 10 s later, two 5-s rows; no
-alarm moved). A change that is meant to change alarms regenerates it in a commit of its own that says why.
+alarm moved); regenerated again when a latched alarm whose condition comes back more than 5 min after it
+ended became a new alarm (948 lines: sep242-0003's ventricular tachycardia and a second burst of tachycardia on
+sta242-0004 are raised, with their escalations, instead of going unseen inside the unacknowledged alarm of an
+earlier burst). A change that is meant to change alarms regenerates it in a commit of its own that says why.
 """
 
 from __future__ import annotations
@@ -48,5 +51,5 @@ def test_replay_output_is_byte_identical(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pulsegate", "replay", str(csv), "--json", "--events"],
                          cwd=REPO, capture_output=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(expected.splitlines()) == 878
+    assert len(expected.splitlines()) == 948
     assert res.stdout == expected

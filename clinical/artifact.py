@@ -11,7 +11,8 @@ devices' own numbers (REFERENCES.md, "Smarter alarms"):
 - motion signature: a heart-rate (or pulse-rate) jump and an SpO2 drop within ``window_s`` of each
   other mark heart rate, pulse rate and SpO2 as artifact for ``motion_hold_s`` after the last sign,
   and for as long as they stay away from their values before the motion (at most ``max_motion_s``:
-  a new level that lasts longer is taken as real);
+  a new level that lasts longer is taken as real; pleth readings at poor perfusion, a probe that
+  slipped half off, do not count as staying away);
 - perfusion: a perfusion index below ``low_pi`` (probe half off, cold hands) makes SpO2 and pulse
   rate unreliable while it lasts;
 - cross-check: ECG heart rate against pleth pulse rate; while both are fresh and good perfusion,
@@ -185,7 +186,10 @@ class ArtifactDetector:
                 self._m_start = math.nan
             else:
                 pre = self._pre[ch]
-                if pre == pre and (abs(v - pre) > 10.0 if ch != SPO2 else pre - v > 3.0):
+                # a pleth reading at poor perfusion (a probe that slipped half off as the motion began) staying
+                # away is the probe, not motion going on: it does not hold the heart rate as motion
+                if (pre == pre and (abs(v - pre) > 10.0 if ch != SPO2 else pre - v > 3.0)
+                        and not (ch in _PLETH and self.poor_perfusion(t))):
                     if t + 3.0 > self.motion_until:
                         self.motion_until = t + 3.0
                 elif t >= self.motion_until:

@@ -621,6 +621,26 @@ def test_ventricular_tachycardia_that_begins_during_motion_alarms_within_10_s() 
     assert hi and hi[0] - start <= 10.0, hi
 
 
+def test_ventricular_tachycardia_soon_after_a_probe_slipped_half_off_alarms_within_10_s() -> None:
+    """The probe slips half off (pulse rate falls away, SpO2 97 -> 78 %, perfusion index 5 -> 0.1): that looks
+    like motion. 35 s later a ventricular tachycardia begins (ECG 82 -> 210 /min within 3 s; the half-off pleth
+    counts about 145). The half-off readings staying low are the probe, not motion going on, so they do not
+    hold the heart rate as motion: the short path alarms within 10 s of validation, not when the 90-s motion
+    episode runs out."""
+    b = Bed()
+    for _ in range(1800):
+        b.second(hr=82, pr=82, spo2=97, pi=5.0)
+    for k in range(35):
+        b.second(hr=82 + (k % 3) - 1, pr=55 + 7 * (k % 3), spo2=78 + (k % 2), pi=0.1)
+    for hr in (110, 140, 170):
+        b.second(hr=hr, pr=100, spo2=78, pi=0.1)
+    start = b.t - 1.0  # validated: the first second at or above 160 /min
+    for k in range(40):
+        b.second(hr=210 + (k % 3) - 1, pr=140 + 5 * (k % 3), spo2=78 + (k % 2), pi=0.1)
+    hi = [t for n, on, t, _ in b.events if n == "heart_rate_extreme_high" and on]
+    assert hi and hi[0] - start <= 10.0, (hi[0] - start if hi else None)
+
+
 def test_spo2_step_without_pleth_checks_is_a_probe_problem_not_a_desaturation() -> None:
     """No perfusion index, no pulse rate (an ECG + SpO2 monitor): a probe slipping half off makes SpO2 fall
     13 points from one second to the next and read 83 % for 15 min with nothing else changing. It is a

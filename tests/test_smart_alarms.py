@@ -886,3 +886,32 @@ def test_ventricular_tachycardia_whose_first_sparse_row_is_on_the_onset_ramp_is_
     for hr in (196.0, 199.0, 197.0, 198.0, 196.0, 199.0):
         t = _rows(b, t, 3.0, 1, hr=hr)
     assert _first_on(b, "heart_rate_extreme_high") - first <= 6.0, b.events[-3:]
+
+
+def _hours_at(hr: float, sys_readings: tuple[float, ...], p: SmartPolicy | None = None) -> Bed:
+    """A bed at a steady heart rate with a cuff reading every 30 min (``sys_readings`` in order)."""
+    b = Bed()
+    if p is not None:
+        b.bed = SmartBed(p, b.emit)
+    for s in sys_readings:
+        for _ in range(1800):
+            b.second(hr=hr, pr=hr)
+        _cuff(b, s)
+        for _ in range(5):
+            b.second(hr=hr, pr=hr)
+    return b
+
+
+def test_two_low_readings_of_a_patient_who_lives_near_90_are_shown_not_medium() -> None:
+    """A stable patient whose own systolic is about 96 (cuff readings 98, 95, 97, 94, 99) reads 89, then 88:
+    within 10 mmHg of their own, the heart rate unchanged. Shown ("repeat the measurement"), not medium. The
+    same pair on a patient who lives at 125 is a fall of 36 mmHg: medium; and with the through-own check off
+    (0) the pair confirms itself as before."""
+    b = _hours_at(72, (98, 95, 97, 94, 99, 89, 88))
+    assert "nibp_sys_low" not in b.raised() and "nibp_sys_low_unconfirmed" in b.raised(1)
+    why = next(r for n, on, _, r in b.events if on and n == "nibp_sys_low_unconfirmed")
+    assert "own 9" in why, why
+    c = _hours_at(72, (125, 124, 127, 123, 126, 89, 88))
+    assert "nibp_sys_low" in c.raised()
+    d = _hours_at(72, (98, 95, 97, 94, 99, 89, 88), SmartPolicy().model_copy(update={"nibp_sys_low_below_own": 0.0}))
+    assert "nibp_sys_low" in d.raised()

@@ -527,8 +527,14 @@ class SmartBed:
         base_hr = self.trend.base[0]
         hr_up = hr == hr and (hr >= 110.0 or (base_hr == base_hr and hr >= base_hr + 20.0))
         low = sys <= p.nibp_sys_low
-        confirmed = low and (hr_up or self.trend.score >= 1.0 or recent_prev <= p.nibp_sys_low)
-        why = (f"NIBP sys {sys:g}" + (f" (previous {recent_prev:g})" if recent_prev == recent_prev else "")
+        # the previous reading confirms a low one when it is low too and, once the patient's own baseline is
+        # known, the pair is also below it by nibp_sys_low_below_own (judged on the less alarming of the two)
+        own_sys = self.trend.base[T_SYS]
+        pair = recent_prev <= p.nibp_sys_low and not (
+            own_sys == own_sys and (sys if sys > recent_prev else recent_prev) > own_sys - p.nibp_sys_low_below_own)
+        confirmed = low and (hr_up or self.trend.score >= 1.0 or pair)
+        why = (f"NIBP sys {sys:g}" + (f" (previous {recent_prev:g}" + (f", own {own_sys:.0f})" if own_sys == own_sys
+                                                                        else ")") if recent_prev == recent_prev else "")
                + (f", HR {hr:.0f}" if hr == hr else "") + (f", trend score {self.trend.score:.1f}"))
         self._set(C_NIBP_SYS_EXTREME_LOW, confirmed and sys <= p.life_threatening.nibp_sys_low, ts, sys, why)
         self._set(C_NIBP_SYS_LOW, confirmed and sys > p.life_threatening.nibp_sys_low, ts, sys, why)

@@ -61,6 +61,10 @@ class SmartPolicy(Section):
     resp_high_above_baseline: float = Field(default=10.0, ge=0)
     resp_low_below_baseline: float = Field(default=5.0, ge=0)
     nibp_sys_low: float = 90.0
+    # two readings at or below nibp_sys_low confirm each other only when the less alarming of them is also
+    # this far below the patient's own NIBP baseline (a patient who lives at 90-95 is not hypotensive at 88;
+    # a heart rate up or the trend still confirm); 0: any two readings confirm
+    nibp_sys_low_below_own: float = Field(default=10.0, ge=0)
     nibp_sys_high: float = 200.0
     # shock index (HR / NIBP systolic) at a plausible reading: medium when it is at least shock_index and
     # shock_index_rise above the patient's own (baselines of both), with HR up and systolic down by at least

@@ -22,8 +22,8 @@ CONSCIOUSNESS = ("A", "C", "V", "P", "U")
 class Bed:
     """A bed's state and the alarm bookkeeping the stage keeps beside it."""
 
-    __slots__ = ("anomaly", "anomaly_on", "devices_down", "explicit_profile", "news2_at", "pending_tech", "prof",
-                 "rule_on", "sensor_off", "smart", "st", "stale_on", "wall_offset")
+    __slots__ = ("anomaly", "anomaly_on", "anomaly_peak", "anomaly_since", "devices_down", "explicit_profile",
+                 "news2_at", "pending_tech", "prof", "rule_on", "sensor_off", "smart", "st", "stale_on", "wall_offset")
 
     def __init__(self, st: BedState, prof: CompiledProfile) -> None:
         self.st = st
@@ -34,6 +34,8 @@ class Bed:
         self.pending_tech: dict[str, tuple[ConditionSpec, float]] = {}  # event conditions awaiting their delay
         self.anomaly = math.nan
         self.anomaly_on = False
+        self.anomaly_since = math.nan  # when the score last reached the threshold (the alarm's delay runs from it)
+        self.anomaly_peak = math.nan  # the highest score since
         self.explicit_profile = False
         self.news2_at = -math.inf
         self.smart: SmartBed | None = None  # the profile's smart policy state (clinical/smart_alarms.py)

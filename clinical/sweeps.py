@@ -149,11 +149,20 @@ class AnomalySweep:
             b.st.history.score(now, s)
             on = s >= thr or (b.anomaly_on and s >= 0.8 * thr)
             if on or b.anomaly_on:
+                if on and not b.anomaly_on:
+                    b.anomaly_since, b.anomaly_peak = now, s
+                elif on and s > b.anomaly_peak:
+                    b.anomaly_peak = s
                 b.anomaly_on = on
                 why = ""
                 if on and m.get_alarm(b.st.bed, "anomaly") is None:
+                    # the alarm is raised after its delay, on a score that may be back below the threshold (the
+                    # condition holds down to 0.8 x it): say when it was reached and how high it went
+                    ago = now - b.anomaly_since
+                    held = (f"; reached {ago / 60:.0f} min ago, highest {b.anomaly_peak:.3f}"
+                            if ago >= 30.0 else "")
                     why = (f"model {getattr(scorer, 'name', 'vitals-anomaly')} "
-                           f"{getattr(scorer, 'version', '?')}: score {s:.3f} (threshold {thr:.3f})")
+                           f"{getattr(scorer, 'version', '?')}: score {s:.3f} (threshold {thr:.3f}{held})")
                     if explain is not None:
                         why += f"; {explain(k)}"
                     n2 = getattr(b.st.news2, "total", None)  # what the nurse weighs it with: NEWS2, the trend

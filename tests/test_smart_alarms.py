@@ -432,6 +432,24 @@ def test_gradual_extreme_heart_rate_without_signs_of_instability_is_not_life_thr
     assert "heart_rate_extreme_low" in c.raised()
 
 
+def test_exertion_on_a_chronic_tachycardia_with_the_respiration_up_too_is_not_life_threatening() -> None:
+    """Exertion on a chronic tachycardia: 112 -> 168 /min over 5 min with resp 16 -> 30 (beyond its integrated
+    limit), SpO2 and pressure fine. A fast respiration is what exertion does, not a sign the rate is not
+    tolerated: no high-priority extreme tachycardia (the integrated heart-rate limit still shows it, and makes
+    it medium if it lasts). The same rate with SpO2 falling below its limit is life-threatening."""
+    def exert(spo2_low: bool) -> Bed:
+        b = Bed()
+        for _ in range(1800):
+            b.second(hr=112, pr=112)
+        for k in range(900):
+            hr = 112 + min(56.0, k * 0.19)
+            spo2 = max(84.0, 97 - k * 0.05) if spo2_low else 97.0
+            b.second(hr=hr, pr=hr, rr=min(30.0, 16 + k * 0.05), spo2=spo2)
+        return b
+    assert "heart_rate_extreme_high" not in exert(False).raised()
+    assert "heart_rate_extreme_high" in exert(True).raised()
+
+
 def test_a_limit_that_needs_corroboration_stays_shown_however_long_or_deep_alone() -> None:
     lim = IntegratedLimit(40, 300, 300, high=False, strong_factor=6, alone=False)
     t = 0.0

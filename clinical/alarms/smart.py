@@ -452,10 +452,11 @@ class SmartBed:
         self._levels(self._lim[2], v, t, C_HEART_RATE_LOW, C_HEART_RATE_LOW_BRIEF, 2, " /min", slack)
 
     def _instability(self) -> str:
-        """Signs that an extreme heart rate that came on gradually is not tolerated ("" when none)."""
+        """Signs that an extreme heart rate that came on gradually is not tolerated ("" when none). Not a fast
+        respiration: heart rate and resp up together are what exertion looks like (they never corroborate each
+        other's integrated limits either), and ACLS's signs of instability are of perfusion and oxygenation."""
         lims = self._lim
-        parts = [n for k, n in ((0, "SpO2 low"), (3, "resp high"), (4, "resp low"))
-                 if lims[k].index >= lims[k].setting]
+        parts = [n for k, n in ((0, "SpO2 low"), (4, "resp low")) if lims[k].index >= lims[k].setting]
         on = self.on
         if on[C_NIBP_SYS_LOW] or on[C_NIBP_SYS_EXTREME_LOW] or on[C_NIBP_SYS_LOW_UNCONFIRMED]:
             parts.append("NIBP low")

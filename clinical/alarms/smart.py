@@ -534,9 +534,11 @@ class SmartBed:
         pair = recent_prev <= p.nibp_sys_low and not (
             own_sys == own_sys and (sys if sys > recent_prev else recent_prev) > own_sys - p.nibp_sys_low_below_own)
         confirmed = low and (hr_up or self.trend.score >= 1.0 or pair)
-        why = (f"NIBP sys {sys:g}" + (f" (previous {recent_prev:g}" + (f", own {own_sys:.0f})" if own_sys == own_sys
-                                                                        else ")") if recent_prev == recent_prev else "")
-               + (f", HR {hr:.0f}" if hr == hr else "") + (f", trend score {self.trend.score:.1f}"))
+        prev_txt = ""
+        if recent_prev == recent_prev:
+            prev_txt = f" (previous {recent_prev:g}" + (f", own {own_sys:.0f}" if own_sys == own_sys else "") + ")"
+        why = (f"NIBP sys {sys:g}{prev_txt}" + (f", HR {hr:.0f}" if hr == hr else "")
+               + f", trend score {self.trend.score:.1f}")
         self._set(C_NIBP_SYS_EXTREME_LOW, confirmed and sys <= p.life_threatening.nibp_sys_low, ts, sys, why)
         self._set(C_NIBP_SYS_LOW, confirmed and sys > p.life_threatening.nibp_sys_low, ts, sys, why)
         self._set(C_NIBP_SYS_LOW_UNCONFIRMED, low and not confirmed, ts, sys, why)

@@ -33,8 +33,8 @@ sta242-0004 are raised, with their escalations, instead of going unseen inside t
 earlier burst); regenerated again when the NIBP reasons began to name the patient's own baseline (948 lines: the
 seven nibp_sys_low lines of hae242-0005 and hae242-0007 say "own 126" and "own 119"; no alarm moved); regenerated
 again when the anomaly alarm's reason began to say when the threshold was reached and the highest score since
-(948 lines: the 64 anomaly lines of five patients, "reached 2 min ago, highest 0.873"; no alarm moved). A change that is meant
-to change alarms regenerates it in a commit of its own that says why.
+(948 lines: the 64 anomaly lines of five patients, "reached 2 min ago, highest 0.873"; no alarm moved). A change
+that is meant to change alarms regenerates it in a commit of its own that says why.
 """
 
 from __future__ import annotations

@@ -923,8 +923,8 @@ def _hours_at(hr: float, sys_readings: tuple[float, ...], p: SmartPolicy | None 
 def test_two_low_readings_of_a_patient_who_lives_near_90_are_shown_not_medium() -> None:
     """A stable patient whose own systolic is about 96 (cuff readings 98, 95, 97, 94, 99) reads 89, then 88:
     within 10 mmHg of their own, the heart rate unchanged. Shown ("repeat the measurement"), not medium. The
-    same pair on a patient who lives at 125 is a fall of 36 mmHg: medium; and with the through-own check off
-    (0) the pair confirms itself as before."""
+    same pair on a patient who lives at 125 is a fall of 36 mmHg: medium; and with the check off
+    (``nibp_sys_low_below_own = 0``) the pair confirms itself as before."""
     b = _hours_at(72, (98, 95, 97, 94, 99, 89, 88))
     assert "nibp_sys_low" not in b.raised() and "nibp_sys_low_unconfirmed" in b.raised(1)
     why = next(r for n, on, _, r in b.events if on and n == "nibp_sys_low_unconfirmed")
